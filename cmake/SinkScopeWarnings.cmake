@@ -1,6 +1,6 @@
 # Warnings and sanitizers shared by every SinkScope target: call sinkscope_target_defaults(tgt).
 function(sinkscope_target_defaults target)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow=local -Wno-unused-parameter)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow=local -Wno-unused-parameter -Wno-missing-field-initializers)
   if(SINKSCOPE_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

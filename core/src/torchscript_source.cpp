@@ -1,1 +1,192 @@
-// placeholder
+#include "torchscript_source.h"
+
+namespace sinkscope::detail {
+namespace {
+
+// Shared by every architecture. `controls` keys are optional; an absent key leaves the computation
+// exactly as without it, so an empty dictionary is bit-identical to a plain forward pass.
+constexpr const char *kCommon = R"TS(
+def _captures(self, key: str, layer: int, controls: Dict[str, Tensor]) -> bool:
+    if key not in controls:
+        return False
+    return float(controls[key][layer]) > 0.5
+
+def _causal_mask(self, t: int, past: int, controls: Dict[str, Tensor]) -> Tensor:
+    qi = torch.arange(past, past + t).unsqueeze(1)
+    kj = torch.arange(past + t).unsqueeze(0)
+    mask = torch.zeros(t, past + t).masked_fill(kj > qi, float("-inf"))
+    if "attn_mask" in controls:
+        mask = mask + controls["attn_mask"]
+    return mask
+
+def _attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    ls = str(layer)
+    scores = torch.matmul(q, k.transpose(1, 2)) * self.attn_scale
+    scores = scores + mask
+    if "logit_bias" in controls:
+        scores = scores + controls["logit_bias"][layer].unsqueeze(1)
+    if "temperature" in controls:
+        scores = scores / controls["temperature"][layer].view(-1, 1, 1)
+    if "sink_logit" in controls:
+        null = controls["sink_logit"][layer].view(-1, 1, 1).expand(scores.size(0), scores.size(1), 1)
+        probs = torch.softmax(torch.cat((scores, null), dim=2), dim=2).narrow(2, 0, scores.size(2))
+    else:
+        probs = torch.softmax(scores, dim=2)
+    if "head_mode" in controls:
+        mode = controls["head_mode"][layer].view(-1, 1, 1)
+        on_first = torch.zeros_like(probs)
+        on_first[:, :, 0] = 1.0
+        probs = torch.where(mode == 1.0, torch.zeros_like(probs), torch.where(mode == 2.0, on_first, probs))
+    if "prob_scale" in controls:
+        probs = probs * controls["prob_scale"][layer].unsqueeze(1)
+        if "prob_renorm" in controls:
+            probs = probs / probs.sum(dim=2, keepdim=True).clamp_min(1e-30)
+    if self._captures("capture_attn", layer, controls):
+        out["attn." + ls] = probs
+    if "value_scale" in controls:
+        v = v * controls["value_scale"][layer].unsqueeze(2)
+    if self._captures("capture_vnorm", layer, controls):
+        wo = self._out_proj(layer).view(self.d_model, self.n_heads, self.head_dim).permute(1, 2, 0)
+        out["vnorm." + ls] = torch.bmm(v, wo).norm(dim=2)
+    ctx = torch.matmul(probs, v)
+    if "head_gate" in controls:
+        ctx = ctx * controls["head_gate"][layer].view(-1, 1, 1)
+    return ctx
+
+def _patch_residual(self, layer: int, x: Tensor, controls: Dict[str, Tensor]) -> Tensor:
+    key = "resid_mask." + str(layer)
+    if key in controls:
+        x = torch.where(controls[key] > 0.5, controls["resid_value." + str(layer)], x)
+    return x
+)TS";
+
+constexpr const char *kLlama = R"TS(
+def _out_proj(self, layer: int) -> Tensor:
+    return self.wo[layer]
+
+def _rms_norm(self, x: Tensor, w: Tensor) -> Tensor:
+    return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.norm_eps))
+
+def _rope(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    rd = self.rope_dim
+    half = rd // 2
+    xr = x.narrow(2, 0, rd)
+    rot = torch.cat((-xr.narrow(2, half, half), xr.narrow(2, 0, half)), dim=2)
+    xr = xr * cos + rot * sin
+    if rd == self.head_dim:
+        return xr
+    return torch.cat((xr, x.narrow(2, rd, self.head_dim - rd)), dim=2)
+
+def forward(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    out: Dict[str, Tensor] = {}
+    ids = input_ids.reshape(-1)
+    t = ids.size(0)
+    past = 0
+    if "cache_k.0" in controls:
+        past = controls["cache_k.0"].size(1)
+    if "positions" in controls:
+        pos = controls["positions"].to(torch.float32)
+    else:
+        pos = torch.arange(past + t).to(torch.float32)
+    ang = (pos / self.rope_scale).unsqueeze(1) * self.inv_freq.unsqueeze(0)
+    emb = torch.cat((ang, ang), dim=1)
+    cos = emb.cos()
+    sin = emb.sin()
+    qcos = cos.narrow(0, past, t)
+    qsin = sin.narrow(0, past, t)
+    mask = self._causal_mask(t, past, controls)
+    want_cache = "return_cache" in controls
+    x = torch.embedding(self.tok_embd, ids)
+    for layer in range(self.n_layers):
+        ls = str(layer)
+        h = self._rms_norm(x, self.attn_norm[layer])
+        q = torch.linear(h, self.wq[layer]).view(t, self.n_heads, self.head_dim).transpose(0, 1)
+        k = torch.linear(h, self.wk[layer]).view(t, self.n_kv_heads, self.head_dim).transpose(0, 1)
+        v = torch.linear(h, self.wv[layer]).view(t, self.n_kv_heads, self.head_dim).transpose(0, 1)
+        if "cache_k." + ls in controls:
+            k = torch.cat((controls["cache_k." + ls], k), dim=1)
+            v = torch.cat((controls["cache_v." + ls], v), dim=1)
+        if want_cache:
+            out["cache_k." + ls] = k
+            out["cache_v." + ls] = v
+        q = self._rope(q, qcos, qsin)
+        k = self._rope(k, cos, sin)
+        if self._captures("capture_qk", layer, controls):
+            out["q." + ls] = q
+            out["k." + ls] = k
+        if self.n_kv_heads != self.n_heads:
+            k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=0)
+            v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=0)
+        ctx = self._attend(layer, q, k, v, mask, controls, out)
+        ctx = ctx.transpose(0, 1).reshape(t, self.n_heads * self.head_dim)
+        x = x + torch.linear(ctx, self.wo[layer])
+        h = self._rms_norm(x, self.ffn_norm[layer])
+        x = x + torch.linear(torch.silu(torch.linear(h, self.w_gate[layer])) * torch.linear(h, self.w_up[layer]), self.w_down[layer])
+        x = self._patch_residual(layer, x, controls)
+        if "capture_hidden" in controls:
+            out["hidden." + ls] = x
+    x = self._rms_norm(x, self.out_norm)
+    if "last_logits_only" in controls:
+        x = x.narrow(0, t - 1, 1)
+    out["logits"] = torch.linear(x, self.lm_head)
+    return out
+)TS";
+
+constexpr const char *kGpt2 = R"TS(
+def _out_proj(self, layer: int) -> Tensor:
+    return self.w_o[layer]
+
+def forward(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    out: Dict[str, Tensor] = {}
+    ids = input_ids.reshape(-1)
+    t = ids.size(0)
+    past = 0
+    if "cache_k.0" in controls:
+        past = controls["cache_k.0"].size(1)
+    if "positions" in controls:
+        pos = controls["positions"].to(torch.long)
+    else:
+        pos = torch.arange(past + t)
+    mask = self._causal_mask(t, past, controls)
+    want_cache = "return_cache" in controls
+    d = self.d_model
+    x = torch.embedding(self.tok_embd, ids) + torch.embedding(self.pos_embd, pos.narrow(0, past, t))
+    for layer in range(self.n_layers):
+        ls = str(layer)
+        h = torch.layer_norm(x, [d], self.ln1_w[layer], self.ln1_b[layer], self.norm_eps)
+        qkv = torch.linear(h, self.w_qkv[layer], self.b_qkv[layer])
+        q = qkv.narrow(1, 0, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
+        k = qkv.narrow(1, d, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
+        v = qkv.narrow(1, 2 * d, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
+        if "cache_k." + ls in controls:
+            k = torch.cat((controls["cache_k." + ls], k), dim=1)
+            v = torch.cat((controls["cache_v." + ls], v), dim=1)
+        if want_cache:
+            out["cache_k." + ls] = k
+            out["cache_v." + ls] = v
+        if self._captures("capture_qk", layer, controls):
+            out["q." + ls] = q
+            out["k." + ls] = k
+        ctx = self._attend(layer, q, k, v, mask, controls, out)
+        ctx = ctx.transpose(0, 1).reshape(t, d)
+        x = x + torch.linear(ctx, self.w_o[layer], self.b_o[layer])
+        h = torch.layer_norm(x, [d], self.ln2_w[layer], self.ln2_b[layer], self.norm_eps)
+        x = x + torch.linear(torch.gelu(torch.linear(h, self.w_up[layer], self.b_up[layer]), approximate="tanh"), self.w_down[layer], self.b_down[layer])
+        x = self._patch_residual(layer, x, controls)
+        if "capture_hidden" in controls:
+            out["hidden." + ls] = x
+    x = torch.layer_norm(x, [d], self.out_norm_w, self.out_norm_b, self.norm_eps)
+    if "last_logits_only" in controls:
+        x = x.narrow(0, t - 1, 1)
+    out["logits"] = torch.linear(x, self.lm_head)
+    return out
+)TS";
+
+} // namespace
+
+std::string torchScriptSource(Architecture arch)
+{
+    return std::string(kCommon) + (arch == Architecture::Llama ? kLlama : kGpt2);
+}
+
+} // namespace sinkscope::detail

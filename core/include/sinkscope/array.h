@@ -2,6 +2,7 @@
 // torch::Tensor, so that ui/ and app/ compile without LibTorch headers.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <numeric>
 #include <vector>
