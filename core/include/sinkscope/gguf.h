@@ -6,6 +6,9 @@
 //   lazily by readTensorF32, which dequantizes to fp32.
 // - Every failure (missing file, wrong magic, unsupported version, truncation, unknown or unsupported
 //   tensor type, sizes that do not fit the file) is an Error whose message starts with the file path.
+//   Codes: Io (cannot open/read), Corrupt (malformed or truncated), Unsupported (GGUF v1 or
+//   big-endian, unknown tensor type numbers). A tensor of a known type that is not dequantized (e.g.
+//   IQ2_XXS) does not stop open; readTensorF32 on it returns Unsupported naming the tensor and type.
 // - Dimensions follow GGUF order: ne[0] is the fastest-varying (the row length). A PyTorch weight
 //   of shape [out, in] is stored with ne = {in, out}; readTensorF32 returns data in that same row-major
 //   order, so it can be viewed as [ne[n-1], ..., ne[0]].
@@ -107,8 +110,9 @@ private:
 // plain types). Returns false for unknown types.
 bool ggmlBlockGeometry(GgmlType type, int64_t &blockElements, int64_t &blockBytes);
 
-// Dequantizes `count` elements (a multiple of the block size) from raw GGUF bytes to fp32.
-// Returns an Unsupported error for types that are not dequantized.
+// Dequantizes `count` elements (a multiple of the block size) from raw GGUF bytes to fp32, bit-identical
+// to ggml's dequantize_row_*. Returns Unsupported for types that are not dequantized and
+// InvalidArgument when count is not a whole number of blocks.
 Status dequantize(GgmlType type, const void *src, int64_t count, float *dst);
 
 } // namespace sinkscope
