@@ -372,19 +372,19 @@ int cmdRun(const Args &a, std::ostream &out, std::ostream &err)
         j["tokens"] = nlohmann::json::array();
         for (int64_t id : tokens) {
             j["tokens"].push_back({{"id", id},
-                                   {"text", nlohmann::json::parse(jsonSafe(tokenString(*model, id)))},
+                                   {"text", nlohmann::ordered_json::parse(jsonSafe(tokenString(*model, id)))},
                                    {"special", tok ? tok->isSpecial(id) : false}});
         }
         j["top_k"] = nlohmann::json::array();
         for (const auto &t : top) {
             j["top_k"].push_back({{"id", t.id},
-                                  {"token", nlohmann::json::parse(jsonSafe(tokenString(*model, t.id)))},
+                                  {"token", nlohmann::ordered_json::parse(jsonSafe(tokenString(*model, t.id)))},
                                   {"probability", t.probability},
                                   {"logit", t.logit}});
         }
         j["first_token_mass"] = nlohmann::json::array();
         for (int64_t l = 0; l < layers; ++l) {
-            auto row = nlohmann::json::array();
+            auto row = nlohmann::ordered_json::array();
             for (int64_t h = 0; h < heads; ++h) {
                 row.push_back(mass.data[static_cast<size_t>(l * heads + h)]);
             }
