@@ -86,7 +86,8 @@ private:
 at::Tensor unpermuteRope(const at::Tensor &w, int64_t heads)
 {
     const int64_t rows = w.size(0);
-    return w.view({heads, 2, rows / heads / 2, w.size(1)}).transpose(1, 2).reshape({rows, w.size(1)}).contiguous();
+    // GGUF row 2i + half of a head holds Hugging Face row half * d/2 + i.
+    return w.view({heads, rows / heads / 2, 2, w.size(1)}).transpose(1, 2).reshape({rows, w.size(1)}).contiguous();
 }
 
 struct Builder {

@@ -88,9 +88,8 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string &path, const 
         try {
             model->m_impl->module = torch::jit::load(path, model->m_impl->device, extra);
         } catch (const c10::Error &e) {
-            std::string msg = e.what_without_backtrace();
-            msg = msg.substr(0, msg.find('\n'));
-            return makeError(ErrorCode::NotAModel, path + ": not a loadable TorchScript archive (" + msg + ")");
+            return makeError(ErrorCode::NotAModel, path + ": not a loadable TorchScript archive (" +
+                                                       detail::firstLine(e.what_without_backtrace()) + ")");
         }
         model->m_impl->module.eval();
         return Ok{};

@@ -35,17 +35,31 @@ inline at::Tensor fromFloatArray(const FloatArray &a)
 }
 
 // Runs f(), turning LibTorch and allocation failures into Errors that start with `context`.
+// The first non-empty line of a LibTorch message (they often start with a newline).
+inline std::string firstLine(const std::string &text)
+{
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t end = text.find('\n', start);
+        if (end == std::string::npos) {
+            end = text.size();
+        }
+        const std::string line = text.substr(start, end - start);
+        if (line.find_first_not_of(" \t\r") != std::string::npos) {
+            return line;
+        }
+        start = end + 1;
+    }
+    return text;
+}
+
 template<typename F>
 auto guardTorch(const std::string &context, F &&f) -> decltype(f())
 {
     try {
         return f();
     } catch (const c10::Error &e) {
-        std::string msg = e.what_without_backtrace();
-        if (auto nl = msg.find('\n'); nl != std::string::npos) {
-            msg = msg.substr(0, nl);
-        }
-        return makeError(ErrorCode::Internal, context + ": " + msg);
+        return makeError(ErrorCode::Internal, context + ": " + firstLine(e.what_without_backtrace()));
     } catch (const std::bad_alloc &) {
         return makeError(ErrorCode::OutOfMemory, context + ": out of memory");
     } catch (const std::exception &e) {

@@ -47,7 +47,8 @@ def _attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, con
         v = v * controls["value_scale"][layer].unsqueeze(2)
     if self._captures("capture_vnorm", layer, controls):
         wo = self._out_proj(layer).view(self.d_model, self.n_heads, self.head_dim).permute(1, 2, 0)
-        out["vnorm." + ls] = torch.bmm(v, wo).norm(dim=2)
+        fv = torch.bmm(v, wo)
+        out["vnorm." + ls] = (fv * fv).sum(dim=2).sqrt()
     ctx = torch.matmul(probs, v)
     if "head_gate" in controls:
         ctx = ctx * controls["head_gate"][layer].view(-1, 1, 1)
@@ -85,9 +86,9 @@ def forward(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Dict[str, T
     if "cache_k.0" in controls:
         past = controls["cache_k.0"].size(1)
     if "positions" in controls:
-        pos = controls["positions"].to(torch.float32)
+        pos = controls["positions"].float()
     else:
-        pos = torch.arange(past + t).to(torch.float32)
+        pos = torch.arange(past + t).float()
     ang = (pos / self.rope_scale).unsqueeze(1) * self.inv_freq.unsqueeze(0)
     emb = torch.cat((ang, ang), dim=1)
     cos = emb.cos()
@@ -144,7 +145,7 @@ def forward(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Dict[str, T
     if "cache_k.0" in controls:
         past = controls["cache_k.0"].size(1)
     if "positions" in controls:
-        pos = controls["positions"].to(torch.long)
+        pos = controls["positions"].long()
     else:
         pos = torch.arange(past + t)
     mask = self._causal_mask(t, past, controls)

@@ -1,0 +1,193 @@
+// sinkscope-cli as a user runs it: subprocesses, exit codes, stdout and stderr.
+#include "support/gguf_writer.h"
+#include "support/test_paths.h"
+#include "support/tiny_models.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sys/wait.h>
+
+using namespace sinkscope;
+namespace st = sinkscope::testing;
+using sinkscope::testing::TempDir;
+
+namespace {
+
+struct Run {
+    int code = -1;
+    std::string out, err;
+};
+
+std::string quote(const std::string &s)
+{
+    std::string q = "'";
+    for (char c : s) {
+        q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    }
+    return q + "'";
+}
+
+Run cli(const std::vector<std::string> &args, const std::string &env = "")
+{
+    TempDir dir;
+    std::string cmd = env + " " + quote(SINKSCOPE_CLI_PATH);
+    for (const auto &a : args) {
+        cmd += " " + quote(a);
+    }
+    cmd += " >" + quote(dir.file("out")) + " 2>" + quote(dir.file("err")) + " </dev/null";
+    Run r;
+    const int status = std::system(cmd.c_str());
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    auto slurp = [](const std::string &p) {
+        std::ifstream in(p);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    r.out = slurp(dir.file("out"));
+    r.err = slurp(dir.file("err"));
+    return r;
+}
+
+// One converted tiny Llama for the whole suite.
+class Cli : public ::testing::Test
+{
+protected:
+    static void SetUpTestSuite()
+    {
+        s_dir = std::make_unique<TempDir>();
+        st::writeTinyLlamaGguf(s_dir->file("tiny.gguf"));
+        const Run r = cli({"convert", s_dir->file("tiny.gguf"), "-o", s_dir->file("tiny.pt")});
+        ASSERT_EQ(r.code, 0) << r.err;
+    }
+    static void TearDownTestSuite() { s_dir.reset(); }
+    static std::string tinyModel() { return s_dir->file("tiny.pt"); }
+    static std::unique_ptr<TempDir> s_dir;
+};
+std::unique_ptr<TempDir> Cli::s_dir;
+
+} // namespace
+
+TEST_F(Cli, HelpOnEverySubcommand)
+{
+    for (const char *cmd : {"info", "convert", "run", "generate", "doctor"}) {
+        const Run r = cli({cmd, "--help"});
+        EXPECT_EQ(r.code, 0) << cmd;
+        EXPECT_NE(r.out.find("Usage: sinkscope-cli " + std::string(cmd)), std::string::npos) << cmd;
+    }
+    const Run top = cli({"--help"});
+    EXPECT_EQ(top.code, 0);
+    EXPECT_NE(top.out.find("Commands:"), std::string::npos);
+}
+
+TEST_F(Cli, UsageErrorsExitTwoWithOneLine)
+{
+    for (const auto &args : std::vector<std::vector<std::string>>{
+             {"frobnicate"}, {"run", "--bogus"}, {"run", "--model", tinyModel()}, {"run", "--top-k", "zero", "--prompt", "x"},
+             {"convert", "a.gguf"}}) {
+        const Run r = cli(args);
+        EXPECT_EQ(r.code, 2) << args[0];
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    }
+}
+
+TEST_F(Cli, InfoDescribesTheModel)
+{
+    const Run r = cli({"info", "--model", tinyModel(), "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["contract"], "sinkscope");
+    EXPECT_EQ(j["config"]["architecture"], "llama");
+    EXPECT_EQ(j["config"]["layers"], 2);
+    EXPECT_EQ(j["config"]["kv_heads"], 2);
+    EXPECT_GT(j["config"]["parameter_count"].get<int64_t>(), 0);
+    EXPECT_TRUE(j.contains("tokenizer"));
+    const Run text = cli({"info", "--model", tinyModel()});
+    EXPECT_NE(text.out.find("grouped-query attention"), std::string::npos);
+}
+
+TEST_F(Cli, RunJsonHasTokensTopKAndFirstTokenMass)
+{
+    const Run r = cli({"run", "--model", tinyModel(), "--prompt", "the cat", "--top-k", "5", "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_TRUE(j["tokens"].is_array());
+    EXPECT_GT(j["tokens"].size(), 0u);
+    EXPECT_TRUE(j["tokens"][0].contains("id"));
+    ASSERT_EQ(j["top_k"].size(), 5u);
+    double prev = 1.0;
+    for (const auto &t : j["top_k"]) {
+        EXPECT_LE(t["probability"].get<double>(), prev);
+        prev = t["probability"].get<double>();
+    }
+    ASSERT_EQ(j["first_token_mass"].size(), 2u);    // layers
+    ASSERT_EQ(j["first_token_mass"][0].size(), 4u); // heads
+    for (const auto &row : j["first_token_mass"]) {
+        for (const auto &m : row) {
+            EXPECT_GE(m.get<double>(), 0.0);
+            EXPECT_LE(m.get<double>(), 1.0 + 1e-6);
+        }
+    }
+}
+
+TEST_F(Cli, GenerateStreamsTokensAndIsReproducible)
+{
+    const Run a = cli({"generate", "--model", tinyModel(), "--prompt", "the", "-n", "8", "--temperature", "0.8", "--seed", "7"});
+    const Run b = cli({"generate", "--model", tinyModel(), "--prompt", "the", "-n", "8", "--temperature", "0.8", "--seed", "7"});
+    ASSERT_EQ(a.code, 0) << a.err;
+    EXPECT_EQ(a.out, b.out);
+    EXPECT_EQ(a.out.rfind("the", 0), 0u) << "output starts with the prompt";
+    EXPECT_GT(a.out.size(), 4u);
+}
+
+TEST_F(Cli, BadInputGivesOneLineNamingTheProblem)
+{
+    TempDir dir;
+    const std::string junk = dir.file("junk.gguf");
+    std::ofstream(junk) << "definitely not a gguf file";
+    struct Case {
+        std::vector<std::string> args;
+        std::string needle;
+    };
+    const std::vector<Case> cases{
+        {{"convert", junk, "-o", dir.file("x.pt")}, junk},
+        {{"info", "--model", dir.file("missing.pt")}, "missing.pt"},
+        {{"run", "--model", junk, "--prompt", "x"}, junk},
+        {{"run", "--model", tinyModel(), "--prompt", ""}, "empty"},
+        {{"run", "--model", tinyModel(), "--prompt", std::string(400, 'z')}, "context"},
+        {{"run", "--model", tinyModel(), "--ids", "1,99999"}, "99999"},
+    };
+    for (const auto &c : cases) {
+        const Run r = cli(c.args);
+        EXPECT_EQ(r.code, 1) << c.args[0] << " " << r.err;
+        EXPECT_NE(r.err.find(c.needle), std::string::npos) << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    }
+    std::error_code ec;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("x.pt"), ec)) << "no half-written archive";
+    EXPECT_FALSE(std::filesystem::exists(dir.file("x.pt.partial"), ec));
+}
+
+TEST(CliDefaultModel, RunWithoutModelFlagUsesSmolLM2)
+{
+    if (st::smollm2GgufPath().empty()) {
+        GTEST_SKIP() << "default model not installed (run tools/setup.sh)";
+    }
+    const Run r = cli({"run", "--prompt", "The capital of France is", "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["first_token_mass"].size(), 30u);
+    EXPECT_EQ(j["first_token_mass"][0].size(), 9u);
+    EXPECT_EQ(j["top_k"][0]["token"], " Paris");
+}
+
+TEST(CliDoctor, BlasIsFast)
+{
+    // A reference-BLAS LibTorch (no libopenblas0-pthread) makes every forward pass ~50x slower.
+    const Run r = cli({"doctor", "--json"});
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_FALSE(j["slow_blas"].get<bool>()) << "matmul at " << j["matmul_gflops"] << " GFLOP/s; " << r.out;
+    EXPECT_EQ(r.code, 0);
+}
