@@ -17,6 +17,8 @@
 #include <optional>
 #include <sstream>
 
+#include <unistd.h>
+
 namespace sinkscope::cli {
 namespace {
 
@@ -154,8 +156,12 @@ std::shared_ptr<const Model> loadModel(const Args &a, std::ostream &err)
     if (auto m = a.get("--model")) {
         path = *m;
     } else {
-        auto ensured = ensureDefaultModel([&err](double f, const std::string &) {
-            err << "\rconverting the default model: " << static_cast<int>(f * 100) << "%" << std::flush;
+        bool announced = false;
+        auto ensured = ensureDefaultModel([&](double, const std::string &) {
+            if (!announced) {
+                err << "converting the default model once (" << defaultGgufPath() << ")\n";
+                announced = true;
+            }
             return true;
         });
         if (!ensured) {
@@ -329,16 +335,22 @@ int cmdConvert(const Args &a, std::ostream &out, std::ostream &err)
         throw UsageError{"convert needs -o OUT.pt"};
     }
     const auto start = std::chrono::steady_clock::now();
+    // A terminal gets a live percentage; a log file gets a line every 25 %.
+    const bool tty = ::isatty(STDERR_FILENO) == 1;
     int lastPercent = -1;
     Status s = convertGguf(a.positional()[0], *output, ConvertOptions{.progress = [&](double f, const std::string &) {
                                const int p = static_cast<int>(f * 100);
-                               if (p != lastPercent) {
-                                   err << "\rconverting: " << p << "%" << std::flush;
+                               const int step = tty ? 1 : 25;
+                               if (p / step != lastPercent / step) {
+                                   err << (tty ? "\r" : "") << "converting: " << p << "%" << (tty ? "" : "\n")
+                                       << std::flush;
                                    lastPercent = p;
                                }
                                return true;
                            }});
-    err << "\n";
+    if (tty) {
+        err << "\n";
+    }
     if (!s) {
         throw Failure{s.error().message};
     }

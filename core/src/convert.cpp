@@ -108,6 +108,15 @@ struct Builder {
     }                                                                                                            \
     at::Tensor var = std::move(var##_r).value()
 
+// Per layer and head, W_O^h^T W_O^h [L, H, d, d], where W_O^h = wo[:, h*d:(h+1)*d]: value norms after
+// the output projection (SINKS.md M9) then cost d x d per key instead of d x D.
+at::Tensor outputGram(const at::Tensor &wo, int64_t heads, int64_t headDim)
+{
+    const int64_t layers = wo.size(0), d = wo.size(1);
+    auto perHead = wo.view({layers, d, heads, headDim}).permute({0, 2, 3, 1}); // [L, H, dh, D]
+    return torch::matmul(perHead, perHead.transpose(-1, -2)).contiguous();
+}
+
 Status buildLlama(const GgufFile &file, const ModelConfig &c, TensorLoader &in, Builder &b)
 {
     const int64_t L = c.layers, D = c.embedding, F = c.feedForward, hd = c.headDim;
@@ -137,6 +146,7 @@ Status buildLlama(const GgufFile &file, const ModelConfig &c, TensorLoader &in, 
     b.param("wk", wk);
     b.param("wv", wv);
     b.param("wo", wo);
+    b.module.register_buffer("wo_gram", outputGram(wo, c.heads, c.headDim));
     b.param("ffn_norm", ffnNorm);
     b.param("w_gate", wGate);
     b.param("w_up", wUp);
@@ -184,6 +194,7 @@ Status buildGpt2(const GgufFile &file, const ModelConfig &c, TensorLoader &in, B
     b.param("w_qkv", wqkv);
     b.param("b_qkv", bqkv);
     b.param("w_o", wo);
+    b.module.register_buffer("wo_gram", outputGram(wo, c.heads, c.headDim));
     b.param("b_o", bo);
     b.param("ln2_w", ln2w);
     b.param("ln2_b", ln2b);

@@ -46,9 +46,10 @@ def _attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, con
     if "value_scale" in controls:
         v = v * controls["value_scale"][layer].unsqueeze(2)
     if self._captures("capture_vnorm", layer, controls):
-        wo = self._out_proj(layer).view(self.d_model, self.n_heads, self.head_dim).permute(1, 2, 0)
-        fv = torch.bmm(v, wo)
-        out["vnorm." + ls] = (fv * fv).sum(dim=2).sqrt()
+        # ||v W_O^h||^2 = v (W_O^h^T W_O^h) v^T: the per-head Gram matrix is stored at conversion, which
+        # costs d x d instead of d x D multiply-adds per key.
+        fv = torch.matmul(v, self.wo_gram[layer])
+        out["vnorm." + ls] = (fv * v).sum(dim=2).clamp_min(0.0).sqrt()
     ctx = torch.matmul(probs, v)
     if "head_gate" in controls:
         ctx = ctx * controls["head_gate"][layer].view(-1, 1, 1)
@@ -62,9 +63,6 @@ def _patch_residual(self, layer: int, x: Tensor, controls: Dict[str, Tensor]) ->
 )TS";
 
 constexpr const char *kLlama = R"TS(
-def _out_proj(self, layer: int) -> Tensor:
-    return self.wo[layer]
-
 def _rms_norm(self, x: Tensor, w: Tensor) -> Tensor:
     return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.norm_eps))
 
@@ -134,9 +132,6 @@ def forward(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Dict[str, T
 )TS";
 
 constexpr const char *kGpt2 = R"TS(
-def _out_proj(self, layer: int) -> Tensor:
-    return self.w_o[layer]
-
 def forward(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Dict[str, Tensor]:
     out: Dict[str, Tensor] = {}
     ids = input_ids.reshape(-1)

@@ -341,3 +341,37 @@ TEST(Convert, UnsupportedTensorTypeIsNamed)
     EXPECT_NE(s.error().message.find("IQ2_XXS"), std::string::npos) << s.error().message;
     EXPECT_NE(s.error().message.find(dir.file("iq2.gguf")), std::string::npos) << s.error().message;
 }
+
+// Value norms ||v_j W_O^h|| (SINKS.md M9) recomputed by hand from the archive's weights for layer 0 of
+// the tiny Llama: RMSNorm of the embeddings, the value projection, each query head's KV group, and
+// that head's slice of the output projection.
+TEST(ValueNorms, MatchDirectComputationOnLayerZero)
+{
+    TempDir dir;
+    st::writeTinyLlamaGguf(dir.file("m.gguf"));
+    ASSERT_TRUE(convertGguf(dir.file("m.gguf"), dir.file("m.pt")));
+    auto model = Model::load(dir.file("m.pt"));
+    ASSERT_TRUE(model);
+    const std::vector<int64_t> ids{3, 14, 15, 92, 65};
+    auto r = (*model)->forward(ForwardRequest{.tokens = ids, .capture = {.valueNorms = true}});
+    ASSERT_TRUE(r) << r.error().message;
+
+    auto module = torch::jit::load(dir.file("m.pt"));
+    const auto &c = (*model)->config();
+    auto emb = module.attr("tok_embd").toTensor();
+    auto x = emb.index_select(0, torch::tensor(ids));
+    auto h = module.attr("attn_norm").toTensor()[0] * (x * torch::rsqrt(x.pow(2).mean(-1, true) + c.normEps));
+    auto v = torch::matmul(h, module.attr("wv").toTensor()[0].t()).view({5, c.kvHeads, c.headDim}); // [T, Hkv, d]
+    auto wo = module.attr("wo").toTensor()[0];                                                        // [D, H*d]
+    const int64_t group = c.heads / c.kvHeads;
+    for (int64_t head = 0; head < c.heads; ++head) {
+        auto woh = wo.narrow(1, head * c.headDim, c.headDim);        // [D, d]
+        auto f = torch::matmul(v.select(1, head / group), woh.t());  // [T, D]
+        auto norms = f.norm(2, {1});
+        for (int64_t j = 0; j < 5; ++j) {
+            EXPECT_NEAR(r->valueNorms.data[static_cast<size_t>((0 * c.heads + head) * 5 + j)], norms[j].item<float>(),
+                        1e-5)
+                << "head " << head << " key " << j;
+        }
+    }
+}
