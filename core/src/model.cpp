@@ -120,9 +120,10 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string &path, const 
             model->m_tokenizer = std::move(tok).value();
         }
         const auto schema = model->m_impl->module.get_method("forward").function().getSchema();
-        if (schema.arguments().size() != 3) {
-            return makeError(ErrorCode::NotAModel,
-                             path + ": SinkScope archive whose forward does not take (input_ids, controls)");
+        if (schema.arguments().size() != 3 || !model->m_impl->module.find_method("embed_input") ||
+            !model->m_impl->module.find_method("run_block") || !model->m_impl->module.find_method("finish")) {
+            return makeError(ErrorCode::NotAModel, path + ": SinkScope archive without the contract's methods "
+                                                          "(forward(input_ids, controls), embed_input, run_block, finish)");
         }
     } else {
         model->m_info.kind = ModelKind::Generic;
@@ -227,7 +228,8 @@ at::Tensor findLogits(const c10::IValue &v)
 
 } // namespace
 
-Result<ForwardResult> Model::forward(const ForwardRequest &request, const CancelToken *cancel) const
+Result<ForwardResult> Model::forward(const ForwardRequest &request, const CancelToken *cancel,
+                                    const ProgressCallback &progress) const
 {
     const auto &c = m_info.config;
     const auto t = static_cast<int64_t>(request.tokens.size());
@@ -293,11 +295,31 @@ Result<ForwardResult> Model::forward(const ForwardRequest &request, const Cancel
             if (cap.lastLogitsOnly) {
                 controls.insert("last_logits_only", torch::ones({1}));
             }
-            const c10::IValue out = m_impl->module.forward({ids, controls});
-            auto dict = out.toGenericDict();
+            // Layer by layer through the archive's own methods (forward() chains the same three), so the
+            // request can be cancelled and report progress between layers.
+            c10::Dict<std::string, at::Tensor> dict;
+            auto begin = m_impl->module.get_method("embed_input")({ids, controls}).toTuple();
+            at::Tensor x = begin->elements()[0].toTensor();
+            const at::Tensor mask = begin->elements()[1].toTensor();
+            const at::Tensor rope = begin->elements()[2].toTensor();
+            auto block = m_impl->module.get_method("run_block");
+            for (int64_t l = 0; l < c.layers; ++l) {
+                if (cancel && cancel->isCancelled()) {
+                    return makeError(ErrorCode::Cancelled, "forward pass cancelled");
+                }
+                if (progress && !progress(static_cast<double>(l) / static_cast<double>(c.layers),
+                                          "layer " + std::to_string(l + 1) + " of " + std::to_string(c.layers))) {
+                    return makeError(ErrorCode::Cancelled, "forward pass cancelled");
+                }
+                x = block({l, x, mask, rope, controls, dict}).toTensor();
+            }
+            m_impl->module.get_method("finish")({x, controls, dict});
+            if (progress) {
+                progress(1.0, "done");
+            }
             auto get = [&](const std::string &key) -> at::Tensor {
                 auto it = dict.find(key);
-                return it == dict.end() ? at::Tensor() : it->value().toTensor();
+                return it == dict.end() ? at::Tensor() : it->value();
             };
             result.logits = toFloatArray(get("logits"));
             if (cap.allAttention || !cap.attentionLayers.empty()) {

@@ -55,6 +55,42 @@ def _attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, con
         ctx = ctx * controls["head_gate"][layer].view(-1, 1, 1)
     return ctx
 
+def _past_length(self, controls: Dict[str, Tensor]) -> int:
+    if "cache_k.0" in controls:
+        return controls["cache_k.0"].size(1)
+    return 0
+
+def forward(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    out: Dict[str, Tensor] = {}
+    x, mask, rope = self.embed_input(input_ids, controls)
+    for layer in range(self.n_layers):
+        x = self.run_block(layer, x, mask, rope, controls, out)
+    self.finish(x, controls, out)
+    return out
+
+def _store_cache(self, layer: int, k: Tensor, v: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
+    ls = str(layer)
+    if "cache_k." + ls in controls:
+        k = torch.cat((controls["cache_k." + ls], k), dim=1)
+        v = torch.cat((controls["cache_v." + ls], v), dim=1)
+    if "return_cache" in controls:
+        out["cache_k." + ls] = k
+        out["cache_v." + ls] = v
+    return k, v
+
+def _end_block(self, layer: int, x: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    x = self._patch_residual(layer, x, controls)
+    if "capture_hidden" in controls:
+        out["hidden." + str(layer)] = x
+    return x
+
+def _logits(self, x: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    if "last_logits_only" in controls:
+        x = x.narrow(0, x.size(0) - 1, 1)
+    logits = torch.linear(x, self.lm_head)
+    out["logits"] = logits
+    return logits
+
 def _patch_residual(self, layer: int, x: Tensor, controls: Dict[str, Tensor]) -> Tensor:
     key = "resid_mask." + str(layer)
     if key in controls:
@@ -76,106 +112,81 @@ def _rope(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
         return xr
     return torch.cat((xr, x.narrow(2, rd, self.head_dim - rd)), dim=2)
 
-def forward(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    out: Dict[str, Tensor] = {}
+def embed_input(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
     ids = input_ids.reshape(-1)
     t = ids.size(0)
-    past = 0
-    if "cache_k.0" in controls:
-        past = controls["cache_k.0"].size(1)
+    past = self._past_length(controls)
     if "positions" in controls:
         pos = controls["positions"].float()
     else:
         pos = torch.arange(past + t).float()
     ang = (pos / self.rope_scale).unsqueeze(1) * self.inv_freq.unsqueeze(0)
     emb = torch.cat((ang, ang), dim=1)
-    cos = emb.cos()
-    sin = emb.sin()
-    qcos = cos.narrow(0, past, t)
-    qsin = sin.narrow(0, past, t)
-    mask = self._causal_mask(t, past, controls)
-    want_cache = "return_cache" in controls
-    x = torch.embedding(self.tok_embd, ids)
-    for layer in range(self.n_layers):
-        ls = str(layer)
-        h = self._rms_norm(x, self.attn_norm[layer])
-        q = torch.linear(h, self.wq[layer]).view(t, self.n_heads, self.head_dim).transpose(0, 1)
-        k = torch.linear(h, self.wk[layer]).view(t, self.n_kv_heads, self.head_dim).transpose(0, 1)
-        v = torch.linear(h, self.wv[layer]).view(t, self.n_kv_heads, self.head_dim).transpose(0, 1)
-        if "cache_k." + ls in controls:
-            k = torch.cat((controls["cache_k." + ls], k), dim=1)
-            v = torch.cat((controls["cache_v." + ls], v), dim=1)
-        if want_cache:
-            out["cache_k." + ls] = k
-            out["cache_v." + ls] = v
-        q = self._rope(q, qcos, qsin)
-        k = self._rope(k, cos, sin)
-        if self._captures("capture_qk", layer, controls):
-            out["q." + ls] = q
-            out["k." + ls] = k
-        if self.n_kv_heads != self.n_heads:
-            k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=0)
-            v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=0)
-        ctx = self._attend(layer, q, k, v, mask, controls, out)
-        ctx = ctx.transpose(0, 1).reshape(t, self.n_heads * self.head_dim)
-        x = x + torch.linear(ctx, self.wo[layer])
-        h = self._rms_norm(x, self.ffn_norm[layer])
-        x = x + torch.linear(torch.silu(torch.linear(h, self.w_gate[layer])) * torch.linear(h, self.w_up[layer]), self.w_down[layer])
-        x = self._patch_residual(layer, x, controls)
-        if "capture_hidden" in controls:
-            out["hidden." + ls] = x
-    x = self._rms_norm(x, self.out_norm)
-    if "last_logits_only" in controls:
-        x = x.narrow(0, t - 1, 1)
-    out["logits"] = torch.linear(x, self.lm_head)
-    return out
+    rope = torch.stack((emb.cos(), emb.sin()))
+    return torch.embedding(self.tok_embd, ids), self._causal_mask(t, past, controls), rope
+
+def run_block(self, layer: int, x: Tensor, mask: Tensor, rope: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    ls = str(layer)
+    t = x.size(0)
+    past = mask.size(1) - t
+    h = self._rms_norm(x, self.attn_norm[layer])
+    q = torch.linear(h, self.wq[layer]).view(t, self.n_heads, self.head_dim).transpose(0, 1)
+    k = torch.linear(h, self.wk[layer]).view(t, self.n_kv_heads, self.head_dim).transpose(0, 1)
+    v = torch.linear(h, self.wv[layer]).view(t, self.n_kv_heads, self.head_dim).transpose(0, 1)
+    k, v = self._store_cache(layer, k, v, controls, out)
+    q = self._rope(q, rope[0].narrow(0, past, t), rope[1].narrow(0, past, t))
+    k = self._rope(k, rope[0], rope[1])
+    if self._captures("capture_qk", layer, controls):
+        out["q." + ls] = q
+        out["k." + ls] = k
+    if self.n_kv_heads != self.n_heads:
+        k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=0)
+        v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=0)
+    ctx = self._attend(layer, q, k, v, mask, controls, out)
+    ctx = ctx.transpose(0, 1).reshape(t, self.n_heads * self.head_dim)
+    x = x + torch.linear(ctx, self.wo[layer])
+    h = self._rms_norm(x, self.ffn_norm[layer])
+    x = x + torch.linear(torch.silu(torch.linear(h, self.w_gate[layer])) * torch.linear(h, self.w_up[layer]), self.w_down[layer])
+    return self._end_block(layer, x, controls, out)
+
+def finish(self, x: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    return self._logits(self._rms_norm(x, self.out_norm), controls, out)
 )TS";
 
 constexpr const char *kGpt2 = R"TS(
-def forward(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    out: Dict[str, Tensor] = {}
+def embed_input(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
     ids = input_ids.reshape(-1)
     t = ids.size(0)
-    past = 0
-    if "cache_k.0" in controls:
-        past = controls["cache_k.0"].size(1)
+    past = self._past_length(controls)
     if "positions" in controls:
         pos = controls["positions"].long()
     else:
         pos = torch.arange(past + t)
-    mask = self._causal_mask(t, past, controls)
-    want_cache = "return_cache" in controls
-    d = self.d_model
     x = torch.embedding(self.tok_embd, ids) + torch.embedding(self.pos_embd, pos.narrow(0, past, t))
-    for layer in range(self.n_layers):
-        ls = str(layer)
-        h = torch.layer_norm(x, [d], self.ln1_w[layer], self.ln1_b[layer], self.norm_eps)
-        qkv = torch.linear(h, self.w_qkv[layer], self.b_qkv[layer])
-        q = qkv.narrow(1, 0, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
-        k = qkv.narrow(1, d, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
-        v = qkv.narrow(1, 2 * d, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
-        if "cache_k." + ls in controls:
-            k = torch.cat((controls["cache_k." + ls], k), dim=1)
-            v = torch.cat((controls["cache_v." + ls], v), dim=1)
-        if want_cache:
-            out["cache_k." + ls] = k
-            out["cache_v." + ls] = v
-        if self._captures("capture_qk", layer, controls):
-            out["q." + ls] = q
-            out["k." + ls] = k
-        ctx = self._attend(layer, q, k, v, mask, controls, out)
-        ctx = ctx.transpose(0, 1).reshape(t, d)
-        x = x + torch.linear(ctx, self.w_o[layer], self.b_o[layer])
-        h = torch.layer_norm(x, [d], self.ln2_w[layer], self.ln2_b[layer], self.norm_eps)
-        x = x + torch.linear(torch.gelu(torch.linear(h, self.w_up[layer], self.b_up[layer]), approximate="tanh"), self.w_down[layer], self.b_down[layer])
-        x = self._patch_residual(layer, x, controls)
-        if "capture_hidden" in controls:
-            out["hidden." + ls] = x
-    x = torch.layer_norm(x, [d], self.out_norm_w, self.out_norm_b, self.norm_eps)
-    if "last_logits_only" in controls:
-        x = x.narrow(0, t - 1, 1)
-    out["logits"] = torch.linear(x, self.lm_head)
-    return out
+    return x, self._causal_mask(t, past, controls), torch.zeros(0)
+
+def run_block(self, layer: int, x: Tensor, mask: Tensor, rope: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    ls = str(layer)
+    t = x.size(0)
+    d = self.d_model
+    h = torch.layer_norm(x, [d], self.ln1_w[layer], self.ln1_b[layer], self.norm_eps)
+    qkv = torch.linear(h, self.w_qkv[layer], self.b_qkv[layer])
+    q = qkv.narrow(1, 0, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
+    k = qkv.narrow(1, d, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
+    v = qkv.narrow(1, 2 * d, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
+    k, v = self._store_cache(layer, k, v, controls, out)
+    if self._captures("capture_qk", layer, controls):
+        out["q." + ls] = q
+        out["k." + ls] = k
+    ctx = self._attend(layer, q, k, v, mask, controls, out)
+    ctx = ctx.transpose(0, 1).reshape(t, d)
+    x = x + torch.linear(ctx, self.w_o[layer], self.b_o[layer])
+    h = torch.layer_norm(x, [d], self.ln2_w[layer], self.ln2_b[layer], self.norm_eps)
+    x = x + torch.linear(torch.gelu(torch.linear(h, self.w_up[layer], self.b_up[layer]), approximate="tanh"), self.w_down[layer], self.b_down[layer])
+    return self._end_block(layer, x, controls, out)
+
+def finish(self, x: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    return self._logits(torch.layer_norm(x, [self.d_model], self.out_norm_w, self.out_norm_b, self.norm_eps), controls, out)
 )TS";
 
 } // namespace

@@ -114,8 +114,11 @@ public:
     std::shared_ptr<const Tokenizer> tokenizer() const { return m_tokenizer; }
     bool hasContract() const { return m_info.kind == ModelKind::SinkScope; }
 
-    // Checks the tokens (non-empty, ids in the vocabulary, within the context) and runs one pass.
-    Result<ForwardResult> forward(const ForwardRequest &request, const CancelToken *cancel = nullptr) const;
+    // Checks the tokens (non-empty, ids in the vocabulary, within the context) and runs one pass, layer by
+    // layer for SinkScope archives: `cancel` and `progress` (fraction of layers done) are checked between
+    // layers, so a long prompt stops within one layer's time.
+    Result<ForwardResult> forward(const ForwardRequest &request, const CancelToken *cancel = nullptr,
+                                  const ProgressCallback &progress = {}) const;
 
     // Autoregressive continuation with a key/value cache; onToken is called as each token arrives.
     Result<std::vector<int64_t>> generate(const std::vector<int64_t> &prompt, const GenerateOptions &options,

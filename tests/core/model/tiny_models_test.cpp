@@ -375,3 +375,31 @@ TEST(ValueNorms, MatchDirectComputationOnLayerZero)
         }
     }
 }
+
+TEST(Forward, ReportsProgressPerLayerAndCancelsBetweenLayers)
+{
+    TempDir dir;
+    st::writeTinyGpt2Gguf(dir.file("m.gguf"));
+    ASSERT_TRUE(convertGguf(dir.file("m.gguf"), dir.file("m.pt")));
+    auto model = Model::load(dir.file("m.pt"));
+    ASSERT_TRUE(model);
+    std::vector<double> seen;
+    auto r = (*model)->forward(ForwardRequest{.tokens = {1, 2, 3}}, nullptr, [&](double f, const std::string &) {
+        seen.push_back(f);
+        return true;
+    });
+    ASSERT_TRUE(r);
+    EXPECT_EQ(seen, (std::vector<double>{0.0, 0.5, 1.0}));
+
+    // Stop after the first layer: Cancelled, no result.
+    auto stopped = (*model)->forward(ForwardRequest{.tokens = {1, 2, 3}}, nullptr,
+                                     [](double f, const std::string &) { return f < 0.4; });
+    ASSERT_FALSE(stopped);
+    EXPECT_EQ(stopped.error().code, ErrorCode::Cancelled);
+
+    CancelToken token;
+    token.cancel();
+    auto cancelled = (*model)->forward(ForwardRequest{.tokens = {1, 2, 3}}, &token);
+    ASSERT_FALSE(cancelled);
+    EXPECT_EQ(cancelled.error().code, ErrorCode::Cancelled);
+}
