@@ -17,7 +17,7 @@ using sinkscope::testing::TempDir;
 
 namespace {
 
-struct Run {
+struct CliRun {
     int code = -1;
     std::string out, err;
 };
@@ -31,7 +31,7 @@ std::string quote(const std::string &s)
     return q + "'";
 }
 
-Run cli(const std::vector<std::string> &args, const std::string &env = "")
+CliRun cli(const std::vector<std::string> &args, const std::string &env = "")
 {
     TempDir dir;
     std::string cmd = env + " " + quote(SINKSCOPE_CLI_PATH);
@@ -39,7 +39,7 @@ Run cli(const std::vector<std::string> &args, const std::string &env = "")
         cmd += " " + quote(a);
     }
     cmd += " >" + quote(dir.file("out")) + " 2>" + quote(dir.file("err")) + " </dev/null";
-    Run r;
+    CliRun r;
     const int status = std::system(cmd.c_str());
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     auto slurp = [](const std::string &p) {
@@ -59,7 +59,7 @@ protected:
     {
         s_dir = std::make_unique<TempDir>();
         st::writeTinyLlamaGguf(s_dir->file("tiny.gguf"));
-        const Run r = cli({"convert", s_dir->file("tiny.gguf"), "-o", s_dir->file("tiny.pt")});
+        const CliRun r = cli({"convert", s_dir->file("tiny.gguf"), "-o", s_dir->file("tiny.pt")});
         ASSERT_EQ(r.code, 0) << r.err;
     }
     static void TearDownTestSuite() { s_dir.reset(); }
@@ -73,11 +73,11 @@ std::unique_ptr<TempDir> Cli::s_dir;
 TEST_F(Cli, HelpOnEverySubcommand)
 {
     for (const char *cmd : {"info", "convert", "run", "generate", "doctor"}) {
-        const Run r = cli({cmd, "--help"});
+        const CliRun r = cli({cmd, "--help"});
         EXPECT_EQ(r.code, 0) << cmd;
         EXPECT_NE(r.out.find("Usage: sinkscope-cli " + std::string(cmd)), std::string::npos) << cmd;
     }
-    const Run top = cli({"--help"});
+    const CliRun top = cli({"--help"});
     EXPECT_EQ(top.code, 0);
     EXPECT_NE(top.out.find("Commands:"), std::string::npos);
 }
@@ -87,7 +87,7 @@ TEST_F(Cli, UsageErrorsExitTwoWithOneLine)
     for (const auto &args : std::vector<std::vector<std::string>>{
              {"frobnicate"}, {"run", "--bogus"}, {"run", "--model", tinyModel()}, {"run", "--top-k", "zero", "--prompt", "x"},
              {"convert", "a.gguf"}}) {
-        const Run r = cli(args);
+        const CliRun r = cli(args);
         EXPECT_EQ(r.code, 2) << args[0];
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     }
@@ -95,7 +95,7 @@ TEST_F(Cli, UsageErrorsExitTwoWithOneLine)
 
 TEST_F(Cli, InfoDescribesTheModel)
 {
-    const Run r = cli({"info", "--model", tinyModel(), "--json"});
+    const CliRun r = cli({"info", "--model", tinyModel(), "--json"});
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["contract"], "sinkscope");
@@ -104,13 +104,13 @@ TEST_F(Cli, InfoDescribesTheModel)
     EXPECT_EQ(j["config"]["kv_heads"], 2);
     EXPECT_GT(j["config"]["parameter_count"].get<int64_t>(), 0);
     EXPECT_TRUE(j.contains("tokenizer"));
-    const Run text = cli({"info", "--model", tinyModel()});
+    const CliRun text = cli({"info", "--model", tinyModel()});
     EXPECT_NE(text.out.find("grouped-query attention"), std::string::npos);
 }
 
 TEST_F(Cli, RunJsonHasTokensTopKAndFirstTokenMass)
 {
-    const Run r = cli({"run", "--model", tinyModel(), "--prompt", "the cat", "--top-k", "5", "--json"});
+    const CliRun r = cli({"run", "--model", tinyModel(), "--prompt", "the cat", "--top-k", "5", "--json"});
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     ASSERT_TRUE(j["tokens"].is_array());
@@ -134,8 +134,8 @@ TEST_F(Cli, RunJsonHasTokensTopKAndFirstTokenMass)
 
 TEST_F(Cli, GenerateStreamsTokensAndIsReproducible)
 {
-    const Run a = cli({"generate", "--model", tinyModel(), "--prompt", "the", "-n", "8", "--temperature", "0.8", "--seed", "7"});
-    const Run b = cli({"generate", "--model", tinyModel(), "--prompt", "the", "-n", "8", "--temperature", "0.8", "--seed", "7"});
+    const CliRun a = cli({"generate", "--model", tinyModel(), "--prompt", "the", "-n", "8", "--temperature", "0.8", "--seed", "7"});
+    const CliRun b = cli({"generate", "--model", tinyModel(), "--prompt", "the", "-n", "8", "--temperature", "0.8", "--seed", "7"});
     ASSERT_EQ(a.code, 0) << a.err;
     EXPECT_EQ(a.out, b.out);
     EXPECT_EQ(a.out.rfind("the", 0), 0u) << "output starts with the prompt";
@@ -160,7 +160,7 @@ TEST_F(Cli, BadInputGivesOneLineNamingTheProblem)
         {{"run", "--model", tinyModel(), "--ids", "1,99999"}, "99999"},
     };
     for (const auto &c : cases) {
-        const Run r = cli(c.args);
+        const CliRun r = cli(c.args);
         EXPECT_EQ(r.code, 1) << c.args[0] << " " << r.err;
         EXPECT_NE(r.err.find(c.needle), std::string::npos) << r.err;
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -175,7 +175,7 @@ TEST(CliDefaultModel, RunWithoutModelFlagUsesSmolLM2)
     if (st::smollm2GgufPath().empty()) {
         GTEST_SKIP() << "default model not installed (run tools/setup.sh)";
     }
-    const Run r = cli({"run", "--prompt", "The capital of France is", "--json"});
+    const CliRun r = cli({"run", "--prompt", "The capital of France is", "--json"});
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["first_token_mass"].size(), 30u);
@@ -186,7 +186,7 @@ TEST(CliDefaultModel, RunWithoutModelFlagUsesSmolLM2)
 TEST(CliDoctor, BlasIsFast)
 {
     // A reference-BLAS LibTorch (no libopenblas0-pthread) makes every forward pass ~50x slower.
-    const Run r = cli({"doctor", "--json"});
+    const CliRun r = cli({"doctor", "--json"});
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_FALSE(j["slow_blas"].get<bool>()) << "matmul at " << j["matmul_gflops"] << " GFLOP/s; " << r.out;
     EXPECT_EQ(r.code, 0);
