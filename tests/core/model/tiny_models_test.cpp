@@ -277,7 +277,7 @@ TEST(Convert, ArchiveCarriesCodeConfigAndTokenizer)
     // The architecture is TorchScript code inside the archive (not a C++ class of this build).
     ASSERT_TRUE(module.find_method("_attend"));
     EXPECT_NE(module.get_method("_attend").graph()->toString().find("aten::softmax"), std::string::npos);
-    EXPECT_NE(module.get_method("forward").graph()->toString().find("aten::embedding"), std::string::npos);
+    EXPECT_NE(module.get_method("embed_input").graph()->toString().find("aten::embedding"), std::string::npos);
 }
 
 TEST(Convert, UnknownArchitectureIsUnsupported)
