@@ -103,10 +103,17 @@ BlasCheck checkBlas(int n)
     r.gflops = 2.0 * n * n * static_cast<double>(n) / median / 1e9;
     r.slow = r.gflops < kSlowBlasGflops;
     if (r.slow) {
-        r.message = "matrix multiply runs at " + std::to_string(static_cast<int>(r.gflops)) +
-                    " GFLOP/s: LibTorch is using a slow reference BLAS" +
-                    (r.library.empty() ? std::string() : " (" + r.library + ")") +
-                    ". Install an optimised one: apt-get install libopenblas0-pthread (forward passes get ~50x faster).";
+        const std::string rate = "matrix multiply runs at " + std::to_string(static_cast<int>(r.gflops)) + " GFLOP/s";
+        if (r.library.find("openblas") != std::string::npos) {
+            // OpenBLAS itself, but slow: its threads spin against other work on the same cores.
+            r.message = rate + " with OpenBLAS (" + r.library +
+                        "): the cores are busy or oversubscribed; set SINKSCOPE_BLAS_THREADS=1 or free the CPU.";
+        } else {
+            r.message = rate + ": LibTorch is using a slow reference BLAS" +
+                        (r.library.empty() ? std::string() : " (" + r.library + ")") +
+                        ". Install an optimised one: apt-get install libopenblas0-pthread (forward passes get ~50x "
+                        "faster).";
+        }
     }
     return r;
 }
