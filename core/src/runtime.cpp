@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -103,7 +104,9 @@ BlasCheck checkBlas(int n)
     r.gflops = 2.0 * n * n * static_cast<double>(n) / median / 1e9;
     r.slow = r.gflops < kSlowBlasGflops;
     if (r.slow) {
-        const std::string rate = "matrix multiply runs at " + std::to_string(static_cast<int>(r.gflops)) + " GFLOP/s";
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.1f", r.gflops);
+        const std::string rate = std::string("matrix multiply runs at ") + buf + " GFLOP/s";
         if (r.library.find("openblas") != std::string::npos) {
             // OpenBLAS itself, but slow: its threads spin against other work on the same cores.
             r.message = rate + " with OpenBLAS (" + r.library +

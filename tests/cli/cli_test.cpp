@@ -191,3 +191,24 @@ TEST(CliDoctor, BlasIsFast)
     EXPECT_FALSE(j["slow_blas"].get<bool>()) << "matmul at " << j["matmul_gflops"] << " GFLOP/s; " << r.out;
     EXPECT_EQ(r.code, 0);
 }
+
+// Debian's reference BLAS (package libblas3) put in front of OpenBLAS: the check must notice, the
+// doctor must fail, and every forward-pass command must warn with the fix.
+TEST_F(Cli, ReferenceBlasIsDetectedAndExplained)
+{
+    const std::string referenceDir = "/usr/lib/x86_64-linux-gnu/blas";
+    if (!std::filesystem::exists(referenceDir + "/libblas.so.3")) {
+        GTEST_SKIP() << "reference BLAS (libblas3) not installed";
+    }
+    const std::string env = "LD_LIBRARY_PATH=" + referenceDir;
+    const CliRun doctor = cli({"doctor", "--json"}, env);
+    EXPECT_EQ(doctor.code, 1) << doctor.out;
+    const auto j = nlohmann::json::parse(doctor.out);
+    EXPECT_TRUE(j["slow_blas"].get<bool>());
+    EXPECT_LT(j["matmul_gflops"].get<double>(), 15.0);
+
+    const CliRun run = cli({"run", "--model", tinyModel(), "--prompt", "the cat"}, env);
+    EXPECT_EQ(run.code, 0) << run.err;
+    EXPECT_NE(run.err.find("warning:"), std::string::npos) << run.err;
+    EXPECT_NE(run.err.find("apt-get install libopenblas0-pthread"), std::string::npos) << run.err;
+}
