@@ -1,26 +1,1021 @@
 #include "main_window.h"
 
+#include "head_view.h"
+#include "overview_view.h"
+#include "token_chips.h"
+#include "token_view.h"
+
+#include "sinkscope/config.h"
 #include "sinkscope/paths.h"
 
+#include <qcustomplot.h>
+
+#include <QAction>
+#include <QActionGroup>
+#include <QApplication>
+#include <QCheckBox>
+#include <QCloseEvent>
+#include <QDialog>
+#include <QDialogButtonBox>
+#include <QDragEnterEvent>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QJsonDocument>
 #include <QLabel>
+#include <QLineEdit>
+#include <QListView>
+#include <QMenu>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QPlainTextEdit>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QSettings>
+#include <QSpinBox>
+#include <QSplitter>
+#include <QStatusBar>
+#include <QTabWidget>
+#include <QToolBar>
+#include <QToolButton>
 #include <QVBoxLayout>
 
 namespace sinkscope::ui {
 
-MainWindow::MainWindow(QWidget *parent) : QMainWindow(parent)
+namespace {
+
+constexpr int kMaxRecent = 8;
+constexpr int kTopK = 10;
+constexpr int kGreedyTokens = 20;
+
+bool isModelFile(const QString &path)
+{
+    const QString s = QFileInfo(path).suffix().toLower();
+    return s == QLatin1String("pt") || s == QLatin1String("gguf") || s == QLatin1String("ts");
+}
+
+} // namespace
+
+MessageBar::MessageBar(QWidget *parent) : QWidget(parent)
+{
+    auto *layout = new QHBoxLayout(this);
+    layout->setContentsMargins(8, 4, 4, 4);
+    m_label = new QLabel(this);
+    m_label->setWordWrap(true);
+    m_label->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    auto *close = new QToolButton(this);
+    close->setText(QStringLiteral("\u2715"));
+    close->setAutoRaise(true);
+    close->setToolTip(tr("Dismiss"));
+    layout->addWidget(m_label, 1);
+    layout->addWidget(close);
+    connect(close, &QToolButton::clicked, this, &QWidget::hide);
+    setAutoFillBackground(true);
+    hide();
+}
+
+void MessageBar::show(const QString &text, bool error)
+{
+    m_error = error;
+    m_label->setText(text);
+    QPalette p = palette();
+    p.setColor(QPalette::Window, error ? QColor(0xf8, 0xd7, 0xda) : QColor(0xd9, 0xed, 0xf7));
+    p.setColor(QPalette::WindowText, error ? QColor(0x72, 0x1c, 0x24) : QColor(0x0c, 0x3c, 0x60));
+    setPalette(p);
+    m_label->setPalette(p);
+    QWidget::show();
+}
+
+void MessageBar::showError(const QString &text)
+{
+    show(text, true);
+}
+
+void MessageBar::showInfo(const QString &text)
+{
+    show(text, false);
+}
+
+QString MessageBar::text() const
+{
+    return isVisibleTo(parentWidget()) ? m_label->text() : QString();
+}
+
+QString MainWindow::defaultPrompt()
+{
+    return QStringLiteral("The capital of France is Paris. The capital of Germany is");
+}
+
+MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow(parent), m_options(std::move(options))
 {
     setWindowTitle(QStringLiteral("SinkScope"));
+    setAcceptDrops(true);
+    m_bridge = new ComputeBridge(this);
+    m_chips = new TokenChipModel(this);
+
+    buildModelBar();
     auto *central = new QWidget(this);
     auto *layout = new QVBoxLayout(central);
-    auto *title = new QLabel(QStringLiteral("<h1>SinkScope</h1>"), central);
-    m_status = new QLabel(central);
-    m_status->setText(tr("Default model: %1").arg(QString::fromStdString(defaultModelPath())));
-    m_status->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    layout->addWidget(title);
-    layout->addWidget(m_status);
-    layout->addStretch(1);
+    layout->setContentsMargins(6, 6, 6, 6);
+    m_messages = new MessageBar(central);
+    layout->addWidget(m_messages);
+    m_splitter = new QSplitter(Qt::Vertical, central);
+    m_splitter->addWidget(buildPromptPanel());
+    auto *lower = new QSplitter(Qt::Horizontal, m_splitter);
+    m_tabs = new QTabWidget(lower);
+    m_overview = new OverviewView;
+    m_headView = new HeadView;
+    m_tokenView = new TokenView;
+    m_outputs = new OutputsView;
+    addView(m_overview);
+    addView(m_headView);
+    addView(m_tokenView);
+    m_views.append(m_outputs);
+    lower->addWidget(m_tabs);
+    lower->addWidget(m_outputs);
+    lower->setStretchFactor(0, 3);
+    lower->setStretchFactor(1, 1);
+    m_splitter->addWidget(lower);
+    m_splitter->setStretchFactor(0, 0);
+    m_splitter->setStretchFactor(1, 1);
+    layout->addWidget(m_splitter, 1);
     setCentralWidget(central);
-    resize(900, 600);
+
+    m_statusLabel = new QLabel(this);
+    m_progress = new QProgressBar(this);
+    m_progress->setMaximumWidth(220);
+    m_progress->setTextVisible(true);
+    m_cancelButton = new QPushButton(tr("Cancel"), this);
+    m_cancelButton->setToolTip(tr("Cancel the model work in progress (Esc)"));
+    statusBar()->addWidget(m_statusLabel, 1);
+    statusBar()->addPermanentWidget(m_progress);
+    statusBar()->addPermanentWidget(m_cancelButton);
+    m_progress->hide();
+    m_cancelButton->hide();
+
+    buildMenus();
+
+    m_tokenizeTimer.setSingleShot(true);
+    m_tokenizeTimer.setInterval(120);
+    m_runTimer.setSingleShot(true);
+    m_runTimer.setInterval(500);
+    // Quick jobs finish without a flicker of progress widgets.
+    m_progressDelay.setSingleShot(true);
+    m_progressDelay.setInterval(200);
+    connect(&m_tokenizeTimer, &QTimer::timeout, this, &MainWindow::retokenize);
+    connect(&m_runTimer, &QTimer::timeout, this, &MainWindow::runPrompt);
+    connect(&m_progressDelay, &QTimer::timeout, this, [this] {
+        if (m_bridge->isBusy()) {
+            m_progress->show();
+            m_cancelButton->show();
+        }
+    });
+    connect(m_prompt, &QPlainTextEdit::textChanged, this, [this] {
+        m_tokenizeTimer.start();
+        if (m_autoRunBox->isChecked()) {
+            m_runTimer.start();
+        }
+    });
+    connect(m_bosBox, &QCheckBox::toggled, this, [this] {
+        retokenize();
+        if (m_autoRunBox->isChecked()) {
+            m_runTimer.start();
+        }
+    });
+    connect(m_cancelButton, &QPushButton::clicked, this, [this] { m_bridge->cancelAll(); });
+    connect(m_bridge, &ComputeBridge::modelLoaded, this, &MainWindow::onModelLoaded);
+    connect(m_bridge, &ComputeBridge::runFinished, this, &MainWindow::onRunFinished);
+    connect(m_bridge, &ComputeBridge::failed, this, &MainWindow::onFailed);
+    connect(m_bridge, &ComputeBridge::busyChanged, this, &MainWindow::updateBusy);
+    connect(m_bridge, &ComputeBridge::progress, this, [this](const QString &, double fraction, const QString &label) {
+        if (fraction < 0) {
+            m_progress->setRange(0, 0);
+        } else {
+            m_progress->setRange(0, 1000);
+            m_progress->setValue(int(fraction * 1000));
+        }
+        m_progress->setFormat(label.left(40));
+        m_statusLabel->setText(label);
+    });
+    connect(m_bridge, &ComputeBridge::fileHashed, this, [this](const QString &path, const QString &hash) {
+        if (path != m_modelPath) {
+            return;
+        }
+        m_modelHash = hash;
+        updateModelBar();
+    });
+    connect(m_bridge, &ComputeBridge::generatedToken, this, [this](qint64 id) {
+        m_generated.push_back(id);
+        const auto tokenizer = m_model ? m_model->tokenizer() : nullptr;
+        m_outputs->setContinuation(tokenizer ? QString::fromStdString(tokenizer->decode(m_generated)) : QString());
+    });
+    connect(m_bridge, &ComputeBridge::generationFinished, this, [this](bool) { m_outputs->setContinuationBusy(false); });
+    connect(m_outputs, &OutputsView::generateRequested, this, &MainWindow::startGenerate);
+    connect(m_overview, &OverviewView::headActivated, this, [this](int64_t layer, int64_t head) {
+        m_headView->showHead(layer, head);
+        showView(QStringLiteral("head"));
+    });
+    connect(m_headView, &HeadView::headChanged, this, [this](int64_t layer, int64_t) {
+        if (m_tokenView->layer() >= 0) {
+            m_tokenView->setLayer(layer);
+        }
+    });
+    connect(m_tokenView, &TokenView::valuesChanged, this, [this](const std::vector<float> &values) {
+        float hi = 0;
+        for (float v : values) {
+            hi = std::max(hi, v);
+        }
+        std::vector<float> weights(values);
+        for (float &w : weights) {
+            w = hi > 0 ? w / hi : 0;
+        }
+        m_chips->setWeights(std::move(weights));
+    });
+
+    if (m_options.useSettings) {
+        restoreSettings();
+    }
+    if (m_prompt->toPlainText().isEmpty()) {
+        const QSignalBlocker block(m_prompt);
+        m_prompt->setPlainText(m_options.prompt.isEmpty() ? defaultPrompt() : m_options.prompt);
+    }
+    if (!m_options.prompt.isEmpty()) {
+        const QSignalBlocker block(m_prompt);
+        m_prompt->setPlainText(m_options.prompt);
+    }
+    applyStyle();
+    resize(1400, 900);
+    if (!m_options.sessionPath.isEmpty()) {
+        openSession(m_options.sessionPath);
+    } else {
+        openModel(m_options.modelPath);
+    }
+}
+
+MainWindow::~MainWindow()
+{
+    // Stop model work before the views (and the snapshot they share) go away.
+    m_bridge->cancelAll();
+}
+
+void MainWindow::buildModelBar()
+{
+    auto *bar = addToolBar(tr("Model"));
+    bar->setObjectName(QStringLiteral("modelBar"));
+    bar->setMovable(false);
+    auto *open = new QPushButton(tr("Open model\u2026"), bar);
+    open->setToolTip(tr("Open a SinkScope (.pt), TorchScript or GGUF model (Ctrl+O); or drop a file on the window"));
+    connect(open, &QPushButton::clicked, this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Open model"), QFileInfo(m_modelPath).absolutePath(),
+                                                          tr("Models (*.pt *.ts *.gguf);;All files (*)"));
+        if (!path.isEmpty()) {
+            openModel(path);
+        }
+    });
+    bar->addWidget(open);
+    m_recentButton = new QToolButton(bar);
+    m_recentButton->setText(tr("Recent"));
+    m_recentButton->setPopupMode(QToolButton::InstantPopup);
+    m_recentMenu = new QMenu(m_recentButton);
+    m_recentButton->setMenu(m_recentMenu);
+    bar->addWidget(m_recentButton);
+    bar->addSeparator();
+    m_modelName = new QLabel(tr("No model"), bar);
+    QFont bold = m_modelName->font();
+    bold.setBold(true);
+    m_modelName->setFont(bold);
+    m_modelName->setContentsMargins(8, 0, 8, 0);
+    bar->addWidget(m_modelName);
+    m_modelDetails = new QLabel(bar);
+    m_modelDetails->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    bar->addWidget(m_modelDetails);
+}
+
+QWidget *MainWindow::buildPromptPanel()
+{
+    auto *panel = new QWidget;
+    auto *layout = new QVBoxLayout(panel);
+    layout->setContentsMargins(0, 0, 0, 0);
+    auto *row = new QHBoxLayout;
+    m_prompt = new QPlainTextEdit(panel);
+    m_prompt->setPlaceholderText(tr("Type a prompt"));
+    m_prompt->setMaximumHeight(90);
+    m_prompt->setTabChangesFocus(true);
+    row->addWidget(m_prompt, 1);
+    auto *side = new QVBoxLayout;
+    m_runButton = new QPushButton(tr("Run"), panel);
+    m_runButton->setToolTip(tr("Run the prompt (Ctrl+Return)"));
+    m_runButton->setDefault(true);
+    m_bosBox = new QCheckBox(tr("Prepend BOS"), panel);
+    m_bosBox->setToolTip(tr("Put the tokenizer's beginning-of-sequence token first"));
+    m_bosBox->setChecked(true);
+    m_autoRunBox = new QCheckBox(tr("Run as I type"), panel);
+    m_autoRunBox->setChecked(m_options.autoRun);
+    side->addWidget(m_runButton);
+    side->addWidget(m_bosBox);
+    side->addWidget(m_autoRunBox);
+    side->addStretch(1);
+    row->addLayout(side);
+    layout->addLayout(row);
+    auto *chipsRow = new QHBoxLayout;
+    m_tokenCount = new QLabel(panel);
+    m_tokenCount->setMinimumWidth(80);
+    m_chipView = new QListView(panel);
+    m_chipView->setModel(m_chips);
+    m_chipView->setItemDelegate(new TokenChipDelegate(m_chipView));
+    m_chipView->setFlow(QListView::LeftToRight);
+    m_chipView->setWrapping(true);
+    m_chipView->setResizeMode(QListView::Adjust);
+    m_chipView->setUniformItemSizes(false);
+    m_chipView->setSelectionMode(QAbstractItemView::NoSelection);
+    m_chipView->setMaximumHeight(84);
+    m_chipView->setFrameShape(QFrame::NoFrame);
+    m_chipView->setToolTip(tr("Tokens as the model sees them; hover a chip for its id"));
+    chipsRow->addWidget(m_tokenCount);
+    chipsRow->addWidget(m_chipView, 1);
+    layout->addLayout(chipsRow);
+    connect(m_runButton, &QPushButton::clicked, this, &MainWindow::runPrompt);
+    return panel;
+}
+
+void MainWindow::buildMenus()
+{
+    QMenu *file = menuBar()->addMenu(tr("&File"));
+    QAction *open = file->addAction(tr("Open &model\u2026"), this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Open model"), QFileInfo(m_modelPath).absolutePath(),
+                                                          tr("Models (*.pt *.ts *.gguf);;All files (*)"));
+        if (!path.isEmpty()) {
+            openModel(path);
+        }
+    });
+    open->setShortcut(QKeySequence::Open);
+    QMenu *recent = file->addMenu(tr("Open &recent"));
+    connect(m_recentMenu, &QMenu::aboutToShow, this, &MainWindow::rebuildRecentMenu);
+    connect(recent, &QMenu::aboutToShow, this, [this, recent] {
+        rebuildRecentMenu();
+        recent->clear();
+        recent->addActions(m_recentMenu->actions());
+    });
+    file->addAction(tr("Open &session\u2026"), QKeySequence(QStringLiteral("Ctrl+Shift+O")), this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Open session"), QString(), tr("SinkScope sessions (*.json)"));
+        if (!path.isEmpty()) {
+            openSession(path);
+        }
+    });
+    file->addAction(tr("&Save session\u2026"), QKeySequence::Save, this, [this] {
+        const QString path = QFileDialog::getSaveFileName(this, tr("Save session"), QStringLiteral("session.json"),
+                                                          tr("SinkScope sessions (*.json)"));
+        QString error;
+        if (!path.isEmpty() && !saveSession(path, &error)) {
+            m_messages->showError(error);
+        }
+    });
+    file->addSeparator();
+    file->addAction(tr("&Export view\u2026"), QKeySequence(QStringLiteral("Ctrl+E")), this, &MainWindow::exportViewInteractive);
+    file->addAction(tr("Export all &heads of the layer\u2026"), QKeySequence(QStringLiteral("Ctrl+Shift+E")), this,
+                    &MainWindow::exportGridInteractive);
+    file->addAction(tr("Export view &data (CSV/JSON)\u2026"), QKeySequence(QStringLiteral("Ctrl+Alt+E")), this,
+                    &MainWindow::exportDataInteractive);
+    file->addSeparator();
+    file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+
+    QMenu *run = menuBar()->addMenu(tr("&Run"));
+    QAction *runAction = run->addAction(tr("&Run prompt"), this, &MainWindow::runPrompt);
+    runAction->setShortcuts({QKeySequence(QStringLiteral("Ctrl+Return")), QKeySequence(QStringLiteral("Ctrl+Enter"))});
+    run->addAction(tr("&Generate continuation"), QKeySequence(QStringLiteral("Ctrl+G")), this, &MainWindow::startGenerate);
+    run->addAction(tr("&Cancel"), QKeySequence(Qt::Key_Escape), this, [this] { m_bridge->cancelAll(); });
+
+    QMenu *view = menuBar()->addMenu(tr("&View"));
+    view->addAction(tr("&Overview"), QKeySequence(QStringLiteral("Ctrl+1")), this, [this] { showView(QStringLiteral("overview")); });
+    view->addAction(tr("&Head"), QKeySequence(QStringLiteral("Ctrl+2")), this, [this] { showView(QStringLiteral("head")); });
+    view->addAction(tr("&Tokens"), QKeySequence(QStringLiteral("Ctrl+3")), this, [this] { showView(QStringLiteral("tokens")); });
+    view->addSeparator();
+    view->addAction(tr("Next head"), QKeySequence(QStringLiteral("Alt+Right")), this, [this] { m_headView->stepHead(+1); });
+    view->addAction(tr("Previous head"), QKeySequence(QStringLiteral("Alt+Left")), this, [this] { m_headView->stepHead(-1); });
+    view->addAction(tr("Next layer"), QKeySequence(QStringLiteral("Alt+Down")), this, [this] { m_headView->stepLayer(+1); });
+    view->addAction(tr("Previous layer"), QKeySequence(QStringLiteral("Alt+Up")), this, [this] { m_headView->stepLayer(-1); });
+    view->addSeparator();
+    QMenu *maps = view->addMenu(tr("Colour &map"));
+    auto *mapGroup = new QActionGroup(this);
+    const QStringList names = colourMapNames();
+    for (int i = 0; i < names.size(); ++i) {
+        QAction *a = maps->addAction(names[i], this, [this, i] { setColourMap(static_cast<ColourMap>(i)); });
+        a->setCheckable(true);
+        a->setChecked(i == int(m_colourMap));
+        mapGroup->addAction(a);
+        m_mapActions << a;
+    }
+    m_darkAction = view->addAction(tr("&Dark palette"), QKeySequence(QStringLiteral("Ctrl+Shift+D")), this,
+                                   [this](bool on) { setTheme(on ? Theme::Dark : Theme::Light); });
+    m_darkAction->setCheckable(true);
+    m_presenterAction = view->addAction(tr("&Presenter mode"), QKeySequence(Qt::Key_F5), this,
+                                        [this](bool on) { setPresenterMode(on); });
+    m_presenterAction->setCheckable(true);
+
+    QMenu *help = menuBar()->addMenu(tr("&Help"));
+    help->addAction(tr("&Keyboard shortcuts"), QKeySequence::HelpContents, this,
+                    [this] { QMessageBox::information(this, tr("Keyboard shortcuts"), shortcutsText()); });
+    help->addAction(tr("&About SinkScope"), this, [this] {
+        QMessageBox::about(this, tr("About SinkScope"),
+                           tr("<b>SinkScope %1</b><br>Attention sinks, layer by layer and head by head. Runs offline.")
+                               .arg(QStringLiteral(SINKSCOPE_VERSION)));
+    });
+}
+
+QString MainWindow::shortcutsText() const
+{
+    QStringList lines;
+    const auto menus = menuBar()->findChildren<QMenu *>();
+    for (const QMenu *menu : menus) {
+        for (const QAction *a : menu->actions()) {
+            if (!a->shortcut().isEmpty()) {
+                lines << QStringLiteral("%1\t%2").arg(a->shortcut().toString(QKeySequence::NativeText), a->text().remove(QLatin1Char('&')));
+            }
+        }
+    }
+    lines.removeDuplicates();
+    lines << tr("Left / Right\tprevious / next head (head map focused)") << tr("Up / Down\tprevious / next layer (head map focused)")
+          << tr("Home, double-click\treset zoom") << tr("Mouse wheel, drag\tzoom, pan");
+    return lines.join(QLatin1Char('\n'));
+}
+
+void MainWindow::addView(AnalysisView *view)
+{
+    m_views.append(view);
+    m_tabs->addTab(view, view->viewTitle());
+    view->setPlotStyle(plotStyle(m_theme, m_presenter));
+    view->setColourMap(m_colourMap);
+    if (m_snapshot) {
+        view->setSnapshot(m_snapshot);
+    }
+}
+
+void MainWindow::showView(const QString &viewId)
+{
+    for (int i = 0; i < m_tabs->count(); ++i) {
+        if (auto *v = qobject_cast<AnalysisView *>(m_tabs->widget(i)); v && v->viewId() == viewId) {
+            m_tabs->setCurrentIndex(i);
+            v->setFocus();
+            return;
+        }
+    }
+}
+
+AnalysisView *MainWindow::currentView() const
+{
+    return qobject_cast<AnalysisView *>(m_tabs->currentWidget());
+}
+
+void MainWindow::openModel(const QString &path)
+{
+    m_runTimer.stop();
+    m_statusLabel->setText(path.isEmpty() ? tr("Loading the default model\u2026") : tr("Loading %1\u2026").arg(QFileInfo(path).fileName()));
+    m_bridge->loadModel(path);
+}
+
+void MainWindow::onModelLoaded(std::shared_ptr<const Model> model, const QString &path)
+{
+    m_model = std::move(model);
+    m_modelPath = path;
+    m_modelHash.clear();
+    m_snapshot.reset();
+    for (AnalysisView *v : m_views) {
+        v->setSnapshot(nullptr);
+    }
+    addRecent(path);
+    updateModelBar();
+    if (!m_model->info().limitation.empty()) {
+        m_messages->showInfo(QString::fromStdString(m_model->info().limitation));
+    } else if (!m_messages->isError()) {
+        m_messages->hide();
+    }
+    m_statusLabel->setText(tr("Loaded %1").arg(path));
+    emit modelReady();
+    if (m_pendingSession) {
+        const QSignalBlocker blockPrompt(m_prompt);
+        const QSignalBlocker blockBos(m_bosBox);
+        m_prompt->setPlainText(m_pendingSession->prompt);
+        m_bosBox->setChecked(m_pendingSession->prependBos);
+        m_tokens.assign(m_pendingSession->tokens.begin(), m_pendingSession->tokens.end());
+        m_chips->setTokens(describeTokens(m_model->tokenizer().get(), m_tokens));
+        m_tokenCount->setText(tr("%n token(s)", nullptr, int(m_tokens.size())));
+        m_runFromSession = true;
+        runPrompt();
+    } else {
+        retokenize();
+        if (m_options.autoRun) {
+            runPrompt();
+        }
+    }
+    m_bridge->hashFile(path);
+}
+
+void MainWindow::updateModelBar()
+{
+    if (!m_model) {
+        m_modelName->setText(tr("No model"));
+        m_modelDetails->clear();
+        return;
+    }
+    const ModelConfig &c = m_model->config();
+    m_modelName->setText(QString::fromStdString(c.name.empty() ? QFileInfo(m_modelPath).fileName().toStdString() : c.name));
+    QString details = tr("%1 \u00b7 %2 layers \u00d7 %3 heads \u00b7 %4")
+                          .arg(QString::fromLatin1(architectureName(c.architecture)))
+                          .arg(c.layers)
+                          .arg(c.heads)
+                          .arg(QString::fromStdString(m_model->info().device));
+    if (!m_model->hasContract()) {
+        details += tr(" \u00b7 generic TorchScript");
+    }
+    m_modelDetails->setText(details);
+    m_modelDetails->setToolTip(m_modelPath + (m_modelHash.isEmpty() ? QString() : QStringLiteral("\nsha256 ") + m_modelHash));
+    setWindowTitle(QStringLiteral("SinkScope \u2014 %1").arg(m_modelName->text()));
+}
+
+void MainWindow::retokenize()
+{
+    if (!m_model) {
+        return;
+    }
+    const auto tokenizer = m_model->tokenizer();
+    if (!tokenizer) {
+        m_tokens.clear();
+        m_chips->setTokens({});
+        m_tokenCount->setText(tr("no tokenizer"));
+        return;
+    }
+    EncodeOptions options;
+    options.addBos = m_bosBox->isChecked() && tokenizer->data().bosId.has_value();
+    m_tokens = tokenizer->encode(m_prompt->toPlainText().toStdString(), options);
+    m_chips->setTokens(describeTokens(tokenizer.get(), m_tokens));
+    const int64_t context = m_model->config().contextLength;
+    m_tokenCount->setText(tr("%n token(s)", nullptr, int(m_tokens.size())));
+    if (context > 0 && int64_t(m_tokens.size()) > context) {
+        m_messages->showError(tr("The prompt has %1 tokens; the model's context is %2.").arg(m_tokens.size()).arg(context));
+    }
+}
+
+void MainWindow::runPrompt()
+{
+    m_runTimer.stop();
+    if (!m_model) {
+        m_messages->showError(tr("No model is loaded."));
+        return;
+    }
+    if (!m_runFromSession) {
+        m_tokenizeTimer.stop();
+        retokenize();
+    }
+    m_runFromSession = false;
+    if (m_tokens.empty()) {
+        m_messages->showError(tr("The prompt is empty: type some text or tick \u201cPrepend BOS\u201d."));
+        return;
+    }
+    m_bridge->run(m_model, RunRequest{m_tokens, kTopK});
+}
+
+void MainWindow::onRunFinished(std::shared_ptr<const RunSnapshot> snapshot)
+{
+    m_snapshot = std::move(snapshot);
+    for (AnalysisView *v : m_views) {
+        v->setSnapshot(m_snapshot);
+    }
+    if (m_pendingSession) {
+        const Session s = *m_pendingSession;
+        m_pendingSession.reset();
+        if (!s.colourMap.isEmpty()) {
+            setColourMap(colourMapFromKey(s.colourMap));
+        }
+        if (!s.theme.isEmpty()) {
+            setTheme(s.theme == QLatin1String("dark") ? Theme::Dark : Theme::Light);
+        }
+        for (AnalysisView *v : m_views) {
+            v->restoreState(s.views.value(v->viewId()).toObject());
+        }
+        showView(s.currentView);
+    }
+    if (m_messages->isError()) {
+        m_messages->hide();
+    }
+    m_statusLabel->setText(tr("%1 tokens: forward %2 ms, analysis %3 ms")
+                               .arg(m_snapshot->tokenCount())
+                               .arg(m_snapshot->forwardSeconds * 1000, 0, 'f', 0)
+                               .arg(m_snapshot->analysisSeconds * 1000, 0, 'f', 0));
+    emit snapshotShown();
+    startGenerate();
+}
+
+void MainWindow::startGenerate()
+{
+    if (!m_model || !m_snapshot || !m_model->hasContract()) {
+        return;
+    }
+    m_generated.clear();
+    m_outputs->clearContinuation();
+    m_outputs->setContinuationBusy(true);
+    std::vector<int64_t> prompt;
+    for (const TokenInfo &t : m_snapshot->tokens) {
+        prompt.push_back(t.id);
+    }
+    m_bridge->generate(m_model, std::move(prompt), kGreedyTokens);
+}
+
+void MainWindow::onFailed(const QString &tag, const QString &message)
+{
+    QString what;
+    if (tag == QLatin1String(ComputeBridge::kModelTag)) {
+        what = tr("Could not load the model");
+        m_pendingSession.reset();
+    } else if (tag == QLatin1String(ComputeBridge::kRunTag)) {
+        what = tr("The run failed");
+    } else if (tag == QLatin1String(ComputeBridge::kGenerateTag)) {
+        what = tr("Generation failed");
+        m_outputs->setContinuationBusy(false);
+    } else {
+        what = tr("Error");
+    }
+    m_messages->showError(QStringLiteral("%1: %2").arg(what, message));
+    m_statusLabel->setText(what);
+}
+
+void MainWindow::updateBusy(bool busy)
+{
+    m_runButton->setText(busy ? tr("Run (busy)") : tr("Run"));
+    if (busy) {
+        m_progressDelay.start();
+    } else {
+        m_progressDelay.stop();
+        m_progress->hide();
+        m_cancelButton->hide();
+    }
+}
+
+void MainWindow::addRecent(const QString &path)
+{
+    if (!m_options.useSettings) {
+        return;
+    }
+    QSettings settings;
+    QStringList recent = settings.value(QStringLiteral("recentModels")).toStringList();
+    recent.removeAll(path);
+    recent.prepend(path);
+    while (recent.size() > kMaxRecent) {
+        recent.removeLast();
+    }
+    settings.setValue(QStringLiteral("recentModels"), recent);
+}
+
+void MainWindow::rebuildRecentMenu()
+{
+    m_recentMenu->clear();
+    const QStringList recent = m_options.useSettings ? QSettings().value(QStringLiteral("recentModels")).toStringList() : QStringList();
+    for (const QString &path : recent) {
+        QAction *a = m_recentMenu->addAction(QFileInfo(path).fileName(), this, [this, path] { openModel(path); });
+        a->setToolTip(path);
+        a->setEnabled(QFileInfo::exists(path));
+    }
+    if (recent.isEmpty()) {
+        m_recentMenu->addAction(tr("(none yet)"))->setEnabled(false);
+    }
+}
+
+void MainWindow::setTheme(Theme theme)
+{
+    m_theme = theme;
+    if (m_darkAction) {
+        m_darkAction->setChecked(theme == Theme::Dark);
+    }
+    applyStyle();
+}
+
+void MainWindow::setPresenterMode(bool on)
+{
+    m_presenter = on;
+    if (m_presenterAction) {
+        m_presenterAction->setChecked(on);
+    }
+    applyStyle();
+}
+
+void MainWindow::setColourMap(ColourMap map)
+{
+    m_colourMap = map;
+    if (int(map) < m_mapActions.size()) {
+        m_mapActions[int(map)]->setChecked(true);
+    }
+    for (AnalysisView *v : m_views) {
+        v->setColourMap(map);
+    }
+}
+
+void MainWindow::applyStyle()
+{
+    if (auto *app = qobject_cast<QApplication *>(QCoreApplication::instance())) {
+        applyApplicationTheme(*app, m_theme, m_presenter);
+    }
+    const PlotStyle style = plotStyle(m_theme, m_presenter);
+    for (AnalysisView *v : m_views) {
+        v->setPlotStyle(style);
+    }
+    m_chipView->setMaximumHeight(m_presenter ? 130 : 84);
+    m_prompt->setMaximumHeight(m_presenter ? 130 : 90);
+}
+
+Session MainWindow::currentSession() const
+{
+    Session s;
+    s.modelPath = m_modelPath;
+    s.modelSha256 = m_modelHash;
+    s.prompt = m_prompt->toPlainText();
+    s.prependBos = m_bosBox->isChecked();
+    // The ids that produced the figure on screen, not a re-tokenization of the text.
+    if (m_snapshot) {
+        for (const TokenInfo &t : m_snapshot->tokens) {
+            s.tokens.push_back(t.id);
+        }
+    } else {
+        for (int64_t id : m_tokens) {
+            s.tokens.push_back(id);
+        }
+    }
+    if (AnalysisView *v = currentView()) {
+        s.currentView = v->viewId();
+    }
+    s.colourMap = colourMapKey(m_colourMap);
+    s.theme = m_theme == Theme::Dark ? QStringLiteral("dark") : QStringLiteral("light");
+    for (AnalysisView *v : m_views) {
+        s.views.insert(v->viewId(), v->saveState());
+    }
+    return s;
+}
+
+bool MainWindow::saveSession(const QString &path, QString *error)
+{
+    return currentSession().save(path, error);
+}
+
+void MainWindow::openSession(const QString &path)
+{
+    QString error;
+    auto session = Session::load(path, &error);
+    if (!session) {
+        m_messages->showError(error);
+        return;
+    }
+    m_pendingSession = *session;
+    if (m_model && QFileInfo(session->modelPath) == QFileInfo(m_modelPath)) {
+        if (!session->modelSha256.isEmpty() && !m_modelHash.isEmpty() && session->modelSha256 != m_modelHash) {
+            m_messages->showError(tr("The model file %1 changed since the session was saved (content hash differs).").arg(m_modelPath));
+        }
+        onModelLoaded(m_model, m_modelPath);
+    } else {
+        openModel(session->modelPath);
+    }
+    if (!session->modelSha256.isEmpty()) {
+        // Checked when the hash of the (re)loaded file arrives.
+        const QString expected = session->modelSha256;
+        auto *connection = new QMetaObject::Connection;
+        *connection = connect(m_bridge, &ComputeBridge::fileHashed, this, [this, expected, connection](const QString &, const QString &hash) {
+            if (hash != expected) {
+                m_messages->showError(tr("The model file differs from the one the session was saved with (sha256 %1\u2026, expected %2\u2026).")
+                                          .arg(hash.left(12), expected.left(12)));
+            }
+            disconnect(*connection);
+            delete connection;
+        });
+    }
+}
+
+FigureOptions MainWindow::defaultFigureOptions() const
+{
+    FigureOptions o;
+    const PlotStyle style = plotStyle(m_theme, m_presenter);
+    o.background = style.background;
+    o.foreground = style.foreground;
+    if (AnalysisView *v = currentView()) {
+        o.title = v->figureTitle();
+    }
+    QString prompt = m_prompt->toPlainText().simplified();
+    if (prompt.size() > 160) {
+        prompt = prompt.left(159) + QChar(0x2026);
+    }
+    o.caption = tr("Model: %1 (%2%3). Prompt (%4 tokens, BOS %5): \u201c%6\u201d. SinkScope %7.")
+                    .arg(m_modelName->text(), QFileInfo(m_modelPath).fileName(),
+                         m_modelHash.isEmpty() ? QString() : tr(", sha256 %1").arg(m_modelHash.left(12)))
+                    .arg(m_snapshot ? m_snapshot->tokenCount() : int64_t(m_tokens.size()))
+                    .arg(m_bosBox->isChecked() ? tr("prepended") : tr("not prepended"), prompt, QStringLiteral(SINKSCOPE_VERSION));
+    return o;
+}
+
+bool MainWindow::exportCurrentView(const QString &path, const FigureOptions &options, QString *error)
+{
+    AnalysisView *view = currentView();
+    FigureFormat format;
+    if (!view || !figureFormatForPath(path, &format)) {
+        if (error) {
+            *error = tr("Cannot export %1: use a .png, .svg or .pdf file name").arg(path);
+        }
+        return false;
+    }
+    return exportFigure(path, format, options, [view](QCPPainter *p, const QSize &size) { view->renderFigure(p, size); }, error);
+}
+
+bool MainWindow::exportLayerGrid(const QString &path, const FigureOptions &options, QString *error)
+{
+    FigureFormat format;
+    if (!figureFormatForPath(path, &format)) {
+        if (error) {
+            *error = tr("Cannot export %1: use a .png, .svg or .pdf file name").arg(path);
+        }
+        return false;
+    }
+    return exportFigure(path, format, options, [this](QCPPainter *p, const QSize &size) { m_headView->renderLayerGrid(p, size); }, error);
+}
+
+bool MainWindow::exportCurrentData(const QString &path, QString *error)
+{
+    AnalysisView *view = currentView();
+    if (!view) {
+        return false;
+    }
+    ViewData data = view->currentData();
+    data.json.insert(QStringLiteral("session"), currentSession().toJson());
+    return writeViewData(path, data, error);
+}
+
+namespace {
+
+// Asks for the figure's file, pixel size, DPI, title and caption.
+bool askFigureOptions(QWidget *parent, const QString &title, QString *path, FigureOptions *options)
+{
+    QDialog dialog(parent);
+    dialog.setWindowTitle(title);
+    auto *form = new QFormLayout(&dialog);
+    auto *file = new QLineEdit(*path, &dialog);
+    auto *browse = new QPushButton(QObject::tr("Browse\u2026"), &dialog);
+    auto *fileRow = new QHBoxLayout;
+    fileRow->addWidget(file, 1);
+    fileRow->addWidget(browse);
+    form->addRow(QObject::tr("File (.png, .svg, .pdf)"), fileRow);
+    auto *width = new QSpinBox(&dialog);
+    auto *height = new QSpinBox(&dialog);
+    auto *dpi = new QSpinBox(&dialog);
+    width->setRange(200, 20000);
+    height->setRange(200, 20000);
+    dpi->setRange(72, 1200);
+    width->setValue(options->pixelSize.width());
+    height->setValue(options->pixelSize.height());
+    dpi->setValue(options->dpi);
+    form->addRow(QObject::tr("Width (px)"), width);
+    form->addRow(QObject::tr("Height (px)"), height);
+    form->addRow(QObject::tr("DPI"), dpi);
+    auto *titleEdit = new QLineEdit(options->title, &dialog);
+    form->addRow(QObject::tr("Title"), titleEdit);
+    auto *caption = new QPlainTextEdit(options->caption, &dialog);
+    caption->setMaximumHeight(80);
+    form->addRow(QObject::tr("Caption"), caption);
+    auto *buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, &dialog);
+    form->addRow(buttons);
+    QObject::connect(buttons, &QDialogButtonBox::accepted, &dialog, &QDialog::accept);
+    QObject::connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+    QObject::connect(browse, &QPushButton::clicked, &dialog, [&] {
+        const QString chosen = QFileDialog::getSaveFileName(&dialog, title, file->text(), QObject::tr("Figures (*.png *.svg *.pdf)"));
+        if (!chosen.isEmpty()) {
+            file->setText(chosen);
+        }
+    });
+    if (dialog.exec() != QDialog::Accepted) {
+        return false;
+    }
+    *path = file->text();
+    options->pixelSize = QSize(width->value(), height->value());
+    options->dpi = dpi->value();
+    options->title = titleEdit->text();
+    options->caption = caption->toPlainText();
+    return true;
+}
+
+} // namespace
+
+void MainWindow::exportViewInteractive()
+{
+    FigureOptions options = defaultFigureOptions();
+    QString path = QStringLiteral("%1.pdf").arg(currentView() ? currentView()->viewId() : QStringLiteral("figure"));
+    QString error;
+    if (askFigureOptions(this, tr("Export view"), &path, &options) && !exportCurrentView(path, options, &error)) {
+        m_messages->showError(error);
+    } else if (error.isEmpty() && !path.isEmpty()) {
+        m_statusLabel->setText(tr("Exported %1").arg(path));
+    }
+}
+
+void MainWindow::exportGridInteractive()
+{
+    FigureOptions options = defaultFigureOptions();
+    options.title = m_headView->layerGridTitle();
+    QString path = QStringLiteral("layer-%1-heads.pdf").arg(m_headView->model().layer());
+    QString error;
+    if (askFigureOptions(this, tr("Export all heads of the layer"), &path, &options) && !exportLayerGrid(path, options, &error)) {
+        m_messages->showError(error);
+    }
+}
+
+void MainWindow::exportDataInteractive()
+{
+    const QString path = QFileDialog::getSaveFileName(this, tr("Export view data"),
+                                                      QStringLiteral("%1.csv").arg(currentView() ? currentView()->viewId() : QString()),
+                                                      tr("CSV (*.csv);;JSON (*.json)"));
+    QString error;
+    if (!path.isEmpty() && !exportCurrentData(path, &error)) {
+        m_messages->showError(error);
+    }
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent *event)
+{
+    for (const QUrl &url : event->mimeData()->urls()) {
+        const QString path = url.toLocalFile();
+        if (isModelFile(path) || path.endsWith(QLatin1String(".json"), Qt::CaseInsensitive)) {
+            event->acceptProposedAction();
+            return;
+        }
+    }
+}
+
+void MainWindow::dropEvent(QDropEvent *event)
+{
+    for (const QUrl &url : event->mimeData()->urls()) {
+        const QString path = url.toLocalFile();
+        if (path.endsWith(QLatin1String(".json"), Qt::CaseInsensitive)) {
+            openSession(path);
+            return;
+        }
+        if (isModelFile(path)) {
+            openModel(path);
+            return;
+        }
+    }
+}
+
+void MainWindow::closeEvent(QCloseEvent *event)
+{
+    if (m_options.useSettings) {
+        saveSettings();
+    }
+    QMainWindow::closeEvent(event);
+}
+
+void MainWindow::saveSettings() const
+{
+    QSettings settings;
+    settings.setValue(QStringLiteral("geometry"), saveGeometry());
+    settings.setValue(QStringLiteral("lastModel"), m_modelPath);
+    settings.setValue(QStringLiteral("prompt"), m_prompt->toPlainText());
+    settings.setValue(QStringLiteral("prependBos"), m_bosBox->isChecked());
+    settings.setValue(QStringLiteral("autoRun"), m_autoRunBox->isChecked());
+    settings.setValue(QStringLiteral("colourMap"), colourMapKey(m_colourMap));
+    settings.setValue(QStringLiteral("dark"), m_theme == Theme::Dark);
+    settings.setValue(QStringLiteral("presenter"), m_presenter);
+    QJsonObject views;
+    for (AnalysisView *v : m_views) {
+        views.insert(v->viewId(), v->saveState());
+    }
+    settings.setValue(QStringLiteral("views"), QString::fromUtf8(QJsonDocument(views).toJson(QJsonDocument::Compact)));
+}
+
+void MainWindow::restoreSettings()
+{
+    QSettings settings;
+    restoreGeometry(settings.value(QStringLiteral("geometry")).toByteArray());
+    if (m_options.modelPath.isEmpty()) {
+        const QString last = settings.value(QStringLiteral("lastModel")).toString();
+        if (!last.isEmpty() && QFileInfo::exists(last)) {
+            m_options.modelPath = last;
+        }
+    }
+    {
+        const QSignalBlocker block(m_prompt);
+        m_prompt->setPlainText(settings.value(QStringLiteral("prompt")).toString());
+    }
+    {
+        const QSignalBlocker block(m_bosBox);
+        m_bosBox->setChecked(settings.value(QStringLiteral("prependBos"), true).toBool());
+    }
+    m_autoRunBox->setChecked(settings.value(QStringLiteral("autoRun"), m_options.autoRun).toBool());
+    m_colourMap = colourMapFromKey(settings.value(QStringLiteral("colourMap")).toString());
+    setColourMap(m_colourMap);
+    m_theme = settings.value(QStringLiteral("dark")).toBool() ? Theme::Dark : Theme::Light;
+    m_presenter = settings.value(QStringLiteral("presenter")).toBool();
+    m_darkAction->setChecked(m_theme == Theme::Dark);
+    m_presenterAction->setChecked(m_presenter);
+    const QJsonObject views = QJsonDocument::fromJson(settings.value(QStringLiteral("views")).toString().toUtf8()).object();
+    for (AnalysisView *v : m_views) {
+        if (views.contains(v->viewId())) {
+            v->restoreState(views.value(v->viewId()).toObject());
+        }
+    }
 }
 
 } // namespace sinkscope::ui

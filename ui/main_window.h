@@ -1,21 +1,180 @@
-// The SinkScope main window. This first version shows the default model's description; the views
-// (overview heatmap, head view, token view, outputs, export) are added by the window milestone.
+// The SinkScope window: model bar, prompt editor with live token chips, the analysis views (overview,
+// head, tokens, outputs), export, sessions, themes.
+//
+// Threading: everything here runs on the UI thread. Model work goes through ComputeBridge; the window
+// only ever holds immutable snapshots (std::shared_ptr<const ...>), so hovering, switching heads and
+// exporting read memory and never run the model. Tokenizing the prompt for the chips uses the model's
+// tokenizer directly: it is immutable, thread safe, LibTorch-free and takes microseconds.
 #pragma once
 
-#include <QMainWindow>
+#include "analysis_view.h"
+#include "compute_bridge.h"
+#include "figure_export.h"
+#include "palettes.h"
+#include "session.h"
 
+#include <QMainWindow>
+#include <QTimer>
+
+#include <memory>
+#include <optional>
+
+class QAction;
+class QCheckBox;
 class QLabel;
+class QListView;
+class QMenu;
+class QPlainTextEdit;
+class QProgressBar;
+class QPushButton;
+class QSplitter;
+class QTabWidget;
+class QToolButton;
 
 namespace sinkscope::ui {
+
+class HeadView;
+class OverviewView;
+class OutputsView;
+class TokenChipModel;
+class TokenView;
+
+// A dismissable line above the views for errors (with their cause) and notices.
+class MessageBar : public QWidget
+{
+    Q_OBJECT
+public:
+    explicit MessageBar(QWidget *parent = nullptr);
+    void showError(const QString &text);
+    void showInfo(const QString &text);
+    QString text() const;
+    bool isError() const { return m_error; }
+
+private:
+    void show(const QString &text, bool error);
+    QLabel *m_label = nullptr;
+    bool m_error = false;
+};
+
+struct MainWindowOptions {
+    QString modelPath;      // empty: the last model used, else the default model
+    QString sessionPath;    // a session to open once the window is up
+    QString prompt;         // empty: the last prompt, else the default prompt
+    bool useSettings = true; // read and write QSettings (tests turn this off)
+    bool autoRun = true;     // run after loading and after typing pauses
+};
 
 class MainWindow : public QMainWindow
 {
     Q_OBJECT
 public:
-    explicit MainWindow(QWidget *parent = nullptr);
+    explicit MainWindow(MainWindowOptions options = {}, QWidget *parent = nullptr);
+    ~MainWindow() override;
+
+    static QString defaultPrompt();
+
+    void openModel(const QString &path);
+    void runPrompt();
+    void openSession(const QString &path);
+    bool saveSession(const QString &path, QString *error);
+    Session currentSession() const;
+    bool exportCurrentView(const QString &path, const FigureOptions &options, QString *error);
+    bool exportLayerGrid(const QString &path, const FigureOptions &options, QString *error);
+    bool exportCurrentData(const QString &path, QString *error);
+    // Title and caption for a figure of the current view (model, prompt, settings).
+    FigureOptions defaultFigureOptions() const;
+    void addView(AnalysisView *view);
+    void showView(const QString &viewId);
+    void setTheme(Theme theme);
+    void setPresenterMode(bool on);
+    void setColourMap(ColourMap map);
+
+    ComputeBridge *bridge() const { return m_bridge; }
+    std::shared_ptr<const Model> model() const { return m_model; }
+    std::shared_ptr<const RunSnapshot> snapshot() const { return m_snapshot; }
+    const std::vector<int64_t> &promptTokens() const { return m_tokens; }
+    QPlainTextEdit *promptEditor() const { return m_prompt; }
+    QCheckBox *bosToggle() const { return m_bosBox; }
+    TokenChipModel *chipModel() const { return m_chips; }
+    OverviewView *overviewView() const { return m_overview; }
+    HeadView *headView() const { return m_headView; }
+    TokenView *tokenView() const { return m_tokenView; }
+    OutputsView *outputsView() const { return m_outputs; }
+    MessageBar *messageBar() const { return m_messages; }
+    QString shortcutsText() const;
+
+signals:
+    void modelReady();
+    void snapshotShown();
+
+protected:
+    void dragEnterEvent(QDragEnterEvent *event) override;
+    void dropEvent(QDropEvent *event) override;
+    void closeEvent(QCloseEvent *event) override;
 
 private:
-    QLabel *m_status = nullptr;
+    void buildMenus();
+    void buildModelBar();
+    QWidget *buildPromptPanel();
+    void onModelLoaded(std::shared_ptr<const Model> model, const QString &path);
+    void onRunFinished(std::shared_ptr<const RunSnapshot> snapshot);
+    void onFailed(const QString &tag, const QString &message);
+    void retokenize();
+    void updateModelBar();
+    void updateBusy(bool busy);
+    void addRecent(const QString &path);
+    void rebuildRecentMenu();
+    void applyStyle();
+    void exportViewInteractive();
+    void exportGridInteractive();
+    void exportDataInteractive();
+    void saveSettings() const;
+    void restoreSettings();
+    AnalysisView *currentView() const;
+    void startGenerate();
+
+    MainWindowOptions m_options;
+    ComputeBridge *m_bridge = nullptr;
+    std::shared_ptr<const Model> m_model;
+    QString m_modelPath;
+    QString m_modelHash;
+    std::shared_ptr<const RunSnapshot> m_snapshot;
+    std::vector<int64_t> m_tokens;
+    std::vector<int64_t> m_generated;
+    std::optional<Session> m_pendingSession; // applied when its run arrives
+    bool m_runFromSession = false;
+
+    MessageBar *m_messages = nullptr;
+    QLabel *m_modelName = nullptr;
+    QLabel *m_modelDetails = nullptr;
+    QToolButton *m_recentButton = nullptr;
+    QMenu *m_recentMenu = nullptr;
+    QPlainTextEdit *m_prompt = nullptr;
+    QCheckBox *m_bosBox = nullptr;
+    QCheckBox *m_autoRunBox = nullptr;
+    QPushButton *m_runButton = nullptr;
+    QLabel *m_tokenCount = nullptr;
+    QListView *m_chipView = nullptr;
+    TokenChipModel *m_chips = nullptr;
+    QTabWidget *m_tabs = nullptr;
+    QSplitter *m_splitter = nullptr;
+    OverviewView *m_overview = nullptr;
+    HeadView *m_headView = nullptr;
+    TokenView *m_tokenView = nullptr;
+    OutputsView *m_outputs = nullptr;
+    QList<AnalysisView *> m_views;
+    QProgressBar *m_progress = nullptr;
+    QPushButton *m_cancelButton = nullptr;
+    QLabel *m_statusLabel = nullptr;
+    QAction *m_darkAction = nullptr;
+    QAction *m_presenterAction = nullptr;
+    QList<QAction *> m_mapActions;
+    QTimer m_tokenizeTimer;
+    QTimer m_runTimer;
+    QTimer m_progressDelay;
+    Theme m_theme = Theme::Light;
+    bool m_presenter = false;
+    ColourMap m_colourMap = ColourMap::Viridis;
 };
 
 } // namespace sinkscope::ui

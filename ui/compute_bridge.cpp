@@ -1,0 +1,307 @@
+#include "compute_bridge.h"
+
+#include "sinkscope/convert.h"
+#include "sinkscope/paths.h"
+
+#include <QCryptographicHash>
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QStandardPaths>
+
+#include <chrono>
+#include <mutex>
+
+namespace sinkscope::ui {
+
+namespace {
+
+QString errorText(const Error &error)
+{
+    return QString::fromStdString(error.message);
+}
+
+} // namespace
+
+ComputeBridge::ComputeBridge(QObject *parent) : QObject(parent) {}
+
+ComputeBridge::~ComputeBridge()
+{
+    // Jobs still running get their tokens set; ~ComputeThread (a member, so destroyed before the
+    // QObject base) joins. Callbacks post to `this`, which therefore outlives every job; events still
+    // queued for it are discarded by Qt when it goes.
+    m_thread.cancelAll();
+}
+
+void ComputeBridge::begin(const QString &tag, uint64_t generation)
+{
+    const bool wasBusy = isBusy();
+    m_pending.insert(tag, generation);
+    if (!wasBusy) {
+        emit busyChanged(true);
+    }
+}
+
+void ComputeBridge::finish(const QString &tag, uint64_t generation)
+{
+    auto it = m_pending.find(tag);
+    if (it == m_pending.end() || it.value() != generation) {
+        return;
+    }
+    m_pending.erase(it);
+    if (!isBusy()) {
+        emit busyChanged(false);
+    }
+}
+
+bool ComputeBridge::isCurrent(const QString &tag, uint64_t generation) const
+{
+    auto it = m_pending.find(tag);
+    return it != m_pending.end() && it.value() == generation;
+}
+
+ProgressCallback ComputeBridge::progressPoster(ComputeBridge *self, const QString &tag,
+                                              std::shared_ptr<const uint64_t> generation, const CancelToken &cancel)
+{
+    // Runs on the compute thread: throttle here, and compare generations only on the UI thread.
+    auto last = std::make_shared<std::chrono::steady_clock::time_point>();
+    return [self, tag, generation, last, &cancel](double fraction, const std::string &label) {
+        const auto now = std::chrono::steady_clock::now();
+        if (fraction >= 1.0 || now - *last > std::chrono::milliseconds(50)) {
+            *last = now;
+            const QString text = QString::fromStdString(label);
+            QMetaObject::invokeMethod(
+                self,
+                [self, tag, generation, fraction, text] {
+                    if (self->isCurrent(tag, *generation)) {
+                        emit self->progress(tag, fraction, text);
+                    }
+                },
+                Qt::QueuedConnection);
+        }
+        return !cancel.isCancelled();
+    };
+}
+
+QString ComputeBridge::convertedPathFor(const QString &ggufPath)
+{
+    const QFileInfo info(ggufPath);
+    QString cache = QStandardPaths::writableLocation(QStandardPaths::CacheLocation);
+    if (cache.isEmpty()) {
+        cache = QDir::tempPath() + QStringLiteral("/sinkscope");
+    }
+    return QStringLiteral("%1/models/%2-%3-%4.pt")
+        .arg(cache, info.completeBaseName())
+        .arg(info.size())
+        .arg(info.lastModified().toSecsSinceEpoch());
+}
+
+void ComputeBridge::loadModel(const QString &path)
+{
+    // A new model makes every result of the old one meaningless.
+    cancel(QString::fromLatin1(kRunTag));
+    cancel(QString::fromLatin1(kGenerateTag));
+    const QString tag = QString::fromLatin1(kModelTag);
+    const QString convertedPath = path.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive) ? convertedPathFor(path) : QString();
+    ComputeBridge *self = this;
+    auto generation = std::make_shared<uint64_t>(0);
+    struct Loaded {
+        std::shared_ptr<const Model> model;
+        QString path;
+    };
+    const uint64_t gen = m_thread.submit<Loaded>(
+        tag.toStdString(),
+        [self, tag, generation, path, convertedPath](const CancelToken &cancel) -> Result<Loaded> {
+            const ProgressCallback progress = progressPoster(self, tag, generation, cancel);
+            std::string modelPath = path.toStdString();
+            if (path.isEmpty()) {
+                auto ensured = ensureDefaultModel(progress);
+                if (!ensured.ok()) {
+                    return ensured.error();
+                }
+                modelPath = ensured.value();
+            } else if (!convertedPath.isEmpty()) {
+                if (!QFileInfo::exists(convertedPath)) {
+                    QDir().mkpath(QFileInfo(convertedPath).absolutePath());
+                    ConvertOptions options;
+                    options.progress = [&progress](double f, const std::string &label) {
+                        return progress(f * 0.8, "Converting: " + label);
+                    };
+                    auto status = convertGguf(path.toStdString(), convertedPath.toStdString(), options);
+                    if (!status.ok()) {
+                        return status.error();
+                    }
+                }
+                modelPath = convertedPath.toStdString();
+            }
+            LoadOptions options;
+            options.progress = progress;
+            auto model = Model::load(modelPath, options);
+            if (!model.ok()) {
+                return model.error();
+            }
+            return Loaded{std::move(model.value()), QString::fromStdString(modelPath)};
+        },
+        [self, tag, generation](uint64_t, Result<std::shared_ptr<const Loaded>> result) {
+            QMetaObject::invokeMethod(
+                self,
+                [self, tag, generation, result = std::move(result)] {
+                    if (!self->isCurrent(tag, *generation)) {
+                        return;
+                    }
+                    self->finish(tag, *generation);
+                    if (result.ok()) {
+                        emit self->modelLoaded(result.value()->model, result.value()->path);
+                    } else {
+                        emit self->failed(tag, errorText(result.error()));
+                    }
+                },
+                Qt::QueuedConnection);
+        });
+    *generation = gen;
+    begin(tag, gen);
+}
+
+void ComputeBridge::run(std::shared_ptr<const Model> model, RunRequest request)
+{
+    cancel(QString::fromLatin1(kGenerateTag));
+    const QString tag = QString::fromLatin1(kRunTag);
+    ComputeBridge *self = this;
+    auto generation = std::make_shared<uint64_t>(0);
+    const uint64_t gen = m_thread.submit<RunSnapshot>(
+        tag.toStdString(),
+        [model, request = std::move(request)](const CancelToken &cancel) -> Result<RunSnapshot> {
+            if (!model) {
+                return makeError(ErrorCode::InvalidArgument, "no model loaded");
+            }
+            return computeRunSnapshot(*model, request, cancel);
+        },
+        [self, tag, generation](uint64_t, Result<std::shared_ptr<const RunSnapshot>> result) {
+            QMetaObject::invokeMethod(
+                self,
+                [self, tag, generation, result = std::move(result)] {
+                    if (!self->isCurrent(tag, *generation)) {
+                        return;
+                    }
+                    self->finish(tag, *generation);
+                    if (result.ok()) {
+                        emit self->runFinished(result.value());
+                    } else {
+                        emit self->failed(tag, errorText(result.error()));
+                    }
+                },
+                Qt::QueuedConnection);
+        });
+    *generation = gen;
+    begin(tag, gen);
+    emit progress(tag, -1, tr("Running the model"));
+}
+
+void ComputeBridge::generate(std::shared_ptr<const Model> model, std::vector<int64_t> prompt, int maxNewTokens)
+{
+    const QString tag = QString::fromLatin1(kGenerateTag);
+    ComputeBridge *self = this;
+    auto generation = std::make_shared<uint64_t>(0);
+    const uint64_t gen = m_thread.submit<std::vector<int64_t>>(
+        tag.toStdString(),
+        [self, tag, generation, model, prompt = std::move(prompt), maxNewTokens](const CancelToken &cancel)
+            -> Result<std::vector<int64_t>> {
+            if (!model) {
+                return makeError(ErrorCode::InvalidArgument, "no model loaded");
+            }
+            GenerateOptions options;
+            options.maxNewTokens = maxNewTokens;
+            return model->generate(
+                prompt, options,
+                [self, tag, generation](int64_t id) {
+                    QMetaObject::invokeMethod(
+                        self,
+                        [self, tag, generation, id] {
+                            if (self->isCurrent(tag, *generation)) {
+                                emit self->generatedToken(id);
+                            }
+                        },
+                        Qt::QueuedConnection);
+                },
+                &cancel);
+        },
+        [self, tag, generation](uint64_t, Result<std::shared_ptr<const std::vector<int64_t>>> result) {
+            QMetaObject::invokeMethod(
+                self,
+                [self, tag, generation, result = std::move(result)] {
+                    if (!self->isCurrent(tag, *generation)) {
+                        return;
+                    }
+                    self->finish(tag, *generation);
+                    if (!result.ok() && result.error().code != ErrorCode::Cancelled) {
+                        emit self->failed(tag, errorText(result.error()));
+                    }
+                    emit self->generationFinished(result.ok());
+                },
+                Qt::QueuedConnection);
+        });
+    *generation = gen;
+    begin(tag, gen);
+}
+
+void ComputeBridge::hashFile(const QString &path)
+{
+    const QString tag = QString::fromLatin1(kHashTag);
+    ComputeBridge *self = this;
+    auto generation = std::make_shared<uint64_t>(0);
+    const uint64_t gen = m_thread.submit<QString>(
+        tag.toStdString(),
+        [path](const CancelToken &cancel) -> Result<QString> {
+            QFile file(path);
+            if (!file.open(QIODevice::ReadOnly)) {
+                return makeError(ErrorCode::Io, path.toStdString() + ": " + file.errorString().toStdString());
+            }
+            QCryptographicHash hash(QCryptographicHash::Sha256);
+            QByteArray chunk;
+            while (!(chunk = file.read(1 << 20)).isEmpty()) {
+                if (cancel.isCancelled()) {
+                    return makeError(ErrorCode::Cancelled, "hashing cancelled");
+                }
+                hash.addData(chunk);
+            }
+            return QString::fromLatin1(hash.result().toHex());
+        },
+        [self, tag, generation, path](uint64_t, Result<std::shared_ptr<const QString>> result) {
+            QMetaObject::invokeMethod(
+                self,
+                [self, tag, generation, path, result = std::move(result)] {
+                    if (!self->isCurrent(tag, *generation)) {
+                        return;
+                    }
+                    self->finish(tag, *generation);
+                    if (result.ok()) {
+                        emit self->fileHashed(path, *result.value());
+                    } else if (result.error().code != ErrorCode::Cancelled) {
+                        emit self->failed(tag, errorText(result.error()));
+                    }
+                },
+                Qt::QueuedConnection);
+        });
+    *generation = gen;
+    begin(tag, gen);
+}
+
+void ComputeBridge::cancel(const QString &tag)
+{
+    m_thread.cancel(tag.toStdString());
+    auto it = m_pending.find(tag);
+    if (it != m_pending.end()) {
+        finish(tag, it.value());
+    }
+}
+
+void ComputeBridge::cancelAll()
+{
+    m_thread.cancelAll();
+    const auto tags = m_pending.keys();
+    for (const QString &tag : tags) {
+        finish(tag, m_pending.value(tag));
+    }
+}
+
+} // namespace sinkscope::ui

@@ -1,0 +1,77 @@
+// The UI side of the compute thread: submits model work to sinkscope::ComputeThread and delivers the
+// results on the UI thread as signals. Nothing in ui/ calls Model::load/forward/generate any other way.
+//
+// Threading: every public function is called on the UI thread and returns at once. Results, errors and
+// progress are posted back with QMetaObject::invokeMethod(this, ..., Qt::QueuedConnection) and dropped
+// there when a newer request with the same tag has been made since (so a result never lands on a
+// prompt the user already changed). Cancel goes straight to the job's atomic token.
+#pragma once
+
+#include "run_snapshot.h"
+
+#include "sinkscope/compute_thread.h"
+
+#include <QElapsedTimer>
+#include <QObject>
+#include <QSet>
+#include <QString>
+
+#include <memory>
+
+namespace sinkscope::ui {
+
+class ComputeBridge : public QObject
+{
+    Q_OBJECT
+public:
+    // Tags of the jobs; a new request replaces (and cancels) the previous one with the same tag.
+    static constexpr const char *kModelTag = "model";
+    static constexpr const char *kRunTag = "run";
+    static constexpr const char *kGenerateTag = "generate";
+    static constexpr const char *kHashTag = "hash";
+
+    explicit ComputeBridge(QObject *parent = nullptr);
+    ~ComputeBridge() override;
+
+    // A SinkScope archive or TorchScript file (.pt), or a GGUF file converted first (into the cache
+    // folder, once per file version). An empty path means the default model (converted if missing).
+    void loadModel(const QString &path);
+    void run(std::shared_ptr<const Model> model, RunRequest request);
+    // Greedy continuation; tokens arrive one by one through generatedToken().
+    void generate(std::shared_ptr<const Model> model, std::vector<int64_t> prompt, int maxNewTokens);
+    // SHA-256 of a file's contents (session files record it).
+    void hashFile(const QString &path);
+
+    void cancel(const QString &tag);
+    void cancelAll();
+    bool isBusy() const { return !m_pending.isEmpty(); }
+    bool isPending(const QString &tag) const { return m_pending.contains(tag); }
+
+    // Where converted GGUF files go: <cache>/models/<name>-<size>-<mtime>.pt.
+    static QString convertedPathFor(const QString &ggufPath);
+
+signals:
+    void modelLoaded(std::shared_ptr<const sinkscope::Model> model, const QString &path);
+    void runFinished(std::shared_ptr<const sinkscope::ui::RunSnapshot> snapshot);
+    void generatedToken(qint64 id);
+    void generationFinished(bool ok);
+    void fileHashed(const QString &path, const QString &sha256);
+    // `tag` is one of the k*Tag names; `message` names the cause (file, value).
+    void failed(const QString &tag, const QString &message);
+    // fraction < 0: indeterminate. Throttled to ~20 per second.
+    void progress(const QString &tag, double fraction, const QString &label);
+    void busyChanged(bool busy);
+
+private:
+    void begin(const QString &tag, uint64_t generation);
+    void finish(const QString &tag, uint64_t generation);
+    bool isCurrent(const QString &tag, uint64_t generation) const;
+    // `generation` is written on the UI thread right after submission and read only there.
+    static ProgressCallback progressPoster(ComputeBridge *self, const QString &tag,
+                                           std::shared_ptr<const uint64_t> generation, const CancelToken &cancel);
+
+    ComputeThread m_thread;
+    QHash<QString, uint64_t> m_pending; // tag -> generation awaited
+};
+
+} // namespace sinkscope::ui

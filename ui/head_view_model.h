@@ -1,0 +1,58 @@
+// The state behind the head view, without widgets: which head is shown, the colour scale, and the
+// cached full-resolution transform and range of that head. Switching heads reads the snapshot already
+// in memory (never the model); hovering is a constant-time lookup.
+#pragma once
+
+#include "attention_math.h"
+#include "run_snapshot.h"
+
+#include <memory>
+#include <optional>
+
+namespace sinkscope::ui {
+
+class HeadViewModel
+{
+public:
+    void setSnapshot(std::shared_ptr<const RunSnapshot> snapshot);
+    const std::shared_ptr<const RunSnapshot> &snapshot() const { return m_snapshot; }
+    bool valid() const;
+
+    // Clamped to the snapshot's layers and heads; returns whether anything changed.
+    bool setHead(int64_t layer, int64_t head);
+    int64_t layer() const { return m_layer; }
+    int64_t head() const { return m_head; }
+    // Steps through heads in reading order (layer-major), wrapping across layer boundaries.
+    bool stepHead(int delta);
+    bool stepLayer(int delta);
+
+    void setScale(const ColourScale &scale);
+    const ColourScale &scale() const { return m_scale; }
+    void setPooling(Pooling pooling) { m_pooling = pooling; }
+    Pooling pooling() const { return m_pooling; }
+
+    const TransformedHead &transformed();
+    // The current head's range, or the shared range of every head when scale().shared is set.
+    ValueRange range();
+    PooledGrid grid(const TokenWindow &window, int64_t maxX, int64_t maxY);
+
+    // Probability as computed, value as displayed (after the transform), and the sink mass removed from
+    // a query row (NaN unless renormalising). NaN outside the head or where masked.
+    float rawValue(int64_t query, int64_t key) const;
+    float displayValue(int64_t query, int64_t key);
+    float removedMass(int64_t query);
+
+private:
+    void invalidate();
+
+    std::shared_ptr<const RunSnapshot> m_snapshot;
+    int64_t m_layer = 0;
+    int64_t m_head = 0;
+    ColourScale m_scale;
+    Pooling m_pooling = Pooling::Max;
+    std::optional<TransformedHead> m_transformed;
+    std::optional<ValueRange> m_range;
+    std::optional<ValueRange> m_sharedRange; // depends on snapshot and scale only, not on the head
+};
+
+} // namespace sinkscope::ui
