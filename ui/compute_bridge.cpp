@@ -170,11 +170,11 @@ void ComputeBridge::run(std::shared_ptr<const Model> model, RunRequest request)
     auto generation = std::make_shared<uint64_t>(0);
     const uint64_t gen = m_thread.submit<RunSnapshot>(
         tag.toStdString(),
-        [model, request = std::move(request)](const CancelToken &cancel) -> Result<RunSnapshot> {
+        [self, tag, generation, model, request = std::move(request)](const CancelToken &cancel) -> Result<RunSnapshot> {
             if (!model) {
                 return makeError(ErrorCode::InvalidArgument, "no model loaded");
             }
-            return computeRunSnapshot(*model, request, cancel);
+            return computeRunSnapshot(*model, request, cancel, progressPoster(self, tag, generation, cancel));
         },
         [self, tag, generation](uint64_t, Result<std::shared_ptr<const RunSnapshot>> result) {
             QMetaObject::invokeMethod(

@@ -29,13 +29,14 @@ std::vector<TokenInfo> describeTokens(const Tokenizer *tokenizer, const std::vec
     return out;
 }
 
-Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &request, const CancelToken &cancel)
+Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &request, const CancelToken &cancel,
+                                       const ProgressCallback &progress)
 {
     ForwardRequest forward;
     forward.tokens = request.tokens;
     forward.capture.allAttention = true;
     forward.capture.lastLogitsOnly = true;
-    auto result = model.forward(forward, &cancel);
+    auto result = model.forward(forward, &cancel, progress);
     if (!result.ok()) {
         return result.error();
     }

@@ -54,6 +54,7 @@ struct RunRequest {
 
 // Runs the forward pass with every layer's attention captured and derives the summaries. Compute
 // thread only (it calls Model::forward).
-Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &request, const CancelToken &cancel);
+Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &request, const CancelToken &cancel,
+                                       const ProgressCallback &progress = {});
 
 } // namespace sinkscope::ui
