@@ -96,6 +96,29 @@ QString ComputeBridge::convertedPathFor(const QString &ggufPath)
         .arg(info.lastModified().toSecsSinceEpoch());
 }
 
+template<typename T, typename Done>
+void ComputeBridge::submitJob(const QString &tag, const std::shared_ptr<uint64_t> &generation,
+                              std::function<Result<T>(const CancelToken &)> work, Done done)
+{
+    ComputeBridge *self = this;
+    const uint64_t gen = m_thread.submit<T>(
+        tag.toStdString(), std::move(work),
+        [self, tag, generation, done = std::move(done)](uint64_t, Result<std::shared_ptr<const T>> result) {
+            QMetaObject::invokeMethod(
+                self,
+                [self, tag, generation, done, result = std::move(result)] {
+                    if (!self->isCurrent(tag, *generation)) {
+                        return;
+                    }
+                    self->finish(tag, *generation);
+                    done(result);
+                },
+                Qt::QueuedConnection);
+        });
+    *generation = gen;
+    begin(tag, gen);
+}
+
 void ComputeBridge::loadModel(const QString &path)
 {
     // A new model makes every result of the old one meaningless.
@@ -109,8 +132,8 @@ void ComputeBridge::loadModel(const QString &path)
         std::shared_ptr<const Model> model;
         QString path;
     };
-    const uint64_t gen = m_thread.submit<Loaded>(
-        tag.toStdString(),
+    submitJob<Loaded>(
+        tag, generation,
         [self, tag, generation, path, convertedPath](const CancelToken &cancel) -> Result<Loaded> {
             const ProgressCallback progress = progressPoster(self, tag, generation, cancel);
             std::string modelPath = path.toStdString();
@@ -142,24 +165,13 @@ void ComputeBridge::loadModel(const QString &path)
             }
             return Loaded{std::move(model.value()), QString::fromStdString(modelPath)};
         },
-        [self, tag, generation](uint64_t, Result<std::shared_ptr<const Loaded>> result) {
-            QMetaObject::invokeMethod(
-                self,
-                [self, tag, generation, result = std::move(result)] {
-                    if (!self->isCurrent(tag, *generation)) {
-                        return;
-                    }
-                    self->finish(tag, *generation);
-                    if (result.ok()) {
-                        emit self->modelLoaded(result.value()->model, result.value()->path);
-                    } else {
-                        emit self->failed(tag, errorText(result.error()));
-                    }
-                },
-                Qt::QueuedConnection);
+        [self, tag](const Result<std::shared_ptr<const Loaded>> &result) {
+            if (result.ok()) {
+                emit self->modelLoaded(result.value()->model, result.value()->path);
+            } else {
+                emit self->failed(tag, errorText(result.error()));
+            }
         });
-    *generation = gen;
-    begin(tag, gen);
 }
 
 void ComputeBridge::run(std::shared_ptr<const Model> model, RunRequest request)
@@ -168,32 +180,21 @@ void ComputeBridge::run(std::shared_ptr<const Model> model, RunRequest request)
     const QString tag = QString::fromLatin1(kRunTag);
     ComputeBridge *self = this;
     auto generation = std::make_shared<uint64_t>(0);
-    const uint64_t gen = m_thread.submit<RunSnapshot>(
-        tag.toStdString(),
+    submitJob<RunSnapshot>(
+        tag, generation,
         [self, tag, generation, model, request = std::move(request)](const CancelToken &cancel) -> Result<RunSnapshot> {
             if (!model) {
                 return makeError(ErrorCode::InvalidArgument, "no model loaded");
             }
             return computeRunSnapshot(*model, request, cancel, progressPoster(self, tag, generation, cancel));
         },
-        [self, tag, generation](uint64_t, Result<std::shared_ptr<const RunSnapshot>> result) {
-            QMetaObject::invokeMethod(
-                self,
-                [self, tag, generation, result = std::move(result)] {
-                    if (!self->isCurrent(tag, *generation)) {
-                        return;
-                    }
-                    self->finish(tag, *generation);
-                    if (result.ok()) {
-                        emit self->runFinished(result.value());
-                    } else {
-                        emit self->failed(tag, errorText(result.error()));
-                    }
-                },
-                Qt::QueuedConnection);
+        [self, tag](const Result<std::shared_ptr<const RunSnapshot>> &result) {
+            if (result.ok()) {
+                emit self->runFinished(result.value());
+            } else {
+                emit self->failed(tag, errorText(result.error()));
+            }
         });
-    *generation = gen;
-    begin(tag, gen);
     emit progress(tag, -1, tr("Running the model"));
 }
 
@@ -202,8 +203,8 @@ void ComputeBridge::generate(std::shared_ptr<const Model> model, std::vector<int
     const QString tag = QString::fromLatin1(kGenerateTag);
     ComputeBridge *self = this;
     auto generation = std::make_shared<uint64_t>(0);
-    const uint64_t gen = m_thread.submit<std::vector<int64_t>>(
-        tag.toStdString(),
+    submitJob<std::vector<int64_t>>(
+        tag, generation,
         [self, tag, generation, model, prompt = std::move(prompt), maxNewTokens](const CancelToken &cancel)
             -> Result<std::vector<int64_t>> {
             if (!model) {
@@ -225,23 +226,12 @@ void ComputeBridge::generate(std::shared_ptr<const Model> model, std::vector<int
                 },
                 &cancel);
         },
-        [self, tag, generation](uint64_t, Result<std::shared_ptr<const std::vector<int64_t>>> result) {
-            QMetaObject::invokeMethod(
-                self,
-                [self, tag, generation, result = std::move(result)] {
-                    if (!self->isCurrent(tag, *generation)) {
-                        return;
-                    }
-                    self->finish(tag, *generation);
-                    if (!result.ok() && result.error().code != ErrorCode::Cancelled) {
-                        emit self->failed(tag, errorText(result.error()));
-                    }
-                    emit self->generationFinished(result.ok());
-                },
-                Qt::QueuedConnection);
+        [self, tag](const Result<std::shared_ptr<const std::vector<int64_t>>> &result) {
+            if (!result.ok() && result.error().code != ErrorCode::Cancelled) {
+                emit self->failed(tag, errorText(result.error()));
+            }
+            emit self->generationFinished(result.ok());
         });
-    *generation = gen;
-    begin(tag, gen);
 }
 
 void ComputeBridge::hashFile(const QString &path)
@@ -249,8 +239,8 @@ void ComputeBridge::hashFile(const QString &path)
     const QString tag = QString::fromLatin1(kHashTag);
     ComputeBridge *self = this;
     auto generation = std::make_shared<uint64_t>(0);
-    const uint64_t gen = m_thread.submit<QString>(
-        tag.toStdString(),
+    submitJob<QString>(
+        tag, generation,
         [path](const CancelToken &cancel) -> Result<QString> {
             QFile file(path);
             if (!file.open(QIODevice::ReadOnly)) {
@@ -266,24 +256,13 @@ void ComputeBridge::hashFile(const QString &path)
             }
             return QString::fromLatin1(hash.result().toHex());
         },
-        [self, tag, generation, path](uint64_t, Result<std::shared_ptr<const QString>> result) {
-            QMetaObject::invokeMethod(
-                self,
-                [self, tag, generation, path, result = std::move(result)] {
-                    if (!self->isCurrent(tag, *generation)) {
-                        return;
-                    }
-                    self->finish(tag, *generation);
-                    if (result.ok()) {
-                        emit self->fileHashed(path, *result.value());
-                    } else if (result.error().code != ErrorCode::Cancelled) {
-                        emit self->failed(tag, errorText(result.error()));
-                    }
-                },
-                Qt::QueuedConnection);
+        [self, tag, path](const Result<std::shared_ptr<const QString>> &result) {
+            if (result.ok()) {
+                emit self->fileHashed(path, *result.value());
+            } else if (result.error().code != ErrorCode::Cancelled) {
+                emit self->failed(tag, errorText(result.error()));
+            }
         });
-    *generation = gen;
-    begin(tag, gen);
 }
 
 void ComputeBridge::cancel(const QString &tag)

@@ -70,6 +70,12 @@ private:
     static ProgressCallback progressPoster(ComputeBridge *self, const QString &tag,
                                            std::shared_ptr<const uint64_t> generation, const CancelToken &cancel);
 
+    // Submits `work` under `tag`; `done` runs on the UI thread with the result unless a newer job with
+    // the same tag superseded it. `generation` is filled in here, before any result can arrive.
+    template<typename T, typename Done>
+    void submitJob(const QString &tag, const std::shared_ptr<uint64_t> &generation,
+                   std::function<Result<T>(const CancelToken &)> work, Done done);
+
     ComputeThread m_thread;
     QHash<QString, uint64_t> m_pending; // tag -> generation awaited
 };
