@@ -3,14 +3,18 @@
 #include "sinkscope/attention_stats.h"
 #include "sinkscope/config.h"
 #include "sinkscope/convert.h"
+#include "sinkscope/effects.h"
+#include "sinkscope/mitigation.h"
 #include "sinkscope/model.h"
 #include "sinkscope/paths.h"
 #include "sinkscope/runtime.h"
+#include "sinkscope/streaming.h"
 
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -102,6 +106,8 @@ Commands:
   run        one forward pass: tokens, top-k next tokens, first-token attention mass per layer and head
   generate   continue a prompt, streaming tokens as they come
   doctor     check the runtime: LibTorch, threads, BLAS speed
+  compare    a prompt with and without mitigations (top-k, KL, perplexity, attention change, continuation)
+  stream-ppl the StreamingLLM evaluation: per-token NLL with a rolling KV cache (dense, window, sinks)
 
 Every command that takes --model uses the default model (SmolLM2-135M-Instruct) without it.
 Run 'sinkscope-cli <command> --help' for the options of a command.
@@ -513,6 +519,332 @@ int cmdDoctor(const Args &a, std::ostream &out, std::ostream &)
     return check.slow ? 1 : 0;
 }
 
+constexpr const char *kStreamPplHelp = R"(Usage: sinkscope-cli stream-ppl --text FILE [--model FILE] [--tokens N]
+                             (--dense | --window W [--sinks S] [--recompute] | --sweep [--window C])
+                             [--csv FILE] [--json]
+
+The StreamingLLM evaluation (Xiao et al., ICLR 2024): decodes the text one token at a time with a real
+rolling key/value cache (keys cached before RoPE and re-rotated with their positions inside the cache)
+and records the NLL of every next token. The token being decoded sees at most S + W keys, itself
+included: the first S tokens and the W most recent ones.
+
+  --dense        no eviction (the attention span grows with the text)
+  --window W     keep the W most recent tokens; with --sinks S also the first S (default 0: window only)
+  --recompute    sliding window with re-computation: rerun the S + W context from scratch every token
+  --sweep        the standard set at a total cache C (--window, default 256): dense, window 0+C,
+                 sinks S+(C-S) for S = 1, 2, 4, 8, and re-computation 0+C
+  --tokens N     evaluate the first N tokens of the text (default: all)
+  --csv FILE     per-token NLL, one column per method (for plotting NLL against position)
+
+Text: perplexity over all tokens and over the tokens decoded once the cache is full, tokens per second.
+JSON: one object per method with keys method, sinks, window, tokens, ppl, ppl_after_cache, mean_nll,
+seconds, tokens_per_second and nll (per token, nats); --sweep prints {"runs": [...]}.
+)";
+
+constexpr const char *kCompareHelp = R"(Usage: sinkscope-cli compare --prompt TEXT --mitigation SPEC[,SPEC...] [--model FILE] [--top-k K]
+                           [-n N] [--bos | --no-bos] [--ids 1,2,3] [--json]
+
+Runs the prompt without controls (the baseline) and with each mitigation, and reports against the
+baseline on the same tokens: the next-token top-k, KL(baseline || mitigated) at the last position,
+prompt perplexity, the per-head attention change (mean total variation over queries, layer x head) and
+N greedy tokens side by side (default 16; 0 skips them).
+
+Spec grammar (docs/mitigations.md): none | step+step..., step = method[:param=value,...,heads=L2H3+L5],
+methods mask-sink, streaming, act, zerotune, softmax1, sink-logit, temperature, value-zero, resid,
+head-zero, move-to-bos. Example: --mitigation none,mask-sink,act:beta=0.4,thres=0.1,heads=L2H3+L5H0
+In compare, streaming is applied as a sink + window attention mask with the original positions; the
+rolling cache with in-cache positions is stream-ppl.
+)";
+
+// Splits "a:x=1,y=2,b,c:z=3" into specs: a piece holding '=' before any ':' continues the spec before it.
+std::vector<std::string> splitSpecList(const std::string &text)
+{
+    std::vector<std::string> specs;
+    std::stringstream ss(text);
+    std::string piece;
+    while (std::getline(ss, piece, ',')) {
+        const auto eq = piece.find('='), colon = piece.find(':');
+        if (!specs.empty() && eq != std::string::npos && (colon == std::string::npos || eq < colon)) {
+            specs.back() += "," + piece;
+        } else {
+            specs.push_back(piece);
+        }
+    }
+    if (specs.empty()) {
+        throw UsageError{"--mitigation is empty"};
+    }
+    return specs;
+}
+
+std::string continuationText(const Model &model, const std::vector<int64_t> &ids)
+{
+    if (auto tok = model.tokenizer()) {
+        return visible(tok->decode(ids));
+    }
+    std::string s;
+    for (int64_t id : ids) {
+        s += (s.empty() ? "" : " ") + std::to_string(id);
+    }
+    return s;
+}
+
+nlohmann::ordered_json topKJson(const Model &model, const std::vector<TopToken> &top)
+{
+    auto arr = nlohmann::ordered_json::array();
+    for (const auto &t : top) {
+        arr.push_back({{"id", t.id},
+                       {"token", nlohmann::ordered_json::parse(jsonSafe(tokenString(model, t.id)))},
+                       {"probability", t.probability}});
+    }
+    return arr;
+}
+
+int cmdCompare(const Args &a, std::ostream &out, std::ostream &err)
+{
+    warnIfSlowBlas(err);
+    const auto specText = a.get("--mitigation");
+    if (!specText) {
+        throw UsageError{"--mitigation is required"};
+    }
+    std::vector<MitigationSpec> specs;
+    for (const auto &s : splitSpecList(*specText)) {
+        auto spec = parseMitigation(s);
+        if (!spec) {
+            throw UsageError{spec.error().message};
+        }
+        specs.push_back(std::move(spec).value());
+    }
+    auto model = loadModel(a, err);
+    for (const auto &spec : specs) {
+        if (auto ok = validateMitigation(spec, *model); !ok) {
+            throw Failure{ok.error().message};
+        }
+    }
+    const auto tokens = promptTokens(*model, a);
+    EffectsOptions opt;
+    opt.topK = static_cast<int>(a.number("--top-k", 5, 1, 1000));
+    opt.continuationTokens = static_cast<int>(a.number("-n", 16, 0, 10000));
+    auto baseline = runBaseline(*model, tokens, opt);
+    if (!baseline) {
+        throw Failure{baseline.error().message};
+    }
+    std::vector<MitigationEffects> effects;
+    for (const auto &spec : specs) {
+        auto e = compareMitigation(*model, *baseline, spec, opt);
+        if (!e) {
+            throw Failure{e.error().message};
+        }
+        effects.push_back(std::move(e).value());
+    }
+    const int64_t vocab = baseline->forward.logits.shape.at(1);
+    const auto baseTop = topK(baseline->forward.logits.data.data() + (static_cast<int64_t>(tokens.size()) - 1) * vocab, vocab, opt.topK);
+    const double basePpl = std::exp(meanNextTokenNll(baseline->forward.logits, tokens));
+    if (a.has("--json")) {
+        nlohmann::ordered_json j;
+        j["model"] = model->info().path;
+        j["tokens"] = tokens;
+        j["baseline"] = {{"top_k", topKJson(*model, baseTop)},
+                         {"ppl", basePpl},
+                         {"continuation", baseline->continuation},
+                         {"continuation_text", nlohmann::ordered_json::parse(jsonSafe(continuationText(*model, baseline->continuation)))}};
+        j["mitigations"] = nlohmann::ordered_json::array();
+        for (const auto &e : effects) {
+            nlohmann::ordered_json m;
+            m["spec"] = e.spec;
+            m["top_k"] = topKJson(*model, e.mitigatedTop);
+            m["kl"] = e.nextTokenKl;
+            m["position_kl"] = e.positionKl;
+            m["ppl"] = e.mitigatedPerplexity;
+            m["baseline_ppl"] = e.baselinePerplexity;
+            auto heads = nlohmann::ordered_json::array();
+            if (e.headDifference.shape.size() == 2) {
+                for (int64_t l = 0; l < e.headDifference.shape[0]; ++l) {
+                    std::vector<float> row(e.headDifference.data.begin() + l * e.headDifference.shape[1],
+                                           e.headDifference.data.begin() + (l + 1) * e.headDifference.shape[1]);
+                    heads.push_back(row);
+                }
+            }
+            m["head_difference"] = heads;
+            m["continuation"] = e.mitigatedContinuation;
+            m["continuation_text"] = nlohmann::ordered_json::parse(jsonSafe(continuationText(*model, e.mitigatedContinuation)));
+            m["streaming_as_mask"] = e.streamingAsMask;
+            m["seconds"] = e.seconds;
+            j["mitigations"].push_back(m);
+        }
+        out << j.dump(2) << "\n";
+        return 0;
+    }
+    out << std::fixed;
+    out << "prompt: " << tokens.size() << " tokens\n";
+    for (const auto &e : effects) {
+        out << "\n== " << e.spec << (e.streamingAsMask ? "  (streaming as a sink + window mask)" : "") << "\n";
+        out << "  next token            baseline                      mitigated\n";
+        for (size_t i = 0; i < std::max(baseTop.size(), e.mitigatedTop.size()); ++i) {
+            auto cell = [&](const std::vector<TopToken> &v) {
+                if (i >= v.size()) {
+                    return std::string(28, ' ');
+                }
+                std::ostringstream s;
+                s << std::setprecision(4) << v[i].probability << " '" << visible(tokenString(*model, v[i].id)) << "'";
+                std::string str = s.str();
+                str.resize(std::max<size_t>(str.size(), 28), ' ');
+                return str;
+            };
+            out << "  " << std::setw(2) << i + 1 << "                    " << cell(baseTop) << "  " << cell(e.mitigatedTop) << "\n";
+        }
+        out << std::setprecision(6) << "  KL(baseline || mitigated), last position: " << e.nextTokenKl << " nats\n";
+        out << std::setprecision(3) << "  prompt perplexity: baseline " << e.baselinePerplexity << ", mitigated "
+            << e.mitigatedPerplexity << "\n";
+        if (e.headDifference.shape.size() == 2) {
+            const int64_t heads = e.headDifference.shape[1];
+            out << "  attention change per head (mean total variation over queries), layer x head:\n    layer";
+            for (int64_t h = 0; h < heads; ++h) {
+                out << std::setw(6) << ("h" + std::to_string(h));
+            }
+            out << "\n";
+            for (int64_t l = 0; l < e.headDifference.shape[0]; ++l) {
+                out << "    " << std::setw(5) << l;
+                for (int64_t h = 0; h < heads; ++h) {
+                    out << std::setw(6) << std::setprecision(2) << e.headDifference.data[static_cast<size_t>(l * heads + h)];
+                }
+                out << "\n";
+            }
+        }
+        if (opt.continuationTokens > 0) {
+            out << "  continuation, baseline:  " << continuationText(*model, baseline->continuation) << "\n";
+            out << "  continuation, mitigated: " << continuationText(*model, e.mitigatedContinuation) << "\n";
+        }
+    }
+    return 0;
+}
+
+nlohmann::ordered_json streamJson(const StreamingResult &r, double pplAfter)
+{
+    nlohmann::ordered_json j;
+    j["method"] = r.options.label();
+    j["sinks"] = r.options.mode == StreamingMode::Dense ? 0 : r.options.sinks;
+    j["window"] = r.options.mode == StreamingMode::Dense ? 0 : r.options.window;
+    j["tokens"] = r.tokens;
+    j["ppl"] = r.perplexity;
+    j["ppl_after_cache"] = pplAfter;
+    j["mean_nll"] = r.meanNll;
+    j["seconds"] = r.seconds;
+    j["tokens_per_second"] = r.tokensPerSecond;
+    j["nll"] = r.nll;
+    return j;
+}
+
+// Perplexity over the tokens predicted once the cache has been full (where evictions can matter).
+double pplAfterCache(const StreamingResult &r)
+{
+    const int64_t from = r.options.mode == StreamingMode::Dense ? 0 : r.options.sinks + r.options.window;
+    double sum = 0;
+    int64_t count = 0;
+    for (size_t i = static_cast<size_t>(std::max<int64_t>(from - 1, 0)); i < r.nll.size(); ++i) {
+        sum += r.nll[i];
+        ++count;
+    }
+    return count > 0 ? std::exp(sum / static_cast<double>(count)) : std::nan("");
+}
+
+int cmdStreamPpl(const Args &a, std::ostream &out, std::ostream &err)
+{
+    warnIfSlowBlas(err);
+    const auto textPath = a.get("--text");
+    if (!textPath) {
+        throw UsageError{"--text FILE is required"};
+    }
+    const bool sweep = a.has("--sweep"), dense = a.has("--dense");
+    if (static_cast<int>(sweep) + static_cast<int>(dense) + static_cast<int>(a.has("--window") && !sweep) != 1) {
+        throw UsageError{"choose one of --dense, --window W or --sweep"};
+    }
+    if ((a.has("--sinks") || a.has("--recompute")) && (sweep || dense)) {
+        throw UsageError{"--sinks and --recompute go with --window W"};
+    }
+    std::ifstream in(*textPath, std::ios::binary);
+    if (!in) {
+        throw Failure{*textPath + ": cannot open the text file"};
+    }
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    auto model = loadModel(a, err);
+    auto tok = model->tokenizer();
+    if (!tok) {
+        throw Failure{model->info().path + ": the model carries no tokenizer"};
+    }
+    const std::vector<int64_t> tokens = tok->encode(text, EncodeOptions{});
+    if (tokens.size() < 2) {
+        throw Failure{*textPath + ": the text has fewer than two tokens"};
+    }
+    const auto maxTokens = static_cast<int64_t>(a.number("--tokens", 0, 2, 1e9));
+    std::vector<StreamingOptions> runs;
+    if (sweep) {
+        runs = standardStreamingSweep(static_cast<int>(a.number("--window", 256, 2, 1e7)));
+    } else if (dense) {
+        runs.push_back({.mode = StreamingMode::Dense, .sinks = 0, .window = 0});
+    } else {
+        runs.push_back({.mode = a.has("--recompute") ? StreamingMode::Recompute : StreamingMode::Cache,
+                        .sinks = static_cast<int>(a.number("--sinks", 0, 0, 1e7)),
+                        .window = static_cast<int>(a.number("--window", 256, 1, 1e7))});
+    }
+    auto evaluator = StreamingEvaluator::create(model);
+    if (!evaluator) {
+        throw Failure{evaluator.error().message};
+    }
+    std::vector<StreamingResult> results;
+    for (auto &o : runs) {
+        o.maxTokens = maxTokens;
+        if (sweep) {
+            err << "stream-ppl: " << o.label() << "...\n";
+        }
+        auto r = (*evaluator)->run(tokens, o);
+        if (!r) {
+            throw Failure{r.error().message};
+        }
+        results.push_back(std::move(r).value());
+    }
+    if (auto csv = a.get("--csv")) {
+        std::ofstream f(*csv);
+        f << "position";
+        for (const auto &r : results) {
+            f << "," << r.options.label();
+        }
+        f << "\n";
+        for (size_t i = 0; i < results.front().nll.size(); ++i) {
+            f << i + 1;
+            for (const auto &r : results) {
+                f << "," << r.nll[i];
+            }
+            f << "\n";
+        }
+        if (!f) {
+            throw Failure{*csv + ": cannot write"};
+        }
+    }
+    if (a.has("--json")) {
+        if (!sweep) {
+            out << streamJson(results.front(), pplAfterCache(results.front())).dump(2) << "\n";
+        } else {
+            nlohmann::ordered_json j;
+            j["text"] = *textPath;
+            j["runs"] = nlohmann::ordered_json::array();
+            for (const auto &r : results) {
+                j["runs"].push_back(streamJson(r, pplAfterCache(r)));
+            }
+            out << j.dump(2) << "\n";
+        }
+        return 0;
+    }
+    out << *textPath << ": " << results.front().tokens << " tokens, model " << model->config().name << "\n";
+    out << "  method               ppl    ppl once full   tokens/s\n";
+    for (const auto &r : results) {
+        std::string label = r.options.label();
+        label.resize(std::max<size_t>(label.size(), 18), ' ');
+        out << "  " << label << std::fixed << std::setprecision(2) << std::setw(8) << r.perplexity << std::setw(16)
+            << pplAfterCache(r) << std::setw(11) << std::setprecision(1) << r.tokensPerSecond << "\n";
+    }
+    return 0;
+}
+
 } // namespace
 
 int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream &err)
@@ -539,6 +871,10 @@ int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream
         {"generate",
          {kGenerateHelp, {"--bos", "--no-bos"}, {"--model", "--prompt", "-n", "--temperature", "--seed", "--ids"}, cmdGenerate}},
         {"doctor", {kDoctorHelp, {"--json"}, {}, cmdDoctor}},
+        {"stream-ppl",
+         {kStreamPplHelp, {"--json", "--dense", "--recompute", "--sweep"}, {"--model", "--text", "--tokens", "--window", "--sinks", "--csv"}, cmdStreamPpl}},
+        {"compare",
+         {kCompareHelp, {"--json", "--bos", "--no-bos"}, {"--model", "--prompt", "--mitigation", "--top-k", "-n", "--ids"}, cmdCompare}},
     };
     auto it = commands.find(cmd);
     if (it == commands.end()) {

@@ -32,6 +32,8 @@ def _attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, con
         probs = torch.softmax(torch.cat((scores, null), dim=2), dim=2).narrow(2, 0, scores.size(2))
     else:
         probs = torch.softmax(scores, dim=2)
+    if "act_heads" in controls:
+        probs = self._act(probs, mask, controls["act_heads"][layer], controls["act_beta"][layer], controls["act_thres"][layer])
     if "head_mode" in controls:
         mode = controls["head_mode"][layer].view(-1, 1, 1)
         on_first = torch.zeros_like(probs)
@@ -54,6 +56,24 @@ def _attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, con
     if "head_gate" in controls:
         ctx = ctx * controls["head_gate"][layer].view(-1, 1, 1)
     return ctx
+
+def _act(self, probs: Tensor, mask: Tensor, heads: Tensor, beta: Tensor, thres: Tensor) -> Tensor:
+    # ACT (Yu et al. 2024, GATECH-EIC/ACT atten_process_eval) on the heads flagged in `heads` [H].
+    # Column means are normalised by how many queries see each key (T - j for a plain causal mask),
+    # which keeps the released rule correct when the queries follow a cache.
+    if float(heads.max()) < 0.5:
+        return probs
+    visible = (mask > float("-inf")).sum(0).clamp_min(1).to(probs.dtype)
+    over = (probs.sum(1) / visible) > thres.view(-1, 1)
+    # The released code drops the first detected column (indices[1:]): the initial sink stays as it is.
+    first = over & (over.long().cumsum(1) == 1)
+    sinks = (over & ~first & (heads.view(-1, 1) > 0.5)).unsqueeze(1)
+    b = beta.view(-1, 1, 1)
+    budget = torch.where(sinks, probs, torch.zeros_like(probs)).sum(2, keepdim=True) * (1.0 - b)
+    rest = torch.where(sinks, torch.zeros_like(probs), probs)
+    ratios = rest / rest.sum(2, keepdim=True).clamp_min(1e-30)
+    calibrated = torch.where(sinks, probs * b, probs) + budget * ratios
+    return torch.where(heads.view(-1, 1, 1) > 0.5, calibrated, probs)
 
 def _past_length(self, controls: Dict[str, Tensor]) -> int:
     if "cache_k.0" in controls:

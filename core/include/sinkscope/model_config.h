@@ -19,8 +19,8 @@ enum class Architecture {
 const char *architectureName(Architecture arch); // "llama", "gpt2"
 
 // The version of the forward(input_ids, controls) contract that model archives implement.
-// Version 1: see docs/model-format.md.
-inline constexpr int kContractVersion = 1;
+// Version 1: see docs/model-format.md. Version 2 adds the optional ACT keys act_heads/act_beta/act_thres.
+inline constexpr int kContractVersion = 2;
 
 struct ModelConfig {
     Architecture architecture = Architecture::Llama;
