@@ -220,6 +220,17 @@ std::optional<bool> bosOption(const Args &a)
     return std::nullopt;
 }
 
+void requirePromptOrIds(const Args &a)
+{
+    if (a.has("--ids") && a.has("--prompt")) {
+        throw UsageError{"--prompt and --ids exclude each other"};
+    }
+    if (!a.has("--ids") && !a.has("--prompt")) {
+        throw UsageError{"--prompt is required"};
+    }
+    (void)bosOption(a);
+}
+
 std::vector<int64_t> promptTokens(const Model &model, const Args &a)
 {
     if (auto ids = a.get("--ids")) {
@@ -367,10 +378,12 @@ int cmdConvert(const Args &a, std::ostream &out, std::ostream &err)
 
 int cmdRun(const Args &a, std::ostream &out, std::ostream &err)
 {
+    // Usage errors first: a bad flag must not wait for a model to load.
+    const int k = static_cast<int>(a.number("--top-k", 10, 1, 1000));
+    requirePromptOrIds(a);
     warnIfSlowBlas(err);
     auto model = loadModel(a, err);
     const auto tokens = promptTokens(*model, a);
-    const int k = static_cast<int>(a.number("--top-k", 10, 1, 1000));
     ForwardRequest req{.tokens = tokens, .capture = {.allAttention = true, .lastLogitsOnly = true}};
     auto result = model->forward(req);
     if (!result) {
@@ -441,13 +454,14 @@ int cmdRun(const Args &a, std::ostream &out, std::ostream &err)
 
 int cmdGenerate(const Args &a, std::ostream &out, std::ostream &err)
 {
-    warnIfSlowBlas(err);
-    auto model = loadModel(a, err);
-    const auto tokens = promptTokens(*model, a);
     GenerateOptions opt;
     opt.maxNewTokens = static_cast<int>(a.number("-n", 20, 0, 1e6));
     opt.temperature = a.number("--temperature", 0, 0, 100);
     opt.seed = static_cast<uint64_t>(a.number("--seed", 0, 0, 1e15));
+    requirePromptOrIds(a);
+    warnIfSlowBlas(err);
+    auto model = loadModel(a, err);
+    const auto tokens = promptTokens(*model, a);
     auto tok = model->tokenizer();
     std::vector<int64_t> generated;
     size_t printed = 0;

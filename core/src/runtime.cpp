@@ -12,7 +12,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 namespace sinkscope {
@@ -59,11 +58,12 @@ std::string blasLibraryPath()
 
 ThreadSettings defaultThreadSettings()
 {
-    // Measured with bench/threads_bench on 2 cores (docs/performance.md): LibTorch's OpenMP pool on
-    // every core with OpenBLAS single-threaded avoids the two pools competing for the same cores.
-    const int cores = std::max(1u, std::thread::hardware_concurrency());
+    // Measured with bench/forward_bench (BM_ThreadSettings) on this 2-core machine kind, see
+    // docs/performance.md: OpenBLAS on one thread is as fast as on two for these shapes, and LibTorch's
+    // OpenMP pool on two threads collapses (up to 10x slower) as soon as anything else uses a core,
+    // because its workers spin-wait for each other. One thread each is the setting that never collapses.
     ThreadSettings s;
-    s.torchThreads = envInt("SINKSCOPE_TORCH_THREADS", cores);
+    s.torchThreads = envInt("SINKSCOPE_TORCH_THREADS", 1);
     s.blasThreads = envInt("SINKSCOPE_BLAS_THREADS", 1);
     return s;
 }

@@ -12,7 +12,7 @@ struct ThreadSettings {
     int blasThreads = 0;  // openblas_set_num_threads; 0 = leave as is
 };
 
-// The settings SinkScope applies at start-up, chosen from bench/threads_bench on this machine kind
+// The settings SinkScope applies at start-up, chosen from bench/forward_bench (BM_ThreadSettings) on this machine kind
 // (see docs/performance.md). SINKSCOPE_TORCH_THREADS / SINKSCOPE_BLAS_THREADS override them.
 ThreadSettings defaultThreadSettings();
 // Applies the settings; returns a one-line description of what was set.
