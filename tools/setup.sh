@@ -69,13 +69,7 @@ for preset in "${presets[@]}"; do
   cmake --build --preset "$preset"
 done
 
-# 4. Convert the default model once (the CLI does it too when the archive is missing).
-model="$repo/models/SmolLM2-135M-Instruct.pt"
-cli="$repo/build/bin/sinkscope-cli"
-if [ -x "$cli" ] && { [ ! -s "$model" ] || [ "$gguf" -nt "$model" ]; }; then
-  log "converting the default model to $model"
-  mkdir -p "$repo/models"
-  "$cli" convert "$gguf" -o "$model"
-elif [ -s "$model" ]; then
-  log "default model archive present"
-fi
+# 4. Convert the default model once (again when an older SinkScope wrote it): the CLI does that
+#    whenever it needs the default model and the archive is missing or stale.
+log "checking the default model archive (models/SmolLM2-135M-Instruct.pt)"
+"$repo/build/bin/sinkscope-cli" info >/dev/null

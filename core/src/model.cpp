@@ -3,6 +3,7 @@
 #include "runtime_internal.h"
 #include "torch_util.h"
 
+#include <caffe2/serialize/inline_container.h>
 #include <torch/script.h>
 
 #include <algorithm>
@@ -26,6 +27,24 @@ struct Model::Impl {
 
 Model::Model() = default;
 Model::~Model() = default;
+
+Result<ModelConfig> readArchiveConfig(const std::string &path)
+{
+    // Reads one zip entry through the archive's central directory: no weights are loaded.
+    try {
+        caffe2::serialize::PyTorchStreamReader reader(path);
+        const std::string entry = "extra/sinkscope/config.json";
+        if (!reader.hasRecord(entry)) {
+            return makeError(ErrorCode::NotAModel, path + ": not a SinkScope model archive (no sinkscope/config.json)");
+        }
+        auto [data, size] = reader.getRecord(entry);
+        return ModelConfig::fromJson(std::string(static_cast<const char *>(data.get()), size),
+                                     path + ":sinkscope/config.json");
+    } catch (const c10::Error &e) {
+        return makeError(ErrorCode::NotAModel,
+                         path + ": not a TorchScript archive (" + detail::firstLine(e.what_without_backtrace()) + ")");
+    }
+}
 
 std::vector<TopToken> topK(const float *logits, int64_t vocab, int k)
 {

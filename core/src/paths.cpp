@@ -32,7 +32,13 @@ Result<std::string> ensureDefaultModel(const ProgressCallback &progress)
     const std::string model = defaultModelPath();
     std::error_code ec;
     if (fs::exists(model, ec)) {
-        return model;
+        // Our own copy, written by an older SinkScope, lacks newer control keys: convert it again. A
+        // user's $SINKSCOPE_MODEL is never overwritten.
+        const char *env = std::getenv("SINKSCOPE_MODEL");
+        auto config = readArchiveConfig(model);
+        if ((env && *env) || (config && config->contractVersion >= kContractVersion)) {
+            return model;
+        }
     }
     const std::string gguf = defaultGgufPath();
     if (!fs::exists(gguf, ec)) {

@@ -86,6 +86,9 @@ struct TopToken {
     float probability = 0;
 };
 
+// The configuration of a SinkScope archive, read without loading the model (fast).
+Result<ModelConfig> readArchiveConfig(const std::string &path);
+
 // The k most probable next tokens from one row of logits (softmax over the whole row).
 std::vector<TopToken> topK(const float *logits, int64_t vocab, int k);
 

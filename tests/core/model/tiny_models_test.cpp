@@ -403,3 +403,20 @@ TEST(Forward, ReportsProgressPerLayerAndCancelsBetweenLayers)
     ASSERT_FALSE(cancelled);
     EXPECT_EQ(cancelled.error().code, ErrorCode::Cancelled);
 }
+
+TEST(Convert, ArchiveConfigReadsWithoutLoading)
+{
+    TempDir dir;
+    st::writeTinyGpt2Gguf(dir.file("m.gguf"));
+    ASSERT_TRUE(convertGguf(dir.file("m.gguf"), dir.file("m.pt")));
+    auto config = readArchiveConfig(dir.file("m.pt"));
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->architecture, Architecture::Gpt2);
+    EXPECT_EQ(config->contractVersion, kContractVersion);
+
+    std::ofstream(dir.file("junk.pt")) << "junk";
+    auto junk = readArchiveConfig(dir.file("junk.pt"));
+    ASSERT_FALSE(junk);
+    EXPECT_EQ(junk.error().code, ErrorCode::NotAModel);
+    EXPECT_NE(junk.error().message.find(dir.file("junk.pt")), std::string::npos);
+}
