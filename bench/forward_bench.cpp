@@ -6,6 +6,7 @@
 // with full capture (attention of every layer and head, residual stream, value norms) and without
 // (logits only), the BLAS-bound time 2 x parameters x tokens / rate, and peak RSS. The thread
 // settings sweep (BM_ThreadSettings) is what defaultThreadSettings() was chosen from.
+#include "bench_support.h"
 #include "sinkscope/model.h"
 #include "sinkscope/paths.h"
 #include "sinkscope/runtime.h"
@@ -21,31 +22,11 @@ using namespace sinkscope;
 
 namespace {
 
-std::shared_ptr<const Model> defaultModel()
-{
-    static std::shared_ptr<const Model> model = [] {
-        auto path = ensureDefaultModel();
-        if (!path) {
-            std::cerr << path.error().message << "\n";
-            std::exit(1);
-        }
-        auto m = Model::load(*path);
-        if (!m) {
-            std::cerr << m.error().message << "\n";
-            std::exit(1);
-        }
-        return *m;
-    }();
-    return model;
-}
+using bench::defaultModel;
 
 std::vector<int64_t> tokens(int64_t n, int64_t vocab)
 {
-    std::vector<int64_t> ids(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-        ids[static_cast<size_t>(i)] = 100 + (i * 7919) % (vocab - 200); // deterministic, spread over the vocabulary
-    }
-    return ids;
+    return bench::syntheticTokens(n, vocab);
 }
 
 double peakRssMiB()

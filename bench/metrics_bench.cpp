@@ -15,6 +15,7 @@
 //   (18 GiB for SmolLM2 at 4096), more than this machine has; its time is measured on one captured
 //   layer and scaled by the layer count (est_all_layers_s).
 #include "sinkscope/metrics.h"
+#include "bench_support.h"
 #include "sinkscope/model.h"
 #include "sinkscope/paths.h"
 #include "sinkscope/runtime.h"
@@ -32,31 +33,11 @@ using namespace sinkscope;
 
 namespace {
 
-std::shared_ptr<const Model> defaultModel()
-{
-    static std::shared_ptr<const Model> model = [] {
-        auto path = ensureDefaultModel();
-        if (!path) {
-            std::cerr << path.error().message << "\n";
-            std::exit(1);
-        }
-        auto m = Model::load(*path);
-        if (!m) {
-            std::cerr << m.error().message << "\n";
-            std::exit(1);
-        }
-        return *m;
-    }();
-    return model;
-}
+using bench::defaultModel;
 
 std::vector<int64_t> tokens(int64_t n, int64_t vocab)
 {
-    std::vector<int64_t> ids(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-        ids[static_cast<size_t>(i)] = 100 + (i * 7919) % (vocab - 200); // as forward_bench: deterministic, spread out
-    }
-    return ids;
+    return bench::syntheticTokens(n, vocab);
 }
 
 // VmRSS / VmHWM of this process in MiB. Writing 5 to clear_refs resets VmHWM to the current RSS, so a
