@@ -117,7 +117,7 @@ at::Tensor outputGram(const at::Tensor &wo, int64_t heads, int64_t headDim)
     return torch::matmul(perHead, perHead.transpose(-1, -2)).contiguous();
 }
 
-Status buildLlama(const GgufFile &file, const ModelConfig &c, TensorLoader &in, Builder &b)
+Status buildLlama(const ModelConfig &c, TensorLoader &in, Builder &b)
 {
     const int64_t L = c.layers, D = c.embedding, F = c.feedForward, hd = c.headDim;
     const int64_t qDim = c.heads * hd, kvDim = c.kvHeads * hd;
@@ -159,11 +159,10 @@ Status buildLlama(const GgufFile &file, const ModelConfig &c, TensorLoader &in, 
     b.module.register_buffer("inv_freq", invFreq.to(torch::kFloat));
     b.attrInt("rope_dim", c.ropeDim);
     b.attrFloat("rope_scale", c.ropeScale);
-    (void)file;
     return Ok{};
 }
 
-Status buildGpt2(const GgufFile &file, const ModelConfig &c, TensorLoader &in, Builder &b)
+Status buildGpt2(const ModelConfig &c, TensorLoader &in, Builder &b)
 {
     const int64_t L = c.layers, D = c.embedding, F = c.feedForward;
     SINKSCOPE_TRY_ASSIGN(emb, in.read("token_embd.weight", {c.vocabSize, D}));
@@ -205,7 +204,6 @@ Status buildGpt2(const GgufFile &file, const ModelConfig &c, TensorLoader &in, B
     b.param("out_norm_w", outW);
     b.param("out_norm_b", outB);
     b.param("lm_head", lmHead);
-    (void)file;
     return Ok{};
 }
 
@@ -241,8 +239,7 @@ Status convertGguf(const std::string &ggufPath, const std::string &outPath, cons
         Builder b;
         TensorLoader loader(**file, options.progress);
         const ModelConfig &c = *config;
-        Status built = c.architecture == Architecture::Llama ? buildLlama(**file, c, loader, b)
-                                                              : buildGpt2(**file, c, loader, b);
+        Status built = c.architecture == Architecture::Llama ? buildLlama(c, loader, b) : buildGpt2(c, loader, b);
         if (!built) {
             return built;
         }
