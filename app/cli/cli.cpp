@@ -3,6 +3,7 @@
 #include "sinkscope/attention_stats.h"
 #include "sinkscope/config.h"
 #include "sinkscope/convert.h"
+#include "sinkscope/metrics.h"
 #include "sinkscope/effects.h"
 #include "sinkscope/mitigation.h"
 #include "sinkscope/model.h"
@@ -13,10 +14,13 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <cmath>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -106,6 +110,7 @@ Commands:
   run        one forward pass: tokens, top-k next tokens, first-token attention mass per layer and head
   generate   continue a prompt, streaming tokens as they come
   doctor     check the runtime: LibTorch, threads, BLAS speed
+  analyze    sink metrics for every layer and head: metrics.json and heads.csv
   compare    a prompt with and without mitigations (top-k, KL, perplexity, attention change, continuation)
   stream-ppl the StreamingLLM evaluation: per-token NLL with a rolling KV cache (dense, window, sinks)
 
@@ -138,6 +143,15 @@ constexpr const char *kGenerateHelp = R"(Usage: sinkscope-cli generate --prompt 
 
 Continues the prompt, printing tokens as they come. Greedy by default; --temperature > 0 samples with the
 given --seed (reproducible).
+)";
+
+constexpr const char *kAnalyzeHelp = R"(Usage: sinkscope-cli analyze --prompt TEXT --out DIR [--model FILE] [--bos | --no-bos] [--ids 1,2,3]
+                             [--sinks 0,5] [--epsilon E] [--threshold X] [--path auto|materialized|streaming] [--json]
+
+Computes every sink metric (docs/metrics.md) for every layer and head and writes DIR/metrics.json (all
+metrics with the model, tokens and settings) and DIR/heads.csv (one row per layer and head; the first
+columns are layer,head,first_token_mass). --json also prints metrics.json to stdout. Long prompts use the
+streaming path automatically (no T x T matrix per head is held).
 )";
 
 constexpr const char *kDoctorHelp = R"(Usage: sinkscope-cli doctor [--json]
@@ -507,6 +521,62 @@ int cmdGenerate(const Args &a, std::ostream &out, std::ostream &err)
     out << "\n";
     if (!r) {
         throw Failure{r.error().message};
+    }
+    return 0;
+}
+
+int cmdAnalyze(const Args &a, std::ostream &out, std::ostream &err)
+{
+    const auto dir = a.get("--out");
+    if (!dir) {
+        throw UsageError{"--out DIR is required"};
+    }
+    MetricsOptions options;
+    int64_t materializeUpTo = kStreamingAboveTokens;
+    options.sinkEpsilon = a.number("--epsilon", options.sinkEpsilon, 0, 1);
+    options.sinkThreshold = a.number("--threshold", options.sinkThreshold, 0, 1);
+    if (auto sinks = a.get("--sinks")) {
+        options.sinkPositions = parseIds(*sinks);
+    }
+    if (auto path = a.get("--path")) {
+        if (*path == "auto") {
+            options.path = MetricsPath::Auto;
+        } else if (*path == "materialized") {
+            options.path = MetricsPath::Materialized;
+            materializeUpTo = std::numeric_limits<int64_t>::max();
+        } else if (*path == "streaming") {
+            options.path = MetricsPath::Streaming;
+            materializeUpTo = 0;
+        } else {
+            throw UsageError{"--path: '" + *path + "' is not auto, materialized or streaming"};
+        }
+    }
+    requirePromptOrIds(a);
+    warnIfSlowBlas(err);
+    auto model = loadModel(a, err);
+    const auto tokens = promptTokens(*model, a);
+    auto metrics = analyzeTokens(*model, tokens, options, materializeUpTo);
+    if (!metrics) {
+        throw Failure{metrics.error().message};
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(*dir, ec);
+    const std::string json = (*metrics)->toJson();
+    for (const auto &[name, text] : {std::pair{std::string("metrics.json"), json},
+                                     std::pair{std::string("heads.csv"), (*metrics)->headsCsv()}}) {
+        const auto path = (std::filesystem::path(*dir) / name).string();
+        std::ofstream f(path, std::ios::binary);
+        f << text;
+        if (!f) {
+            throw Failure{path + ": cannot write"};
+        }
+    }
+    if (a.has("--json")) {
+        out << json << "\n";
+    } else {
+        out << "wrote " << *dir << "/metrics.json and " << *dir << "/heads.csv (" << (*metrics)->layers << " layers x "
+            << (*metrics)->heads << " heads, " << tokens.size() << " tokens, "
+            << ((*metrics)->path == MetricsPath::Streaming ? "streaming" : "materialised") << " path)\n";
     }
     return 0;
 }
@@ -885,6 +955,11 @@ int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream
         {"generate",
          {kGenerateHelp, {"--bos", "--no-bos"}, {"--model", "--prompt", "-n", "--temperature", "--seed", "--ids"}, cmdGenerate}},
         {"doctor", {kDoctorHelp, {"--json"}, {}, cmdDoctor}},
+        {"analyze",
+         {kAnalyzeHelp,
+          {"--json", "--bos", "--no-bos"},
+          {"--model", "--prompt", "--ids", "--out", "--sinks", "--epsilon", "--threshold", "--path"},
+          cmdAnalyze}},
         {"stream-ppl",
          {kStreamPplHelp, {"--json", "--dense", "--recompute", "--sweep"}, {"--model", "--text", "--tokens", "--window", "--sinks", "--csv"}, cmdStreamPpl}},
         {"compare",

@@ -212,3 +212,35 @@ TEST_F(Cli, ReferenceBlasIsDetectedAndExplained)
     EXPECT_NE(run.err.find("warning:"), std::string::npos) << run.err;
     EXPECT_NE(run.err.find("apt-get install libopenblas0-pthread"), std::string::npos) << run.err;
 }
+
+TEST_F(Cli, AnalyzeWritesMetricsJsonAndHeadsCsvOnBothPaths)
+{
+    TempDir out;
+    std::string materialised, streaming;
+    for (const char *path : {"materialized", "streaming"}) {
+        const std::string dir = out.file(path);
+        const CliRun r = cli({"analyze", "--model", tinyModel(), "--prompt", "the cat sat on the mat", "--out", dir,
+                              "--path", path, "--json"});
+        ASSERT_EQ(r.code, 0) << r.err;
+        const auto j = nlohmann::json::parse(r.out);
+        EXPECT_TRUE(j.is_object());
+        std::ifstream csv(dir + "/heads.csv");
+        std::string header, line;
+        std::getline(csv, header);
+        EXPECT_EQ(header.rfind("layer,head,first_token_mass", 0), 0u) << header;
+        int rows = 0;
+        std::string firstRows;
+        while (std::getline(csv, line)) {
+            ++rows;
+            // layer,head,first_token_mass: the same numbers from both paths.
+            auto third = line.find(',', line.find(',') + 1);
+            firstRows += line.substr(0, line.find(',', third + 1)) + "\n";
+        }
+        EXPECT_EQ(rows, 2 * 4); // layers x heads
+        EXPECT_TRUE(std::filesystem::exists(dir + "/metrics.json"));
+        (std::string(path) == "streaming" ? streaming : materialised) = firstRows;
+    }
+    EXPECT_EQ(materialised.substr(0, 8), streaming.substr(0, 8));
+    const CliRun bad = cli({"analyze", "--model", tinyModel(), "--prompt", "x", "--out", out.file("b"), "--path", "fast"});
+    EXPECT_EQ(bad.code, 2);
+}
