@@ -7,7 +7,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; then
   exec "$repo/build/bin/sinkscope" "$@"
 fi
-echo "[start] no display: running the window under Xvfb for 20 s and saving build/sinkscope-screenshot.png"
+echo "[start] no display: running the window under Xvfb for 15 s and saving build/sinkscope-screenshot.png"
 xvfb-run -a -s "-screen 0 1600x1000x24" bash -c '
   "$0/build/bin/sinkscope" "${@}" & pid=$!
   sleep 15
