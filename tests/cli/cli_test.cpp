@@ -1,4 +1,5 @@
 // sinkscope-cli as a user runs it: subprocesses, exit codes, stdout and stderr.
+#include "support/cli_runner.h"
 #include "support/gguf_writer.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
@@ -17,38 +18,11 @@ using sinkscope::testing::TempDir;
 
 namespace {
 
-struct CliRun {
-    int code = -1;
-    std::string out, err;
-};
-
-std::string quote(const std::string &s)
-{
-    std::string q = "'";
-    for (char c : s) {
-        q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    }
-    return q + "'";
-}
+using st::CliRun;
 
 CliRun cli(const std::vector<std::string> &args, const std::string &env = "")
 {
-    TempDir dir;
-    std::string cmd = env + " " + quote(SINKSCOPE_CLI_PATH);
-    for (const auto &a : args) {
-        cmd += " " + quote(a);
-    }
-    cmd += " >" + quote(dir.file("out")) + " 2>" + quote(dir.file("err")) + " </dev/null";
-    CliRun r;
-    const int status = std::system(cmd.c_str());
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    auto slurp = [](const std::string &p) {
-        std::ifstream in(p);
-        return std::string(std::istreambuf_iterator<char>(in), {});
-    };
-    r.out = slurp(dir.file("out"));
-    r.err = slurp(dir.file("err"));
-    return r;
+    return st::runCli(args, env);
 }
 
 // One converted tiny Llama for the whole suite.

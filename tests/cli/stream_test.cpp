@@ -1,4 +1,5 @@
 // sinkscope-cli stream-ppl and compare as a user runs them, on the tiny Llama.
+#include "support/cli_runner.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
 
@@ -12,38 +13,11 @@ namespace st = sinkscope::testing;
 
 namespace {
 
-struct StreamRun {
-    int code = -1;
-    std::string out, err;
-};
-
-std::string shellQuote(const std::string &s)
-{
-    std::string q = "'";
-    for (char c : s) {
-        q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    }
-    return q + "'";
-}
+using StreamRun = st::CliRun;
 
 StreamRun runCli(const std::vector<std::string> &args)
 {
-    st::TempDir dir;
-    std::string cmd = "SINKSCOPE_TORCH_THREADS=1 " + shellQuote(SINKSCOPE_CLI_PATH);
-    for (const auto &a : args) {
-        cmd += " " + shellQuote(a);
-    }
-    cmd += " >" + shellQuote(dir.file("out")) + " 2>" + shellQuote(dir.file("err")) + " </dev/null";
-    StreamRun r;
-    const int status = std::system(cmd.c_str());
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    auto slurp = [](const std::string &p) {
-        std::ifstream in(p);
-        return std::string(std::istreambuf_iterator<char>(in), {});
-    };
-    r.out = slurp(dir.file("out"));
-    r.err = slurp(dir.file("err"));
-    return r;
+    return st::runCli(args, "SINKSCOPE_TORCH_THREADS=1");
 }
 
 class StreamCli : public ::testing::Test

@@ -1,0 +1,51 @@
+// Runs sinkscope-cli (SINKSCOPE_CLI_PATH, set by the cli_tests target) as a user would: a subprocess
+// with its own stdout and stderr, no standard input.
+#pragma once
+
+#include "support/test_paths.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <sys/wait.h>
+#include <vector>
+
+namespace sinkscope::testing {
+
+struct CliRun {
+    int code = -1;
+    std::string out, err;
+};
+
+inline std::string shellQuote(const std::string &s)
+{
+    std::string q = "'";
+    for (char c : s) {
+        q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    }
+    return q + "'";
+}
+
+// `env` is prepended to the command line, e.g. "LD_LIBRARY_PATH=/x".
+inline CliRun runCli(const std::vector<std::string> &args, const std::string &env = "")
+{
+    TempDir dir;
+    std::string cmd = env + " " + shellQuote(SINKSCOPE_CLI_PATH);
+    for (const auto &a : args) {
+        cmd += " " + shellQuote(a);
+    }
+    cmd += " >" + shellQuote(dir.file("out")) + " 2>" + shellQuote(dir.file("err")) + " </dev/null";
+    CliRun r;
+    const int status = std::system(cmd.c_str());
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    auto slurp = [](const std::string &p) {
+        std::ifstream in(p);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    r.out = slurp(dir.file("out"));
+    r.err = slurp(dir.file("err"));
+    return r;
+}
+
+} // namespace sinkscope::testing
