@@ -5,6 +5,7 @@
 #include "sinkscope/model.h"
 #include "sinkscope/streaming.h"
 #include "support/test_paths.h"
+#include "support/tiny_model_files.h"
 #include "support/tiny_models.h"
 
 #include <gtest/gtest.h>
@@ -20,11 +21,8 @@ protected:
     static void SetUpTestSuite()
     {
         s_dir = std::make_unique<st::TempDir>();
-        st::writeTinyLlamaGguf(s_dir->file("tiny.gguf"));
-        ASSERT_TRUE(convertGguf(s_dir->file("tiny.gguf"), s_dir->file("tiny.pt")));
-        auto m = Model::load(s_dir->file("tiny.pt"));
-        ASSERT_TRUE(m) << m.error().message;
-        s_model = *m;
+        s_model = st::convertAndLoadTiny(*s_dir, "tiny", st::writeTinyLlamaGguf);
+        ASSERT_TRUE(s_model);
         auto e = StreamingEvaluator::create(s_model);
         ASSERT_TRUE(e) << e.error().message;
         s_eval = std::move(e).value();

@@ -6,6 +6,7 @@
 #include "sinkscope/model.h"
 #include "support/gguf_writer.h"
 #include "support/test_paths.h"
+#include "support/tiny_model_files.h"
 #include "support/tiny_models.h"
 
 #include <gtest/gtest.h>
@@ -29,17 +30,7 @@ json reference(const std::string &name)
     return json::parse(in);
 }
 
-std::shared_ptr<const Model> convertAndLoad(const TempDir &dir, const std::string &name,
-                                            void (*write)(const std::string &))
-{
-    const auto gguf = dir.file(name + ".gguf"), pt = dir.file(name + ".pt");
-    write(gguf);
-    Status s = convertGguf(gguf, pt);
-    EXPECT_TRUE(s) << s.error().message;
-    auto m = Model::load(pt);
-    EXPECT_TRUE(m) << m.error().message;
-    return m ? *m : nullptr;
-}
+using st::convertAndLoadTiny;
 
 double maxAbsDiff(const FloatArray &ours, const std::vector<std::vector<double>> &theirs)
 {
@@ -69,7 +60,7 @@ class TinyFamily : public ::testing::TestWithParam<Family>
 TEST_P(TinyFamily, MatchesTransformers)
 {
     TempDir dir;
-    auto model = convertAndLoad(dir, GetParam().name, GetParam().write);
+    auto model = convertAndLoadTiny(dir, GetParam().name, GetParam().write);
     ASSERT_TRUE(model);
     const json ref = reference(GetParam().name);
     EXPECT_EQ(model->config().layers, ref["config"]["num_layers"].get<int64_t>());
@@ -105,7 +96,7 @@ TEST_P(TinyFamily, MatchesTransformers)
 TEST_P(TinyFamily, CachedDecodingEqualsRecomputation)
 {
     TempDir dir;
-    auto model = convertAndLoad(dir, GetParam().name, GetParam().write);
+    auto model = convertAndLoadTiny(dir, GetParam().name, GetParam().write);
     ASSERT_TRUE(model);
     std::vector<int64_t> seq{5, 17, 200, 33};
     auto gen = model->generate(seq, GenerateOptions{.maxNewTokens = 12, .stopAtEos = false});
@@ -122,7 +113,7 @@ TEST_P(TinyFamily, CachedDecodingEqualsRecomputation)
 TEST_P(TinyFamily, CapturesHaveTheDocumentedShapes)
 {
     TempDir dir;
-    auto model = convertAndLoad(dir, GetParam().name, GetParam().write);
+    auto model = convertAndLoadTiny(dir, GetParam().name, GetParam().write);
     ASSERT_TRUE(model);
     const auto &c = model->config();
     const std::vector<int64_t> ids{1, 2, 3, 4, 5, 6};
@@ -164,7 +155,7 @@ TEST_P(TinyFamily, CapturesHaveTheDocumentedShapes)
 TEST_P(TinyFamily, ControlsReachTheAttentionStep)
 {
     TempDir dir;
-    auto model = convertAndLoad(dir, GetParam().name, GetParam().write);
+    auto model = convertAndLoadTiny(dir, GetParam().name, GetParam().write);
     ASSERT_TRUE(model);
     const auto &c = model->config();
     const std::vector<int64_t> ids{9, 8, 7, 6, 5, 4, 3};
@@ -236,7 +227,7 @@ TEST_P(TinyFamily, ControlsReachTheAttentionStep)
 TEST_P(TinyFamily, RejectsBadTokens)
 {
     TempDir dir;
-    auto model = convertAndLoad(dir, GetParam().name, GetParam().write);
+    auto model = convertAndLoadTiny(dir, GetParam().name, GetParam().write);
     ASSERT_TRUE(model);
     auto empty = model->forward(ForwardRequest{});
     ASSERT_FALSE(empty);
