@@ -97,20 +97,25 @@ HeatmapPlot::HeatmapPlot(QWidget *parent) : QWidget(parent)
     m_plot->installEventFilter(this);
 }
 
+void applyAxisStyle(QCPAxis *axis, const PlotStyle &style)
+{
+    const QPen pen(style.foreground, style.lineWidth);
+    axis->setBasePen(pen);
+    axis->setTickPen(pen);
+    axis->setSubTickPen(pen);
+    axis->setTickLabelColor(style.foreground);
+    axis->setLabelColor(style.foreground);
+    axis->setTickLabelFont(style.font);
+    axis->setLabelFont(style.titleFont);
+}
+
 void HeatmapPlot::setStyle(const PlotStyle &style)
 {
     m_style = style;
     m_plot->setBackground(style.background);
     m_plot->axisRect()->setBackground(style.masked);
     for (QCPAxis *axis : {m_plot->xAxis, m_plot->yAxis, m_scale->axis()}) {
-        QPen pen(style.foreground, style.lineWidth);
-        axis->setBasePen(pen);
-        axis->setTickPen(pen);
-        axis->setSubTickPen(pen);
-        axis->setTickLabelColor(style.foreground);
-        axis->setLabelColor(style.foreground);
-        axis->setTickLabelFont(style.font);
-        axis->setLabelFont(style.titleFont);
+        applyAxisStyle(axis, style);
     }
     m_scale->setBarWidth(style.presenter ? 22 : 14);
     updateTickDensity();

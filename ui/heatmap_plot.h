@@ -36,6 +36,9 @@ private:
     int m_maxTicks = 20;
 };
 
+// Pens, colours and fonts of one axis from the plot style (every SinkScope plot uses it).
+void applyAxisStyle(QCPAxis *axis, const PlotStyle &style);
+
 class HeatmapPlot : public QWidget
 {
     Q_OBJECT

@@ -24,14 +24,7 @@ void styleAxes(QCustomPlot *plot, const PlotStyle &style)
     plot->setBackground(style.background);
     plot->axisRect()->setBackground(style.background);
     for (QCPAxis *axis : {plot->xAxis, plot->yAxis}) {
-        const QPen pen(style.foreground, style.lineWidth);
-        axis->setBasePen(pen);
-        axis->setTickPen(pen);
-        axis->setSubTickPen(pen);
-        axis->setTickLabelColor(style.foreground);
-        axis->setLabelColor(style.foreground);
-        axis->setTickLabelFont(style.font);
-        axis->setLabelFont(style.titleFont);
+        applyAxisStyle(axis, style);
         axis->grid()->setPen(QPen(style.grid, 1, Qt::DotLine));
     }
 }
