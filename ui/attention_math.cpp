@@ -59,25 +59,6 @@ std::vector<float> meanRowEntropy(const FloatArray &layerAttention)
     return out;
 }
 
-std::vector<float> firstTokenMassOfLayer(const FloatArray &layerAttention)
-{
-    if (!isLayerArray(layerAttention)) {
-        return {};
-    }
-    const int64_t heads = layerAttention.dim(0);
-    std::vector<float> out(static_cast<size_t>(heads), kNaN);
-    for (int64_t h = 0; h < heads; ++h) {
-        const HeadMatrix m = headMatrix(layerAttention, h);
-        const int64_t first = firstCountedQuery(m.rows);
-        double sum = 0;
-        for (int64_t q = first; q < m.rows; ++q) {
-            sum += m.at(q, 0);
-        }
-        out[static_cast<size_t>(h)] = static_cast<float>(sum / double(m.rows - first));
-    }
-    return out;
-}
-
 std::vector<float> receivedAttention(const FloatArray &layerAttention)
 {
     if (!isLayerArray(layerAttention)) {

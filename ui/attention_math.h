@@ -9,6 +9,7 @@
 #pragma once
 
 #include "sinkscope/array.h"
+#include "sinkscope/attention_stats.h"
 
 #include <cstdint>
 #include <span>
@@ -31,8 +32,7 @@ HeadMatrix headMatrix(const FloatArray &layerAttention, int64_t head);
 // Mean over queries t >= 1 of the row entropy -sum_k p log p (nats) over keys the query sees; with a
 // single query the one row is used. Per head of one layer: [H].
 std::vector<float> meanRowEntropy(const FloatArray &layerAttention);
-// Mean attention that queries t >= 1 pay to key 0 (same rule as sinkscope::firstTokenMass): [H].
-std::vector<float> firstTokenMassOfLayer(const FloatArray &layerAttention);
+// The first-token mass per head is sinkscope::firstTokenMassOfLayer (attention_stats.h).
 // Attention received by each key, averaged over heads and over all T queries (a key that later
 // queries cannot see yet counts as zero for earlier queries): [Tk].
 std::vector<float> receivedAttention(const FloatArray &layerAttention);
