@@ -1,20 +1,33 @@
 // The streaming attention-metric path: the per-head sums of metrics_internal.h from post-RoPE q and k,
-// without a T x T map. For each query tile, a first sweep over the key tiles folds the row
-// log-sum-exp online (the FlashAttention recurrence in log form); a second sweep recomputes the scores
-// and, now that the row normaliser is known, adds the exact probabilities into the column sums (which
-// an online pass cannot produce: a column's share of a row is only known once the row is finished).
-// Peak extra memory is H x tile x tile scores plus O(H x T) accumulators.
+// without a T x T map. Queries go in row blocks; each block's scores against every key it sees
+// ([H, bq, q1], bq chosen so that a block stays under 16 MiB: fewer rows as T grows, so memory is linear
+// in T) are computed once, and the exact probabilities are reduced into column and row sums right away.
+// Column sums need finished rows (a key's share of a row is only known when the row's normaliser is),
+// which a row block has. Peak extra memory: two block buffers (32 MiB) plus O(H x T) accumulators.
+//
+// streamingLayerSums() is also the CPU reference of the CUDA statistics kernel (kernels/,
+// sinkscope/attention_tiles.h): per-row and per-key sums of one layer, with the logit controls the
+// model applies before its softmax (logit bias, temperature, sink logit). The kernel reaches the same
+// numbers with an online softmax over key tiles (it cannot hold a row block).
 //
 // Every needed quantity avoids a per-element log: with s the scaled logit and lse the row normaliser,
 // log p = s - lse, so p log p = p (s - lse).
 //
-// Threads: the score tiles use LibTorch's intra-op threads; the fused reduction is serial on purpose: it
-// costs a few percent of the sweep, and an OpenMP region per tile (measured) made the pool's waiting
-// threads spin against the serial parts on a loaded machine, ten times slower overall.
+// Speed (docs/performance.md, "Streaming metrics"): one q k^T and one exponential per score, and
+// vectorised LibTorch reductions. The first version swept key tiles twice (an online log-sum-exp, then the
+// probabilities: two q k^T and three exponentials per score) into a scalar fused loop whose double row
+// sums cannot vectorise; it was 1.3x slower at 1024 tokens and 3-4x at 4096.
 #include "metrics_internal.h"
+#include "streaming_layer.h"
 #include "torch_util.h"
 
+#include "sinkscope/config.h"
+
 #include <torch/torch.h>
+
+#if SINKSCOPE_ENABLE_CUDA
+#include "sinkscope/kernels/host_api.h"
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -42,6 +55,124 @@ std::string shapeOf(const FloatArray &a)
 
 } // namespace
 
+void streamingLayerSums(const at::Tensor &queries, const at::Tensor &keys, const LayerLogitControls &controls,
+                        int64_t tileSize, LayerRowColSums &out)
+{
+    const int64_t heads = queries.size(0), t = queries.size(1), kvHeads = keys.size(0);
+    const int64_t tile = std::max<int64_t>(1, tileSize);
+    const float negInf = -std::numeric_limits<float>::infinity();
+    const double scale = controls.scale > 0 ? controls.scale : 1.0 / std::sqrt(static_cast<double>(queries.size(2)));
+    // Scaling q once saves a pass over every score tile.
+    const at::Tensor q = queries * static_cast<float>(scale);
+    at::Tensor k = keys;
+    // GQA: query head h reads kv head h / (H / Hkv), as repeat_kv does in the model.
+    if (kvHeads != heads) {
+        k = k.repeat_interleave(heads / kvHeads, 0);
+    }
+    const at::Tensor kT = k.transpose(1, 2); // [H, d, T]
+    const at::Tensor bias = controls.logitBias ? torch::from_blob(const_cast<float *>(controls.logitBias), {heads, 1, t}, torch::kFloat)
+                                               : at::Tensor();
+    const at::Tensor temperature =
+        controls.temperature ? torch::from_blob(const_cast<float *>(controls.temperature), {heads, 1, 1}, torch::kFloat)
+                             : at::Tensor();
+    const at::Tensor sinkLogit =
+        controls.sinkLogit ? torch::from_blob(const_cast<float *>(controls.sinkLogit), {heads, 1}, torch::kFloat) : at::Tensor();
+    const float *fn = controls.valueNorms; // [H, T]
+    const float *sinkWeight = controls.sinkWeight;
+    const bool extras = out.withRowExtras;
+
+    const size_t ht = static_cast<size_t>(heads * t);
+    out.colSum.assign(ht, 0.0);
+    out.colPlogp.assign(ht, 0.0);
+    out.rowPlogp.assign(ht, 0.0);
+    out.rowWeighted.assign(ht, 0.0);
+    out.first.assign(ht, 0.0);
+    out.rowMax.assign(extras ? ht : 0, 0.0);
+    out.sinkMass.assign(extras ? ht : 0, 0.0);
+
+    // Row blocks of bq queries against every key they see: [H, bq, q1] scores, computed once, at most
+    // `tile` rows. m = row max, p = exp(s - m) (the only exponential), lse = m + log(sum p), p /= sum.
+    constexpr double kBlockBytes = 16.0 * 1024 * 1024;
+    const int64_t fit = static_cast<int64_t>(kBlockBytes / (4.0 * static_cast<double>(heads) * static_cast<double>(t)));
+    const int64_t block = std::clamp<int64_t>(fit, std::min<int64_t>(16, tile), tile);
+    // Blocks are aligned, so the causal boundary of a block is an upper triangle in its last bq keys.
+    const at::Tensor upper = torch::ones({block, block}, torch::kBool).triu(1);
+    // Two block buffers reused for every block: fresh 16 MiB tensors per block went through mmap / munmap
+    // and page faults (a sixth of the time in a profile).
+    const at::Tensor scoreBuf = torch::empty({heads * block * t}, torch::kFloat);
+    const at::Tensor probBuf = torch::empty({heads * block * t}, torch::kFloat);
+    for (int64_t q0 = 0; q0 < t; q0 += block) {
+        const int64_t bq = std::min(block, t - q0), q1 = q0 + bq;
+        at::Tensor s = scoreBuf.narrow(0, 0, heads * bq * q1).view({heads, bq, q1});
+        torch::bmm_out(s, q.narrow(1, q0, bq), kT.narrow(2, 0, q1));
+        if (bias.defined()) {
+            s.add_(bias.narrow(2, 0, q1));
+        }
+        if (temperature.defined()) {
+            s.div_(temperature);
+        }
+        s.narrow(2, q0, bq).masked_fill_(upper.narrow(0, 0, bq).narrow(1, 0, bq), negInf);
+        const at::Tensor rowTop = std::get<0>(s.max(2, true)); // [H, bq, 1]: the largest logit of each row
+        at::Tensor m = rowTop;
+        if (sinkLogit.defined()) {
+            // The null column: exp(b) joins the normaliser, its probability is dropped (docs/model-format.md).
+            m = torch::maximum(m, sinkLogit.unsqueeze(2).expand({heads, bq, 1}));
+        }
+        at::Tensor p = probBuf.narrow(0, 0, heads * bq * q1).view({heads, bq, q1});
+        torch::sub_out(p, s, m).exp_();
+        at::Tensor sum = p.sum(2, true);
+        if (sinkLogit.defined()) {
+            sum.add_((sinkLogit.unsqueeze(2) - m).exp());
+        }
+        const at::Tensor inv = sum.reciprocal();
+        const at::Tensor lse = m + sum.log();
+        p.mul_(inv); // the probabilities; masked entries are exactly 0
+        // p log p with log p = s - lse; where p = 0 (masked, or underflowed) the product is 0 * -inf = NaN
+        // or 0 * finite: nan_to_num makes it the 0 that 0 log 0 is.
+        const at::Tensor plogp = s.sub_(lse).mul_(p).nan_to_num_(0.0, 0.0, 0.0);
+        // Vectorised reductions of the block (a scalar fused loop with double accumulators was the bottleneck:
+        // it cannot vectorise the row sums without reassociation).
+        const at::Tensor colSum = p.sum(1).to(torch::kDouble).contiguous();      // [H, q1]
+        const at::Tensor colPl = plogp.sum(1).to(torch::kDouble).contiguous();   // [H, q1]
+        const at::Tensor rowPl = plogp.sum(2).to(torch::kDouble).contiguous();   // [H, bq]
+        const at::Tensor first = p.select(2, 0).to(torch::kDouble).contiguous(); // [H, bq]
+        at::Tensor rowW, rowMax, sinkMass;
+        if (fn) {
+            rowW = torch::bmm(p, torch::from_blob(const_cast<float *>(fn), {heads, t, 1}, torch::kFloat).narrow(1, 0, q1))
+                       .to(torch::kDouble)
+                       .contiguous();
+        }
+        if (extras) {
+            rowMax = (rowTop - lse).exp().to(torch::kDouble).contiguous();
+            at::Tensor w = sinkWeight ? torch::from_blob(const_cast<float *>(sinkWeight), {1, t, 1}, torch::kFloat)
+                                            .narrow(1, 0, q1)
+                                            .expand({heads, q1, 1})
+                                      : at::Tensor();
+            sinkMass = (w.defined() ? torch::bmm(p, w.contiguous()) : p.narrow(2, 0, 1)).to(torch::kDouble).contiguous();
+        }
+        for (int64_t h = 0; h < heads; ++h) {
+            const double *cs = colSum.data_ptr<double>() + h * q1, *cp = colPl.data_ptr<double>() + h * q1;
+            double *outCs = out.colSum.data() + h * t, *outCp = out.colPlogp.data() + h * t;
+            for (int64_t j = 0; j < q1; ++j) {
+                outCs[j] += cs[j];
+                outCp[j] += cp[j];
+            }
+            for (int64_t i = 0; i < bq; ++i) {
+                const size_t r = static_cast<size_t>(h * t + q0 + i), b = static_cast<size_t>(h * bq + i);
+                out.rowPlogp[r] = rowPl.data_ptr<double>()[b];
+                out.first[r] = first.data_ptr<double>()[b];
+                if (fn) {
+                    out.rowWeighted[r] = rowW.data_ptr<double>()[b];
+                }
+                if (extras) {
+                    out.rowMax[r] = rowMax.data_ptr<double>()[b];
+                    out.sinkMass[r] = sinkMass.data_ptr<double>()[b];
+                }
+            }
+        }
+    }
+}
+
 Status streamingAttentionSums(const ForwardResult &result, const ModelConfig &config, int64_t t,
                               const MetricsOptions &options, AttentionSums &sums)
 {
@@ -61,127 +192,84 @@ Status streamingAttentionSums(const ForwardResult &result, const ModelConfig &co
         }
     }
     const bool norms = result.valueNorms.shape == std::vector<int64_t>{layers, heads, t};
-    const int64_t tile = std::max<int64_t>(1, options.tileSize);
+    int cudaDevice = -1; // >= 0: the attention sums come from the CUDA statistics kernel
+    if (options.device != "cpu") {
+        const std::string &d = options.device;
+        if (d == "cuda") {
+            cudaDevice = 0;
+        } else if (d.rfind("cuda:", 0) == 0 && d.size() > 5 && d.find_first_not_of("0123456789", 5) == std::string::npos) {
+            cudaDevice = std::stoi(d.substr(5));
+        } else {
+            return makeError(ErrorCode::InvalidArgument, "metrics device '" + d + "' is not cpu, cuda or cuda:N");
+        }
+#if !SINKSCOPE_ENABLE_CUDA
+        return makeError(ErrorCode::InvalidArgument, "metrics device '" + d +
+                                                         "': this build has no CUDA kernels (-DSINKSCOPE_ENABLE_CUDA=ON)");
+#endif
+    }
 
     return guardTorch("streaming metrics", [&]() -> Status {
         c10::InferenceMode guard;
         sums.assign(static_cast<size_t>(layers * heads), {});
-        const float negInf = -std::numeric_limits<float>::infinity();
-        // Tiles are aligned, so the last key tile of a query tile holds the causal boundary as an upper
-        // triangle.
-        const at::Tensor upper = torch::ones({tile, tile}, torch::kBool).triu(1);
-        const size_t ht = static_cast<size_t>(heads * t);
-        std::vector<double> colSum(ht), colPlogp(ht), rowPlogp, rowWeighted;
-        std::vector<float> first;
-
+        LayerRowColSums layer;
         for (int64_t l = 0; l < layers; ++l) {
             if (!metricsProgress(options, static_cast<double>(l) / static_cast<double>(layers),
                                  "streaming attention metrics, layer " + std::to_string(l))) {
                 return makeError(ErrorCode::Cancelled, "metrics cancelled");
             }
-            // Scaling q once saves a pass over every score tile.
-            const FloatArray &queries = result.queries.at(static_cast<int>(l));
-            const at::Tensor q = view(queries) * static_cast<float>(1.0 / std::sqrt(static_cast<double>(queries.shape[2])));
-            at::Tensor k = view(result.keys.at(static_cast<int>(l)));
-            const int64_t kvHeads = k.size(0);
-            // GQA: query head h reads kv head h / (H / Hkv), as repeat_kv does in the model.
-            if (kvHeads != heads) {
-                k = k.repeat_interleave(heads / kvHeads, 0);
-            }
-            const at::Tensor kT = k.transpose(1, 2); // [H, d, T]
             const float *fn = norms ? result.valueNorms.data.data() + l * heads * t : nullptr; // [H, T]
-            std::fill(colSum.begin(), colSum.end(), 0.0);
-            std::fill(colPlogp.begin(), colPlogp.end(), 0.0);
-            std::vector<double> rowEntropy(static_cast<size_t>(heads)), weighted(static_cast<size_t>(heads)),
-                effective(static_cast<size_t>(heads));
-            std::vector<int64_t> effectiveRows(static_cast<size_t>(heads));
-
-            for (int64_t q0 = 0; q0 < t; q0 += tile) {
-                const int64_t bq = std::min(tile, t - q0), q1 = q0 + bq;
-                const at::Tensor qt = q.narrow(1, q0, bq);
-                const at::Tensor diagonal = upper.narrow(0, 0, bq).narrow(1, 0, bq);
-                auto scores = [&](int64_t k0) {
-                    const int64_t bk = std::min(tile, q1 - k0);
-                    at::Tensor s = torch::bmm(qt, kT.narrow(2, k0, bk));
-                    if (k0 + bk > q0) {
-                        s.narrow(2, q0 - k0, bq).masked_fill_(diagonal, negInf);
-                    }
-                    return s;
-                };
-                // Sweep 1: online log-sum-exp of each row over the key tiles k0 <= q0.
-                at::Tensor firstTile = scores(0);
-                at::Tensor lse = firstTile.logsumexp(2);
-                for (int64_t k0 = tile; k0 < q1; k0 += tile) {
-                    lse = torch::logaddexp(lse, scores(k0).logsumexp(2));
-                }
-                const at::Tensor lse3 = lse.unsqueeze(2);
-
-                // Sweep 2: exact probabilities. LibTorch does the vectorised exp; one fused pass per tile then
-                // adds them into the column and row sums (a handful of separate reductions would each read
-                // the tile again). Only keys j <= t are read, so the masked entries never enter.
-                rowPlogp.assign(static_cast<size_t>(heads * bq), 0.0);
-                rowWeighted.assign(static_cast<size_t>(heads * bq), 0.0);
-                first.assign(static_cast<size_t>(heads * bq), 0.0f);
-                for (int64_t k0 = 0; k0 < q1; k0 += tile) {
-                    // With one key tile (q0 == 0) the scores of sweep 1 are still at hand.
-                    const at::Tensor logp = (k0 == 0 ? firstTile : scores(k0)).sub_(lse3).contiguous();
-                    const at::Tensor p = logp.exp();
-                    const int64_t bk = p.size(2);
-                    const float *pData = p.data_ptr<float>(), *lData = logp.data_ptr<float>();
-                    for (int64_t h = 0; h < heads; ++h) {
-                        double *cs = colSum.data() + h * t + k0, *cp = colPlogp.data() + h * t + k0;
-                        const float *f = fn ? fn + h * t + k0 : nullptr;
-                        for (int64_t i = 0; i < bq; ++i) {
-                            const int64_t visible = std::min(bk, q0 + i - k0 + 1);
-                            const float *pr = pData + (h * bq + i) * bk, *lr = lData + (h * bq + i) * bk;
-                            double rp = 0, rw = 0;
-                            for (int64_t j = 0; j < visible; ++j) {
-                                const float pl = pr[j] * lr[j];
-                                cs[j] += pr[j];
-                                cp[j] += pl;
-                                rp += pl;
-                            }
-                            if (f) {
-                                for (int64_t j = 0; j < visible; ++j) {
-                                    rw += pr[j] * f[j];
-                                }
-                            }
-                            rowPlogp[static_cast<size_t>(h * bq + i)] += rp;
-                            rowWeighted[static_cast<size_t>(h * bq + i)] += rw;
-                            if (k0 == 0) {
-                                first[static_cast<size_t>(h * bq + i)] = pr[0]; // A[t, 0]
-                            }
-                        }
-                    }
-                }
-                for (int64_t h = 0; h < heads; ++h) {
-                    for (int64_t i = 0; i < bq; ++i) {
-                        const int64_t row = q0 + i;
-                        const size_t r = static_cast<size_t>(h * bq + i);
-                        // Normalised by log(t + 1); row 0 (log 1 = 0) counts 0, as in Guo et al.'s code.
-                        if (row >= 1) {
-                            rowEntropy[static_cast<size_t>(h)] -= rowPlogp[r] / std::log(static_cast<double>(row + 1));
-                        }
-                        if (fn) {
-                            weighted[static_cast<size_t>(h)] += rowWeighted[r];
-                            if (row >= 1 && rowWeighted[r] > 0) {
-                                effective[static_cast<size_t>(h)] += static_cast<double>(first[r]) * fn[h * t] / rowWeighted[r];
-                                ++effectiveRows[static_cast<size_t>(h)];
-                            }
-                        }
-                    }
-                }
+            LayerLogitControls controls;
+            controls.valueNorms = fn;
+            if (cudaDevice < 0) {
+                streamingLayerSums(view(result.queries.at(static_cast<int>(l))),
+                                   view(result.keys.at(static_cast<int>(l))), controls, options.tileSize, layer);
             }
+#if SINKSCOPE_ENABLE_CUDA
+            else {
+                const FloatArray &q = result.queries.at(static_cast<int>(l)), &k = result.keys.at(static_cast<int>(l));
+                cuda::AttentionStatsArgs in;
+                in.q = q.data.data();
+                in.k = k.data.data();
+                in.heads = static_cast<int>(heads);
+                in.kvHeads = static_cast<int>(k.shape[0]);
+                in.tokens = static_cast<int>(t);
+                in.headDim = static_cast<int>(q.shape[2]);
+                in.valueNorms = fn;
+                cuda::HostAttentionStats g;
+                if (auto st = cuda::attentionStatsFromHost(in, cudaDevice, g); !st) {
+                    return makeError(ErrorCode::Internal, "metrics on " + options.device + ", layer " + std::to_string(l) +
+                                                              ": " + st.message);
+                }
+                auto toDouble = [](const std::vector<float> &v) { return std::vector<double>(v.begin(), v.end()); };
+                layer.colSum = toDouble(g.received);
+                layer.colPlogp = toDouble(g.receivedPlogp);
+                layer.rowPlogp.resize(g.rowEntropy.size());
+                std::transform(g.rowEntropy.begin(), g.rowEntropy.end(), layer.rowPlogp.begin(),
+                               [](float e) { return -static_cast<double>(e); });
+                layer.rowWeighted = toDouble(g.rowWeighted);
+                layer.first = toDouble(g.firstMass);
+            }
+#endif
 
             for (int64_t h = 0; h < heads; ++h) {
                 HeadSums &s = sums[static_cast<size_t>(l * heads + h)];
-                s.colSum.assign(colSum.begin() + h * t, colSum.begin() + (h + 1) * t);
-                s.colPlogp.assign(colPlogp.begin() + h * t, colPlogp.begin() + (h + 1) * t);
+                s.colSum.assign(layer.colSum.begin() + h * t, layer.colSum.begin() + (h + 1) * t);
+                s.colPlogp.assign(layer.colPlogp.begin() + h * t, layer.colPlogp.begin() + (h + 1) * t);
                 s.a00 = 1.0; // a softmax over the single visible key
-                s.rowEntropy = rowEntropy[static_cast<size_t>(h)];
-                s.weightedNorm = weighted[static_cast<size_t>(h)];
-                s.effective = effective[static_cast<size_t>(h)];
-                s.effectiveRows = effectiveRows[static_cast<size_t>(h)];
+                for (int64_t row = 0; row < t; ++row) {
+                    const size_t r = static_cast<size_t>(h * t + row);
+                    // Normalised by log(t + 1); row 0 (log 1 = 0) counts 0, as in Guo et al.'s code.
+                    if (row >= 1) {
+                        s.rowEntropy -= layer.rowPlogp[r] / std::log(static_cast<double>(row + 1));
+                    }
+                    if (fn) {
+                        s.weightedNorm += layer.rowWeighted[r];
+                        if (row >= 1 && layer.rowWeighted[r] > 0) {
+                            s.effective += layer.first[r] * fn[h * t] / layer.rowWeighted[r];
+                            ++s.effectiveRows;
+                        }
+                    }
+                }
             }
         }
         return Ok{};

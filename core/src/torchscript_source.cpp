@@ -12,15 +12,16 @@ def _captures(self, key: str, layer: int, controls: Dict[str, Tensor]) -> bool:
     return float(controls[key][layer]) > 0.5
 
 def _causal_mask(self, t: int, past: int, controls: Dict[str, Tensor]) -> Tensor:
-    qi = torch.arange(past, past + t).unsqueeze(1)
-    kj = torch.arange(past + t).unsqueeze(0)
-    mask = torch.zeros(t, past + t).masked_fill(kj > qi, float("-inf"))
+    # On the weights' device, so that an archive loaded on a GPU runs there (docs/gpu.md).
+    dev = self.tok_embd.device
+    qi = torch.arange(past, past + t, device=dev).unsqueeze(1)
+    kj = torch.arange(past + t, device=dev).unsqueeze(0)
+    mask = torch.zeros(t, past + t, device=dev).masked_fill(kj > qi, float("-inf"))
     if "attn_mask" in controls:
         mask = mask + controls["attn_mask"]
     return mask
 
-def _attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
-    ls = str(layer)
+def _probs(self, layer: int, q: Tensor, k: Tensor, mask: Tensor, controls: Dict[str, Tensor]) -> Tensor:
     scores = torch.matmul(q, k.transpose(1, 2)) * self.attn_scale
     scores = scores + mask
     if "logit_bias" in controls:
@@ -43,8 +44,10 @@ def _attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, con
         probs = probs * controls["prob_scale"][layer].unsqueeze(1)
         if "prob_renorm" in controls:
             probs = probs / probs.sum(dim=2, keepdim=True).clamp_min(1e-30)
-    if self._captures("capture_attn", layer, controls):
-        out["attn." + ls] = probs
+    return probs
+
+def _attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    ls = str(layer)
     if "value_scale" in controls:
         v = v * controls["value_scale"][layer].unsqueeze(2)
     if self._captures("capture_vnorm", layer, controls):
@@ -52,7 +55,21 @@ def _attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, con
         # costs d x d instead of d x D multiply-adds per key.
         fv = torch.matmul(v, self.wo_gram[layer])
         out["vnorm." + ls] = (fv * v).sum(dim=2).clamp_min(0.0).sqrt()
-    ctx = torch.matmul(probs, v)
+    t = q.size(1)
+    if t > 1024 and "act_heads" not in controls and not self._captures("capture_attn", layer, controls):
+        # Long prompts: query rows in blocks of 512. Every control above except ACT acts row by row, so a
+        # block needs only its own scores: [H, 512, Tk] at a time instead of [H, T, Tk], memory linear in T
+        # (docs/performance.md, "Long contexts"). ACT and attention capture need the whole map.
+        parts: List[Tensor] = []
+        for c0 in range(0, t, 512):
+            c = min(512, t - c0)
+            parts.append(torch.matmul(self._probs(layer, q.narrow(1, c0, c), k, mask.narrow(0, c0, c), controls), v))
+        ctx = torch.cat(parts, 1)
+    else:
+        probs = self._probs(layer, q, k, mask, controls)
+        if self._captures("capture_attn", layer, controls):
+            out["attn." + ls] = probs
+        ctx = torch.matmul(probs, v)
     if "head_gate" in controls:
         ctx = ctx * controls["head_gate"][layer].view(-1, 1, 1)
     return ctx
@@ -139,7 +156,7 @@ def embed_input(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Tuple[T
     if "positions" in controls:
         pos = controls["positions"].float()
     else:
-        pos = torch.arange(past + t).float()
+        pos = torch.arange(past + t, device=self.tok_embd.device).float()
     ang = (pos / self.rope_scale).unsqueeze(1) * self.inv_freq.unsqueeze(0)
     emb = torch.cat((ang, ang), dim=1)
     rope = torch.stack((emb.cos(), emb.sin()))
@@ -181,7 +198,7 @@ def embed_input(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Tuple[T
     if "positions" in controls:
         pos = controls["positions"].long()
     else:
-        pos = torch.arange(past + t)
+        pos = torch.arange(past + t, device=self.tok_embd.device)
     x = torch.embedding(self.tok_embd, ids) + torch.embedding(self.pos_embd, pos.narrow(0, past, t))
     return x, self._causal_mask(t, past, controls), torch.zeros(0)
 

@@ -73,6 +73,9 @@ struct MetricsOptions {
 
     MetricsPath path = MetricsPath::Auto;
     int64_t tileSize = 512;          // streaming: query and key tile length (H x tile^2 floats of scores)
+    // Streaming path only: "cpu", or "cuda" / "cuda:N" to compute the attention sums with the CUDA
+    // statistics kernel (needs -DSINKSCOPE_ENABLE_CUDA=ON and a GPU, else InvalidArgument; docs/gpu.md).
+    std::string device = "cpu";
     bool perKeyInJson = true;        // toJson(): include received attention per layer, head and key
 
     std::vector<std::string> tokenTexts; // optional, copied into the result and metrics.json

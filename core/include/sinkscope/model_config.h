@@ -20,7 +20,9 @@ const char *architectureName(Architecture arch); // "llama", "gpt2"
 
 // The version of the forward(input_ids, controls) contract that model archives implement.
 // Version 1: see docs/model-format.md. Version 2 adds the optional ACT keys act_heads/act_beta/act_thres.
-inline constexpr int kContractVersion = 2;
+// Version 3 keeps the keys and changes the code inside: above 1024 tokens the attention step runs in
+// blocks of query rows (memory linear in T), and masks and positions are made on the weights' device.
+inline constexpr int kContractVersion = 3;
 
 struct ModelConfig {
     Architecture architecture = Architecture::Llama;
