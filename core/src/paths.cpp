@@ -27,6 +27,14 @@ std::string defaultGgufPath()
         .string();
 }
 
+std::string defaultProbeSetPath()
+{
+    if (const char *env = std::getenv("SINKSCOPE_PROBES"); env && *env) {
+        return env;
+    }
+    return (fs::path(SINKSCOPE_SOURCE_DIR) / "resources" / "probes" / "default.json").string();
+}
+
 Result<std::string> ensureDefaultModel(const ProgressCallback &progress)
 {
     const std::string model = defaultModelPath();

