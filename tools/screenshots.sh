@@ -11,6 +11,7 @@ mkdir -p "$out"
 command -v xvfb-run >/dev/null || { echo "xvfb-run not found (apt-get install xvfb)" >&2; exit 1; }
 [ -x "$build/bin/sinkscope" ] || { echo "$build/bin/sinkscope not built" >&2; exit 1; }
 # A fixed screen and font DPI so that the pictures do not depend on the machine.
-timeout 300 xvfb-run -a -s "-screen 0 1400x900x24 -dpi 96" \
+# 1600 x 1000: the normal views are taken at 1400 x 900, presenter mode at 1600 x 1000 (a projector).
+timeout 300 xvfb-run -a -s "-screen 0 1600x1000x24 -dpi 96" \
   "$build/bin/sinkscope" ${model:+"$model"} --screenshots "$out"
 ls -1 "$out"/*.png

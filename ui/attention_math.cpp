@@ -15,12 +15,6 @@ bool isLayerArray(const FloatArray &a)
     return a.shape.size() == 3 && !a.data.empty() && static_cast<int64_t>(a.data.size()) == a.numel();
 }
 
-// Queries t >= 1 when there are several (query 0 can only see itself), else the single row.
-int64_t firstCountedQuery(int64_t rows)
-{
-    return rows > 1 ? 1 : 0;
-}
-
 } // namespace
 
 HeadMatrix headMatrix(const FloatArray &layerAttention, int64_t head)
@@ -31,58 +25,6 @@ HeadMatrix headMatrix(const FloatArray &layerAttention, int64_t head)
     const int64_t rows = layerAttention.dim(1);
     const int64_t cols = layerAttention.dim(2);
     return HeadMatrix{layerAttention.data.data() + head * rows * cols, rows, cols};
-}
-
-std::vector<float> meanRowEntropy(const FloatArray &layerAttention)
-{
-    if (!isLayerArray(layerAttention)) {
-        return {};
-    }
-    const int64_t heads = layerAttention.dim(0);
-    std::vector<float> out(static_cast<size_t>(heads), kNaN);
-    for (int64_t h = 0; h < heads; ++h) {
-        const HeadMatrix m = headMatrix(layerAttention, h);
-        const int64_t first = firstCountedQuery(m.rows);
-        double sum = 0;
-        for (int64_t q = first; q < m.rows; ++q) {
-            double entropy = 0;
-            for (int64_t k = 0; k < m.cols; ++k) {
-                const double p = m.at(q, k);
-                if (p > 0) {
-                    entropy -= p * std::log(p);
-                }
-            }
-            sum += entropy;
-        }
-        out[static_cast<size_t>(h)] = static_cast<float>(sum / double(m.rows - first));
-    }
-    return out;
-}
-
-std::vector<float> receivedAttention(const FloatArray &layerAttention)
-{
-    if (!isLayerArray(layerAttention)) {
-        return {};
-    }
-    const int64_t heads = layerAttention.dim(0);
-    const int64_t rows = layerAttention.dim(1);
-    const int64_t cols = layerAttention.dim(2);
-    std::vector<double> sum(static_cast<size_t>(cols), 0.0);
-    for (int64_t h = 0; h < heads; ++h) {
-        const HeadMatrix m = headMatrix(layerAttention, h);
-        for (int64_t q = 0; q < rows; ++q) {
-            const float *row = m.data + q * cols;
-            for (int64_t k = 0; k < cols; ++k) {
-                sum[static_cast<size_t>(k)] += row[k];
-            }
-        }
-    }
-    std::vector<float> out(static_cast<size_t>(cols));
-    const double denominator = double(heads) * double(rows);
-    for (size_t k = 0; k < out.size(); ++k) {
-        out[k] = static_cast<float>(sum[k] / denominator);
-    }
-    return out;
 }
 
 TransformedHead transformHead(const HeadMatrix &head, ScaleTransform transform)
@@ -174,47 +116,136 @@ ValueRange colourRange(std::span<const float> values, const ColourScale &scale, 
     return ValueRange{lo, hi};
 }
 
-ValueRange sharedRange(const std::vector<FloatArray> &attention, const ColourScale &scale)
+std::array<ScaleSketch, 2> sketchHead(const HeadMatrix &head, size_t sampleLimit)
+{
+    std::array<ScaleSketch, 2> out;
+    if (!head.valid()) {
+        return out;
+    }
+    const int64_t offset = head.cols - head.rows;
+    int64_t visible = 0;
+    for (int64_t q = 0; q < head.rows; ++q) {
+        visible += std::clamp<int64_t>(q + offset + 1, 0, head.cols);
+    }
+    const int64_t stride = std::max<int64_t>(1, (visible + int64_t(sampleLimit) - 1) / int64_t(std::max<size_t>(1, sampleLimit)));
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    double rawMin = inf, rawMax = -inf, rawPos = inf;
+    double renMin = inf, renMax = -inf, renPos = inf;
+    out[0].sample.reserve(sampleLimit);
+    out[1].sample.reserve(sampleLimit);
+    int64_t index = 0; // running index of visible cells, for the strided sample
+    for (int64_t q = 0; q < head.rows; ++q) {
+        const float *row = head.data + q * head.cols;
+        const int64_t last = std::min(head.cols - 1, q + offset);
+        if (last < 0) {
+            continue;
+        }
+        // Row statistics over keys >= 1; the renormalised row is the raw one divided by (1 - p0).
+        const double p0 = row[0];
+        double lo = inf, hi = -inf, pos = inf;
+        for (int64_t k = 1; k <= last; ++k) {
+            const double v = row[k];
+            lo = std::min(lo, v);
+            hi = std::max(hi, v);
+            if (v > 0) {
+                pos = std::min(pos, v);
+            }
+        }
+        rawMin = std::min({rawMin, p0, lo});
+        rawMax = std::max({rawMax, p0, hi});
+        rawPos = std::min(rawPos, p0 > 0 ? std::min(p0, pos) : pos);
+        const double rest = 1.0 - p0;
+        const bool renormalisable = rest >= 1e-9 && last >= 1;
+        if (renormalisable) {
+            renMin = std::min(renMin, lo / rest);
+            renMax = std::max(renMax, hi / rest);
+            if (std::isfinite(pos)) {
+                renPos = std::min(renPos, pos / rest);
+            }
+        }
+        // The sample: every stride-th visible cell of the row (cell 0 included for Raw only).
+        int64_t k = (stride - index % stride) % stride;
+        for (; k <= last; k += stride) {
+            out[0].sample.push_back(row[k]);
+            if (k >= 1 && renormalisable) {
+                out[1].sample.push_back(static_cast<float>(double(row[k]) / rest));
+            }
+        }
+        index += last + 1;
+    }
+    auto finish = [](ScaleSketch &s, double lo, double hi, double pos) {
+        if (std::isfinite(hi)) {
+            s.minValue = static_cast<float>(lo);
+            s.maxValue = static_cast<float>(hi);
+            s.minPositive = std::isfinite(pos) ? static_cast<float>(pos) : kNaN;
+        }
+    };
+    finish(out[0], rawMin, rawMax, rawPos);
+    finish(out[1], renMin, renMax, renPos);
+    return out;
+}
+
+namespace {
+
+ValueRange defaultRange(ScaleMapping mapping)
+{
+    return mapping == ScaleMapping::Log ? ValueRange{1e-5, 1} : ValueRange{0, 1};
+}
+
+// colourRange()'s rule from the extremes and the upper end.
+ValueRange finishRange(double lo, double hi, double minPositive, ScaleMapping mapping)
+{
+    if (mapping == ScaleMapping::Log) {
+        if (!(hi > 0)) {
+            return ValueRange{1e-5, 1};
+        }
+        lo = std::max(std::isfinite(minPositive) ? minPositive : hi * 1e-5, hi * 1e-5);
+        if (lo >= hi) {
+            lo = hi * 1e-1;
+        }
+        return ValueRange{lo, hi};
+    }
+    lo = std::min(lo, 0.0);
+    if (hi <= lo) {
+        hi = lo + 1e-6;
+    }
+    return ValueRange{lo, hi};
+}
+
+} // namespace
+
+ValueRange sketchRange(const ScaleSketch &sketch, const ColourScale &scale)
+{
+    if (sketch.empty()) {
+        return defaultRange(scale.mapping);
+    }
+    double hi = sketch.maxValue;
+    if (scale.clampPercentile && scale.percentile < 100.0 && !sketch.sample.empty()) {
+        std::vector<float> sample(sketch.sample);
+        const double p = std::clamp(scale.percentile, 0.0, 100.0) / 100.0;
+        const auto index = static_cast<size_t>(std::llround(p * double(sample.size() - 1)));
+        std::nth_element(sample.begin(), sample.begin() + static_cast<std::ptrdiff_t>(index), sample.end());
+        hi = sample[index];
+    }
+    return finishRange(sketch.minValue, hi, std::isnan(sketch.minPositive) ? std::numeric_limits<double>::infinity()
+                                                                            : double(sketch.minPositive),
+                       scale.mapping);
+}
+
+ValueRange unionRange(std::span<const ScaleSketch *const> sketches, const ColourScale &scale)
 {
     ValueRange out{std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()};
     bool any = false;
-    std::vector<float> rows;
-    for (const FloatArray &layer : attention) {
-        if (!isLayerArray(layer)) {
+    for (const ScaleSketch *s : sketches) {
+        if (!s || s->empty()) {
             continue;
         }
-        for (int64_t h = 0; h < layer.dim(0); ++h) {
-            const HeadMatrix m = headMatrix(layer, h);
-            // Whole rows at a stride (~64k cells per head): hundreds of heads in tens of milliseconds,
-            // and every sampled row keeps its sink column, where the largest values sit.
-            const int64_t stride = std::max<int64_t>(1, (m.rows * m.cols) / 65536);
-            rows.clear();
-            for (int64_t q = m.rows - 1; q >= 0; q -= stride) {
-                const TransformedHead one = transformHead(HeadMatrix{m.data + q * m.cols, 1, m.cols}, ScaleTransform::Raw);
-                std::vector<float> row(one.values);
-                // Causal visibility of row q inside the full head.
-                for (int64_t k = q + (m.cols - m.rows) + 1; k < m.cols; ++k) {
-                    row[size_t(k)] = kNaN;
-                }
-                if (scale.transform == ScaleTransform::RenormaliseWithoutSink) {
-                    const double rest = 1.0 - double(row[0]);
-                    for (auto &v : row) {
-                        v = rest < 1e-9 ? kNaN : static_cast<float>(double(v) / rest);
-                    }
-                    row[0] = kNaN;
-                }
-                rows.insert(rows.end(), row.begin(), row.end());
-            }
-            const ValueRange r = colourRange(rows, scale);
-            out.lower = std::min(out.lower, r.lower);
-            out.upper = std::max(out.upper, r.upper);
-            any = true;
-        }
+        const ValueRange r = sketchRange(*s, scale);
+        out.lower = std::min(out.lower, r.lower);
+        out.upper = std::max(out.upper, r.upper);
+        any = true;
     }
-    if (!any) {
-        return scale.mapping == ScaleMapping::Log ? ValueRange{1e-5, 1} : ValueRange{0, 1};
-    }
-    return out;
+    return any ? out : defaultRange(scale.mapping);
 }
 
 double PooledGrid::keyCentre(int64_t i) const

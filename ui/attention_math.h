@@ -11,7 +11,10 @@
 #include "sinkscope/array.h"
 #include "sinkscope/attention_stats.h"
 
+#include <array>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -29,13 +32,8 @@ struct HeadMatrix {
 // Head `head` of a layer array [H, T, Tk]; an invalid (empty) matrix when out of range or not captured.
 HeadMatrix headMatrix(const FloatArray &layerAttention, int64_t head);
 
-// Mean over queries t >= 1 of the row entropy -sum_k p log p (nats) over keys the query sees; with a
-// single query the one row is used. Per head of one layer: [H].
-std::vector<float> meanRowEntropy(const FloatArray &layerAttention);
-// The first-token mass per head is sinkscope::firstTokenMassOfLayer (attention_stats.h).
-// Attention received by each key, averaged over heads and over all T queries (a key that later
-// queries cannot see yet counts as zero for earlier queries): [Tk].
-std::vector<float> receivedAttention(const FloatArray &layerAttention);
+// Per-head summaries (first-token mass, entropies, attention received, ...) come from the core's
+// sinkscope::computeMetrics (metrics.h), computed once per run on the compute thread (run_snapshot.h).
 
 enum class ScaleMapping { Linear, Log };
 enum class ScaleTransform {
@@ -74,8 +72,28 @@ struct ValueRange {
 // strided) for the percentile, so a 4k x 4k head costs the same as a 512 x 512 one.
 ValueRange colourRange(std::span<const float> values, const ColourScale &scale, size_t sampleLimit = 1 << 18);
 
-// The union of the per-head ranges of every captured head of every layer: what "shared scale" uses.
-ValueRange sharedRange(const std::vector<FloatArray> &attention, const ColourScale &scale);
+// A bounded summary of one head's visible values under one transform, from which the colour range of
+// any mapping and percentile follows without touching the T x T matrix again. Made for every head on
+// the compute thread (run_snapshot.cpp), so the shared scale costs the UI O(heads x sampleLimit).
+struct ScaleSketch {
+    float minValue = std::numeric_limits<float>::quiet_NaN();    // exact, over every visible cell
+    float maxValue = std::numeric_limits<float>::quiet_NaN();    // exact
+    float minPositive = std::numeric_limits<float>::quiet_NaN(); // exact; NaN when nothing is positive
+    std::vector<float> sample; // at most sampleLimit visible values, evenly strided (for percentiles)
+    bool empty() const { return std::isnan(maxValue); }
+};
+
+// One pass over the head's visible cells (the causal triangle) for both transforms at once:
+// sketches[0] is ScaleTransform::Raw, sketches[1] RenormaliseWithoutSink.
+std::array<ScaleSketch, 2> sketchHead(const HeadMatrix &head, size_t sampleLimit = 2048);
+
+// The colour range of one head from its sketch; equals colourRange() of the head's transformed values
+// when the sample holds all of them (percentiles from the sample otherwise).
+ValueRange sketchRange(const ScaleSketch &sketch, const ColourScale &scale);
+
+// The union of the per-head ranges: what "shared scale" and the layer grid use. Empty input gives
+// the default range of the mapping.
+ValueRange unionRange(std::span<const ScaleSketch *const> sketches, const ColourScale &scale);
 
 enum class Pooling { Max, Mean };
 

@@ -265,6 +265,26 @@ void ComputeBridge::hashFile(const QString &path)
         });
 }
 
+void ComputeBridge::submitErased(const QString &tag, const QString &label, ErasedWork work,
+                                 std::function<void(std::shared_ptr<const void>)> done)
+{
+    ComputeBridge *self = this;
+    auto generation = std::make_shared<uint64_t>(0);
+    submitJob<std::shared_ptr<const void>>(
+        tag, generation,
+        [self, tag, generation, work = std::move(work)](const CancelToken &cancel) {
+            return work(cancel, progressPoster(self, tag, generation, cancel));
+        },
+        [self, tag, done = std::move(done)](const Result<std::shared_ptr<const std::shared_ptr<const void>>> &result) {
+            if (result.ok()) {
+                done(*result.value());
+            } else if (result.error().code != ErrorCode::Cancelled) {
+                emit self->failed(tag, errorText(result.error()));
+            }
+        });
+    emit progress(tag, -1, label);
+}
+
 void ComputeBridge::cancel(const QString &tag)
 {
     m_thread.cancel(tag.toStdString());

@@ -16,6 +16,7 @@
 #include <QSet>
 #include <QString>
 
+#include <functional>
 #include <memory>
 
 namespace sinkscope::ui {
@@ -42,6 +43,31 @@ public:
     // SHA-256 of a file's contents (session files record it).
     void hashFile(const QString &path);
 
+    // Any other model work a panel needs (mitigation effects, dormancy tests, probe sets): `work` runs on
+    // the compute thread with a throttled progress callback that also reports cancellation; `done` runs
+    // on the UI thread with the value unless a newer job with the same tag superseded it. Errors other
+    // than cancellation arrive through failed(tag, ...). `label` is shown as progress until the first
+    // report.
+    template<typename T>
+    void submit(const QString &tag, const QString &label,
+                std::function<Result<T>(const CancelToken &, const ProgressCallback &)> work,
+                std::function<void(std::shared_ptr<const T>)> done)
+    {
+        submitErased(
+            tag, label,
+            [work = std::move(work)](const CancelToken &cancel,
+                                     const ProgressCallback &progress) -> Result<std::shared_ptr<const void>> {
+                auto result = work(cancel, progress);
+                if (!result.ok()) {
+                    return result.error();
+                }
+                return std::shared_ptr<const void>(std::make_shared<const T>(std::move(result.value())));
+            },
+            [done = std::move(done)](std::shared_ptr<const void> value) {
+                done(std::static_pointer_cast<const T>(std::move(value)));
+            });
+    }
+
     void cancel(const QString &tag);
     void cancelAll();
     bool isBusy() const { return !m_pending.isEmpty(); }
@@ -63,6 +89,9 @@ signals:
     void busyChanged(bool busy);
 
 private:
+    using ErasedWork = std::function<Result<std::shared_ptr<const void>>(const CancelToken &, const ProgressCallback &)>;
+    void submitErased(const QString &tag, const QString &label, ErasedWork work,
+                      std::function<void(std::shared_ptr<const void>)> done);
     void begin(const QString &tag, uint64_t generation);
     void finish(const QString &tag, uint64_t generation);
     bool isCurrent(const QString &tag, uint64_t generation) const;

@@ -1,5 +1,6 @@
 #include "head_view.h"
 
+#include "figures.h"
 #include "heatmap_plot.h"
 #include "token_chips.h"
 
@@ -41,7 +42,13 @@ QString valueText(float v)
 HeadView::HeadView(QWidget *parent) : AnalysisView(parent)
 {
     auto *layout = new QVBoxLayout(this);
+    // Navigation and colour scale side by side, or in two rows in presenter mode (large fonts must
+    // fit a 1600 px wide window without clipping the controls).
+    m_controls = new QBoxLayout(QBoxLayout::LeftToRight);
     auto *bar = new QHBoxLayout;
+    auto *scaleBar = new QHBoxLayout;
+    m_controls->addLayout(bar);
+    m_controls->addLayout(scaleBar);
     m_layerBox = new QSpinBox(this);
     m_headBox = new QSpinBox(this);
     m_layerBox->setToolTip(tr("Layer (Up/Down on the map)"));
@@ -50,11 +57,21 @@ HeadView::HeadView(QWidget *parent) : AnalysisView(parent)
     bar->addWidget(m_layerBox);
     bar->addWidget(new QLabel(tr("Head"), this));
     bar->addWidget(m_headBox);
-    bar->addSpacing(12);
+    m_poolingBox = new QComboBox(this);
+    m_poolingBox->addItems({tr("Max pool"), tr("Mean pool")});
+    m_poolingBox->setToolTip(tr("How tokens are combined when a screen pixel covers several (long prompts)"));
+    m_poolingBox->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    bar->addWidget(m_poolingBox);
+    auto *reset = new QPushButton(tr("Reset zoom"), this);
+    reset->setToolTip(tr("Home, or double-click the map"));
+    bar->addWidget(reset);
+    m_rowSpacer = new QSpacerItem(12, 0, QSizePolicy::Fixed, QSizePolicy::Minimum);
+    bar->addSpacerItem(m_rowSpacer);
     m_mappingBox = new QComboBox(this);
     m_mappingBox->addItems({tr("Linear"), tr("Log")});
     m_mappingBox->setToolTip(tr("Colour mapping"));
-    bar->addWidget(m_mappingBox);
+    m_mappingBox->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    scaleBar->addWidget(m_mappingBox);
     m_clampBox = new QCheckBox(tr("Clamp at"), this);
     m_clampBox->setToolTip(tr("Top of the colour range at this percentile of the head's values"));
     m_percentileBox = new QDoubleSpinBox(this);
@@ -62,25 +79,19 @@ HeadView::HeadView(QWidget *parent) : AnalysisView(parent)
     m_percentileBox->setDecimals(1);
     m_percentileBox->setValue(99);
     m_percentileBox->setSuffix(tr(" %ile"));
-    bar->addWidget(m_clampBox);
-    bar->addWidget(m_percentileBox);
+    scaleBar->addWidget(m_clampBox);
+    scaleBar->addWidget(m_percentileBox);
     m_withoutSinkBox = new QCheckBox(tr("Without sink"), this);
     m_withoutSinkBox->setToolTip(tr("Remove key 0 and renormalise each row; the removed mass is shown at the side"));
-    bar->addWidget(m_withoutSinkBox);
+    scaleBar->addWidget(m_withoutSinkBox);
     m_sharedBox = new QCheckBox(tr("Shared scale"), this);
     m_sharedBox->setToolTip(tr("One colour range for every head of the run, so figures compare"));
-    bar->addWidget(m_sharedBox);
-    m_poolingBox = new QComboBox(this);
-    m_poolingBox->addItems({tr("Max pool"), tr("Mean pool")});
-    m_poolingBox->setToolTip(tr("How tokens are combined when a screen pixel covers several (long prompts)"));
-    bar->addWidget(m_poolingBox);
-    auto *reset = new QPushButton(tr("Reset zoom"), this);
-    reset->setToolTip(tr("Home, or double-click the map"));
-    bar->addWidget(reset);
-    bar->addStretch(1);
-    layout->addLayout(bar);
+    scaleBar->addWidget(m_sharedBox);
+    scaleBar->addStretch(1);
+    layout->addLayout(m_controls);
     m_info = new QLabel(this);
     m_info->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_info->setWordWrap(true);
     layout->addWidget(m_info);
     m_plot = new HeatmapPlot(this);
     layout->addWidget(m_plot, 1);
@@ -136,6 +147,9 @@ void HeadView::setSnapshot(std::shared_ptr<const RunSnapshot> snapshot)
 void HeadView::setPlotStyle(const PlotStyle &style)
 {
     m_style = style;
+    m_controls->setDirection(style.presenter ? QBoxLayout::TopToBottom : QBoxLayout::LeftToRight);
+    m_rowSpacer->changeSize(12, 0, style.presenter ? QSizePolicy::Expanding : QSizePolicy::Fixed, QSizePolicy::Minimum);
+    m_controls->invalidate();
     m_plot->setStyle(style);
     updatePlot();
 }
@@ -289,25 +303,17 @@ void HeadView::renderFigure(QCPPainter *painter, const QSize &size)
     if (!m_model.valid()) {
         return;
     }
-    HeatmapPlot figure;
-    figure.setStyle(m_style);
-    figure.setColourMap(m_map);
-    figure.resize(size);
-    const auto &snap = m_model.snapshot();
-    const QVector<QString> labels = tokenLabels(*snap);
-    figure.setAxes(labels, labels, tr("key (attended token)"), tr("query (attending token)"));
-    configure(&figure);
-    figure.setExtent(snap->tokenCount(), snap->tokenCount());
-    const TokenWindow window = m_plot->visibleWindow();
-    figure.setVisibleWindow(window);
-    // Vector figures keep full resolution up to 2048 cells a side; beyond that the pooled tiles are
-    // finer than any print.
-    const PooledGrid grid = m_model.grid(window, 2048, 2048);
-    figure.setGrid(grid, m_model.range(), m_model.scale().mapping);
-    if (m_model.scale().transform == ScaleTransform::RenormaliseWithoutSink) {
-        figure.setSideBars(m_model.transformed().removed, tr("sink mass"));
-    }
-    figure.render(painter, size);
+    // The same painter as sinkscope-cli analyze's head maps (figures.h), at the zoom window shown.
+    HeadFigure figure;
+    figure.layerAttention = &m_model.snapshot()->attention[size_t(m_model.layer())];
+    figure.layer = m_model.layer();
+    figure.head = m_model.head();
+    figure.labels = tokenLabels(*m_model.snapshot());
+    figure.scale = m_model.scale();
+    figure.pooling = m_model.pooling();
+    figure.window = m_plot->visibleWindow();
+    figure.range = m_model.range();
+    renderHeadAttentionFigure(painter, size, figure, m_style, m_map);
 }
 
 QString HeadView::layerGridTitle() const
@@ -331,13 +337,7 @@ void HeadView::renderLayerGrid(QCPPainter *painter, const QSize &size)
     panelModel.setSnapshot(snap);
     panelModel.setScale(m_model.scale());
     panelModel.setPooling(m_model.pooling());
-    ValueRange range{std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()};
-    for (int64_t h = 0; h < heads; ++h) {
-        panelModel.setHead(m_model.layer(), h);
-        const ValueRange r = panelModel.range();
-        range.lower = std::min(range.lower, r.lower);
-        range.upper = std::max(range.upper, r.upper);
-    }
+    const ValueRange range = m_model.scale().shared ? m_model.range() : m_model.layerRange(m_model.layer());
     const QVector<QString> labels = tokenLabels(*snap);
     for (int64_t h = 0; h < heads; ++h) {
         panelModel.setHead(m_model.layer(), h);

@@ -10,6 +10,8 @@ class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
 class QLabel;
+class QBoxLayout;
+class QSpacerItem;
 class QSpinBox;
 
 namespace sinkscope::ui {
@@ -67,6 +69,8 @@ private:
     QCheckBox *m_sharedBox = nullptr;
     QComboBox *m_poolingBox = nullptr;
     QLabel *m_info = nullptr;
+    QBoxLayout *m_controls = nullptr;
+    QSpacerItem *m_rowSpacer = nullptr;
     PlotStyle m_style;
     ColourMap m_map = ColourMap::Viridis;
     bool m_syncing = false;

@@ -12,6 +12,7 @@ void HeadViewModel::setSnapshot(std::shared_ptr<const RunSnapshot> snapshot)
 {
     m_snapshot = std::move(snapshot);
     m_sharedRange.reset();
+    m_localSketches.clear();
     invalidate();
     if (m_snapshot) {
         m_layer = std::clamp<int64_t>(m_layer, 0, std::max<int64_t>(0, m_snapshot->layers - 1));
@@ -92,7 +93,13 @@ ValueRange HeadViewModel::range()
 {
     if (m_scale.shared && m_snapshot) {
         if (!m_sharedRange) {
-            m_sharedRange = sharedRange(m_snapshot->attention, m_scale);
+            std::vector<const ScaleSketch *> all;
+            for (int64_t l = 0; l < m_snapshot->layers; ++l) {
+                for (int64_t h = 0; h < m_snapshot->heads; ++h) {
+                    all.push_back(sketchOf(l, h));
+                }
+            }
+            m_sharedRange = unionRange(all, m_scale);
         }
         return *m_sharedRange;
     }
@@ -100,6 +107,39 @@ ValueRange HeadViewModel::range()
         m_range = colourRange(transformed().values, m_scale);
     }
     return *m_range;
+}
+
+ValueRange HeadViewModel::layerRange(int64_t layer)
+{
+    std::vector<const ScaleSketch *> heads;
+    for (int64_t h = 0; m_snapshot && h < m_snapshot->heads; ++h) {
+        heads.push_back(sketchOf(layer, h));
+    }
+    return unionRange(heads, m_scale);
+}
+
+const ScaleSketch *HeadViewModel::sketchOf(int64_t layer, int64_t head)
+{
+    if (!m_snapshot) {
+        return nullptr;
+    }
+    if (const ScaleSketch *s = m_snapshot->sketch(layer, head, m_scale.transform)) {
+        return s;
+    }
+    const int64_t count = m_snapshot->layers * m_snapshot->heads;
+    if (m_localSketches.empty() && count > 0) {
+        m_localSketches.resize(size_t(count));
+        for (int64_t i = 0; i < count; ++i) {
+            if (m_snapshot->hasAttention(i / m_snapshot->heads)) {
+                m_localSketches[size_t(i)] = sketchHead(headMatrix(m_snapshot->attention[size_t(i / m_snapshot->heads)], i % m_snapshot->heads));
+            }
+        }
+    }
+    const int64_t index = layer * m_snapshot->heads + head;
+    if (layer < 0 || head < 0 || head >= m_snapshot->heads || index >= count) {
+        return nullptr;
+    }
+    return &m_localSketches[size_t(index)][m_scale.transform == ScaleTransform::Raw ? 0 : 1];
 }
 
 PooledGrid HeadViewModel::grid(const TokenWindow &window, int64_t maxX, int64_t maxY)

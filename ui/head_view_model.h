@@ -32,8 +32,11 @@ public:
     Pooling pooling() const { return m_pooling; }
 
     const TransformedHead &transformed();
-    // The current head's range, or the shared range of every head when scale().shared is set.
+    // The current head's range, or the shared range of every head when scale().shared is set (from
+    // the snapshot's per-head sketches: O(heads), or O(heads x sample) when clamping).
     ValueRange range();
+    // The union of the ranges of every head of one layer (the layer grid figure's one scale).
+    ValueRange layerRange(int64_t layer);
     PooledGrid grid(const TokenWindow &window, int64_t maxX, int64_t maxY);
 
     // Probability as computed, value as displayed (after the transform), and the sink mass removed from
@@ -53,6 +56,9 @@ private:
     std::optional<TransformedHead> m_transformed;
     std::optional<ValueRange> m_range;
     std::optional<ValueRange> m_sharedRange; // depends on snapshot and scale only, not on the head
+    // Sketches for snapshots built without them (tests, hand-made data), computed once on demand.
+    std::vector<std::array<ScaleSketch, 2>> m_localSketches;
+    const ScaleSketch *sketchOf(int64_t layer, int64_t head);
 };
 
 } // namespace sinkscope::ui

@@ -143,51 +143,75 @@ void HeatmapPlot::setColourBarLabel(const QString &label)
     m_scale->axis()->setLabel(label);
 }
 
+QCPAxisRect *HeatmapPlot::sideRect(double stretch)
+{
+    if (m_sideRect) {
+        m_plot->plotLayout()->setColumnStretchFactor(1, stretch);
+        return m_sideRect;
+    }
+    m_sideRect = new QCPAxisRect(m_plot, false);
+    m_sideRect->addAxes(QCPAxis::atBottom | QCPAxis::atLeft);
+    m_plot->plotLayout()->insertColumn(1);
+    m_plot->plotLayout()->addElement(0, 1, m_sideRect);
+    m_plot->plotLayout()->setColumnStretchFactor(1, stretch);
+    m_sideRect->setMarginGroup(QCP::msBottom | QCP::msTop, m_marginGroup);
+    m_sideRect->setupFullAxesBox(false);
+    QCPAxis *rows = m_sideRect->axis(QCPAxis::atLeft);
+    rows->setRangeReversed(true);
+    rows->setTickLabels(false);
+    connect(m_plot->yAxis, qOverload<const QCPRange &>(&QCPAxis::rangeChanged), rows,
+            qOverload<const QCPRange &>(&QCPAxis::setRange));
+    rows->setRange(m_plot->yAxis->range());
+    for (QCPAxis *axis : {rows, m_sideRect->axis(QCPAxis::atBottom)}) {
+        applyAxisStyle(axis, m_style);
+        axis->setLabelFont(m_style.font);
+        axis->grid()->setVisible(false);
+    }
+    m_sideRect->setBackground(m_style.background);
+    return m_sideRect;
+}
+
+void HeatmapPlot::removeSideRect()
+{
+    if (!m_sideRect) {
+        return;
+    }
+    for (QCPAbstractPlottable *p : m_sideRect->plottables()) {
+        m_plot->removePlottable(p);
+    }
+    for (QCPAbstractItem *item : m_sideRect->items()) {
+        m_plot->removeItem(item);
+    }
+    // Items placed in the strip's coordinates but not clipped to it.
+    for (int i = m_plot->itemCount() - 1; i >= 0; --i) {
+        QCPAbstractItem *item = m_plot->item(i);
+        if (item->clipAxisRect() == m_sideRect) {
+            m_plot->removeItem(item);
+        }
+    }
+    m_plot->plotLayout()->take(m_sideRect);
+    m_plot->plotLayout()->simplify();
+    delete m_sideRect;
+    m_sideRect = nullptr;
+    m_sideBars = nullptr;
+    m_plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
 void HeatmapPlot::setSideBars(const std::vector<float> &values, const QString &label)
 {
     if (values.empty()) {
-        if (m_sideRect) {
-            m_plot->plotLayout()->take(m_sideRect);
-            m_plot->plotLayout()->simplify();
-            m_plot->removePlottable(m_sideBars);
-            delete m_sideRect;
-            m_sideRect = nullptr;
-            m_sideBars = nullptr;
-            m_plot->replot(QCustomPlot::rpQueuedReplot);
-        }
+        removeSideRect();
         return;
     }
-    if (!m_sideRect) {
-        m_sideRect = new QCPAxisRect(m_plot, false);
-        m_sideRect->addAxes(QCPAxis::atBottom | QCPAxis::atLeft);
-        m_plot->plotLayout()->insertColumn(1);
-        m_plot->plotLayout()->addElement(0, 1, m_sideRect);
-        m_plot->plotLayout()->setColumnStretchFactor(1, 0.15);
-        m_sideRect->setMarginGroup(QCP::msBottom | QCP::msTop, m_marginGroup);
-        m_sideRect->setupFullAxesBox(false);
-        QCPAxis *rows = m_sideRect->axis(QCPAxis::atLeft);
-        rows->setRangeReversed(true);
-        rows->setTickLabels(false);
-        QCPAxis *mass = m_sideRect->axis(QCPAxis::atBottom);
+    if (!m_sideBars) {
+        QCPAxisRect *rect = sideRect(0.15);
+        QCPAxis *rows = rect->axis(QCPAxis::atLeft);
+        QCPAxis *mass = rect->axis(QCPAxis::atBottom);
         mass->setRange(0, 1);
         mass->ticker()->setTickCount(2);
         m_sideBars = new QCPBars(rows, mass);
         m_sideBars->setWidth(1.0);
         m_sideBars->setPen(Qt::NoPen);
-        connect(m_plot->yAxis, qOverload<const QCPRange &>(&QCPAxis::rangeChanged), rows,
-                qOverload<const QCPRange &>(&QCPAxis::setRange));
-        rows->setRange(m_plot->yAxis->range());
-        for (QCPAxis *axis : {rows, mass}) {
-            axis->setBasePen(QPen(m_style.foreground, m_style.lineWidth));
-            axis->setTickPen(QPen(m_style.foreground, m_style.lineWidth));
-            axis->setSubTickPen(QPen(m_style.foreground, m_style.lineWidth));
-            axis->setTickLabelColor(m_style.foreground);
-            axis->setLabelColor(m_style.foreground);
-            axis->setTickLabelFont(m_style.font);
-            axis->setLabelFont(m_style.font);
-            axis->grid()->setVisible(false);
-        }
-        m_sideRect->setBackground(m_style.background);
     }
     m_sideBars->setBrush(m_style.accent);
     m_sideRect->axis(QCPAxis::atBottom)->setLabel(label);
@@ -379,6 +403,11 @@ bool HeatmapPlot::eventFilter(QObject *watched, QEvent *event)
             int64_t x = 0, y = 0;
             if (cellAt(me->pos(), x, y)) {
                 emit hovered(x, y, me->globalPosition().toPoint());
+            } else if (m_sideRect && m_sideRect->rect().contains(me->pos()) && m_yCount > 0) {
+                const auto row = std::llround(m_sideRect->axis(QCPAxis::atLeft)->pixelToCoord(me->pos().y()));
+                if (row >= 0 && row < m_yCount) {
+                    emit sideHovered(row, me->globalPosition().toPoint());
+                }
             } else {
                 emit left();
             }

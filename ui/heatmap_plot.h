@@ -59,6 +59,12 @@ public:
     // out), sharing the map's row axis; empty values remove it.
     void setSideBars(const std::vector<float> &values, const QString &label);
     bool hasSideBars() const { return m_sideRect != nullptr; }
+    // The strip right of the map (created on first use, `stretch` of the map's width): its left axis
+    // follows the map's rows (same range, reversed, no labels); callers put plottables on it. The
+    // massive-activation plot of the overview lives here, so each layer's bar sits beside its row.
+    QCPAxisRect *sideRect(double stretch = 0.15);
+    // Removes the strip and everything drawn on it.
+    void removeSideRect();
     // The data extent in whole cells, [0, xCount) x [0, yCount): zoom is clamped to it, and a change of
     // extent resets the view. Call before visibleWindow() when new data arrives.
     void setExtent(int64_t xCount, int64_t yCount);
@@ -83,6 +89,8 @@ signals:
     void hovered(int64_t x, int64_t y, const QPoint &globalPos);
     void left();
     void clicked(int64_t x, int64_t y);
+    // The mouse over the side strip at map row `y` (nearest index).
+    void sideHovered(int64_t y, const QPoint &globalPos);
     // Debounced (40 ms) after zoom, pan or resize.
     void visibleWindowChanged();
 

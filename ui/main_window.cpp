@@ -1,6 +1,9 @@
 #include "main_window.h"
 
 #include "head_view.h"
+#include "metrics_view.h"
+#include "mitigation_view.h"
+#include "probes_panel.h"
 #include "overview_view.h"
 #include "token_chips.h"
 #include "token_view.h"
@@ -32,12 +35,14 @@
 #include <QMimeData>
 #include <QPlainTextEdit>
 #include <QProgressBar>
+#include <QRegularExpression>
 #include <QPushButton>
 #include <QSettings>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QStatusBar>
 #include <QTabWidget>
+#include <QThreadPool>
 #include <QToolBar>
 #include <QToolButton>
 #include <QVBoxLayout>
@@ -103,6 +108,21 @@ QString MessageBar::text() const
     return isVisibleTo(parentWidget()) ? m_label->text() : QString();
 }
 
+std::vector<int64_t> MainWindow::parseTokenIds(const QString &text)
+{
+    std::vector<int64_t> ids;
+    const QStringList parts = text.split(QRegularExpression(QStringLiteral("[\\s,]+")), Qt::SkipEmptyParts);
+    for (const QString &part : parts) {
+        bool ok = false;
+        const qlonglong id = part.toLongLong(&ok);
+        if (!ok || id < 0) {
+            return {};
+        }
+        ids.push_back(id);
+    }
+    return ids;
+}
+
 QString MainWindow::defaultPrompt()
 {
     return QStringLiteral("The capital of France is Paris. The capital of Germany is");
@@ -132,6 +152,13 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
     addView(m_overview);
     addView(m_headView);
     addView(m_tokenView);
+    m_metricsView = new MetricsView;
+    addView(m_metricsView);
+    addView(new MitigationView(m_bridge, [this] { return m_model; }));
+    addView(new ProbesView(
+        m_bridge, [this] { return m_model; },
+        [this] { auto *m = findChild<MitigationView *>(); return m ? m->canonicalSpec() : QString(); }, m_prompt,
+        [this] { runPrompt(); }));
     m_views.append(m_outputs);
     lower->addWidget(m_tabs);
     lower->addWidget(m_outputs);
@@ -214,6 +241,10 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
     connect(m_bridge, &ComputeBridge::generationFinished, this, [this](bool) { m_outputs->setContinuationBusy(false); });
     connect(m_outputs, &OutputsView::generateRequested, this, &MainWindow::startGenerate);
     connect(m_overview, &OverviewView::headActivated, this, [this](int64_t layer, int64_t head) {
+        m_headView->showHead(layer, head);
+        showView(QStringLiteral("head"));
+    });
+    connect(m_metricsView, &MetricsView::headActivated, this, [this](int64_t layer, int64_t head) {
         m_headView->showHead(layer, head);
         showView(QStringLiteral("head"));
     });
@@ -309,7 +340,8 @@ QWidget *MainWindow::buildPromptPanel()
     m_runButton->setToolTip(tr("Run the prompt (Ctrl+Return)"));
     m_runButton->setDefault(true);
     m_bosBox = new QCheckBox(tr("Prepend BOS"), panel);
-    m_bosBox->setToolTip(tr("Put the tokenizer's beginning-of-sequence token first"));
+    m_bosBox->setToolTip(tr("Put the tokenizer's beginning-of-sequence token first (set to the model's own "
+                            "policy, add_bos_token, whenever a model is loaded)"));
     m_bosBox->setChecked(true);
     m_autoRunBox = new QCheckBox(tr("Run as I type"), panel);
     m_autoRunBox->setChecked(m_options.autoRun);
@@ -391,6 +423,7 @@ void MainWindow::buildMenus()
     view->addAction(tr("&Overview"), QKeySequence(QStringLiteral("Ctrl+1")), this, [this] { showView(QStringLiteral("overview")); });
     view->addAction(tr("&Head"), QKeySequence(QStringLiteral("Ctrl+2")), this, [this] { showView(QStringLiteral("head")); });
     view->addAction(tr("&Tokens"), QKeySequence(QStringLiteral("Ctrl+3")), this, [this] { showView(QStringLiteral("tokens")); });
+    view->addAction(tr("&Metrics"), QKeySequence(QStringLiteral("Ctrl+4")), this, [this] { showView(QStringLiteral("metrics")); });
     view->addSeparator();
     view->addAction(tr("Next head"), QKeySequence(QStringLiteral("Alt+Right")), this, [this] { m_headView->stepHead(+1); });
     view->addAction(tr("Previous head"), QKeySequence(QStringLiteral("Alt+Left")), this, [this] { m_headView->stepHead(-1); });
@@ -504,6 +537,13 @@ void MainWindow::onModelLoaded(std::shared_ptr<const Model> model, const QString
         m_runFromSession = true;
         runPrompt();
     } else {
+        {
+            // The model's own policy (tokenizer.ggml.add_bos_token), as the CLI and generate use it.
+            const auto tokenizer = m_model->tokenizer();
+            const QSignalBlocker blockBos(m_bosBox);
+            m_bosBox->setChecked(tokenizer && tokenizer->data().addBos && tokenizer->data().bosId.has_value());
+            m_bosBox->setEnabled(tokenizer && tokenizer->data().bosId.has_value());
+        }
         retokenize();
         if (m_options.autoRun) {
             runPrompt();
@@ -541,20 +581,46 @@ void MainWindow::retokenize()
     }
     const auto tokenizer = m_model->tokenizer();
     if (!tokenizer) {
-        m_tokens.clear();
-        m_chips->setTokens({});
-        m_tokenCount->setText(tr("no tokenizer"));
+        // A generic TorchScript file carries no tokenizer: the prompt is the token ids themselves.
+        m_tokens = parseTokenIds(m_prompt->toPlainText());
+        m_chips->setTokens(describeTokens(nullptr, m_tokens));
+        m_tokenCount->setText(m_tokens.empty() ? tr("no tokenizer") : tr("%n token id(s)", nullptr, int(m_tokens.size())));
+        updateSinkChips();
         return;
     }
     EncodeOptions options;
     options.addBos = m_bosBox->isChecked() && tokenizer->data().bosId.has_value();
     m_tokens = tokenizer->encode(m_prompt->toPlainText().toStdString(), options);
     m_chips->setTokens(describeTokens(tokenizer.get(), m_tokens));
+    updateSinkChips();
     const int64_t context = m_model->config().contextLength;
     m_tokenCount->setText(tr("%n token(s)", nullptr, int(m_tokens.size())));
     if (context > 0 && int64_t(m_tokens.size()) > context) {
         m_messages->showError(tr("The prompt has %1 tokens; the model's context is %2.").arg(m_tokens.size()).arg(context));
     }
+}
+
+void MainWindow::updateSinkChips()
+{
+    if (!m_snapshot || !m_snapshot->metrics) {
+        return;
+    }
+    const auto &chips = m_chips->tokens();
+    if (chips.size() != m_snapshot->tokens.size() ||
+        !std::equal(chips.begin(), chips.end(), m_snapshot->tokens.begin(),
+                    [](const TokenInfo &a, const TokenInfo &b) { return a.id == b.id; })) {
+        return; // the prompt changed since the run: its sinks belong to other tokens
+    }
+    // The chips mark the tokens that act as sinks across the model: detected in at least a quarter of
+    // the layers. A key seen by few queries passes the threshold in a layer or two by chance (its
+    // visibility-normalised score averages over few rows); the metrics tab and metrics.json list them all.
+    std::vector<std::pair<int64_t, float>> sinks;
+    for (const DetectedSink &s : m_snapshot->metrics->sinks) {
+        if (int64_t(s.layers.size()) * 4 >= std::max<int64_t>(1, m_snapshot->layers)) {
+            sinks.emplace_back(s.position, s.peakScore);
+        }
+    }
+    m_chips->setSinks(sinks, m_snapshot->metrics->settings.sinkThreshold);
 }
 
 void MainWindow::runPrompt()
@@ -570,7 +636,10 @@ void MainWindow::runPrompt()
     }
     m_runFromSession = false;
     if (m_tokens.empty()) {
-        m_messages->showError(tr("The prompt is empty: type some text or tick \u201cPrepend BOS\u201d."));
+        m_messages->showError(m_model->tokenizer()
+                                  ? tr("The prompt is empty: type some text or tick \u201cPrepend BOS\u201d.")
+                                  : tr("This model has no tokenizer: type token ids separated by spaces or commas "
+                                       "(e.g. 1 2 3)."));
         return;
     }
     m_bridge->run(m_model, RunRequest{m_tokens, kTopK});
@@ -578,10 +647,18 @@ void MainWindow::runPrompt()
 
 void MainWindow::onRunFinished(std::shared_ptr<const RunSnapshot> snapshot)
 {
+    std::shared_ptr<const RunSnapshot> previous = std::move(m_snapshot);
     m_snapshot = std::move(snapshot);
     for (AnalysisView *v : m_views) {
         v->setSnapshot(m_snapshot);
     }
+    // The previous run's maps are a GiB at 1024 tokens: freeing them here stalled the UI for a
+    // noticeable time, so the last reference goes to a pool thread (unless a panel still holds one).
+    if (previous) {
+        QThreadPool::globalInstance()->start([previous]() mutable { previous.reset(); });
+        previous.reset();
+    }
+    updateSinkChips();
     if (m_pendingSession) {
         const Session s = *m_pendingSession;
         m_pendingSession.reset();
@@ -973,7 +1050,6 @@ void MainWindow::saveSettings() const
     settings.setValue(QStringLiteral("geometry"), saveGeometry());
     settings.setValue(QStringLiteral("lastModel"), m_modelPath);
     settings.setValue(QStringLiteral("prompt"), m_prompt->toPlainText());
-    settings.setValue(QStringLiteral("prependBos"), m_bosBox->isChecked());
     settings.setValue(QStringLiteral("autoRun"), m_autoRunBox->isChecked());
     settings.setValue(QStringLiteral("colourMap"), colourMapKey(m_colourMap));
     settings.setValue(QStringLiteral("dark"), m_theme == Theme::Dark);
@@ -998,10 +1074,6 @@ void MainWindow::restoreSettings()
     {
         const QSignalBlocker block(m_prompt);
         m_prompt->setPlainText(settings.value(QStringLiteral("prompt")).toString());
-    }
-    {
-        const QSignalBlocker block(m_bosBox);
-        m_bosBox->setChecked(settings.value(QStringLiteral("prependBos"), true).toBool());
     }
     m_autoRunBox->setChecked(settings.value(QStringLiteral("autoRun"), m_options.autoRun).toBool());
     m_colourMap = colourMapFromKey(settings.value(QStringLiteral("colourMap")).toString());

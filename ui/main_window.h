@@ -34,6 +34,7 @@ class QToolButton;
 namespace sinkscope::ui {
 
 class HeadView;
+class MetricsView;
 class OverviewView;
 class OutputsView;
 class TokenChipModel;
@@ -72,6 +73,9 @@ public:
     ~MainWindow() override;
 
     static QString defaultPrompt();
+    // Token ids typed as the prompt of a model without a tokenizer ("1 2 3", "1,2,3"); empty when the
+    // text is anything else.
+    static std::vector<int64_t> parseTokenIds(const QString &text);
 
     void openModel(const QString &path);
     void runPrompt();
@@ -99,6 +103,7 @@ public:
     OverviewView *overviewView() const { return m_overview; }
     HeadView *headView() const { return m_headView; }
     TokenView *tokenView() const { return m_tokenView; }
+    MetricsView *metricsView() const { return m_metricsView; }
     OutputsView *outputsView() const { return m_outputs; }
     MessageBar *messageBar() const { return m_messages; }
     QString shortcutsText() const;
@@ -120,6 +125,8 @@ private:
     void onRunFinished(std::shared_ptr<const RunSnapshot> snapshot);
     void onFailed(const QString &tag, const QString &message);
     void retokenize();
+    // Marks the run's detected sinks in the chips when they show the run's tokens.
+    void updateSinkChips();
     void updateModelBar();
     void updateBusy(bool busy);
     void addRecent(const QString &path);
@@ -161,6 +168,7 @@ private:
     OverviewView *m_overview = nullptr;
     HeadView *m_headView = nullptr;
     TokenView *m_tokenView = nullptr;
+    MetricsView *m_metricsView = nullptr;
     OutputsView *m_outputs = nullptr;
     QList<AnalysisView *> m_views;
     QProgressBar *m_progress = nullptr;

@@ -1,7 +1,10 @@
 #include "overview_view.h"
 
+#include "figures.h"
 #include "heatmap_plot.h"
+#include "token_chips.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QHBoxLayout>
 #include <QJsonArray>
@@ -13,76 +16,84 @@
 
 namespace sinkscope::ui {
 
-PooledGrid overviewGrid(const RunSnapshot &snapshot, OverviewQuantity quantity)
+PooledGrid overviewGrid(const RunSnapshot &snapshot, const std::string &metric)
 {
-    const FloatArray &source = quantity == OverviewQuantity::FirstTokenMass ? snapshot.firstTokenMass : snapshot.meanEntropy;
-    PooledGrid grid;
-    grid.nx = snapshot.heads;
-    grid.ny = snapshot.layers;
-    grid.window = TokenWindow{0, snapshot.layers - 1, 0, snapshot.heads - 1};
-    grid.data = source.data;
-    grid.data.resize(size_t(grid.nx * grid.ny), std::numeric_limits<float>::quiet_NaN());
-    return grid;
-}
-
-ValueRange overviewRange(OverviewQuantity quantity, const PooledGrid &grid)
-{
-    if (quantity == OverviewQuantity::FirstTokenMass) {
-        return {0.0, 1.0}; // a probability: a fixed scale compares runs and models
-    }
-    double hi = 0;
-    for (float v : grid.data) {
-        if (!std::isnan(v)) {
-            hi = std::max(hi, double(v));
-        }
-    }
-    return {0.0, hi > 0 ? hi : 1.0};
-}
-
-QString OverviewView::quantityName(OverviewQuantity quantity)
-{
-    return quantity == OverviewQuantity::FirstTokenMass ? tr("Attention mass on the first token")
-                                                        : tr("Mean attention entropy (nats)");
+    const HeadMetric *m = snapshot.headMetric(metric);
+    return m ? headMetricGrid(*m) : PooledGrid{};
 }
 
 OverviewView::OverviewView(QWidget *parent) : AnalysisView(parent)
 {
     auto *layout = new QVBoxLayout(this);
     auto *bar = new QHBoxLayout;
-    m_quantityBox = new QComboBox(this);
-    m_quantityBox->addItem(quantityName(OverviewQuantity::FirstTokenMass));
-    m_quantityBox->addItem(quantityName(OverviewQuantity::MeanEntropy));
-    m_quantityBox->setToolTip(tr("Per-head quantity shown in the grid (queries t \u2265 1)"));
-    bar->addWidget(new QLabel(tr("Quantity:"), this));
-    bar->addWidget(m_quantityBox);
+    m_metricBox = new QComboBox(this);
+    m_metricBox->setToolTip(tr("Per-head sink metric shown in the grid (docs/metrics.md)"));
+    m_metricBox->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    m_activationsBox = new QCheckBox(tr("Massive activations"), this);
+    m_activationsBox->setChecked(true);
+    m_activationsBox->setToolTip(tr("Beside each layer: its largest |h| in the residual stream over the median |h| "
+                                    "(Sun et al. 2024), with the token and dimension that carry it"));
+    bar->addWidget(new QLabel(tr("Metric:"), this));
+    bar->addWidget(m_metricBox);
+    bar->addWidget(m_activationsBox);
     bar->addStretch(1);
-    m_summary = new QLabel(this);
-    bar->addWidget(m_summary);
     layout->addLayout(bar);
+    m_summary = new QLabel(this);
+    m_summary->setWordWrap(true);
+    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    layout->addWidget(m_summary);
     m_plot = new HeatmapPlot(this);
     m_plot->plot()->setInteractions({}); // a small grid: nothing to zoom, clicks open heads
     layout->addWidget(m_plot, 1);
-    connect(m_quantityBox, &QComboBox::currentIndexChanged, this,
-            [this](int index) { setQuantity(static_cast<OverviewQuantity>(index)); });
+    connect(m_metricBox, &QComboBox::currentIndexChanged, this, [this](int index) {
+        if (index >= 0) {
+            setMetric(m_metricBox->itemData(index).toString().toStdString());
+        }
+    });
+    connect(m_activationsBox, &QCheckBox::toggled, this, &OverviewView::setActivationsShown);
     connect(m_plot, &HeatmapPlot::hovered, this, [this](int64_t head, int64_t layer, const QPoint &global) {
-        if (!m_snapshot) {
+        if (!m_snapshot || !m_snapshot->metrics) {
             return;
         }
-        const PooledGrid grid = overviewGrid(*m_snapshot, m_quantity);
-        QToolTip::showText(global, tr("Layer %1, head %2\n%3: %4\nclick to open")
-                                       .arg(layer)
-                                       .arg(head)
-                                       .arg(quantityName(m_quantity))
-                                       .arg(double(grid.at(head, layer)), 0, 'f', 4),
-                           m_plot);
+        const SinkMetrics &m = *m_snapshot->metrics;
+        QString text = tr("Layer %1, head %2\n%3: %4")
+                           .arg(layer)
+                           .arg(head)
+                           .arg(QString::fromStdString(m_metric))
+                           .arg(double(m.head(m_metric, layer, head)), 0, 'g', 4);
+        if (m_metric != "first_token_mass") {
+            text += tr("\nfirst_token_mass: %1").arg(double(m.head("first_token_mass", layer, head)), 0, 'f', 4);
+        }
+        QToolTip::showText(global, text + tr("\nclick to open"), m_plot);
+    });
+    connect(m_plot, &HeatmapPlot::sideHovered, this, [this](int64_t layer, const QPoint &global) {
+        if (m_snapshot && m_snapshot->metrics) {
+            QToolTip::showText(global, massiveActivationText(*m_snapshot->metrics, layer), m_plot);
+        }
     });
     connect(m_plot, &HeatmapPlot::left, this, [] { QToolTip::hideText(); });
     connect(m_plot, &HeatmapPlot::clicked, this, [this](int64_t head, int64_t layer) { emit headActivated(layer, head); });
 }
 
+void OverviewView::fillMetricBox()
+{
+    const QSignalBlocker block(m_metricBox);
+    m_metricBox->clear();
+    if (!m_snapshot || !m_snapshot->metrics) {
+        return;
+    }
+    for (const HeadMetric &h : m_snapshot->metrics->headMetrics) {
+        m_metricBox->addItem(QString::fromStdString(h.name), QString::fromStdString(h.name));
+        m_metricBox->setItemData(m_metricBox->count() - 1, QString::fromStdString(h.description), Qt::ToolTipRole);
+    }
+    const int index = m_metricBox->findData(QString::fromStdString(m_metric));
+    m_metricBox->setCurrentIndex(std::max(0, index));
+}
+
 void OverviewView::setSnapshot(std::shared_ptr<const RunSnapshot> snapshot)
 {
     m_snapshot = std::move(snapshot);
+    fillMetricBox();
     refresh();
 }
 
@@ -90,6 +101,7 @@ void OverviewView::setPlotStyle(const PlotStyle &style)
 {
     m_style = style;
     m_plot->setStyle(style);
+    refresh();
 }
 
 void OverviewView::setColourMap(ColourMap map)
@@ -98,113 +110,165 @@ void OverviewView::setColourMap(ColourMap map)
     m_plot->setColourMap(map);
 }
 
-void OverviewView::setQuantity(OverviewQuantity quantity)
+void OverviewView::setMetric(const std::string &metric)
 {
-    m_quantity = quantity;
-    if (m_quantityBox->currentIndex() != int(quantity)) {
-        m_quantityBox->setCurrentIndex(int(quantity));
+    m_metric = metric;
+    const int index = m_metricBox->findData(QString::fromStdString(metric));
+    if (index >= 0 && m_metricBox->currentIndex() != index) {
+        const QSignalBlocker block(m_metricBox);
+        m_metricBox->setCurrentIndex(index);
     }
     refresh();
 }
 
-void OverviewView::fill(HeatmapPlot *plot) const
+void OverviewView::setActivationsShown(bool shown)
 {
-    if (!m_snapshot || m_snapshot->layers == 0 || m_snapshot->heads == 0) {
-        plot->clear();
-        return;
+    m_showActivations = shown;
+    if (m_activationsBox->isChecked() != shown) {
+        const QSignalBlocker block(m_activationsBox);
+        m_activationsBox->setChecked(shown);
     }
-    QVector<QString> heads, layers;
-    for (int64_t h = 0; h < m_snapshot->heads; ++h) {
-        heads << QString::number(h);
+    refresh();
+}
+
+QString OverviewView::summaryText() const
+{
+    if (!m_snapshot) {
+        return {};
     }
-    for (int64_t l = 0; l < m_snapshot->layers; ++l) {
-        layers << QString::number(l);
+    if (!m_snapshot->metrics) {
+        return tr("No sink metrics for this run.");
     }
-    plot->setAxes(heads, layers, tr("head"), tr("layer"));
-    plot->setColourBarLabel(quantityName(m_quantity));
-    const PooledGrid grid = overviewGrid(*m_snapshot, m_quantity);
-    plot->setExtent(m_snapshot->heads, m_snapshot->layers);
-    plot->setGrid(grid, overviewRange(m_quantity, grid), ScaleMapping::Linear);
+    const SinkMetrics &m = *m_snapshot->metrics;
+    QStringList parts;
+    parts << tr("%1 layers \u00d7 %2 heads, %3 tokens").arg(m.layers).arg(m.heads).arg(m.length);
+    parts << tr("sink heads (\u03b1\u2081 > %1): %2%").arg(m.settings.sinkEpsilon).arg(double(m.sinkFraction) * 100, 0, 'f', 0);
+    QStringList sinks;
+    for (const DetectedSink &s : m.sinks) {
+        QString text = s.position < static_cast<int64_t>(m.tokenTexts.size())
+                           ? abbreviate(displayTokenText(m.tokenTexts[size_t(s.position)]), 10)
+                           : QStringLiteral("#%1").arg(s.tokenId);
+        sinks << QStringLiteral("%1 \u00ab%2\u00bb").arg(s.position).arg(text);
+    }
+    parts << tr("detected sinks (received > %1): %2")
+                 .arg(m.settings.sinkThreshold)
+                 .arg(sinks.isEmpty() ? tr("none") : sinks.mid(0, 6).join(QStringLiteral(", ")) +
+                                                         (sinks.size() > 6 ? QStringLiteral(", \u2026") : QString()));
+    if (m.hasHidden && !m.activationsByLayer.empty()) {
+        const LayerActivations &top = m.topActivation;
+        QString token = top.topToken < static_cast<int64_t>(m.tokenTexts.size())
+                            ? abbreviate(displayTokenText(m.tokenTexts[size_t(top.topToken)]), 10)
+                            : QString();
+        parts << tr("top massive activation: layer %1, %2\u00d7 the median at token %3 \u00ab%4\u00bb, dim %5")
+                     .arg(top.layer)
+                     .arg(double(top.ratio), 0, 'g', 3)
+                     .arg(top.topToken)
+                     .arg(token)
+                     .arg(top.topDim);
+    }
+    return parts.join(QStringLiteral("; "));
 }
 
 void OverviewView::refresh()
 {
-    fill(m_plot);
-    if (m_snapshot && !m_snapshot->firstTokenMass.data.empty()) {
-        double sum = 0;
-        int n = 0;
-        for (float v : m_snapshot->firstTokenMass.data) {
-            if (!std::isnan(v)) {
-                sum += v;
-                ++n;
-            }
-        }
-        m_summary->setText(tr("%1 layers \u00d7 %2 heads, %3 tokens; mean first-token mass %4")
-                               .arg(m_snapshot->layers)
-                               .arg(m_snapshot->heads)
-                               .arg(m_snapshot->tokenCount())
-                               .arg(n ? sum / n : 0.0, 0, 'f', 3));
+    m_plot->removeSideRect();
+    const HeadMetric *metric = m_snapshot ? m_snapshot->headMetric(m_metric) : nullptr;
+    if (!metric) {
+        m_plot->clear();
     } else {
-        m_summary->clear();
+        fillHeadMetricHeatmap(m_plot, *metric, m_snapshot->layers, m_snapshot->heads);
+        const SinkMetrics &m = *m_snapshot->metrics;
+        if (m_showActivations && m.hasHidden && !m.activationsByLayer.empty()) {
+            // Presenter fonts are taller than a layer's row: label only the largest.
+            fillMassiveActivations(m_plot->sideRect(0.4), m, m_style, m_style.presenter ? 1 : 3);
+        }
+        m_plot->plot()->replot(QCustomPlot::rpQueuedReplot);
     }
+    m_summary->setText(summaryText());
 }
 
 QString OverviewView::figureTitle() const
 {
-    return quantityName(m_quantity) + tr(" per layer and head");
+    return tr("%1 per layer and head").arg(QString::fromStdString(m_metric)) +
+           (m_showActivations ? tr(", with the massive activation of each layer") : QString());
 }
 
 void OverviewView::renderFigure(QCPPainter *painter, const QSize &size)
 {
-    HeatmapPlot figure;
-    figure.setStyle(m_style);
-    figure.setColourMap(m_map);
-    figure.resize(size);
-    fill(&figure);
-    figure.render(painter, size);
+    if (m_snapshot && m_snapshot->metrics) {
+        renderHeadMetricFigure(painter, size, *m_snapshot->metrics, m_metric, m_showActivations, m_style, m_map);
+    }
 }
 
 ViewData OverviewView::currentData() const
 {
     ViewData data;
-    data.columns = {QStringLiteral("layer"), QStringLiteral("head"), QStringLiteral("first_token_mass"),
-                    QStringLiteral("mean_entropy_nats")};
-    if (!m_snapshot) {
+    data.columns = {QStringLiteral("layer"), QStringLiteral("head")};
+    if (!m_snapshot || !m_snapshot->metrics) {
         return data;
     }
-    QJsonArray mass, entropy;
-    for (int64_t l = 0; l < m_snapshot->layers; ++l) {
-        QJsonArray massRow, entropyRow;
-        for (int64_t h = 0; h < m_snapshot->heads; ++h) {
-            const size_t i = size_t(l * m_snapshot->heads + h);
-            const double m = m_snapshot->firstTokenMass.data.at(i);
-            const double e = m_snapshot->meanEntropy.data.at(i);
-            data.rows.push_back({QString::number(l), QString::number(h), QString::number(m, 'g', 8), QString::number(e, 'g', 8)});
-            massRow.append(std::isnan(m) ? QJsonValue() : QJsonValue(m));
-            entropyRow.append(std::isnan(e) ? QJsonValue() : QJsonValue(e));
+    const SinkMetrics &m = *m_snapshot->metrics;
+    QJsonObject heads;
+    for (const HeadMetric &h : m.headMetrics) {
+        data.columns << QString::fromStdString(h.name);
+        QJsonArray table;
+        for (int64_t l = 0; l < m.layers; ++l) {
+            QJsonArray row;
+            for (int64_t k = 0; k < m.heads; ++k) {
+                const double v = h.values.data.at(size_t(l * m.heads + k));
+                row.append(std::isnan(v) ? QJsonValue() : QJsonValue(v));
+            }
+            table.append(row);
         }
-        mass.append(massRow);
-        entropy.append(entropyRow);
+        heads.insert(QString::fromStdString(h.name), table);
+    }
+    for (int64_t l = 0; l < m.layers; ++l) {
+        for (int64_t k = 0; k < m.heads; ++k) {
+            QStringList row{QString::number(l), QString::number(k)};
+            for (const HeadMetric &h : m.headMetrics) {
+                row << QString::number(double(h.values.data.at(size_t(l * m.heads + k))), 'g', 8);
+            }
+            data.rows.push_back(row);
+        }
+    }
+    QJsonArray activations;
+    for (const LayerActivations &a : m.activationsByLayer) {
+        activations.append(QJsonObject{{QStringLiteral("layer"), a.layer},
+                                       {QStringLiteral("top_value"), double(a.topValue)},
+                                       {QStringLiteral("token"), qint64(a.topToken)},
+                                       {QStringLiteral("dim"), qint64(a.topDim)},
+                                       {QStringLiteral("median"), double(a.median)},
+                                       {QStringLiteral("ratio"), double(a.ratio)}});
     }
     data.json = QJsonObject{{QStringLiteral("view"), viewId()},
-                            {QStringLiteral("layers"), qint64(m_snapshot->layers)},
-                            {QStringLiteral("heads"), qint64(m_snapshot->heads)},
-                            {QStringLiteral("first_token_mass"), mass},
-                            {QStringLiteral("mean_entropy_nats"), entropy}};
+                            {QStringLiteral("metric"), QString::fromStdString(m_metric)},
+                            {QStringLiteral("layers"), qint64(m.layers)},
+                            {QStringLiteral("heads"), qint64(m.heads)},
+                            {QStringLiteral("per_head"), heads},
+                            {QStringLiteral("massive_activations"), activations}};
     return data;
 }
 
 QJsonObject OverviewView::saveState() const
 {
-    return {{QStringLiteral("quantity"), m_quantity == OverviewQuantity::FirstTokenMass ? QStringLiteral("first_token_mass")
-                                                                                       : QStringLiteral("mean_entropy")}};
+    return {{QStringLiteral("metric"), QString::fromStdString(m_metric)}, {QStringLiteral("activations"), m_showActivations}};
 }
 
 void OverviewView::restoreState(const QJsonObject &state)
 {
-    setQuantity(state.value(QStringLiteral("quantity")).toString() == QLatin1String("mean_entropy")
-                    ? OverviewQuantity::MeanEntropy
-                    : OverviewQuantity::FirstTokenMass);
+    QString metric = state.value(QStringLiteral("metric")).toString();
+    if (metric.isEmpty()) {
+        // Sessions before the core metrics: "quantity" was first_token_mass or mean_entropy.
+        metric = state.value(QStringLiteral("quantity")).toString() == QLatin1String("mean_entropy")
+                     ? QStringLiteral("row_entropy")
+                     : QStringLiteral("first_token_mass");
+    }
+    m_showActivations = state.value(QStringLiteral("activations")).toBool(true);
+    {
+        const QSignalBlocker block(m_activationsBox);
+        m_activationsBox->setChecked(m_showActivations);
+    }
+    setMetric(metric.toStdString());
 }
 
 } // namespace sinkscope::ui

@@ -1,10 +1,15 @@
-// Layer x head overview of one per-head quantity (first-token mass, mean row entropy). Clicking a cell
-// opens that head in the head view.
+// Layer x head overview of any per-head sink metric of the run (sinkscope::SinkMetrics: first-token
+// mass, Gu's alpha, entropies, effective mass, dormant heads, ...), with the massive-activation plot
+// beside its rows (largest |h| over the median per layer, token and dimension labelled) so sink heads
+// and the activations that cause them line up. Clicking a cell opens that head in the head view.
 #pragma once
 
 #include "analysis_view.h"
 #include "attention_math.h"
 
+#include <string>
+
+class QCheckBox;
 class QComboBox;
 class QLabel;
 
@@ -12,11 +17,8 @@ namespace sinkscope::ui {
 
 class HeatmapPlot;
 
-enum class OverviewQuantity { FirstTokenMass, MeanEntropy };
-
-// The [L, H] grid of a quantity as a pooled grid (x = head, y = layer) and its natural range.
-PooledGrid overviewGrid(const RunSnapshot &snapshot, OverviewQuantity quantity);
-ValueRange overviewRange(OverviewQuantity quantity, const PooledGrid &grid);
+// The [L, H] grid of a per-head metric (x = head, y = layer); empty when the run has no such metric.
+PooledGrid overviewGrid(const RunSnapshot &snapshot, const std::string &metric);
 
 class OverviewView : public AnalysisView
 {
@@ -34,22 +36,28 @@ public:
     QJsonObject saveState() const override;
     void restoreState(const QJsonObject &state) override;
 
-    void setQuantity(OverviewQuantity quantity);
-    OverviewQuantity quantity() const { return m_quantity; }
+    // A metric name from metrics.h (heads.csv column); unknown names are kept and shown once a run
+    // has them.
+    void setMetric(const std::string &metric);
+    const std::string &metric() const { return m_metric; }
+    void setActivationsShown(bool shown);
+    bool activationsShown() const { return m_showActivations; }
     HeatmapPlot *heatmap() const { return m_plot; }
-    static QString quantityName(OverviewQuantity quantity);
+    QString summaryText() const;
 
 signals:
     void headActivated(int64_t layer, int64_t head);
 
 private:
     void refresh();
-    void fill(HeatmapPlot *plot) const;
+    void fillMetricBox();
 
     std::shared_ptr<const RunSnapshot> m_snapshot;
-    OverviewQuantity m_quantity = OverviewQuantity::FirstTokenMass;
+    std::string m_metric = "first_token_mass";
+    bool m_showActivations = true;
     HeatmapPlot *m_plot = nullptr;
-    QComboBox *m_quantityBox = nullptr;
+    QComboBox *m_metricBox = nullptr;
+    QCheckBox *m_activationsBox = nullptr;
     QLabel *m_summary = nullptr;
     PlotStyle m_style;
     ColourMap m_map = ColourMap::Viridis;

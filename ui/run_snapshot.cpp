@@ -2,8 +2,10 @@
 
 #include "attention_math.h"
 
+#include <algorithm>
 #include <chrono>
 #include <limits>
+#include <thread>
 
 namespace sinkscope::ui {
 
@@ -29,6 +31,70 @@ std::vector<TokenInfo> describeTokens(const Tokenizer *tokenizer, const std::vec
     return out;
 }
 
+std::vector<int64_t> RunSnapshot::sinkPositions() const
+{
+    std::vector<int64_t> out;
+    if (metrics) {
+        for (const DetectedSink &s : metrics->sinks) {
+            out.push_back(s.position);
+        }
+        std::sort(out.begin(), out.end());
+    }
+    return out;
+}
+
+const ScaleSketch *RunSnapshot::sketch(int64_t layer, int64_t head, ScaleTransform transform) const
+{
+    const int64_t index = layer * heads + head;
+    if (layer < 0 || head < 0 || head >= heads || index >= static_cast<int64_t>(sketches.size())) {
+        return nullptr;
+    }
+    return &sketches[size_t(index)][transform == ScaleTransform::Raw ? 0 : 1];
+}
+
+void deriveSummaries(RunSnapshot &snap)
+{
+    const int64_t T = snap.tokenCount();
+    snap.received = {};
+    if (snap.metrics && snap.metrics->receivedSum.shape.size() == 3 && snap.metrics->receivedSum.dim(2) == T && T > 0) {
+        // The core's column sums R_j [L, H, T]; the token view shows their mean over heads per query.
+        const FloatArray &sum = snap.metrics->receivedSum;
+        const int64_t L = sum.dim(0), H = sum.dim(1);
+        snap.received.shape = {L, T};
+        snap.received.data.assign(size_t(L * T), 0.0f);
+        for (int64_t l = 0; l < L; ++l) {
+            for (int64_t h = 0; h < H; ++h) {
+                const float *src = sum.data.data() + (l * H + h) * T;
+                float *dst = snap.received.data.data() + l * T;
+                for (int64_t t = 0; t < T; ++t) {
+                    dst[t] += src[t] / float(H * T);
+                }
+            }
+        }
+    }
+    // One pass over every head for the shared colour scale, split over the cores: the UI then picks
+    // ranges from the sketches in O(heads).
+    const int64_t count = snap.layers * snap.heads;
+    snap.sketches.assign(size_t(std::max<int64_t>(0, count)), {});
+    const int threads = static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1u, 8u));
+    auto work = [&snap, count, threads](int worker) {
+        for (int64_t i = worker; i < count; i += threads) {
+            const int64_t layer = i / snap.heads;
+            if (snap.hasAttention(layer)) {
+                snap.sketches[size_t(i)] = sketchHead(headMatrix(snap.attention[size_t(layer)], i % snap.heads));
+            }
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int w = 1; w < threads; ++w) {
+        pool.emplace_back(work, w);
+    }
+    work(0);
+    for (auto &t : pool) {
+        t.join();
+    }
+}
+
 Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &request, const CancelToken &cancel,
                                        const ProgressCallback &progress)
 {
@@ -36,6 +102,8 @@ Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &req
     forward.tokens = request.tokens;
     forward.capture.allAttention = true;
     forward.capture.lastLogitsOnly = true;
+    forward.capture.hidden = true;     // massive activations, secondary sinks
+    forward.capture.valueNorms = true; // effective (value-weighted) attention, dormant heads
     auto result = model.forward(forward, &cancel, progress);
     if (!result.ok()) {
         return result.error();
@@ -53,27 +121,39 @@ Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &req
             break;
         }
     }
-    const int64_t T = snap.tokenCount();
-    snap.firstTokenMass.shape = {snap.layers, snap.heads};
-    snap.meanEntropy.shape = {snap.layers, snap.heads};
-    snap.received.shape = {snap.layers, T};
-    snap.firstTokenMass.data.reserve(size_t(snap.layers * snap.heads));
-    snap.meanEntropy.data.reserve(size_t(snap.layers * snap.heads));
-    snap.received.data.reserve(size_t(snap.layers * T));
-    for (const FloatArray &layer : fr.attention) {
-        if (cancel.isCancelled()) {
-            return makeError(ErrorCode::Cancelled, "run cancelled");
+    MetricsOptions options = request.metrics;
+    options.path = MetricsPath::Materialized;
+    options.cancel = &cancel;
+    options.progress = {};
+    if (const auto tokenizer = model.tokenizer()) {
+        if (!options.bosTokenId) {
+            options.bosTokenId = tokenizer->data().bosId;
         }
-        auto mass = firstTokenMassOfLayer(layer);
-        auto entropy = meanRowEntropy(layer);
-        auto received = receivedAttention(layer);
-        mass.resize(size_t(snap.heads), std::numeric_limits<float>::quiet_NaN());
-        entropy.resize(size_t(snap.heads), std::numeric_limits<float>::quiet_NaN());
-        received.resize(size_t(T), std::numeric_limits<float>::quiet_NaN());
-        snap.firstTokenMass.data.insert(snap.firstTokenMass.data.end(), mass.begin(), mass.end());
-        snap.meanEntropy.data.insert(snap.meanEntropy.data.end(), entropy.begin(), entropy.end());
-        snap.received.data.insert(snap.received.data.end(), received.begin(), received.end());
     }
+    if (options.tokenTexts.empty()) {
+        for (const TokenInfo &t : snap.tokens) {
+            options.tokenTexts.push_back(t.text);
+        }
+    }
+    // A generic TorchScript file may not state its shape: the attention it returned does.
+    ModelConfig config = model.config();
+    if (!model.hasContract() && snap.layers > 0 && snap.heads > 0) {
+        config.layers = snap.layers;
+        config.heads = snap.heads;
+    }
+    auto metrics = computeMetrics(fr, config, fr.tokens, options);
+    if (!metrics.ok()) {
+        if (metrics.error().code == ErrorCode::Cancelled) {
+            return metrics.error();
+        }
+    } else {
+        snap.metrics = metrics.value();
+    }
+    if (cancel.isCancelled()) {
+        return makeError(ErrorCode::Cancelled, "run cancelled");
+    }
+    fr.hidden = {};
+    fr.valueNorms = {};
     if (!fr.logits.empty() && fr.logits.shape.size() == 2) {
         const int64_t vocab = fr.logits.dim(1);
         const float *last = fr.logits.data.data() + (fr.logits.dim(0) - 1) * vocab;
@@ -84,6 +164,7 @@ Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &req
         }
     }
     snap.attention = std::move(fr.attention);
+    deriveSummaries(snap);
     snap.forwardSeconds = fr.seconds;
     snap.analysisSeconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - analysisStart).count();

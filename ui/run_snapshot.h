@@ -4,7 +4,10 @@
 // model again.
 #pragma once
 
+#include "attention_math.h"
+
 #include "sinkscope/array.h"
+#include "sinkscope/metrics.h"
 #include "sinkscope/model.h"
 
 #include <cstdint>
@@ -32,9 +35,12 @@ struct RunSnapshot {
     int64_t layers = 0;
     int64_t heads = 0;
     std::vector<FloatArray> attention; // per layer [H, T, T]
-    FloatArray firstTokenMass;         // [L, H], queries t >= 1
-    FloatArray meanEntropy;            // [L, H], nats, queries t >= 1
-    FloatArray received;               // [L, T]: mean over heads and queries of attention received
+    // Every sink metric of the run (sinkscope::computeMetrics, materialised path): per-head tables,
+    // detected sinks, massive activations. Null for hand-built snapshots (tests) and failed metrics.
+    std::shared_ptr<const SinkMetrics> metrics;
+    FloatArray received;               // [L, T]: mean over heads of R_j / T (metrics->receivedSum)
+    // Colour-range sketches of every head, [layer * heads + head][transform] (sketchHead()).
+    std::vector<std::array<ScaleSketch, 2>> sketches;
     std::vector<TopToken> top;         // next-token distribution after the last token
     std::vector<std::string> topText;  // decoded text of `top`
     double forwardSeconds = 0;
@@ -45,15 +51,27 @@ struct RunSnapshot {
     {
         return layer >= 0 && layer < static_cast<int64_t>(attention.size()) && !attention[size_t(layer)].empty();
     }
+    // A per-head metric [L, H] by name (metrics.h), or null.
+    const HeadMetric *headMetric(const std::string &name) const { return metrics ? metrics->headMetric(name) : nullptr; }
+    // Positions of the detected sink tokens (metrics->sinks), ascending.
+    std::vector<int64_t> sinkPositions() const;
+    // The sketch of (layer, head) under a transform, or null when not computed.
+    const ScaleSketch *sketch(int64_t layer, int64_t head, ScaleTransform transform) const;
 };
+
+// Fills `received` from metrics->receivedSum and `sketches` from the attention (threads over heads).
+// computeRunSnapshot calls it; tests that build a snapshot by hand may too.
+void deriveSummaries(RunSnapshot &snapshot);
 
 struct RunRequest {
     std::vector<int64_t> tokens;
     int topK = 10;
+    MetricsOptions metrics; // thresholds; bosTokenId and tokenTexts are filled from the tokenizer
 };
 
-// Runs the forward pass with every layer's attention captured and derives the summaries. Compute
-// thread only (it calls Model::forward).
+// Runs the forward pass with every layer's attention, the hidden states and the value norms captured,
+// computes the sink metrics and derives the summaries. Compute thread only (it calls Model::forward).
+// A metrics failure other than cancellation leaves `metrics` null (the maps still show).
 Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &request, const CancelToken &cancel,
                                        const ProgressCallback &progress = {});
 

@@ -1,5 +1,8 @@
 #include "token_chips.h"
 
+#include <cmath>
+#include <limits>
+
 #include <QPainter>
 #include <QPainterPath>
 
@@ -75,7 +78,32 @@ void TokenChipModel::setTokens(std::vector<TokenInfo> tokens)
     beginResetModel();
     m_tokens = std::move(tokens);
     m_weights.clear();
+    m_sinkScores.clear();
     endResetModel();
+}
+
+void TokenChipModel::setSinks(const std::vector<std::pair<int64_t, float>> &sinks, double threshold)
+{
+    m_sinkScores.assign(m_tokens.size(), std::numeric_limits<float>::quiet_NaN());
+    m_sinkThreshold = threshold;
+    bool any = false;
+    for (const auto &[position, score] : sinks) {
+        if (position >= 0 && position < static_cast<int64_t>(m_tokens.size())) {
+            m_sinkScores[size_t(position)] = score;
+            any = true;
+        }
+    }
+    if (!any) {
+        m_sinkScores.clear();
+    }
+    if (!m_tokens.empty()) {
+        emit dataChanged(index(0), index(rowCount() - 1), {SinkRole, Qt::ToolTipRole});
+    }
+}
+
+bool TokenChipModel::isSink(int row) const
+{
+    return row >= 0 && size_t(row) < m_sinkScores.size() && !std::isnan(m_sinkScores[size_t(row)]);
 }
 
 void TokenChipModel::setWeights(std::vector<float> weights)
@@ -114,6 +142,11 @@ QVariant TokenChipModel::data(const QModelIndex &index, int role) const
         if (!m_weights.empty()) {
             tip += QStringLiteral("\n") + tr("attention received: %1").arg(double(m_weights[size_t(index.row())]), 0, 'g', 4);
         }
+        if (isSink(index.row())) {
+            tip += QStringLiteral("\n") + tr("detected sink: peak score %1 (threshold %2)")
+                                               .arg(double(m_sinkScores[size_t(index.row())]), 0, 'g', 3)
+                                               .arg(m_sinkThreshold);
+        }
         return tip;
     }
     case IdRole:
@@ -126,6 +159,8 @@ QVariant TokenChipModel::data(const QModelIndex &index, int role) const
         return QString::fromStdString(t.piece);
     case WeightRole:
         return m_weights.empty() ? QVariant() : QVariant(double(m_weights[size_t(index.row())]));
+    case SinkRole:
+        return isSink(index.row()) ? QVariant(double(m_sinkScores[size_t(index.row())])) : QVariant();
     default:
         return {};
     }
@@ -179,6 +214,16 @@ void TokenChipDelegate::paint(QPainter *painter, const QStyleOptionViewItem &opt
     font.setBold(special);
     painter->setFont(font);
     painter->drawText(r, Qt::AlignCenter, abbreviate(index.data(Qt::DisplayRole).toString(), 24));
+    if (index.data(TokenChipModel::SinkRole).isValid()) {
+        // Okabe-Ito vermilion: apart from the BOS orange and the highlight blue.
+        const QColor sink(0xd5, 0x5e, 0x00);
+        const qreal bar = std::max<qreal>(2.5, r.height() * 0.14);
+        painter->setPen(Qt::NoPen);
+        painter->setBrush(sink);
+        painter->drawRoundedRect(QRectF(r.left() + 3, r.bottom() - bar, r.width() - 6, bar), bar / 2, bar / 2);
+        const qreal d = std::max<qreal>(5, r.height() * 0.3);
+        painter->drawEllipse(QRectF(r.right() - d - 1, r.top() + 1, d, d));
+    }
     painter->restore();
 }
 

@@ -25,12 +25,17 @@ public:
         BosRole,                   // bool
         PieceRole,                 // QString: raw vocabulary entry
         WeightRole,                // double in [0, 1] or invalid: optional emphasis (attention received)
+        SinkRole,                  // double: the detected sink's peak score, or invalid when not a sink
     };
     using QAbstractListModel::QAbstractListModel;
 
     void setTokens(std::vector<TokenInfo> tokens);
     // Per-token emphasis (same length as the tokens) or empty to clear.
     void setWeights(std::vector<float> weights);
+    // Detected sink tokens (SinkMetrics::sinks: position and peak score; the threshold for the
+    // tooltip); positions outside the tokens are ignored. setTokens() clears them.
+    void setSinks(const std::vector<std::pair<int64_t, float>> &sinks, double threshold);
+    bool isSink(int row) const;
     const std::vector<TokenInfo> &tokens() const { return m_tokens; }
 
     int rowCount(const QModelIndex &parent = {}) const override;
@@ -39,9 +44,12 @@ public:
 private:
     std::vector<TokenInfo> m_tokens;
     std::vector<float> m_weights;
+    std::vector<float> m_sinkScores; // per token, NaN when not a sink; empty when none are marked
+    double m_sinkThreshold = 0;
 };
 
-// Rounded chips; specials get a dashed amber outline and BOS a filled badge.
+// Rounded chips; specials get a dashed amber outline, BOS a filled badge and detected sinks a thick
+// vermilion underline with an anchor mark.
 class TokenChipDelegate : public QStyledItemDelegate
 {
     Q_OBJECT

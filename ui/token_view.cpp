@@ -1,5 +1,6 @@
 #include "token_view.h"
 
+#include "figures.h"
 #include "heatmap_plot.h"
 #include "token_chips.h"
 
@@ -130,34 +131,13 @@ void TokenView::setLayer(int64_t layer)
 
 void TokenView::fill(QCustomPlot *plot, QCPBars *bars, TokenTicker *ticker, const PlotStyle &style) const
 {
-    styleAxes(plot, style);
-    bars->setBrush(style.accent);
-    bars->setPen(Qt::NoPen);
-    QVector<double> keys, vals;
     QVector<QString> labels;
     for (size_t t = 0; t < m_values.size(); ++t) {
-        keys << double(t);
-        vals << double(m_values[t]);
         labels << displayTokenText(m_snapshot->tokens[t].text);
     }
-    ticker->setLabels(labels);
-    const int width = plot->axisRect()->width() > 10 ? plot->axisRect()->width() : plot->width();
-    ticker->setMaxTicks(std::max(1, width / (QFontMetrics(style.font).height() + 2)));
-    bars->setData(keys, vals, true);
-    const bool log = m_logBox->isChecked();
-    plot->yAxis->setScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
-    plot->yAxis->setTicker(log ? QSharedPointer<QCPAxisTicker>(new QCPAxisTickerLog) : QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
-    plot->yAxis->setLabel(tr("mean attention received"));
-    plot->xAxis->setLabel(m_layer < 0 ? tr("token (all layers)") : tr("token (layer %1)").arg(m_layer));
-    plot->xAxis->setRange(-0.6, double(m_values.size()) - 0.4);
-    double hi = 0, lo = 1;
-    for (float v : m_values) {
-        hi = std::max(hi, double(v));
-        if (v > 0) {
-            lo = std::min(lo, double(v));
-        }
-    }
-    plot->yAxis->setRange(log ? std::max(lo * 0.5, hi * 1e-6) : 0.0, hi > 0 ? hi * 1.05 : 1.0);
+    fillReceivedBars(plot, bars, ticker, m_values, labels, m_logBox->isChecked(),
+                     m_layer < 0 ? tr("token (all layers)") : tr("token (layer %1)").arg(m_layer), style,
+                     m_snapshot->sinkPositions());
 }
 
 void TokenView::refresh()

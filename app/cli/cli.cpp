@@ -1,8 +1,11 @@
 #include "cli.h"
+#include "cli_figures.h"
+#include "cli_probe.h"
 
 #include "sinkscope/attention_stats.h"
 #include "sinkscope/config.h"
 #include "sinkscope/convert.h"
+#include "sinkscope/device.h"
 #include "sinkscope/metrics.h"
 #include "sinkscope/effects.h"
 #include "sinkscope/mitigation.h"
@@ -13,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -112,7 +116,9 @@ Commands:
   doctor     check the runtime: LibTorch, threads, BLAS speed
   analyze    sink metrics for every layer and head: metrics.json and heads.csv
   compare    a prompt with and without mitigations (top-k, KL, perplexity, attention change, continuation)
+  act-search the heads ACT calibration should act on, searched one head at a time on probe texts
   stream-ppl the StreamingLLM evaluation: per-token NLL with a rolling KV cache (dense, window, sinks)
+  probe      hallucination probes: accuracy and answer log-probability per mitigation setting
 
 Every command that takes --model uses the default model (SmolLM2-135M-Instruct) without it.
 Run 'sinkscope-cli <command> --help' for the options of a command.
@@ -147,11 +153,20 @@ given --seed (reproducible).
 
 constexpr const char *kAnalyzeHelp = R"(Usage: sinkscope-cli analyze --prompt TEXT --out DIR [--model FILE] [--bos | --no-bos] [--ids 1,2,3]
                              [--sinks 0,5] [--epsilon E] [--threshold X] [--path auto|materialized|streaming] [--json]
+                             [--format png,svg,pdf | --no-figures] [--heatmap-metric NAME] [--top-heads N]
 
 Computes every sink metric (docs/metrics.md) for every layer and head and writes DIR/metrics.json (all
 metrics with the model, tokens and settings) and DIR/heads.csv (one row per layer and head; the first
 columns are layer,head,first_token_mass). --json also prints metrics.json to stdout. Long prompts use the
 streaming path automatically (no T x T matrix per head is held).
+
+Figures (the window's own figure code, drawn headless; default --format png): sink-heatmap (layer x head
+heatmap of --heatmap-metric, default first_token_mass, with the massive activation of each layer beside
+it), head-L<l>-H<h> (attention maps of the --top-heads heads, default 4, with the largest value of that
+metric; prompts up to 2048 tokens), received (attention received per token, detected sinks highlighted)
+and massive-activations (largest |h| over the median per layer, token and dimension labelled). Figures
+need a build with SINKSCOPE_BUILD_GUI=ON; in other builds --format is an error after metrics.json and
+heads.csv are written.
 )";
 
 constexpr const char *kDoctorHelp = R"(Usage: sinkscope-cli doctor [--json]
@@ -525,6 +540,80 @@ int cmdGenerate(const Args &a, std::ostream &out, std::ostream &err)
     return 0;
 }
 
+// The standard figures of `analyze`: the head maps need the attention of the top heads' layers, which
+// the metrics pass does not keep (or, on the streaming path, never had): a second forward pass captures
+// just those layers.
+void writeAnalyzeFiguresFor(const Model &model, const std::vector<int64_t> &tokens,
+                            const std::shared_ptr<const SinkMetrics> &metrics, const std::string &dir,
+                            const std::vector<std::string> &formats, const std::string &heatmapMetric, int topHeads,
+                            std::ostream &log)
+{
+    constexpr size_t kMaxMapTokens = 2048; // [H, T, T] per layer: 150 MiB for SmolLM2 at 2048
+    AnalyzeFigures request;
+    request.dir = dir;
+    request.formats = formats;
+    request.metrics = metrics;
+    request.heatmapMetric = heatmapMetric;
+    request.topHeads = topHeads;
+    std::vector<int> layers;
+    {
+        // Top heads by the metric, as ui::topHeadsBy picks them (ties in reading order).
+        const HeadMetric *m = metrics->headMetric(heatmapMetric);
+        std::vector<int64_t> order;
+        for (int64_t i = 0; m && i < static_cast<int64_t>(m->values.data.size()); ++i) {
+            if (std::isfinite(m->values.data[size_t(i)])) {
+                order.push_back(i);
+            }
+        }
+        std::stable_sort(order.begin(), order.end(),
+                         [&](int64_t x, int64_t y) { return m->values.data[size_t(x)] > m->values.data[size_t(y)]; });
+        for (size_t i = 0; i < order.size() && static_cast<int>(i) < topHeads; ++i) {
+            const int layer = static_cast<int>(order[i] / metrics->heads);
+            if (std::find(layers.begin(), layers.end(), layer) == layers.end()) {
+                layers.push_back(layer);
+            }
+        }
+    }
+    ForwardResult attention;
+    if (!layers.empty() && tokens.size() <= kMaxMapTokens) {
+        auto r = model.forward(ForwardRequest{.tokens = tokens, .capture = {.attentionLayers = layers, .lastLogitsOnly = true}});
+        if (!r) {
+            throw Failure{r.error().message};
+        }
+        attention = std::move(r).value();
+        for (int layer : layers) {
+            if (layer < static_cast<int>(attention.attention.size()) && !attention.attention[size_t(layer)].empty()) {
+                request.attention[layer] = &attention.attention[size_t(layer)];
+            }
+        }
+    }
+    std::string text;
+    for (const auto &t : metrics->tokenTexts) {
+        text += t;
+    }
+    if (text.size() > 160) {
+        text = text.substr(0, 157) + "...";
+    }
+    request.caption = "Model: " + model.config().name + " (" + std::filesystem::path(model.info().path).filename().string() +
+                      "). Prompt (" + std::to_string(tokens.size()) + " tokens): \"" + text + "\". " +
+                      "Metrics: " + metricsPathName(metrics->path) + " path, epsilon " +
+                      std::to_string(metrics->settings.sinkEpsilon).substr(0, 4) + ", sink threshold " +
+                      std::to_string(metrics->settings.sinkThreshold).substr(0, 4) + ". sinkscope-cli " + SINKSCOPE_VERSION +
+                      " analyze.";
+    std::vector<std::string> written, notes;
+    std::string error;
+    if (!writeAnalyzeFigures(request, &written, &notes, &error)) {
+        throw Failure{error};
+    }
+    if (tokens.size() > kMaxMapTokens) {
+        notes.push_back("no head attention maps above " + std::to_string(kMaxMapTokens) + " tokens");
+    }
+    log << "wrote " << written.size() << " figure file(s) into " << dir << "\n";
+    for (const auto &n : notes) {
+        log << "  note: " << n << "\n";
+    }
+}
+
 int cmdAnalyze(const Args &a, std::ostream &out, std::ostream &err)
 {
     const auto dir = a.get("--out");
@@ -551,6 +640,21 @@ int cmdAnalyze(const Args &a, std::ostream &out, std::ostream &err)
             throw UsageError{"--path: '" + *path + "' is not auto, materialized or streaming"};
         }
     }
+    std::vector<std::string> formats;
+    if (a.has("--no-figures") && a.has("--format")) {
+        throw UsageError{"--format and --no-figures exclude each other"};
+    }
+    if (auto list = a.get("--format")) {
+        std::string problem;
+        formats = parseFormatList(*list, &problem);
+        if (formats.empty()) {
+            throw UsageError{"--format: " + problem};
+        }
+    } else if (figuresAvailable && !a.has("--no-figures")) {
+        formats = {"png"};
+    }
+    const std::string heatmapMetric = a.get("--heatmap-metric").value_or("first_token_mass");
+    const int topHeads = static_cast<int>(a.number("--top-heads", 4, 0, 64));
     requirePromptOrIds(a);
     warnIfSlowBlas(err);
     auto model = loadModel(a, err);
@@ -558,6 +662,13 @@ int cmdAnalyze(const Args &a, std::ostream &out, std::ostream &err)
     auto metrics = analyzeTokens(*model, tokens, options, materializeUpTo);
     if (!metrics) {
         throw Failure{metrics.error().message};
+    }
+    if (!formats.empty() && !(*metrics)->headMetric(heatmapMetric)) {
+        std::string names;
+        for (const auto &m : (*metrics)->headMetrics) {
+            names += (names.empty() ? "" : ", ") + m.name;
+        }
+        throw UsageError{"--heatmap-metric: '" + heatmapMetric + "' is not a per-head metric (" + names + ")"};
     }
     std::error_code ec;
     std::filesystem::create_directories(*dir, ec);
@@ -578,6 +689,14 @@ int cmdAnalyze(const Args &a, std::ostream &out, std::ostream &err)
             << (*metrics)->heads << " heads, " << tokens.size() << " tokens, "
             << ((*metrics)->path == MetricsPath::Streaming ? "streaming" : "materialised") << " path)\n";
     }
+    if (formats.empty()) {
+        return 0;
+    }
+    if (!figuresAvailable) {
+        throw Failure{"figures need a build with SINKSCOPE_BUILD_GUI=ON (this one has no Qt); " + *dir +
+                      "/metrics.json and heads.csv were written"};
+    }
+    writeAnalyzeFiguresFor(*model, tokens, *metrics, *dir, formats, heatmapMetric, topHeads, a.has("--json") ? err : out);
     return 0;
 }
 
@@ -591,6 +710,10 @@ int cmdDoctor(const Args &a, std::ostream &out, std::ostream &)
         j["matmul_gflops"] = check.gflops;
         j["matmul_n"] = check.n;
         j["slow_blas"] = check.slow;
+        for (const auto &d : availableDevices()) {
+            j["devices"].push_back({{"id", d.id}, {"name", d.name}, {"total_memory", d.totalMemory},
+                                    {"runs_model", d.runsModel}, {"kernels", d.kernels}, {"note", d.note}});
+        }
         out << j.dump(2) << "\n";
     } else {
         out << runtimeSummary() << "\n";
@@ -599,13 +722,15 @@ int cmdDoctor(const Args &a, std::ostream &out, std::ostream &)
         if (check.slow) {
             out << check.message << "\n";
         }
+        out << describeDevices() << "\n";
     }
     return check.slow ? 1 : 0;
 }
 
 constexpr const char *kStreamPplHelp = R"(Usage: sinkscope-cli stream-ppl --text FILE [--model FILE] [--tokens N]
                              (--dense | --window W [--sinks S] [--recompute] | --sweep [--window C])
-                             [--csv FILE] [--json]
+                             [--csv FILE] [--plot FILE] [--json]
+       sinkscope-cli stream-ppl --replot RUNS.json[,RUNS.json...] [--csv FILE] [--plot FILE]
 
 The StreamingLLM evaluation (Xiao et al., ICLR 2024): decodes the text one token at a time with a real
 rolling key/value cache (keys cached before RoPE and re-rotated with their positions inside the cache)
@@ -619,11 +744,154 @@ included: the first S tokens and the W most recent ones.
                  sinks S+(C-S) for S = 1, 2, 4, 8, and re-computation 0+C
   --tokens N     evaluate the first N tokens of the text (default: all)
   --csv FILE     per-token NLL, one column per method (for plotting NLL against position)
+  --plot FILE    that plot (.png, .svg or .pdf): log PPL so far against position, one line per method
+                 (needs the GUI build)
+  --replot FILES redraw --plot/--csv from earlier --json outputs (one run or a sweep each) without
+                 running the model again
 
 Text: perplexity over all tokens and over the tokens decoded once the cache is full, tokens per second.
 JSON: one object per method with keys method, sinks, window, tokens, ppl, ppl_after_cache, mean_nll,
 seconds, tokens_per_second and nll (per token, nats); --sweep prints {"runs": [...]}.
 )";
+
+constexpr const char *kActSearchHelp = R"(Usage: sinkscope-cli act-search (--text FILE | --prompt TEXT) [--model FILE] [--layers A-B]
+                              [--beta B] [--thres T] [--min-gain G] [--top N] [--max-tokens N] [--json]
+
+Finds the heads ACT attention calibration (Yu et al., ICML 2024) should act on: applies ACT to one head
+at a time and keeps the heads that lower the mean next-token NLL over the probe texts by more than
+--min-gain nats (default 0), at most --top N of them (best first; default all). Probe texts: every non-empty line of --text (each cut to --max-tokens,
+default 64), or --prompt. --layers limits the search (default: every layer); one forward pass per head
+and probe. Prints the heads ranked by gain and the spec to use, e.g.
+  sinkscope-cli compare --mitigation 'act:beta=0.4,thres=0.1,heads=L3H1+L7H4' --prompt ...
+JSON: spec (null when no head gains), baseline_nll, probes, gains of the kept heads (layer, head, gain in
+nats; best first).
+)";
+
+int cmdActSearch(const Args &a, std::ostream &out, std::ostream &err)
+{
+    warnIfSlowBlas(err);
+    if (a.has("--text") == a.has("--prompt")) {
+        throw UsageError{"give one of --text FILE or --prompt TEXT"};
+    }
+    auto model = loadModel(a, err);
+    auto tok = model->tokenizer();
+    if (!tok) {
+        throw Failure{model->info().path + ": the model carries no tokenizer"};
+    }
+    std::vector<std::string> texts;
+    if (auto file = a.get("--text")) {
+        std::ifstream in(*file, std::ios::binary);
+        if (!in) {
+            throw Failure{*file + ": cannot open the probe text file"};
+        }
+        for (std::string line; std::getline(in, line);) {
+            if (line.find_first_not_of(" \t\r") != std::string::npos) {
+                texts.push_back(line);
+            }
+        }
+        if (texts.empty()) {
+            throw Failure{*file + ": no non-empty lines to use as probes"};
+        }
+    } else {
+        texts.push_back(*a.get("--prompt"));
+    }
+    const auto maxTokens = static_cast<size_t>(a.number("--max-tokens", 64, 2, 1e6));
+    std::vector<std::vector<int64_t>> probes;
+    for (const auto &t : texts) {
+        auto ids = model->tokenize(t);
+        if (!ids) {
+            throw Failure{ids.error().message};
+        }
+        if (ids->size() > maxTokens) {
+            ids->resize(maxTokens);
+        }
+        if (ids->size() >= 2) {
+            probes.push_back(std::move(ids).value());
+        }
+    }
+    if (probes.empty()) {
+        throw Failure{"every probe text is shorter than two tokens"};
+    }
+    const int layers = static_cast<int>(model->config().layers);
+    std::vector<int> searchLayers;
+    if (auto range = a.get("--layers")) {
+        int first = 0, last = 0;
+        char dash = 0;
+        std::istringstream in(*range);
+        in >> first;
+        if (in >> dash) {
+            if (dash != '-' || !(in >> last)) {
+                throw UsageError{"--layers: '" + *range + "' is not A-B or A"};
+            }
+        } else {
+            last = first;
+        }
+        if (first < 0 || last < first || last >= layers) {
+            throw UsageError{"--layers: '" + *range + "' is outside the model's layers 0-" + std::to_string(layers - 1)};
+        }
+        for (int l = first; l <= last; ++l) {
+            searchLayers.push_back(l);
+        }
+    }
+    const double beta = a.number("--beta", 0.4, 0, 1), thres = a.number("--thres", 0.1, 0, 1);
+    const double minGain = a.number("--min-gain", 0.0, -1e9, 1e9);
+    int lastPercent = -1;
+    auto result = searchActHeads(*model, probes, beta, thres, searchLayers, minGain, nullptr,
+                                 [&](double f, const std::string &label) {
+                                     const int percent = static_cast<int>(f * 100);
+                                     if (percent / 10 != lastPercent / 10) {
+                                         err << "act-search: " << percent << " % (" << label << ")\n";
+                                     }
+                                     lastPercent = percent;
+                                     return true;
+                                 });
+    if (!result) {
+        throw Failure{result.error().message};
+    }
+    if (a.has("--top")) {
+        const auto keep = static_cast<size_t>(a.number("--top", 0, 1, 1e6));
+        if (result->gains.size() > keep) {
+            result->gains.resize(keep);
+            result->heads.items.resize(keep); // the scope lists the gains' heads in the same order
+        }
+    }
+    std::ostringstream specText;
+    specText << "act:beta=" << beta << ",thres=" << thres;
+    if (!result->heads.everything()) {
+        specText << ",heads=" << result->heads.toString();
+    }
+    const bool found = !result->heads.everything();
+    if (a.has("--json")) {
+        nlohmann::ordered_json j;
+        j["spec"] = found ? nlohmann::ordered_json(specText.str()) : nlohmann::ordered_json(nullptr);
+        j["baseline_nll"] = result->baselineNll;
+        j["probes"] = probes.size();
+        j["gains"] = nlohmann::ordered_json::array();
+        for (const auto &[layer, head, gain] : result->gains) {
+            j["gains"].push_back({{"layer", layer}, {"head", head}, {"gain", gain}});
+        }
+        out << j.dump(2) << "\n";
+        return 0;
+    }
+    out << "baseline mean NLL " << std::fixed << std::setprecision(4) << result->baselineNll << " nats over "
+        << probes.size() << " probe(s)\n";
+    out << "  head      gain (nats)\n";
+    size_t shown = 0;
+    for (const auto &[layer, head, gain] : result->gains) {
+        if (shown++ == 20) {
+            out << "  ... (" << result->gains.size() - 20 << " more; --json lists all)\n";
+            break;
+        }
+        out << "  L" << layer << "H" << head << std::string(layer < 10 ? 6 : 5, ' ') << std::showpos << gain
+            << std::noshowpos << "\n";
+    }
+    if (found) {
+        out << "spec: " << specText.str() << "\n";
+    } else {
+        out << "no head lowers the NLL by more than " << minGain << " nats: nothing to calibrate on these probes\n";
+    }
+    return 0;
+}
 
 constexpr const char *kCompareHelp = R"(Usage: sinkscope-cli compare --prompt TEXT --mitigation SPEC[,SPEC...] [--model FILE] [--top-k K]
                            [-n N] [--bos | --no-bos] [--ids 1,2,3] [--json]
@@ -831,8 +1099,146 @@ double pplAfterCache(const StreamingResult &r)
     return count > 0 ? std::exp(sum / static_cast<double>(count)) : std::nan("");
 }
 
+// --csv (per-token NLL, one column per method) and --plot (log PPL so far against position).
+void writeStreamOutputs(const Args &a, const std::vector<StreamingResult> &results, const std::string &modelName,
+                        const std::string &textName, std::ostream &err)
+{
+    if (auto csv = a.get("--csv")) {
+        std::ofstream f(*csv);
+        f << "position";
+        for (const auto &r : results) {
+            f << "," << r.options.label();
+        }
+        f << "\n";
+        size_t rows = 0;
+        for (const auto &r : results) {
+            rows = std::max(rows, r.nll.size());
+        }
+        for (size_t i = 0; i < rows; ++i) {
+            f << i + 1;
+            for (const auto &r : results) {
+                f << ",";
+                if (i < r.nll.size()) {
+                    f << r.nll[i]; // runs of different lengths leave their tail empty
+                }
+            }
+            f << "\n";
+        }
+        if (!f) {
+            throw Failure{*csv + ": cannot write"};
+        }
+    }
+    if (auto plot = a.get("--plot")) {
+        if (!figuresAvailable) {
+            throw Failure{"--plot needs a build with SINKSCOPE_BUILD_GUI=ON (this one has no Qt)"};
+        }
+        // NLL against position as a trailing mean over kSpan tokens (the local log perplexity), one line
+        // per method: per-token NLL is too noisy to compare by eye, and a running mean from the start
+        // would hide a late blow-up under the early tokens.
+        constexpr size_t kSpan = 128;
+        LineFigure figure;
+        figure.path = *plot;
+        size_t longest = 0;
+        for (const auto &r : results) {
+            longest = std::max(longest, r.nll.size());
+        }
+        figure.title = "NLL against position (" + std::to_string(longest) + " tokens, mean over the last " +
+                       std::to_string(kSpan) + ")";
+        figure.xLabel = "position (tokens decoded)";
+        figure.yLabel = "NLL, trailing mean over " + std::to_string(kSpan) + " tokens (nats)";
+        figure.caption = "Model: " + modelName + ". Text: " + textName +
+                         ". Per-token NLL of each cache policy (StreamingLLM evaluation, Xiao et al. 2024), averaged "
+                         "over the previous " + std::to_string(kSpan) + " positions. sinkscope-cli stream-ppl.";
+        for (const auto &r : results) {
+            figure.names.push_back(r.options.label());
+            std::vector<double> x, y;
+            double sum = 0;
+            for (size_t i = 0; i < r.nll.size(); ++i) {
+                sum += r.nll[i];
+                if (i >= kSpan) {
+                    sum -= r.nll[i - kSpan];
+                }
+                if (i + 1 >= std::min(kSpan, r.nll.size())) {
+                    x.push_back(static_cast<double>(i + 1));
+                    y.push_back(sum / static_cast<double>(std::min(i + 1, kSpan)));
+                }
+            }
+            figure.x.push_back(std::move(x));
+            figure.y.push_back(std::move(y));
+        }
+        std::string error;
+        if (!writeLineFigure(figure, &error)) {
+            throw Failure{error};
+        }
+        err << "stream-ppl: wrote " << *plot << "\n";
+    }
+}
+
+// Runs read back from earlier --json outputs (--replot): the label, cache and per-token NLL.
+std::vector<StreamingResult> readStreamRuns(const std::string &files, std::string *modelName, std::string *textName)
+{
+    std::vector<StreamingResult> results;
+    std::vector<std::string> paths;
+    std::stringstream list(files);
+    for (std::string item; std::getline(list, item, ',');) {
+        if (!item.empty()) {
+            paths.push_back(item);
+        }
+    }
+    for (const auto &file : paths) {
+        std::ifstream in(file, std::ios::binary);
+        if (!in) {
+            throw Failure{file + ": cannot open the runs file"};
+        }
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(in);
+        } catch (const nlohmann::json::exception &e) {
+            throw Failure{file + ": not JSON (" + std::string(e.what()) + ")"};
+        }
+        const nlohmann::json runs = j.is_object() && j.contains("runs") ? j["runs"] : nlohmann::json::array({j});
+        if (j.is_object()) {
+            *modelName = j.value("model", *modelName);
+            *textName = j.contains("text") ? std::filesystem::path(j.value("text", "")).filename().string() : *textName;
+        }
+        for (const auto &run : runs) {
+            try {
+                StreamingResult r;
+                const std::string method = run.at("method").get<std::string>();
+                r.options.mode = method == "dense"                  ? StreamingMode::Dense
+                                 : method.rfind("recompute", 0) == 0 ? StreamingMode::Recompute
+                                                                     : StreamingMode::Cache;
+                r.options.sinks = run.at("sinks").get<int>();
+                r.options.window = run.at("window").get<int>();
+                r.nll = run.at("nll").get<std::vector<float>>();
+                r.tokens = static_cast<int64_t>(r.nll.size()) + 1;
+                r.meanNll = run.value("mean_nll", 0.0);
+                r.perplexity = run.value("ppl", std::exp(r.meanNll));
+                r.seconds = run.value("seconds", 0.0);
+                r.tokensPerSecond = run.value("tokens_per_second", 0.0);
+                results.push_back(std::move(r));
+            } catch (const nlohmann::json::exception &e) {
+                throw Failure{file + ": a run lacks method/sinks/window/nll (" + std::string(e.what()) + ")"};
+            }
+        }
+    }
+    if (results.empty()) {
+        throw Failure{files + ": no runs"};
+    }
+    return results;
+}
+
 int cmdStreamPpl(const Args &a, std::ostream &out, std::ostream &err)
 {
+    if (auto replot = a.get("--replot")) {
+        if (a.has("--text") || a.has("--sweep") || a.has("--dense") || a.has("--window") || a.has("--json")) {
+            throw UsageError{"--replot takes only --csv and --plot"};
+        }
+        std::string modelName = "?", textName = "?";
+        auto results = readStreamRuns(*replot, &modelName, &textName);
+        writeStreamOutputs(a, results, modelName, textName, err);
+        return 0;
+    }
     warnIfSlowBlas(err);
     const auto textPath = a.get("--text");
     if (!textPath) {
@@ -886,30 +1292,17 @@ int cmdStreamPpl(const Args &a, std::ostream &out, std::ostream &err)
         }
         results.push_back(std::move(r).value());
     }
-    if (auto csv = a.get("--csv")) {
-        std::ofstream f(*csv);
-        f << "position";
-        for (const auto &r : results) {
-            f << "," << r.options.label();
-        }
-        f << "\n";
-        for (size_t i = 0; i < results.front().nll.size(); ++i) {
-            f << i + 1;
-            for (const auto &r : results) {
-                f << "," << r.nll[i];
-            }
-            f << "\n";
-        }
-        if (!f) {
-            throw Failure{*csv + ": cannot write"};
-        }
-    }
+    writeStreamOutputs(a, results, model->config().name, std::filesystem::path(*textPath).filename().string(), err);
     if (a.has("--json")) {
         if (!sweep) {
-            out << streamJson(results.front(), pplAfterCache(results.front())).dump(2) << "\n";
+            auto j = streamJson(results.front(), pplAfterCache(results.front()));
+            j["model"] = model->config().name;
+            j["text"] = *textPath;
+            out << j.dump(2) << "\n";
         } else {
             nlohmann::ordered_json j;
             j["text"] = *textPath;
+            j["model"] = model->config().name;
             j["runs"] = nlohmann::ordered_json::array();
             for (const auto &r : results) {
                 j["runs"].push_back(streamJson(r, pplAfterCache(r)));
@@ -927,6 +1320,51 @@ int cmdStreamPpl(const Args &a, std::ostream &out, std::ostream &err)
             << pplAfterCache(r) << std::setw(11) << std::setprecision(1) << r.tokensPerSecond << "\n";
     }
     return 0;
+}
+
+constexpr const char *kProbeHelp = R"(Usage: sinkscope-cli probe [--set FILE] [--model FILE] [--compare SPEC[,SPEC...]] [--category C]
+                           [--limit N] [--json] [--detector [--sink-excluded]] [--out DIR]
+
+Runs a probe set (default: resources/probes/default.json; docs/probes.md) under each mitigation setting
+(default: none) and prints accuracy, mean answer log-probability and entropy per setting, accuracy per
+category, and which probes flipped right -> wrong or wrong -> right against the first setting. With one
+setting it lists every probe. --json: per setting accuracy, mean_logprob, categories, flips and per-probe
+scores. --detector fits the Lookback-ratio logistic regression on the first setting's grounded probes
+(held-out AUROC, per-head weights); --out DIR writes scores_<i>.csv, detector.json, detector_weights.csv.
+A bad set file is an error naming file:line and the field.
+)";
+
+int cmdProbe(const Args &a, std::ostream &out, std::ostream &err)
+{
+    ProbeCommandOptions options;
+    for (const auto &s : splitSpecList(a.get("--compare").value_or("none"))) {
+        auto spec = parseMitigation(s);
+        if (!spec) {
+            throw UsageError{spec.error().message};
+        }
+        options.settings.push_back(std::move(spec).value());
+    }
+    options.probe.category = a.get("--category").value_or("");
+    options.probe.limit = static_cast<int>(a.number("--limit", 0, 0, 1e6));
+    options.json = a.has("--json");
+    options.detector = a.has("--detector");
+    options.sinkExcluded = a.has("--sink-excluded");
+    options.outDir = a.get("--out").value_or("");
+    if (options.sinkExcluded && !options.detector) {
+        throw UsageError{"--sink-excluded goes with --detector"};
+    }
+    auto set = loadProbeSet(a.get("--set").value_or(defaultProbeSetPath()));
+    if (!set) {
+        throw Failure{set.error().message};
+    }
+    warnIfSlowBlas(err);
+    auto model = loadModel(a, err);
+    for (const auto &spec : options.settings) {
+        if (auto ok = validateMitigation(spec, *model); !ok) {
+            throw Failure{ok.error().message};
+        }
+    }
+    return runProbeCommand(*model, *set, options, out, err);
 }
 
 } // namespace
@@ -957,11 +1395,16 @@ int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream
         {"doctor", {kDoctorHelp, {"--json"}, {}, cmdDoctor}},
         {"analyze",
          {kAnalyzeHelp,
-          {"--json", "--bos", "--no-bos"},
-          {"--model", "--prompt", "--ids", "--out", "--sinks", "--epsilon", "--threshold", "--path"},
+          {"--json", "--bos", "--no-bos", "--no-figures"},
+          {"--model", "--prompt", "--ids", "--out", "--sinks", "--epsilon", "--threshold", "--path", "--format",
+           "--heatmap-metric", "--top-heads"},
           cmdAnalyze}},
         {"stream-ppl",
-         {kStreamPplHelp, {"--json", "--dense", "--recompute", "--sweep"}, {"--model", "--text", "--tokens", "--window", "--sinks", "--csv"}, cmdStreamPpl}},
+         {kStreamPplHelp, {"--json", "--dense", "--recompute", "--sweep"}, {"--model", "--text", "--tokens", "--window", "--sinks", "--csv", "--plot", "--replot"}, cmdStreamPpl}},
+        {"probe",
+         {kProbeHelp, {"--json", "--detector", "--sink-excluded"}, {"--model", "--set", "--compare", "--category", "--limit", "--out"}, cmdProbe}},
+        {"act-search",
+         {kActSearchHelp, {"--json"}, {"--model", "--text", "--prompt", "--layers", "--beta", "--thres", "--min-gain", "--top", "--max-tokens"}, cmdActSearch}},
         {"compare",
          {kCompareHelp, {"--json", "--bos", "--no-bos"}, {"--model", "--prompt", "--mitigation", "--top-k", "-n", "--ids"}, cmdCompare}},
     };

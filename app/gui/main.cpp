@@ -3,6 +3,8 @@
 // --screenshots runs the prompt, saves the main views as PNG into DIR and quits (tools/screenshots.sh).
 #include "head_view.h"
 #include "main_window.h"
+#include "metrics_view.h"
+#include "mitigation_view.h"
 #include "overview_view.h"
 
 #include "sinkscope/runtime.h"
@@ -41,11 +43,33 @@ void scheduleScreenshots(sinkscope::ui::MainWindow *window, const QString &dir)
     });
     steps->push_back([grab] { grab(QStringLiteral("tokens")); });
     steps->push_back([window] {
+        window->metricsView()->sortBy("first_token_mass", true);
+        window->showView(QStringLiteral("metrics"));
+    });
+    steps->push_back([grab] { grab(QStringLiteral("metrics")); });
+    // Mitigations: sink masking on a head with a strong sink, then the dormancy map would take L x H
+    // passes; the per-head attention change is shown instead.
+    steps->push_back([window] {
+        auto *view = window->findChild<MitigationView *>();
+        view->setSpec(QStringLiteral("mask-sink"));
+        view->showHead(5, 2);
+        window->showView(QStringLiteral("mitigations"));
+        view->apply();
+    });
+    for (int i = 0; i < 8; ++i) {
+        steps->push_back([] {}); // the mitigated pass and both continuations
+    }
+    steps->push_back([grab] { grab(QStringLiteral("mitigations")); });
+    // Presenter mode at a projector's 1600 x 1000: every control must fit.
+    steps->push_back([window] {
         window->setTheme(Theme::Dark);
         window->setPresenterMode(true);
+        window->resize(1600, 1000);
         window->showView(QStringLiteral("head"));
     });
     steps->push_back([grab] { grab(QStringLiteral("presenter-dark")); });
+    steps->push_back([window] { window->showView(QStringLiteral("overview")); });
+    steps->push_back([grab] { grab(QStringLiteral("presenter-overview")); });
     steps->push_back([] { QCoreApplication::quit(); });
     auto index = std::make_shared<size_t>(0);
     auto *timer = new QTimer(window);
@@ -57,9 +81,17 @@ void scheduleScreenshots(sinkscope::ui::MainWindow *window, const QString &dir)
             timer->stop();
         }
     });
-    // Wait for the first run and most of the continuation.
-    QObject::connect(window, &MainWindow::snapshotShown, timer, [timer] { QTimer::singleShot(2500, timer, qOverload<>(&QTimer::start)); },
-                     Qt::SingleShotConnection);
+    // Wait for the first run and its greedy continuation (at most 20 s), so no picture shows work in
+    // progress.
+    QObject::connect(
+        window, &MainWindow::snapshotShown, timer,
+        [window, timer] {
+            QObject::connect(window->bridge(), &ComputeBridge::generationFinished, timer,
+                             [timer] { QTimer::singleShot(500, timer, [timer] { if (!timer->isActive()) timer->start(); }); },
+                             Qt::SingleShotConnection);
+            QTimer::singleShot(20000, timer, [timer] { if (!timer->isActive()) timer->start(); });
+        },
+        Qt::SingleShotConnection);
 }
 
 } // namespace
@@ -90,6 +122,9 @@ int main(int argc, char **argv)
     options.prompt = parser.value(promptOption);
     options.useSettings = !parser.isSet(noSettings) && !parser.isSet(screenshots);
     sinkscope::ui::MainWindow window(options);
+    if (parser.isSet(screenshots)) {
+        window.resize(1400, 900);
+    }
     window.show();
     if (parser.isSet(screenshots)) {
         scheduleScreenshots(&window, parser.value(screenshots));

@@ -218,3 +218,37 @@ TEST_F(Cli, AnalyzeWritesMetricsJsonAndHeadsCsvOnBothPaths)
     const CliRun bad = cli({"analyze", "--model", tinyModel(), "--prompt", "x", "--out", out.file("b"), "--path", "fast"});
     EXPECT_EQ(bad.code, 2);
 }
+
+TEST_F(Cli, AnalyzeFiguresNeedTheGuiBuildOrAreWritten)
+{
+    TempDir out;
+    // A bad format is a usage error before any work.
+    const CliRun bad = cli({"analyze", "--model", tinyModel(), "--prompt", "x", "--out", out.file("a"), "--format", "png,bmp"});
+    EXPECT_EQ(bad.code, 2);
+    EXPECT_NE(bad.err.find("'bmp' is not png, svg or pdf"), std::string::npos) << bad.err;
+    const CliRun both = cli({"analyze", "--model", tinyModel(), "--prompt", "x", "--out", out.file("a"), "--format", "png",
+                             "--no-figures"});
+    EXPECT_EQ(both.code, 2);
+    // --no-figures: metrics only, in every build.
+    const CliRun none = cli({"analyze", "--model", tinyModel(), "--prompt", "the cat", "--out", out.file("n"), "--no-figures"});
+    ASSERT_EQ(none.code, 0) << none.err;
+    EXPECT_TRUE(std::filesystem::exists(out.file("n") + "/metrics.json"));
+    EXPECT_FALSE(std::filesystem::exists(out.file("n") + "/sink-heatmap.png"));
+    // --format png: the figures (GUI build), or metrics.json and heads.csv plus an error that says why
+    // there are no figures (a build without Qt, e.g. the ASan preset).
+    const std::string dir = out.file("f");
+    const CliRun r = cli({"analyze", "--model", tinyModel(), "--prompt", "the cat", "--out", dir, "--format", "png"},
+                         "env -u DISPLAY -u QT_QPA_PLATFORM");
+    EXPECT_TRUE(std::filesystem::exists(dir + "/metrics.json"));
+    EXPECT_TRUE(std::filesystem::exists(dir + "/heads.csv"));
+    if (r.code == 0) {
+        std::ifstream png(dir + "/sink-heatmap.png", std::ios::binary);
+        std::string magic(8, '\0');
+        png.read(magic.data(), 8);
+        EXPECT_EQ(magic, std::string("\x89PNG\r\n\x1a\n", 8));
+    } else {
+        EXPECT_EQ(r.code, 1);
+        EXPECT_NE(r.err.find("figures need a build with SINKSCOPE_BUILD_GUI=ON"), std::string::npos) << r.err;
+        EXPECT_FALSE(std::filesystem::exists(dir + "/sink-heatmap.png"));
+    }
+}

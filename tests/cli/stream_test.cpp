@@ -127,3 +127,72 @@ TEST_F(StreamCli, CompareJson)
     EXPECT_NE(text.out.find("== mask-sink:sinks=1"), std::string::npos);
     EXPECT_NE(text.out.find("KL(baseline || mitigated)"), std::string::npos);
 }
+
+TEST_F(StreamCli, ActSearchRanksHeadsAndPrintsAUsableSpec)
+{
+    const StreamRun r = runCli({"act-search", "--model", model(), "--prompt", "the cat sat on the mat and the dog sat on the cat",
+                                "--layers", "0-1", "--min-gain", "-1e9", "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_GT(j["baseline_nll"].get<double>(), 0.0);
+    EXPECT_EQ(j["probes"].get<int>(), 1);
+    // With no minimum gain every head of the searched layers is kept, best first.
+    const auto &gains = j["gains"];
+    ASSERT_EQ(gains.size(), static_cast<size_t>(2 * st::tiny::kHeads));
+    for (size_t i = 1; i < gains.size(); ++i) {
+        EXPECT_GE(gains[i - 1]["gain"].get<double>(), gains[i]["gain"].get<double>());
+        EXPECT_LE(gains[i]["layer"].get<int>(), 1);
+    }
+    const std::string spec = j["spec"].get<std::string>();
+    EXPECT_EQ(spec.rfind("act:beta=0.4,thres=0.1,heads=L", 0), 0u) << spec;
+    // The printed spec is accepted as it stands.
+    const StreamRun c = runCli({"compare", "--model", model(), "--prompt", "the cat sat", "--mitigation", spec, "-n", "0", "--json"});
+    EXPECT_EQ(c.code, 0) << c.err;
+    // --top keeps the best heads only, in the same order.
+    const StreamRun top = runCli({"act-search", "--model", model(), "--prompt", "the cat sat on the mat and the dog sat on the cat",
+                                  "--layers", "0-1", "--min-gain", "-1e9", "--top", "2", "--json"});
+    ASSERT_EQ(top.code, 0) << top.err;
+    const auto t = nlohmann::json::parse(top.out);
+    ASSERT_EQ(t["gains"].size(), 2u);
+    EXPECT_EQ(t["gains"][0], gains[0]);
+    const std::string best = "L" + std::to_string(gains[0]["layer"].get<int>()) + "H" + std::to_string(gains[0]["head"].get<int>());
+    EXPECT_EQ(t["spec"].get<std::string>().rfind("act:beta=0.4,thres=0.1,heads=" + best + "+L", 0), 0u) << t["spec"];
+
+    EXPECT_EQ(runCli({"act-search", "--model", model()}).code, 2);                              // no probes
+    EXPECT_EQ(runCli({"act-search", "--model", model(), "--prompt", "x y z", "--layers", "0-99"}).code, 2); // outside
+    const StreamRun missing = runCli({"act-search", "--model", model(), "--text", s_dir->file("absent.txt")});
+    EXPECT_EQ(missing.code, 1);
+    EXPECT_NE(missing.err.find("absent.txt"), std::string::npos) << missing.err;
+}
+
+TEST_F(StreamCli, ReplotRedrawsCsvFromSavedRuns)
+{
+    const StreamRun w = runCli({"stream-ppl", "--model", model(), "--text", textFile(), "--tokens", "30", "--window", "8",
+                                "--sinks", "2", "--json"});
+    ASSERT_EQ(w.code, 0) << w.err;
+    std::ofstream(s_dir->file("run.json")) << w.out;
+    const StreamRun d = runCli({"stream-ppl", "--model", model(), "--text", textFile(), "--tokens", "20", "--dense", "--json"});
+    ASSERT_EQ(d.code, 0) << d.err;
+    std::ofstream(s_dir->file("dense.json")) << d.out;
+    const StreamRun r = runCli({"stream-ppl", "--replot", s_dir->file("run.json") + "," + s_dir->file("dense.json"), "--csv",
+                                s_dir->file("replot.csv")});
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::ifstream csv(s_dir->file("replot.csv"));
+    std::string header, first;
+    std::getline(csv, header);
+    std::getline(csv, first);
+    EXPECT_EQ(header, "position,sinks 2+8,dense");
+    const auto saved = nlohmann::json::parse(w.out)["nll"];
+    EXPECT_NEAR(std::stod(first.substr(first.find(',') + 1)), saved[0].get<double>(), 1e-4);
+    int rows = 1;
+    for (std::string line; std::getline(csv, line);) {
+        ++rows;
+        if (rows > 19) {
+            EXPECT_EQ(line.back(), ',') << line; // the shorter dense run leaves its tail empty
+        }
+    }
+    EXPECT_EQ(rows, 29);
+    const StreamRun bad = runCli({"stream-ppl", "--replot", textFile(), "--csv", s_dir->file("x.csv")});
+    EXPECT_EQ(bad.code, 1);
+    EXPECT_NE(bad.err.find("text.txt"), std::string::npos) << bad.err;
+}

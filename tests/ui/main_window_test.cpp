@@ -4,14 +4,19 @@
 #include "head_view.h"
 #include "heatmap_plot.h"
 #include "main_window.h"
+#include "metrics_view.h"
 #include "overview_view.h"
+#include "tiny_window.h"
 #include "token_chips.h"
 
 #include "sinkscope/convert.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
 
+#include <QCheckBox>
+#include <QComboBox>
 #include <QElapsedTimer>
+#include <QTableView>
 #include <QFile>
 #include <QTest>
 #include <QImage>
@@ -22,43 +27,14 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 using namespace sinkscope;
 using namespace sinkscope::ui;
 
 namespace {
 
-class MainWindowTest : public ::testing::Test
-{
-protected:
-    static void SetUpTestSuite()
-    {
-        s_dir = new sinkscope::testing::TempDir;
-        const std::string gguf = s_dir->file("tiny-llama.gguf");
-        sinkscope::testing::writeTinyLlamaGguf(gguf);
-        s_model = QString::fromStdString(s_dir->file("tiny-llama.pt"));
-        const Status status = convertGguf(gguf, s_model.toStdString());
-        ASSERT_TRUE(status.ok()) << status.error().message;
-    }
-    static void TearDownTestSuite()
-    {
-        delete s_dir;
-        s_dir = nullptr;
-    }
-
-    static std::unique_ptr<MainWindow> openAndRun(MainWindowOptions options)
-    {
-        options.useSettings = false;
-        auto window = std::make_unique<MainWindow>(options);
-        QSignalSpy shown(window.get(), &MainWindow::snapshotShown);
-        EXPECT_TRUE(shown.wait(60000)) << window->messageBar()->text().toStdString();
-        return window;
-    }
-
-    static QString file(const char *name) { return QString::fromStdString(s_dir->file(name)); }
-
-    static inline sinkscope::testing::TempDir *s_dir = nullptr;
-    static inline QString s_model;
-};
+using MainWindowTest = sinkscope::testing::TinyWindowTest;
 
 // The colour map's cell for token (key, query) when the map shows the head at full resolution.
 double cell(HeatmapPlot *plot, int key, int query)
@@ -79,15 +55,27 @@ TEST_F(MainWindowTest, RunsPromptShowsOverviewAndSwitchesHeadsWithoutRecomputing
     ASSERT_GT(T, 3);
     EXPECT_EQ(window->chipModel()->rowCount(), T);
 
-    // Overview: x = head, y = layer, values = first-token mass of the snapshot.
+    // Overview: x = head, y = layer, values = the core's first-token mass (computeMetrics on the
+    // compute thread), then any other per-head metric.
+    ASSERT_TRUE(snapshot->metrics);
     HeatmapPlot *overview = window->overviewView()->heatmap();
     ASSERT_EQ(overview->colourMap()->data()->keySize(), sinkscope::testing::tiny::kHeads);
     ASSERT_EQ(overview->colourMap()->data()->valueSize(), sinkscope::testing::tiny::kLayers);
-    for (int l = 0; l < sinkscope::testing::tiny::kLayers; ++l) {
-        for (int h = 0; h < sinkscope::testing::tiny::kHeads; ++h) {
-            EXPECT_FLOAT_EQ(float(cell(overview, h, l)), snapshot->firstTokenMass.data[size_t(l * snapshot->heads + h)]);
+    for (const std::string metric : {"first_token_mass", "alpha_first", "output_norm_bound"}) {
+        window->overviewView()->setMetric(metric);
+        for (int l = 0; l < sinkscope::testing::tiny::kLayers; ++l) {
+            for (int h = 0; h < sinkscope::testing::tiny::kHeads; ++h) {
+                EXPECT_FLOAT_EQ(float(cell(overview, h, l)), snapshot->metrics->head(metric, l, h)) << metric;
+            }
         }
     }
+    window->overviewView()->setMetric("first_token_mass");
+    // The massive-activation plot sits beside the rows (hidden states were captured).
+    EXPECT_TRUE(snapshot->metrics->hasHidden);
+    EXPECT_TRUE(overview->hasSideBars());
+    EXPECT_TRUE(window->overviewView()->summaryText().contains(QStringLiteral("top massive activation")));
+    // The shared colour scale's sketches were made on the compute thread.
+    EXPECT_EQ(snapshot->sketches.size(), size_t(snapshot->layers * snapshot->heads));
 
     // Clicking a cell opens that head; the head map shows its probabilities.
     emit overview->clicked(2, 1);
@@ -122,6 +110,85 @@ TEST_F(MainWindowTest, RunsPromptShowsOverviewAndSwitchesHeadsWithoutRecomputing
     // Top-k outputs came with the run.
     ASSERT_EQ(snapshot->top.size(), 10u);
     EXPECT_GE(snapshot->top[0].probability, snapshot->top[1].probability);
+}
+
+TEST_F(MainWindowTest, MetricsPanelSinkChipsAndBosPolicy)
+{
+    auto window = openAndRun({.modelPath = s_model, .prompt = QStringLiteral("hello world. hello world.")});
+    const auto snapshot = window->snapshot();
+    ASSERT_TRUE(snapshot && snapshot->metrics);
+    const SinkMetrics &m = *snapshot->metrics;
+
+    // "Prepend BOS" follows the tokenizer's own add_bos_token policy.
+    const auto tokenizer = window->model()->tokenizer();
+    ASSERT_TRUE(tokenizer);
+    EXPECT_EQ(window->bosToggle()->isChecked(), tokenizer->data().addBos && tokenizer->data().bosId.has_value());
+
+    // The metrics panel: every head, sorted by the chosen metric; a click opens the head.
+    MetricsView *panel = window->metricsView();
+    ASSERT_EQ(panel->table()->model()->rowCount(), int(m.layers * m.heads));
+    panel->sortBy("alpha_first", true);
+    for (int row = 1; row < panel->table()->model()->rowCount(); ++row) {
+        const auto [l0, h0] = panel->headAtRow(row - 1);
+        const auto [l1, h1] = panel->headAtRow(row);
+        EXPECT_GE(m.head("alpha_first", l0, h0), m.head("alpha_first", l1, h1));
+    }
+    const auto [layer, head] = panel->headAtRow(0);
+    emit panel->table()->clicked(panel->table()->model()->index(0, 0));
+    EXPECT_EQ(window->headView()->model().layer(), layer);
+    EXPECT_EQ(window->headView()->model().head(), head);
+
+    // Detected sinks are marked in the chips: exactly those found in at least a quarter of the layers.
+    std::set<int64_t> sinks;
+    for (const DetectedSink &s : m.sinks) {
+        if (int64_t(s.layers.size()) * 4 >= snapshot->layers) {
+            sinks.insert(s.position);
+        }
+    }
+    EXPECT_FALSE(sinks.empty());
+    for (int row = 0; row < window->chipModel()->rowCount(); ++row) {
+        EXPECT_EQ(window->chipModel()->isSink(row), sinks.count(row) > 0) << row;
+    }
+    // A different prompt: the old marks go with the old tokens.
+    window->promptEditor()->setPlainText(QStringLiteral("other words entirely"));
+    QTest::qWait(300);
+    for (int row = 0; row < window->chipModel()->rowCount(); ++row) {
+        EXPECT_FALSE(window->chipModel()->isSink(row));
+    }
+}
+
+TEST_F(MainWindowTest, PresenterModeFitsSixteenHundredPixels)
+{
+    auto window = openAndRun({.modelPath = s_model, .prompt = QStringLiteral("hello world")});
+    window->setPresenterMode(true);
+    window->resize(1600, 1000);
+    window->show();
+    for (const char *view : {"overview", "head", "tokens", "metrics"}) {
+        window->showView(QString::fromLatin1(view));
+        QCoreApplication::processEvents();
+        // The window can be as small as 1600 x 1000 (else the layout forces it wider than the screen).
+        EXPECT_LE(window->minimumSizeHint().width(), 1600) << view;
+        EXPECT_LE(window->minimumSizeHint().height(), 1000) << view;
+        EXPECT_LE(window->width(), 1600) << view;
+    }
+    // No control of the head view is squeezed below its own size (e.g. "Linea", "Max po"), with the
+    // longest read-out (every scale option on).
+    window->showView(QStringLiteral("head"));
+    window->headView()->setScale(ColourScale{.mapping = ScaleMapping::Log,
+                                             .transform = ScaleTransform::RenormaliseWithoutSink,
+                                             .clampPercentile = true,
+                                             .percentile = 99.5,
+                                             .shared = true});
+    QCoreApplication::processEvents();
+    EXPECT_LE(window->minimumSizeHint().width(), 1600);
+    EXPECT_LE(window->width(), 1600);
+    for (QComboBox *box : window->headView()->findChildren<QComboBox *>()) {
+        EXPECT_GE(box->width(), box->sizeHint().width()) << box->currentText().toStdString();
+    }
+    for (QCheckBox *box : window->headView()->findChildren<QCheckBox *>()) {
+        EXPECT_GE(box->width(), box->sizeHint().width()) << box->text().toStdString();
+    }
+    window->setPresenterMode(false);
 }
 
 TEST_F(MainWindowTest, StaleRunsAreDroppedWhenThePromptChanges)
@@ -197,6 +264,19 @@ TEST_F(MainWindowTest, ExportsFiguresAndData)
     ASSERT_TRUE(window->exportLayerGrid(file("grid.pdf"), options, &error)) << error.toStdString();
     ASSERT_TRUE(window->exportLayerGrid(file("grid.png"), options, &error)) << error.toStdString();
     EXPECT_FALSE(QImage(file("grid.png")).isNull());
+
+    // The overview figure: the metric heatmap and the massive-activation strip, drawn by the code
+    // sinkscope-cli analyze uses.
+    window->showView(QStringLiteral("overview"));
+    FigureOptions overviewOptions = window->defaultFigureOptions();
+    EXPECT_TRUE(overviewOptions.title.contains(QStringLiteral("first_token_mass")));
+    ASSERT_TRUE(window->exportCurrentView(file("overview.svg"), overviewOptions, &error)) << error.toStdString();
+    QFile overviewSvg(file("overview.svg"));
+    ASSERT_TRUE(overviewSvg.open(QIODevice::ReadOnly));
+    const QByteArray overviewText = overviewSvg.readAll();
+    EXPECT_TRUE(overviewText.contains("first_token_mass"));
+    EXPECT_TRUE(overviewText.contains("max |h| / median |h|"));
+    window->showView(QStringLiteral("head"));
 
     ASSERT_TRUE(window->exportCurrentData(file("head.csv"), &error)) << error.toStdString();
     QFile csv(file("head.csv"));

@@ -1,0 +1,1398 @@
+#include "mitigation_view.h"
+
+#include "compute_bridge.h"
+#include "heatmap_plot.h"
+#include "token_chips.h"
+
+#include "sinkscope/mitigation.h"
+#include "sinkscope/tokenizer.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDialogButtonBox>
+#include <QDoubleSpinBox>
+#include <QFormLayout>
+#include <QGridLayout>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QJsonArray>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QScrollArea>
+#include <QSignalBlocker>
+#include <QSpinBox>
+#include <QSplitter>
+#include <QTableWidget>
+#include <QToolTip>
+#include <QVBoxLayout>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace sinkscope::ui {
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// A diverging map for signed differences (blue - white - red, ColorBrewer RdBu, colour-blind safe);
+// white is zero, whatever the sequential map of the window.
+QCPColorGradient divergingGradient()
+{
+    QCPColorGradient g;
+    g.clearColorStops();
+    g.setColorStopAt(0.0, QColor(0x05, 0x30, 0x61));
+    g.setColorStopAt(0.2, QColor(0x21, 0x66, 0xac));
+    g.setColorStopAt(0.4, QColor(0x92, 0xc5, 0xde));
+    g.setColorStopAt(0.5, QColor(0xf7, 0xf7, 0xf7));
+    g.setColorStopAt(0.6, QColor(0xf4, 0xa5, 0x82));
+    g.setColorStopAt(0.8, QColor(0xb2, 0x18, 0x2b));
+    g.setColorStopAt(1.0, QColor(0x67, 0x00, 0x1f));
+    g.setNanHandling(QCPColorGradient::nhTransparent);
+    return g;
+}
+
+// Symmetric range around zero covering every finite value.
+ValueRange symmetricRange(std::span<const float> values)
+{
+    double m = 0;
+    for (float v : values) {
+        if (!std::isnan(v)) {
+            m = std::max(m, std::fabs(double(v)));
+        }
+    }
+    if (m <= 0) {
+        m = 1e-6;
+    }
+    return {-m, m};
+}
+
+QString tokenDisplay(const Model *model, int64_t id)
+{
+    if (model && model->tokenizer()) {
+        return displayTokenText(model->tokenizer()->tokenText(id));
+    }
+    return QStringLiteral("#%1").arg(id);
+}
+
+QString continuationDisplay(const Model *model, const std::vector<int64_t> &ids)
+{
+    if (model && model->tokenizer()) {
+        return QString::fromStdString(model->tokenizer()->decode(ids));
+    }
+    QStringList parts;
+    for (int64_t id : ids) {
+        parts << QString::number(id);
+    }
+    return parts.join(QLatin1Char(' '));
+}
+
+bool sameWindow(const TokenWindow &a, const TokenWindow &b)
+{
+    return a.firstQuery == b.firstQuery && a.lastQuery == b.lastQuery && a.firstKey == b.firstKey && a.lastKey == b.lastKey;
+}
+
+QVector<QString> indexLabels(int64_t n)
+{
+    QVector<QString> labels;
+    for (int64_t i = 0; i < n; ++i) {
+        labels << QString::number(i);
+    }
+    return labels;
+}
+
+// Progress of a sub-task mapped into [from, from + span) of the whole job, with a prefix on its label.
+ProgressCallback scaled(const ProgressCallback &progress, double from, double span, const std::string &prefix)
+{
+    return [progress, from, span, prefix](double fraction, const std::string &label) {
+        return !progress || progress(from + span * std::clamp(fraction, 0.0, 1.0), prefix + label);
+    };
+}
+
+} // namespace
+
+const std::vector<MitigationMethodInfo> &mitigationMethods()
+{
+    static const std::vector<MitigationMethodInfo> methods = {
+        {"mask-sink", "Mask sinks (I2)",
+         "Logits of the first `sinks` keys pushed to -1e4: the sink disappears and each row renormalises over "
+         "the other keys. Xiao et al. 2024; Barbero et al. 2025. An ablation: expected to hurt.",
+         {{"sinks", 1, 1, 4096, 0}},
+         true},
+        {"streaming", "StreamingLLM mask (I1)",
+         "Attention limited to the first `sinks` keys plus the last `window` keys (a sink + window mask at the "
+         "original positions; the rolling cache is `sinkscope-cli stream-ppl`). Xiao et al., ICLR 2024.",
+         {{"sinks", 4, 0, 4096, 0}, {"window", 252, 1, 1 << 20, 0}},
+         false},
+        {"act", "ACT calibration (I3)",
+         "Attention calibration: non-initial keys whose mean attention exceeds `thres` are scaled by `beta`, the "
+         "freed mass goes to the other keys; the first sink is untouched. Yu et al., ICML 2024 (released "
+         "defaults). Default heads: layers 2..L-2.",
+         {{"beta", 0.4, 0, 1, 2}, {"thres", 0.1, 0, 1, 3}},
+         true},
+        {"zerotune", "Scale first token (I4)",
+         "log(gamma) added to the first key's logit: gamma < 1 takes attention from the sink. ZeroTuning, Han "
+         "et al., ICLR 2026.",
+         {{"gamma", 0.5, 0.001, 1000, 3}},
+         true},
+        {"softmax1", "Softmax off by one (I5)",
+         "A null logit 0 in every softmax. Miller 2023. Counterfactual on a model not trained with it.", {}, true},
+        {"sink-logit", "Sink logit (I5)",
+         "A learnable-sink style null logit b per head (gpt-oss). Counterfactual on a model not trained with it.",
+         {{"b", 0, -100, 100, 2}},
+         true},
+        {"temperature", "Temperature (I6)", "Attention logits divided by tau (a perturbation).",
+         {{"tau", 1.5, 0.001, 1000, 3}},
+         true},
+        {"value-zero", "Zero sink values (I7)",
+         "Value vectors of the first `sinks` keys set to 0: the sink keeps its weight but contributes nothing. "
+         "Gu et al., ICLR 2025.",
+         {{"sinks", 1, 1, 4096, 0}},
+         true},
+        {"resid", "Massive activations (I7)",
+         "Massive activations of the sink tokens after `layer` set to zero (mode 0) or to their mean (mode 1). "
+         "Sun et al., COLM 2024. layer -1: the first layer that has any.",
+         {{"mode", 0, 0, 1, 0}, {"layer", -1, -1, 4096, 0}},
+         false},
+        {"head-zero", "Zero heads (I8)", "The heads' attention set to 0 (dormancy test, Guo et al. 2024).", {}, true},
+        {"move-to-bos", "Move to first token (I8)",
+         "All of the heads' attention on key 0 (dormancy test, Guo et al. 2024).", {}, true},
+    };
+    return methods;
+}
+
+QString mitigationStepText(const MitigationMethodInfo &method, const std::vector<double> &values, const QString &heads)
+{
+    QStringList params;
+    for (size_t i = 0; i < method.params.size() && i < values.size(); ++i) {
+        const auto &p = method.params[i];
+        QString value = p.decimals == 0 ? QString::number(std::llround(values[i])) : QString::number(values[i], 'g', 6);
+        if (QLatin1String(method.name) == QLatin1String("resid") && QLatin1String(p.name) == QLatin1String("mode")) {
+            value = values[i] > 0.5 ? QStringLiteral("mean") : QStringLiteral("zero");
+        }
+        params << QStringLiteral("%1=%2").arg(QLatin1String(p.name), value);
+    }
+    if (method.takesHeads && !heads.trimmed().isEmpty()) {
+        params << QStringLiteral("heads=%1").arg(heads.trimmed());
+    }
+    QString text = QLatin1String(method.name);
+    if (!params.isEmpty()) {
+        text += QLatin1Char(':') + params.join(QLatin1Char(','));
+    }
+    return text;
+}
+
+QString headScopeText(const std::vector<std::vector<bool>> &chosen)
+{
+    QStringList items;
+    size_t total = 0, on = 0;
+    for (size_t l = 0; l < chosen.size(); ++l) {
+        const auto &row = chosen[l];
+        const size_t count = size_t(std::count(row.begin(), row.end(), true));
+        total += row.size();
+        on += count;
+        if (count == 0) {
+            continue;
+        }
+        if (count == row.size()) {
+            items << QStringLiteral("L%1").arg(l);
+            continue;
+        }
+        for (size_t h = 0; h < row.size(); ++h) {
+            if (row[h]) {
+                items << QStringLiteral("L%1H%2").arg(l).arg(h);
+            }
+        }
+    }
+    if (on == 0 || on == total) {
+        return {};
+    }
+    return items.join(QLatin1Char('+'));
+}
+
+HeadScopeDialog::HeadScopeDialog(int64_t layers, int64_t heads, const QString &scope, QWidget *parent) : QDialog(parent)
+{
+    setWindowTitle(tr("Choose heads"));
+    auto *layout = new QVBoxLayout(this);
+    layout->addWidget(new QLabel(tr("Heads the mitigation acts on (none or all: the method's default scope)."), this));
+    auto *scroll = new QScrollArea(this);
+    auto *host = new QWidget(scroll);
+    auto *grid = new QGridLayout(host);
+    grid->setSpacing(2);
+
+    // Pre-select from the scope text through the core's parser, so every scope form reads back.
+    HeadScope parsed;
+    bool everything = true;
+    if (!scope.trimmed().isEmpty()) {
+        auto spec = parseMitigation("head-zero:heads=" + scope.trimmed().toStdString());
+        if (spec.ok() && !spec->steps.empty()) {
+            parsed = spec->steps.front().scope;
+            everything = false;
+        }
+    }
+    m_boxes.assign(size_t(layers), {});
+    for (int64_t h = 0; h < heads; ++h) {
+        auto *button = new QPushButton(QStringLiteral("H%1").arg(h), host);
+        button->setToolTip(tr("Toggle head %1 in every layer").arg(h));
+        connect(button, &QPushButton::clicked, this, [this, h] {
+            bool all = true;
+            for (auto &row : m_boxes) {
+                all = all && row[size_t(h)]->isChecked();
+            }
+            for (auto &row : m_boxes) {
+                row[size_t(h)]->setChecked(!all);
+            }
+        });
+        grid->addWidget(button, 0, int(h) + 1);
+    }
+    for (int64_t l = 0; l < layers; ++l) {
+        auto *button = new QPushButton(QStringLiteral("L%1").arg(l), host);
+        button->setToolTip(tr("Toggle every head of layer %1").arg(l));
+        grid->addWidget(button, int(l) + 1, 0);
+        for (int64_t h = 0; h < heads; ++h) {
+            auto *box = new QCheckBox(host);
+            box->setChecked(!everything && parsed.contains(int(l), int(h)));
+            box->setToolTip(QStringLiteral("L%1H%2").arg(l).arg(h));
+            grid->addWidget(box, int(l) + 1, int(h) + 1, Qt::AlignCenter);
+            m_boxes[size_t(l)].push_back(box);
+        }
+        connect(button, &QPushButton::clicked, this, [this, l] {
+            auto &row = m_boxes[size_t(l)];
+            const bool all = std::all_of(row.begin(), row.end(), [](QCheckBox *b) { return b->isChecked(); });
+            for (QCheckBox *b : row) {
+                b->setChecked(!all);
+            }
+        });
+    }
+    scroll->setWidget(host);
+    scroll->setWidgetResizable(true);
+    layout->addWidget(scroll, 1);
+    auto *buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, this);
+    auto *clear = buttons->addButton(tr("Clear"), QDialogButtonBox::ResetRole);
+    connect(clear, &QPushButton::clicked, this, [this] {
+        for (auto &row : m_boxes) {
+            for (QCheckBox *b : row) {
+                b->setChecked(false);
+            }
+        }
+    });
+    connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
+    connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
+    layout->addWidget(buttons);
+    resize(560, 640);
+}
+
+QString HeadScopeDialog::scope() const
+{
+    std::vector<std::vector<bool>> chosen;
+    for (const auto &row : m_boxes) {
+        std::vector<bool> r;
+        for (const QCheckBox *b : row) {
+            r.push_back(b->isChecked());
+        }
+        chosen.push_back(std::move(r));
+    }
+    return headScopeText(chosen);
+}
+
+MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget *parent)
+    : AnalysisView(parent), m_bridge(bridge), m_getModel(std::move(model))
+{
+    auto *layout = new QVBoxLayout(this);
+    layout->setContentsMargins(4, 4, 4, 4);
+    layout->addWidget(buildBuilder());
+
+    auto *headRow = new QHBoxLayout;
+    headRow->addWidget(new QLabel(tr("Layer"), this));
+    m_layerBox = new QSpinBox(this);
+    headRow->addWidget(m_layerBox);
+    headRow->addWidget(new QLabel(tr("Head"), this));
+    m_headBox = new QSpinBox(this);
+    headRow->addWidget(m_headBox);
+    m_info = new QLabel(this);
+    m_info->setWordWrap(true);
+    headRow->addWidget(m_info, 1);
+    layout->addLayout(headRow);
+
+    auto *vertical = new QSplitter(Qt::Vertical, this);
+    auto *maps = new QSplitter(Qt::Horizontal, vertical);
+    m_basePlot = new HeatmapPlot(maps);
+    m_mitPlot = new HeatmapPlot(maps);
+    m_diffPlot = new HeatmapPlot(maps);
+    for (HeatmapPlot *p : {m_basePlot, m_mitPlot, m_diffPlot}) {
+        p->setMinimumSize(200, 200);
+        maps->addWidget(p);
+    }
+
+    auto *bottom = new QSplitter(Qt::Horizontal, vertical);
+    auto *headHost = new QWidget(bottom);
+    auto *headLayout = new QVBoxLayout(headHost);
+    headLayout->setContentsMargins(0, 0, 0, 0);
+    auto *headControls = new QHBoxLayout;
+    m_headQuantityBox = new QComboBox(headHost);
+    m_headQuantityBox->addItems({tr("Attention change per head"), tr("Dormancy test: loss change per head")});
+    m_headQuantityBox->setToolTip(tr("Attention change: mean total variation over queries between the mitigated and "
+                                     "the baseline attention. Dormancy: prompt NLL change when the head is zeroed "
+                                     "or moved to the first token (I8)."));
+    headControls->addWidget(m_headQuantityBox, 1);
+    m_dormancyMethodBox = new QComboBox(headHost);
+    m_dormancyMethodBox->addItems({QStringLiteral("head-zero"), QStringLiteral("move-to-bos")});
+    headControls->addWidget(m_dormancyMethodBox);
+    m_dormancyButton = new QPushButton(tr("Run dormancy test"), headHost);
+    m_dormancyButton->setToolTip(tr("One forward pass per head (layers x heads passes) on the current prompt"));
+    headControls->addWidget(m_dormancyButton);
+    headLayout->addLayout(headControls);
+    m_headPlot = new HeatmapPlot(headHost);
+    m_headPlot->setMinimumSize(220, 160);
+    headLayout->addWidget(m_headPlot, 1);
+    bottom->addWidget(headHost);
+
+    auto *outHost = new QWidget(bottom);
+    auto *outLayout = new QVBoxLayout(outHost);
+    outLayout->setContentsMargins(0, 0, 0, 0);
+    m_summary = new QLabel(outHost);
+    m_summary->setWordWrap(true);
+    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    outLayout->addWidget(m_summary);
+    m_table = new QTableWidget(0, 4, outHost);
+    m_table->setHorizontalHeaderLabels({tr("baseline"), tr("p"), tr("mitigated"), tr("p")});
+    m_table->verticalHeader()->setVisible(true);
+    m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+    m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    outLayout->addWidget(m_table, 1);
+    auto *contRow = new QHBoxLayout;
+    m_baseContinuation = new QPlainTextEdit(outHost);
+    m_mitContinuation = new QPlainTextEdit(outHost);
+    for (QPlainTextEdit *e : {m_baseContinuation, m_mitContinuation}) {
+        e->setReadOnly(true);
+        e->setMaximumHeight(64);
+        contRow->addWidget(e);
+    }
+    m_baseContinuation->setPlaceholderText(tr("Greedy continuation, baseline"));
+    m_mitContinuation->setPlaceholderText(tr("Greedy continuation, mitigated"));
+    outLayout->addLayout(contRow);
+    bottom->addWidget(outHost);
+    bottom->setStretchFactor(0, 1);
+    bottom->setStretchFactor(1, 1);
+
+    vertical->addWidget(maps);
+    vertical->addWidget(bottom);
+    vertical->setStretchFactor(0, 3);
+    vertical->setStretchFactor(1, 2);
+    vertical->setSizes({600, 360}); // the maps get the larger share at any window height
+    layout->addWidget(vertical, 1);
+
+    connect(m_layerBox, &QSpinBox::valueChanged, this, [this](int v) {
+        if (!m_syncing) {
+            showHead(v, m_head);
+        }
+    });
+    connect(m_headBox, &QSpinBox::valueChanged, this, [this](int v) {
+        if (!m_syncing) {
+            showHead(m_layer, v);
+        }
+    });
+    // The three maps zoom and pan together.
+    for (HeatmapPlot *p : {m_basePlot, m_mitPlot, m_diffPlot}) {
+        connect(p, &HeatmapPlot::visibleWindowChanged, this, [this, p] {
+            if (m_syncing) {
+                return;
+            }
+            m_syncing = true;
+            const TokenWindow w = p->visibleWindow();
+            for (HeatmapPlot *other : {m_basePlot, m_mitPlot, m_diffPlot}) {
+                if (other != p && !sameWindow(other->visibleWindow(), w)) {
+                    other->setVisibleWindow(w);
+                }
+            }
+            m_syncing = false;
+            refreshMaps();
+        });
+        connect(p, &HeatmapPlot::hovered, this, [this](int64_t key, int64_t query, const QPoint &pos) {
+            if (!m_baseline || !m_snapshot) {
+                return;
+            }
+            const auto &attention = m_baseline->forward.attention;
+            if (size_t(m_layer) >= attention.size() || attention[size_t(m_layer)].empty()) {
+                return;
+            }
+            const FloatArray &a = attention[size_t(m_layer)];
+            const int64_t t = a.shape[1];
+            if (key < 0 || query < 0 || key >= t || query >= t || key > query) {
+                QToolTip::hideText();
+                return;
+            }
+            const size_t i = size_t((m_head * t + query) * t + key);
+            const double base = a.data[i];
+            double diff = 0;
+            const auto effects = shownEffects();
+            if (effects && size_t(m_layer) < effects->attentionDifference.size()) {
+                diff = effects->attentionDifference[size_t(m_layer)].data[i];
+            }
+            const auto &tok = m_snapshot->tokens;
+            const QString q = size_t(query) < tok.size() ? displayTokenText(tok[size_t(query)].text) : QString();
+            const QString k = size_t(key) < tok.size() ? displayTokenText(tok[size_t(key)].text) : QString();
+            QToolTip::showText(pos, tr("query %1 \u201c%2\u201d \u2192 key %3 \u201c%4\u201d\nbaseline %5\nmitigated "
+                                       "%6\ndifference %7")
+                                        .arg(query)
+                                        .arg(abbreviate(q, 24))
+                                        .arg(key)
+                                        .arg(abbreviate(k, 24))
+                                        .arg(base, 0, 'f', 4)
+                                        .arg(base + diff, 0, 'f', 4)
+                                        .arg(diff, 0, 'f', 4));
+        });
+        connect(p, &HeatmapPlot::left, this, [] { QToolTip::hideText(); });
+    }
+    connect(m_headPlot, &HeatmapPlot::clicked, this, [this](int64_t head, int64_t layer) {
+        showHead(layer, head);
+        emit headActivated(layer, head);
+    });
+    connect(m_headPlot, &HeatmapPlot::hovered, this, [this](int64_t head, int64_t layer, const QPoint &pos) {
+        const bool dormancy = m_headQuantityBox->currentIndex() == 1;
+        const auto effects = shownEffects();
+        const FloatArray *values = dormancy ? &m_dormancy : (effects ? &effects->headDifference : nullptr);
+        if (!values || values->shape.size() != 2 || layer >= values->shape[0] || head >= values->shape[1]) {
+            return;
+        }
+        const double v = values->data[size_t(layer * values->shape[1] + head)];
+        QToolTip::showText(pos, dormancy ? tr("layer %1, head %2\n\u0394 loss %3 nats (%4)")
+                                               .arg(layer)
+                                               .arg(head)
+                                               .arg(v, 0, 'f', 4)
+                                               .arg(m_dormancyMethod)
+                                         : tr("layer %1, head %2\nattention change %3").arg(layer).arg(head).arg(v, 0, 'f', 4));
+    });
+    connect(m_headQuantityBox, &QComboBox::currentIndexChanged, this, [this] { refreshHeadPlot(); });
+    connect(m_dormancyButton, &QPushButton::clicked, this, [this] {
+        runDormancy(m_dormancyMethodBox->currentIndex() == 0 ? MitigationMethod::HeadZero : MitigationMethod::MoveToBos);
+    });
+
+    // A job cancelled from the status bar ends without a result: drop the "Running" line.
+    connect(m_bridge, &ComputeBridge::busyChanged, this, [this](bool busy) {
+        if (!busy && !m_pendingSpec.isEmpty()) {
+            m_pendingSpec.clear();
+            refreshMaps();
+        }
+    });
+
+    setPlotStyle(plotStyle(Theme::Light, false));
+    validateSpec();
+    refresh();
+}
+
+QWidget *MitigationView::buildBuilder()
+{
+    auto *host = new QWidget(this);
+    auto *grid = new QGridLayout(host);
+    grid->setContentsMargins(0, 0, 0, 0);
+
+    m_methodBox = new QComboBox(host);
+    for (const auto &m : mitigationMethods()) {
+        m_methodBox->addItem(QString::fromLatin1(m.label), QString::fromLatin1(m.name));
+        m_methodBox->setItemData(m_methodBox->count() - 1, QString::fromLatin1(m.description), Qt::ToolTipRole);
+    }
+    m_paramHost = new QWidget(host);
+    auto *paramLayout = new QHBoxLayout(m_paramHost);
+    paramLayout->setContentsMargins(0, 0, 0, 0);
+    m_headsEdit = new QLineEdit(host);
+    m_headsEdit->setPlaceholderText(tr("all heads"));
+    m_headsEdit->setToolTip(tr("Scope: L2H3 (layer 2, head 3), L5 (every head of layer 5), L2-5H0-3, H3; joined by +"));
+    auto *pick = new QPushButton(tr("Pick\u2026"), host);
+    pick->setToolTip(tr("Choose heads in a layer \u00d7 head grid"));
+    auto *add = new QPushButton(tr("Add"), host);
+    add->setToolTip(tr("Append this method to the spec (methods compose with +)"));
+    auto *clear = new QPushButton(tr("Clear"), host);
+    clear->setToolTip(tr("Back to the baseline spec \u201cnone\u201d"));
+
+    grid->addWidget(new QLabel(tr("Method"), host), 0, 0);
+    grid->addWidget(m_methodBox, 0, 1);
+    grid->addWidget(m_paramHost, 0, 2);
+    grid->addWidget(new QLabel(tr("Heads"), host), 0, 3);
+    grid->addWidget(m_headsEdit, 0, 4);
+    grid->addWidget(pick, 0, 5);
+    grid->addWidget(add, 0, 6);
+
+    m_specEdit = new QLineEdit(host);
+    m_specEdit->setText(QStringLiteral("none"));
+    m_specEdit->setToolTip(tr("Mitigation spec, as in the CLI and session files, e.g. "
+                              "act:beta=0.4,thres=0.1,heads=L2H3+L5H0+mask-sink"));
+    m_specStatus = new QLabel(host);
+    m_specStatus->setWordWrap(true);
+    m_applyButton = new QPushButton(tr("Apply"), host);
+    m_applyButton->setToolTip(tr("Rerun the prompt with this mitigation (compared against the baseline)"));
+    m_enabledBox = new QCheckBox(tr("Mitigation on"), host);
+    m_enabledBox->setChecked(true);
+    m_enabledBox->setToolTip(tr("Off: show the cached baseline; on: the mitigated run (cached per spec)"));
+    grid->addWidget(new QLabel(tr("Spec"), host), 1, 0);
+    grid->addWidget(m_specEdit, 1, 1, 1, 3);
+    grid->addWidget(clear, 1, 4);
+    grid->addWidget(m_applyButton, 1, 5);
+    grid->addWidget(m_enabledBox, 1, 6);
+    grid->addWidget(m_specStatus, 2, 1, 1, 6);
+    grid->setColumnStretch(2, 2);
+    grid->setColumnStretch(4, 1);
+
+    connect(m_methodBox, &QComboBox::currentIndexChanged, this, [this] { rebuildParamFields(); });
+    connect(pick, &QPushButton::clicked, this, [this] { pickHeads(); });
+    connect(add, &QPushButton::clicked, this, [this] { addStep(); });
+    connect(clear, &QPushButton::clicked, this, [this] { setSpec(QStringLiteral("none")); });
+    connect(m_specEdit, &QLineEdit::textChanged, this, [this] { validateSpec(); });
+    connect(m_specEdit, &QLineEdit::returnPressed, this, [this] { apply(); });
+    connect(m_applyButton, &QPushButton::clicked, this, [this] { apply(); });
+    connect(m_enabledBox, &QCheckBox::toggled, this, [this](bool on) { setMitigationEnabled(on); });
+    rebuildParamFields();
+    return host;
+}
+
+void MitigationView::rebuildParamFields()
+{
+    auto *layout = static_cast<QHBoxLayout *>(m_paramHost->layout());
+    while (QLayoutItem *item = layout->takeAt(0)) {
+        delete item->widget();
+        delete item;
+    }
+    m_paramFields.clear();
+    const int index = std::max(0, m_methodBox->currentIndex());
+    const auto &method = mitigationMethods()[size_t(index)];
+    for (const auto &p : method.params) {
+        layout->addWidget(new QLabel(QString::fromLatin1(p.name), m_paramHost));
+        auto *field = new QDoubleSpinBox(m_paramHost);
+        field->setDecimals(p.decimals);
+        field->setRange(p.minimum, p.maximum);
+        field->setSingleStep(p.decimals == 0 ? 1.0 : std::pow(10.0, -std::min(p.decimals, 2)));
+        field->setValue(p.value);
+        if (QLatin1String(method.name) == QLatin1String("resid") && QLatin1String(p.name) == QLatin1String("mode")) {
+            field->setToolTip(tr("0: set to zero, 1: set to the mean"));
+        }
+        layout->addWidget(field);
+        m_paramFields.push_back(field);
+    }
+    layout->addStretch(1);
+    m_headsEdit->setEnabled(method.takesHeads);
+    m_methodBox->setToolTip(QString::fromLatin1(method.description));
+}
+
+void MitigationView::addStep()
+{
+    const auto &method = mitigationMethods()[size_t(std::max(0, m_methodBox->currentIndex()))];
+    std::vector<double> values;
+    for (const QDoubleSpinBox *f : m_paramFields) {
+        values.push_back(f->value());
+    }
+    const QString step = mitigationStepText(method, values, m_headsEdit->text());
+    const QString current = m_specEdit->text().trimmed();
+    setSpec(current.isEmpty() || current == QLatin1String("none") ? step : current + QLatin1Char('+') + step);
+}
+
+void MitigationView::pickHeads()
+{
+    auto model = m_getModel();
+    if (!model || model->config().layers <= 0 || model->config().heads <= 0) {
+        m_specStatus->setText(tr("Load a model first: the grid needs its layers and heads."));
+        return;
+    }
+    HeadScopeDialog dialog(model->config().layers, model->config().heads, m_headsEdit->text(), this);
+    if (dialog.exec() == QDialog::Accepted) {
+        m_headsEdit->setText(dialog.scope());
+    }
+}
+
+void MitigationView::setSpec(const QString &spec)
+{
+    m_specEdit->setText(spec);
+    validateSpec();
+}
+
+QString MitigationView::spec() const
+{
+    return m_specEdit->text().trimmed();
+}
+
+QString MitigationView::canonicalSpec() const
+{
+    auto parsed = parseMitigation(spec().toStdString());
+    return parsed.ok() ? QString::fromStdString(parsed->toString()) : QString();
+}
+
+QString MitigationView::specError() const
+{
+    const QString text = spec();
+    if (text.isEmpty()) {
+        return tr("empty spec (use \u201cnone\u201d for the baseline)");
+    }
+    auto parsed = parseMitigation(text.toStdString());
+    if (!parsed.ok()) {
+        return QString::fromStdString(parsed.error().message);
+    }
+    if (auto model = m_getModel()) {
+        auto status = validateMitigation(*parsed, *model);
+        if (!status.ok()) {
+            return QString::fromStdString(status.error().message);
+        }
+    }
+    return {};
+}
+
+void MitigationView::validateSpec()
+{
+    const QString error = specError();
+    QPalette p = m_specEdit->palette();
+    if (error.isEmpty()) {
+        m_specStatus->setText(tr("Canonical form: %1").arg(canonicalSpec()));
+        m_specEdit->setPalette(QPalette());
+    } else {
+        m_specStatus->setText(tr("\u26a0 %1").arg(error));
+        p.setColor(QPalette::Text, QColor(0xb2, 0x18, 0x2b));
+        m_specEdit->setPalette(p);
+    }
+    m_applyButton->setEnabled(error.isEmpty());
+}
+
+std::vector<int64_t> MitigationView::currentTokens() const
+{
+    std::vector<int64_t> ids;
+    if (m_snapshot) {
+        for (const TokenInfo &t : m_snapshot->tokens) {
+            ids.push_back(t.id);
+        }
+    }
+    return ids;
+}
+
+bool MitigationView::tokensMatch(const std::vector<int64_t> &tokens) const
+{
+    return m_baseline && m_baseline->tokens == tokens && m_baselineModel == m_getModel().get();
+}
+
+void MitigationView::clearCaches()
+{
+    m_baseline.reset();
+    m_baselineModel = nullptr;
+    m_cache.clear();
+    m_continuations.clear();
+    m_shownSpec.clear();
+    m_dormancy = {};
+    m_dormancyMethod.clear();
+}
+
+std::shared_ptr<const MitigationEffects> MitigationView::shownEffects() const
+{
+    if (!m_enabledBox->isChecked() || m_shownSpec.isEmpty()) {
+        return nullptr;
+    }
+    for (const auto &[spec, effects] : m_cache) {
+        if (spec == m_shownSpec) {
+            return effects;
+        }
+    }
+    return nullptr;
+}
+
+void MitigationView::apply()
+{
+    auto model = m_getModel();
+    if (!model || !m_snapshot || m_snapshot->tokens.empty()) {
+        m_info->setText(tr("Run a prompt first."));
+        return;
+    }
+    const QString error = specError();
+    if (!error.isEmpty()) {
+        m_info->setText(tr("The spec cannot be applied: %1").arg(error));
+        return;
+    }
+    const QString spec = canonicalSpec();
+    const std::vector<int64_t> tokens = currentTokens();
+    if (!tokensMatch(tokens)) {
+        clearCaches();
+    }
+    m_stale = false;
+    const bool none = spec == QLatin1String("none");
+    if (m_baseline) {
+        if (none) {
+            m_shownSpec.clear();
+            refresh();
+            emit effectsShown();
+            requestContinuations(spec);
+            return;
+        }
+        for (auto it = m_cache.begin(); it != m_cache.end(); ++it) {
+            if (it->first == spec) {
+                m_cache.splice(m_cache.begin(), m_cache, it);
+                m_shownSpec = spec;
+                refresh();
+                emit effectsShown();
+                requestContinuations(spec);
+                return;
+            }
+        }
+    }
+    m_pendingSpec = spec;
+    const bool maps = int64_t(tokens.size()) <= kMaxMapTokens;
+    std::shared_ptr<const BaselineRun> baseline = m_baseline;
+    const std::string specText = spec.toStdString();
+    m_bridge->submit<MitigationOutcome>(
+        QString::fromLatin1(kEffectsTag), none ? tr("Running the baseline") : tr("Running %1").arg(spec),
+        [model, tokens, baseline, specText, maps](const CancelToken &cancel,
+                                                  const ProgressCallback &progress) -> Result<MitigationOutcome> {
+            auto parsed = parseMitigation(specText);
+            if (!parsed.ok()) {
+                return parsed.error();
+            }
+            EffectsOptions options;
+            options.continuationTokens = 0; // continuations follow in their own job
+            options.attentionMaps = maps;
+            MitigationOutcome out;
+            out.baseline = baseline;
+            out.model = model.get();
+            const double split = baseline ? 0.0 : (parsed->isNone() ? 1.0 : 0.5);
+            if (!baseline) {
+                auto base = runBaseline(*model, tokens, options, &cancel, scaled(progress, 0, split, "baseline: "));
+                if (!base.ok()) {
+                    return base.error();
+                }
+                out.baseline = std::make_shared<const BaselineRun>(std::move(base).value());
+            }
+            if (!parsed->isNone()) {
+                auto effects = compareMitigation(*model, *out.baseline, *parsed, options, &cancel,
+                                                 scaled(progress, split, 1 - split, specText + ": "));
+                if (!effects.ok()) {
+                    return effects.error();
+                }
+                out.effects = std::make_shared<const MitigationEffects>(std::move(effects).value());
+            }
+            return out;
+        },
+        [this, spec](std::shared_ptr<const MitigationOutcome> outcome) { onOutcome(outcome, spec); });
+    m_info->setText(tr("Running %1 \u2026").arg(spec));
+}
+
+void MitigationView::onOutcome(const std::shared_ptr<const MitigationOutcome> &outcome, const QString &spec)
+{
+    if (outcome->baseline->tokens != currentTokens() || outcome->model != m_getModel().get()) {
+        return; // the prompt or the model changed while it ran; the next apply() starts over
+    }
+    if (m_baseline != outcome->baseline) {
+        m_cache.clear();
+        m_continuations.clear();
+        m_baseline = outcome->baseline;
+        m_baselineModel = outcome->model;
+    }
+    if (outcome->effects) {
+        m_cache.remove_if([&](const auto &entry) { return entry.first == spec; });
+        m_cache.emplace_front(spec, outcome->effects);
+        while (int(m_cache.size()) > kCachedSpecs) {
+            m_cache.pop_back();
+        }
+        m_shownSpec = spec;
+    } else {
+        m_shownSpec.clear();
+    }
+    m_pendingSpec.clear();
+    refresh();
+    emit effectsShown();
+    requestContinuations(spec);
+}
+
+void MitigationView::requestContinuations(const QString &spec)
+{
+    auto model = m_getModel();
+    if (!model || !m_baseline) {
+        return;
+    }
+    const QString none = QStringLiteral("none");
+    const bool needBase = !m_continuations.contains(none);
+    const bool needMit = spec != none && !m_continuations.contains(spec);
+    if (!needBase && !needMit) {
+        refreshOutputs();
+        emit continuationShown();
+        return;
+    }
+    struct Continuations {
+        std::vector<int64_t> baseline, mitigated;
+    };
+    const std::vector<int64_t> tokens = m_baseline->tokens;
+    const std::string specText = spec.toStdString();
+    m_bridge->submit<Continuations>(
+        QString::fromLatin1(kContinuationTag), tr("Greedy continuations"),
+        [model, tokens, specText, needBase, needMit](const CancelToken &cancel,
+                                                     const ProgressCallback &progress) -> Result<Continuations> {
+            Continuations out;
+            if (needBase) {
+                GenerateOptions options;
+                options.maxNewTokens = kContinuationTokens;
+                auto ids = model->generate(tokens, options, {}, &cancel);
+                if (!ids.ok()) {
+                    return ids.error();
+                }
+                out.baseline = std::move(ids).value();
+            }
+            if (needMit) {
+                auto parsed = parseMitigation(specText);
+                if (!parsed.ok()) {
+                    return parsed.error();
+                }
+                // The controls cover every position, so each token reruns the whole sequence.
+                std::vector<int64_t> seq = tokens;
+                for (int i = 0; i < kContinuationTokens; ++i) {
+                    if (progress && !progress(double(i) / kContinuationTokens, "continuation with " + specText)) {
+                        return makeError(ErrorCode::Cancelled, "continuation cancelled");
+                    }
+                    auto next = greedyContinuation(*model, seq, *parsed, 1, &cancel);
+                    if (!next.ok()) {
+                        return next.error();
+                    }
+                    if (next->empty()) {
+                        break;
+                    }
+                    out.mitigated.push_back(next->front());
+                    seq.push_back(next->front());
+                    auto tok = model->tokenizer();
+                    if (tok && tok->data().eosId && next->front() == *tok->data().eosId) {
+                        break;
+                    }
+                }
+            }
+            return out;
+        },
+        [this, tokens, spec, needBase, needMit, none](std::shared_ptr<const Continuations> result) {
+            if (!m_baseline || m_baseline->tokens != tokens) {
+                return;
+            }
+            if (needBase) {
+                m_continuations.insert(none, result->baseline);
+            }
+            if (needMit) {
+                m_continuations.insert(spec, result->mitigated);
+            }
+            refreshOutputs();
+            emit continuationShown();
+        });
+}
+
+void MitigationView::runDormancy(MitigationMethod method)
+{
+    auto model = m_getModel();
+    if (!model || !m_snapshot || m_snapshot->tokens.size() < 2) {
+        m_info->setText(tr("The dormancy test needs a model and a prompt of at least two tokens."));
+        return;
+    }
+    const std::vector<int64_t> tokens = currentTokens();
+    const QString name = QString::fromLatin1(mitigationMethodName(method));
+    m_bridge->submit<FloatArray>(
+        QString::fromLatin1(kDormancyTag), tr("Dormancy test (%1)").arg(name),
+        [model, tokens, method](const CancelToken &cancel, const ProgressCallback &progress) -> Result<FloatArray> {
+            return headLossChanges(*model, tokens, method, &cancel, progress);
+        },
+        [this, tokens, name](std::shared_ptr<const FloatArray> result) {
+            if (tokens != currentTokens()) {
+                return;
+            }
+            m_dormancy = *result;
+            m_dormancyMethod = name;
+            m_headQuantityBox->setCurrentIndex(1);
+            refreshHeadPlot();
+            emit dormancyShown();
+        });
+}
+
+void MitigationView::setMitigationEnabled(bool on)
+{
+    if (m_enabledBox->isChecked() != on) {
+        m_enabledBox->setChecked(on); // re-enters through toggled()
+        return;
+    }
+    if (on) {
+        // Show the cached run of the current spec at once, or run it.
+        const QString spec = canonicalSpec();
+        const bool cached = std::any_of(m_cache.begin(), m_cache.end(), [&](const auto &e) { return e.first == spec; });
+        if (cached && tokensMatch(currentTokens())) {
+            m_shownSpec = spec;
+            refresh();
+            emit effectsShown();
+            return;
+        }
+        if (m_snapshot) {
+            apply();
+        }
+        return;
+    }
+    refresh();
+    emit effectsShown();
+}
+
+bool MitigationView::mitigationEnabled() const
+{
+    return m_enabledBox->isChecked();
+}
+
+void MitigationView::showHead(int64_t layer, int64_t head)
+{
+    const int64_t layers = m_snapshot ? m_snapshot->layers : 0, heads = m_snapshot ? m_snapshot->heads : 0;
+    m_layer = std::clamp<int64_t>(layer, 0, std::max<int64_t>(0, layers - 1));
+    m_head = std::clamp<int64_t>(head, 0, std::max<int64_t>(0, heads - 1));
+    m_syncing = true;
+    m_layerBox->setValue(int(m_layer));
+    m_headBox->setValue(int(m_head));
+    m_syncing = false;
+    refreshMaps();
+}
+
+void MitigationView::setSnapshot(std::shared_ptr<const RunSnapshot> snapshot)
+{
+    m_snapshot = std::move(snapshot);
+    m_syncing = true;
+    m_layerBox->setRange(0, m_snapshot ? int(std::max<int64_t>(0, m_snapshot->layers - 1)) : 0);
+    m_headBox->setRange(0, m_snapshot ? int(std::max<int64_t>(0, m_snapshot->heads - 1)) : 0);
+    m_syncing = false;
+    validateSpec(); // the model may have changed (head ranges, contract version)
+    const bool same = tokensMatch(currentTokens());
+    m_stale = m_snapshot && !same;
+    if (m_stale && isVisible() && specError().isEmpty()) {
+        apply();
+        return;
+    }
+    showHead(m_layer, m_head);
+    refresh();
+}
+
+void MitigationView::showEvent(QShowEvent *event)
+{
+    AnalysisView::showEvent(event);
+    if (m_stale && specError().isEmpty()) {
+        apply();
+    }
+}
+
+void MitigationView::setPlotStyle(const PlotStyle &style)
+{
+    m_style = style;
+    for (HeatmapPlot *p : {m_basePlot, m_mitPlot, m_diffPlot, m_headPlot}) {
+        p->setStyle(style);
+    }
+    setColourMap(m_map);
+}
+
+void MitigationView::setColourMap(ColourMap map)
+{
+    m_map = map;
+    m_basePlot->setColourMap(map);
+    m_mitPlot->setColourMap(map);
+    m_diffPlot->setColourMap(map);
+    m_diffPlot->colourMap()->setGradient(divergingGradient());
+    m_headPlot->setColourMap(map);
+    refreshHeadPlot();
+}
+
+void MitigationView::refresh()
+{
+    refreshMaps();
+    refreshHeadPlot();
+    refreshOutputs();
+}
+
+void MitigationView::fillMaps(HeatmapPlot *basePlot, HeatmapPlot *mitPlot, HeatmapPlot *diffPlot, int64_t maxCells) const
+{
+    const auto &attention = m_baseline->forward.attention;
+    const FloatArray &a = attention[size_t(m_layer)];
+    const HeadMatrix matrix = headMatrix(a, m_head);
+    TransformedHead base = transformHead(matrix, ScaleTransform::Raw);
+    TransformedHead mitigated = base, difference = base;
+    const auto effects = shownEffects();
+    const float *d = nullptr;
+    if (effects && size_t(m_layer) < effects->attentionDifference.size()) {
+        d = effects->attentionDifference[size_t(m_layer)].data.data() + size_t(m_head * matrix.rows * matrix.cols);
+    }
+    for (size_t i = 0; i < base.values.size(); ++i) {
+        if (std::isnan(base.values[i])) {
+            continue;
+        }
+        const float delta = d ? d[i] : 0.0f;
+        mitigated.values[i] = base.values[i] + delta;
+        difference.values[i] = delta;
+    }
+    ValueRange range = colourRange(base.values, ColourScale{});
+    const ValueRange r2 = colourRange(mitigated.values, ColourScale{});
+    range.lower = std::min(range.lower, r2.lower);
+    range.upper = std::max(range.upper, r2.upper);
+    const ValueRange diffRange = symmetricRange(difference.values);
+
+    const QString spec = effects ? QString::fromStdString(effects->spec) : tr("mitigation off");
+    QVector<QString> labels;
+    for (const TokenInfo &t : m_snapshot->tokens) {
+        labels << displayTokenText(t.text);
+    }
+    const int64_t t = matrix.rows;
+    for (HeatmapPlot *p : {basePlot, mitPlot, diffPlot}) {
+        p->setExtent(t, t); // resets the view when the prompt length changed
+    }
+    const TokenWindow window = basePlot->visibleWindow();
+    struct Panel {
+        HeatmapPlot *plot;
+        const TransformedHead *head;
+        QString title;
+        QString bar;
+        ValueRange range;
+        Pooling pooling;
+    };
+    const Panel panels[] = {
+        {basePlot, &base, tr("key \u2014 baseline"), tr("attention"), range, Pooling::Max},
+        {mitPlot, &mitigated, tr("key \u2014 %1").arg(abbreviate(spec, 48)), tr("attention"), range, Pooling::Max},
+        {diffPlot, &difference, tr("key \u2014 mitigated \u2212 baseline"), tr("\u0394 attention"), diffRange, Pooling::Mean},
+    };
+    for (const Panel &p : panels) {
+        p.plot->setAxes(labels, labels, p.title, tr("query"));
+        p.plot->setColourBarLabel(p.bar);
+        if (!sameWindow(p.plot->visibleWindow(), window)) {
+            p.plot->setVisibleWindow(window);
+        }
+        const QSize budget = maxCells > 0 ? QSize(int(maxCells), int(maxCells)) : p.plot->pixelBudget();
+        const PooledGrid grid = poolWindow(*p.head, p.plot->visibleWindow(), budget.width(), budget.height(), p.pooling);
+        p.plot->setGrid(grid, p.range, ScaleMapping::Linear);
+    }
+    diffPlot->colourMap()->setGradient(divergingGradient());
+}
+
+void MitigationView::refreshMaps()
+{
+    const bool haveMaps = m_baseline && m_snapshot && size_t(m_layer) < m_baseline->forward.attention.size() &&
+                          !m_baseline->forward.attention[size_t(m_layer)].empty();
+    if (!haveMaps) {
+        for (HeatmapPlot *p : {m_basePlot, m_mitPlot, m_diffPlot}) {
+            p->clear();
+        }
+        if (!m_snapshot) {
+            m_info->setText(tr("Run a prompt, choose a mitigation and press Apply."));
+        } else if (m_baseline && m_baseline->tokens.size() > size_t(kMaxMapTokens)) {
+            m_info->setText(tr("%1 tokens: attention maps are compared up to %2 tokens; outputs below.")
+                                .arg(m_baseline->tokens.size())
+                                .arg(kMaxMapTokens));
+        } else if (!m_baseline) {
+            m_info->setText(m_stale ? tr("The prompt changed: press Apply to compare on it.")
+                                    : tr("Choose a mitigation and press Apply."));
+        }
+        return;
+    }
+    const bool wasSyncing = m_syncing;
+    m_syncing = true;
+    fillMaps(m_basePlot, m_mitPlot, m_diffPlot, 0);
+    m_syncing = wasSyncing;
+    const auto effects = shownEffects();
+    QString text = effects ? tr("Layer %1, head %2 \u2014 %3; attention change of this head %4 (mean total variation)")
+                                 .arg(m_layer)
+                                 .arg(m_head)
+                                 .arg(QString::fromStdString(effects->spec))
+                                 .arg(effects->headDifference.empty()
+                                          ? 0.0
+                                          : double(effects->headDifference.data[size_t(m_layer * m_snapshot->heads + m_head)]),
+                                      0, 'f', 4)
+                           : tr("Layer %1, head %2 \u2014 baseline (mitigation %3)")
+                                 .arg(m_layer)
+                                 .arg(m_head)
+                                 .arg(m_enabledBox->isChecked() ? tr("none") : tr("off"));
+    if (m_stale) {
+        text += tr(" \u2014 the prompt changed since: press Apply");
+    }
+    m_info->setText(text);
+}
+
+void MitigationView::fillHeadPlot(HeatmapPlot *plot) const
+{
+    const bool dormancy = m_headQuantityBox->currentIndex() == 1;
+    const auto effects = shownEffects();
+    const FloatArray *values = dormancy ? &m_dormancy : (effects ? &effects->headDifference : nullptr);
+    if (!values || values->shape.size() != 2 || values->data.empty()) {
+        plot->clear();
+        return;
+    }
+    const int64_t layers = values->shape[0], heads = values->shape[1];
+    PooledGrid grid;
+    grid.nx = heads;
+    grid.ny = layers;
+    grid.window = TokenWindow{0, layers - 1, 0, heads - 1};
+    grid.data = values->data;
+    plot->setAxes(indexLabels(heads), indexLabels(layers), tr("head"), tr("layer"));
+    plot->setExtent(heads, layers);
+    if (dormancy) {
+        plot->setColourBarLabel(tr("\u0394 loss, %1 (nats)").arg(m_dormancyMethod));
+        plot->setGrid(grid, symmetricRange(grid.data), ScaleMapping::Linear);
+        plot->colourMap()->setGradient(divergingGradient());
+    } else {
+        plot->setColourMap(m_map);
+        plot->setColourBarLabel(tr("attention change (TV)"));
+        ValueRange range = colourRange(grid.data, ColourScale{});
+        range.lower = 0;
+        plot->setGrid(grid, range, ScaleMapping::Linear);
+    }
+}
+
+void MitigationView::refreshHeadPlot()
+{
+    if (!m_headPlot || !m_headQuantityBox) {
+        return;
+    }
+    m_headPlot->setColourMap(m_map);
+    fillHeadPlot(m_headPlot);
+}
+
+void MitigationView::refreshOutputs()
+{
+    m_table->setRowCount(0);
+    m_baseContinuation->clear();
+    m_mitContinuation->clear();
+    if (!m_baseline) {
+        m_summary->setText(QString());
+        return;
+    }
+    auto model = m_getModel();
+    const Model *mp = model.get();
+    const auto effects = shownEffects();
+    // Baseline top-k from the cached logits; the mitigated side from the effects.
+    const FloatArray &logits = m_baseline->forward.logits;
+    std::vector<TopToken> baseTop;
+    if (logits.shape.size() == 2 && logits.shape[0] > 0) {
+        const int64_t vocab = logits.shape[1];
+        baseTop = topK(logits.data.data() + (logits.shape[0] - 1) * vocab, vocab, 10);
+    }
+    const std::vector<TopToken> &mitTop = effects ? effects->mitigatedTop : baseTop;
+    const int rows = int(std::max(baseTop.size(), mitTop.size()));
+    m_table->setRowCount(rows);
+    for (int r = 0; r < rows; ++r) {
+        if (size_t(r) < baseTop.size()) {
+            m_table->setItem(r, 0, new QTableWidgetItem(tokenDisplay(mp, baseTop[size_t(r)].id)));
+            m_table->setItem(r, 1, new QTableWidgetItem(QString::number(baseTop[size_t(r)].probability, 'f', 4)));
+        }
+        if (size_t(r) < mitTop.size()) {
+            auto *item = new QTableWidgetItem(tokenDisplay(mp, mitTop[size_t(r)].id));
+            if (size_t(r) < baseTop.size() && mitTop[size_t(r)].id != baseTop[size_t(r)].id) {
+                QFont f = item->font();
+                f.setBold(true);
+                item->setFont(f);
+                item->setToolTip(tr("differs from the baseline at this rank"));
+            }
+            m_table->setItem(r, 2, item);
+            m_table->setItem(r, 3, new QTableWidgetItem(QString::number(mitTop[size_t(r)].probability, 'f', 4)));
+        }
+    }
+    m_table->setHorizontalHeaderLabels(
+        {tr("baseline"), tr("p"), effects ? abbreviate(QString::fromStdString(effects->spec), 28) : tr("mitigated"), tr("p")});
+    if (effects) {
+        const double change = effects->baselinePerplexity > 0
+                                  ? 100.0 * (effects->mitigatedPerplexity / effects->baselinePerplexity - 1.0)
+                                  : 0.0;
+        QString text = tr("<b>%1</b> \u2014 next-token KL(baseline \u2016 mitigated) %2 nats; prompt perplexity %3 \u2192 %4 "
+                          "(%5%6 %); mitigated pass %7 s")
+                           .arg(QString::fromStdString(effects->spec).toHtmlEscaped())
+                           .arg(effects->nextTokenKl, 0, 'f', 4)
+                           .arg(effects->baselinePerplexity, 0, 'f', 2)
+                           .arg(effects->mitigatedPerplexity, 0, 'f', 2)
+                           .arg(change >= 0 ? QStringLiteral("+") : QString())
+                           .arg(change, 0, 'f', 1)
+                           .arg(effects->seconds, 0, 'f', 2);
+        if (effects->streamingAsMask) {
+            text += tr("<br>streaming runs here as a sink + window mask at the original positions; the rolling "
+                       "cache is <tt>sinkscope-cli stream-ppl</tt>.");
+        }
+        m_summary->setText(text);
+    } else {
+        m_summary->setText(m_enabledBox->isChecked()
+                               ? tr("Baseline (spec \u201cnone\u201d): choose a method, Add, Apply.")
+                               : tr("Mitigation off: the cached baseline."));
+    }
+    const auto base = m_continuations.constFind(QStringLiteral("none"));
+    if (base != m_continuations.constEnd()) {
+        m_baseContinuation->setPlainText(tr("baseline: %1").arg(continuationDisplay(mp, *base)));
+    }
+    if (effects) {
+        const auto mit = m_continuations.constFind(QString::fromStdString(effects->spec));
+        if (mit != m_continuations.constEnd()) {
+            m_mitContinuation->setPlainText(
+                tr("%1: %2").arg(QString::fromStdString(effects->spec), continuationDisplay(mp, *mit)));
+        }
+    }
+}
+
+QString MitigationView::continuationText(bool mitigated) const
+{
+    return mitigated ? m_mitContinuation->toPlainText() : m_baseContinuation->toPlainText();
+}
+
+QString MitigationView::figureTitle() const
+{
+    const auto effects = shownEffects();
+    return tr("Layer %1, head %2: baseline vs %3")
+        .arg(m_layer)
+        .arg(m_head)
+        .arg(effects ? QString::fromStdString(effects->spec) : tr("baseline"));
+}
+
+void MitigationView::renderFigure(QCPPainter *painter, const QSize &size)
+{
+    if (!m_baseline || !m_snapshot || size_t(m_layer) >= m_baseline->forward.attention.size() ||
+        m_baseline->forward.attention[size_t(m_layer)].empty()) {
+        return;
+    }
+    // Top: baseline | mitigated | difference; bottom: the per-head change (or dormancy) map and the
+    // output comparison in text.
+    const int topHeight = int(size.height() * 0.62);
+    const QSize panel(size.width() / 3, topHeight);
+    HeatmapPlot base, mitigated, difference;
+    for (HeatmapPlot *p : {&base, &mitigated, &difference}) {
+        p->setStyle(m_style);
+        p->setColourMap(m_map);
+        p->resize(panel);
+        p->setExtent(m_snapshot->tokenCount(), m_snapshot->tokenCount());
+        p->setVisibleWindow(m_basePlot->visibleWindow());
+    }
+    // fillMaps reads the window of the on-screen baseline plot; the figure plots copy it.
+    fillMaps(&base, &mitigated, &difference, 2048);
+    int x = 0;
+    for (HeatmapPlot *p : {&base, &mitigated, &difference}) {
+        painter->save();
+        painter->translate(x, 0);
+        p->render(painter, panel);
+        painter->restore();
+        x += panel.width();
+    }
+    const QSize lower(size.width() / 2, size.height() - topHeight);
+    HeatmapPlot heads;
+    heads.setStyle(m_style);
+    heads.setColourMap(m_map);
+    heads.resize(lower);
+    fillHeadPlot(&heads);
+    if (heads.hasData()) {
+        painter->save();
+        painter->translate(0, topHeight);
+        heads.render(painter, lower);
+        painter->restore();
+    }
+    painter->save();
+    painter->translate(lower.width() + 12, topHeight + 8);
+    painter->setPen(m_style.foreground);
+    painter->setFont(m_style.font);
+    QStringList lines;
+    const auto effects = shownEffects();
+    auto model = m_getModel();
+    if (effects) {
+        lines << tr("KL(baseline \u2016 mitigated), next token: %1 nats").arg(effects->nextTokenKl, 0, 'f', 4);
+        lines << tr("prompt perplexity: %1 \u2192 %2")
+                     .arg(effects->baselinePerplexity, 0, 'f', 2)
+                     .arg(effects->mitigatedPerplexity, 0, 'f', 2);
+        lines << tr("top-5 baseline \u2192 mitigated:");
+        for (size_t i = 0; i < 5 && i < effects->baselineTop.size() && i < effects->mitigatedTop.size(); ++i) {
+            lines << QStringLiteral("  %1 (%2)  \u2192  %3 (%4)")
+                         .arg(tokenDisplay(model.get(), effects->baselineTop[i].id))
+                         .arg(effects->baselineTop[i].probability, 0, 'f', 3)
+                         .arg(tokenDisplay(model.get(), effects->mitigatedTop[i].id))
+                         .arg(effects->mitigatedTop[i].probability, 0, 'f', 3);
+        }
+    } else {
+        lines << tr("mitigation off: baseline only");
+    }
+    const int lineHeight = QFontMetrics(m_style.font).height() + 2;
+    for (int i = 0; i < lines.size(); ++i) {
+        painter->drawText(QPoint(0, (i + 1) * lineHeight), lines[i]);
+    }
+    painter->restore();
+}
+
+ViewData MitigationView::currentData() const
+{
+    ViewData data;
+    data.columns = {QStringLiteral("query"), QStringLiteral("key"), QStringLiteral("query_token"),
+                    QStringLiteral("key_token"), QStringLiteral("baseline"), QStringLiteral("mitigated"),
+                    QStringLiteral("difference")};
+    const auto effects = shownEffects();
+    QJsonObject json;
+    json[QStringLiteral("view")] = viewId();
+    json[QStringLiteral("spec")] = effects ? QString::fromStdString(effects->spec) : QStringLiteral("none");
+    json[QStringLiteral("layer")] = qint64(m_layer);
+    json[QStringLiteral("head")] = qint64(m_head);
+    if (!m_baseline || !m_snapshot || size_t(m_layer) >= m_baseline->forward.attention.size() ||
+        m_baseline->forward.attention[size_t(m_layer)].empty()) {
+        data.json = json;
+        return data;
+    }
+    const FloatArray &a = m_baseline->forward.attention[size_t(m_layer)];
+    const int64_t t = a.shape[1];
+    const float *d = effects && size_t(m_layer) < effects->attentionDifference.size()
+                         ? effects->attentionDifference[size_t(m_layer)].data.data() + m_head * t * t
+                         : nullptr;
+    const float *b = a.data.data() + m_head * t * t;
+    for (int64_t q = 0; q < t; ++q) {
+        for (int64_t k = 0; k <= q; ++k) {
+            const float base = b[q * t + k], delta = d ? d[q * t + k] : 0.0f;
+            data.rows.push_back({QString::number(q), QString::number(k),
+                                 displayTokenText(m_snapshot->tokens[size_t(q)].text),
+                                 displayTokenText(m_snapshot->tokens[size_t(k)].text), QString::number(base, 'g', 7),
+                                 QString::number(base + delta, 'g', 7), QString::number(delta, 'g', 7)});
+        }
+    }
+    if (effects) {
+        json[QStringLiteral("next_token_kl")] = effects->nextTokenKl;
+        json[QStringLiteral("baseline_perplexity")] = effects->baselinePerplexity;
+        json[QStringLiteral("mitigated_perplexity")] = effects->mitigatedPerplexity;
+        QJsonArray change;
+        for (int64_t l = 0; l < effects->headDifference.shape.at(0); ++l) {
+            QJsonArray row;
+            for (int64_t h = 0; h < effects->headDifference.shape.at(1); ++h) {
+                row.append(double(effects->headDifference.data[size_t(l * effects->headDifference.shape[1] + h)]));
+            }
+            change.append(row);
+        }
+        json[QStringLiteral("head_attention_change")] = change;
+    }
+    if (m_dormancy.shape.size() == 2) {
+        QJsonArray rows;
+        for (int64_t l = 0; l < m_dormancy.shape[0]; ++l) {
+            QJsonArray row;
+            for (int64_t h = 0; h < m_dormancy.shape[1]; ++h) {
+                row.append(double(m_dormancy.data[size_t(l * m_dormancy.shape[1] + h)]));
+            }
+            rows.append(row);
+        }
+        json[QStringLiteral("dormancy_method")] = m_dormancyMethod;
+        json[QStringLiteral("dormancy_loss_change")] = rows;
+    }
+    QJsonArray cells;
+    for (const QStringList &row : data.rows) {
+        cells.append(QJsonArray{row[0].toLongLong(), row[1].toLongLong(), row[4].toDouble(), row[5].toDouble(),
+                                row[6].toDouble()});
+    }
+    json[QStringLiteral("cells")] = cells;
+    json[QStringLiteral("cell_columns")] = QJsonArray{QStringLiteral("query"), QStringLiteral("key"),
+                                                      QStringLiteral("baseline"), QStringLiteral("mitigated"),
+                                                      QStringLiteral("difference")};
+    data.json = json;
+    return data;
+}
+
+QJsonObject MitigationView::saveState() const
+{
+    QJsonObject state;
+    state[QStringLiteral("spec")] = spec();
+    state[QStringLiteral("enabled")] = mitigationEnabled();
+    state[QStringLiteral("layer")] = qint64(m_layer);
+    state[QStringLiteral("head")] = qint64(m_head);
+    state[QStringLiteral("head_quantity")] = m_headQuantityBox->currentIndex();
+    return state;
+}
+
+void MitigationView::restoreState(const QJsonObject &state)
+{
+    if (state.contains(QStringLiteral("spec"))) {
+        setSpec(state.value(QStringLiteral("spec")).toString());
+    }
+    {
+        const QSignalBlocker blocker(m_enabledBox);
+        m_enabledBox->setChecked(state.value(QStringLiteral("enabled")).toBool(true));
+    }
+    m_headQuantityBox->setCurrentIndex(std::clamp(state.value(QStringLiteral("head_quantity")).toInt(0), 0, 1));
+    showHead(state.value(QStringLiteral("layer")).toInteger(0), state.value(QStringLiteral("head")).toInteger(0));
+    m_stale = m_snapshot != nullptr; // the restored spec applies to the next comparison
+}
+
+} // namespace sinkscope::ui

@@ -1,0 +1,209 @@
+// The mitigation panel: compose a mitigation spec (methods, parameters, a layer x head scope), rerun the
+// prompt with it on the compute thread, and compare against the baseline on the same tokens: one head's
+// attention before and after side by side with their difference, the per-head change over the whole
+// model (or the dormancy test's loss change per head), the next-token distributions, KL divergence,
+// prompt perplexity and greedy continuations side by side.
+//
+// Results are cached per token sequence: the baseline once, each spec once (the last few), so switching
+// the mitigation off shows the cached baseline at once and switching it back on shows the cached
+// mitigated run without rerunning the model.
+#pragma once
+
+#include "analysis_view.h"
+#include "attention_math.h"
+
+#include "sinkscope/effects.h"
+
+#include <QDialog>
+#include <QHash>
+
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+
+class QCheckBox;
+class QComboBox;
+class QDoubleSpinBox;
+class QFormLayout;
+class QLabel;
+class QLineEdit;
+class QPlainTextEdit;
+class QPushButton;
+class QSpinBox;
+class QTableWidget;
+
+namespace sinkscope::ui {
+
+class ComputeBridge;
+class HeatmapPlot;
+
+// One method of the spec grammar as the builder offers it (core/include/sinkscope/mitigation.h).
+struct MitigationParamInfo {
+    const char *name;
+    double value;    // default shown in the builder
+    double minimum;
+    double maximum;
+    int decimals;    // 0: integer
+};
+struct MitigationMethodInfo {
+    const char *name;        // spec name
+    const char *label;       // builder label
+    const char *description; // tooltip: what it does, the source, counterfactual or not
+    std::vector<MitigationParamInfo> params;
+    bool takesHeads;
+};
+const std::vector<MitigationMethodInfo> &mitigationMethods();
+
+// A spec step from the builder: "name:p=v,...,heads=scope" (heads omitted when empty).
+QString mitigationStepText(const MitigationMethodInfo &method, const std::vector<double> &values, const QString &heads);
+
+// Heads chosen in a layer x head grid as a scope string: a whole layer as "L5", single heads as "L2H3",
+// joined by "+"; every head (or none) gives "" (the method's default scope).
+QString headScopeText(const std::vector<std::vector<bool>> &chosen);
+
+// A layer x head grid of check boxes with whole-layer and whole-head toggles.
+class HeadScopeDialog : public QDialog
+{
+    Q_OBJECT
+public:
+    HeadScopeDialog(int64_t layers, int64_t heads, const QString &scope, QWidget *parent = nullptr);
+    QString scope() const;
+
+private:
+    std::vector<std::vector<QCheckBox *>> m_boxes;
+};
+
+// What one mitigation run delivers to the panel.
+struct MitigationOutcome {
+    std::shared_ptr<const BaselineRun> baseline;
+    std::shared_ptr<const MitigationEffects> effects; // null for "none"
+    const Model *model = nullptr;                     // identity only: caches belong to one model
+};
+
+class MitigationView : public AnalysisView
+{
+    Q_OBJECT
+public:
+    using ModelGetter = std::function<std::shared_ptr<const Model>()>;
+
+    static constexpr const char *kEffectsTag = "mitigation";
+    static constexpr const char *kContinuationTag = "mitigation-continuation";
+    static constexpr const char *kDormancyTag = "dormancy";
+    // Prompts longer than this are compared on outputs only: a full [L, H, T, T] difference would not fit.
+    static constexpr int64_t kMaxMapTokens = 1024;
+    static constexpr int kContinuationTokens = 12;
+    static constexpr int kCachedSpecs = 4;
+
+    MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget *parent = nullptr);
+
+    QString viewId() const override { return QStringLiteral("mitigations"); }
+    QString viewTitle() const override { return tr("Mitigations"); }
+    void setSnapshot(std::shared_ptr<const RunSnapshot> snapshot) override;
+    void setPlotStyle(const PlotStyle &style) override;
+    void setColourMap(ColourMap map) override;
+    QString figureTitle() const override;
+    void renderFigure(QCPPainter *painter, const QSize &size) override;
+    ViewData currentData() const override;
+    QJsonObject saveState() const override;
+    void restoreState(const QJsonObject &state) override;
+
+    // The spec in the editor; invalid text keeps its parse error (specError()) and cannot be applied.
+    void setSpec(const QString &spec);
+    QString spec() const;
+    QString canonicalSpec() const; // empty while invalid
+    QString specError() const;
+    // Runs the spec (or shows its cached result) on the current prompt.
+    void apply();
+    // Off: the panel shows the cached baseline; on: the mitigated run of the current spec.
+    void setMitigationEnabled(bool on);
+    bool mitigationEnabled() const;
+    void showHead(int64_t layer, int64_t head);
+    int64_t layer() const { return m_layer; }
+    int64_t head() const { return m_head; }
+    // I8 dormancy test over every head (head-zero or move-to-bos): mean prompt NLL change per head.
+    void runDormancy(MitigationMethod method);
+
+    std::shared_ptr<const BaselineRun> baseline() const { return m_baseline; }
+    std::shared_ptr<const MitigationEffects> shownEffects() const; // null when off or "none"
+    const FloatArray &dormancy() const { return m_dormancy; }
+    QString continuationText(bool mitigated) const;
+    HeatmapPlot *baselinePlot() const { return m_basePlot; }
+    HeatmapPlot *mitigatedPlot() const { return m_mitPlot; }
+    HeatmapPlot *differencePlot() const { return m_diffPlot; }
+    HeatmapPlot *headPlot() const { return m_headPlot; }
+    QTableWidget *outputsTable() const { return m_table; }
+
+signals:
+    void effectsShown();   // the panel shows a new baseline/mitigated pair (or the baseline alone)
+    void continuationShown();
+    void dormancyShown();
+    void headActivated(int64_t layer, int64_t head);
+
+protected:
+    void showEvent(QShowEvent *event) override;
+
+private:
+    QWidget *buildBuilder();
+    void rebuildParamFields();
+    void addStep();
+    void pickHeads();
+    void validateSpec();
+    void onOutcome(const std::shared_ptr<const MitigationOutcome> &outcome, const QString &spec);
+    void requestContinuations(const QString &spec);
+    void refresh();
+    void refreshMaps();
+    void refreshHeadPlot();
+    void refreshOutputs();
+    void fillMaps(HeatmapPlot *base, HeatmapPlot *mitigated, HeatmapPlot *difference, int64_t maxCells) const;
+    void fillHeadPlot(HeatmapPlot *plot) const;
+    bool tokensMatch(const std::vector<int64_t> &tokens) const;
+    std::vector<int64_t> currentTokens() const;
+    void clearCaches();
+
+    ComputeBridge *m_bridge = nullptr;
+    ModelGetter m_getModel;
+    std::shared_ptr<const RunSnapshot> m_snapshot;
+    std::shared_ptr<const BaselineRun> m_baseline;
+    const Model *m_baselineModel = nullptr; // the model m_baseline (and every cache) was computed with
+    // Most recent first; every entry belongs to m_baseline's tokens.
+    std::list<std::pair<QString, std::shared_ptr<const MitigationEffects>>> m_cache;
+    QString m_shownSpec;        // canonical spec of the shown mitigated run ("" when none)
+    QString m_pendingSpec;      // spec of the run in flight
+    QHash<QString, std::vector<int64_t>> m_continuations; // canonical spec ("none" = baseline) -> ids
+    FloatArray m_dormancy;      // [L, H] loss change; empty until run
+    QString m_dormancyMethod;
+    bool m_stale = false;       // the prompt changed since the shown result
+
+    int64_t m_layer = 0;
+    int64_t m_head = 0;
+    PlotStyle m_style;
+    ColourMap m_map = ColourMap::Viridis;
+
+    QComboBox *m_methodBox = nullptr;
+    QFormLayout *m_paramForm = nullptr;
+    QWidget *m_paramHost = nullptr;
+    std::vector<QDoubleSpinBox *> m_paramFields;
+    QLineEdit *m_headsEdit = nullptr;
+    QLineEdit *m_specEdit = nullptr;
+    QLabel *m_specStatus = nullptr;
+    QPushButton *m_applyButton = nullptr;
+    QCheckBox *m_enabledBox = nullptr;
+    QSpinBox *m_layerBox = nullptr;
+    QSpinBox *m_headBox = nullptr;
+    QLabel *m_info = nullptr;
+    HeatmapPlot *m_basePlot = nullptr;
+    HeatmapPlot *m_mitPlot = nullptr;
+    HeatmapPlot *m_diffPlot = nullptr;
+    HeatmapPlot *m_headPlot = nullptr;
+    QComboBox *m_headQuantityBox = nullptr;
+    QPushButton *m_dormancyButton = nullptr;
+    QComboBox *m_dormancyMethodBox = nullptr;
+    QTableWidget *m_table = nullptr;
+    QLabel *m_summary = nullptr;
+    QPlainTextEdit *m_baseContinuation = nullptr;
+    QPlainTextEdit *m_mitContinuation = nullptr;
+    bool m_syncing = false;
+};
+
+} // namespace sinkscope::ui
