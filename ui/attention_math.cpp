@@ -15,6 +15,33 @@ bool isLayerArray(const FloatArray &a)
     return a.shape.size() == 3 && !a.data.empty() && static_cast<int64_t>(a.data.size()) == a.numel();
 }
 
+ValueRange defaultRange(ScaleMapping mapping)
+{
+    return mapping == ScaleMapping::Log ? ValueRange{1e-5, 1} : ValueRange{0, 1};
+}
+
+// The colour range from the extremes and the upper end (percentile-clamped or not), for colourRange()
+// and the sketches of the shared scale.
+ValueRange finishRange(double lo, double hi, double minPositive, ScaleMapping mapping)
+{
+    if (mapping == ScaleMapping::Log) {
+        if (!(hi > 0)) {
+            return ValueRange{1e-5, 1};
+        }
+        lo = std::max(std::isfinite(minPositive) ? minPositive : hi * 1e-5, hi * 1e-5);
+        if (lo >= hi) {
+            lo = hi * 1e-1;
+        }
+        return ValueRange{lo, hi};
+    }
+    // Probabilities start at zero; anchoring the lower end there keeps "no attention" one colour.
+    lo = std::min(lo, 0.0);
+    if (hi <= lo) {
+        hi = lo + 1e-6;
+    }
+    return ValueRange{lo, hi};
+}
+
 } // namespace
 
 HeadMatrix headMatrix(const FloatArray &layerAttention, int64_t head)
@@ -80,7 +107,7 @@ ValueRange colourRange(std::span<const float> values, const ColourScale &scale, 
         }
     }
     if (!std::isfinite(lo)) {
-        return scale.mapping == ScaleMapping::Log ? ValueRange{1e-5, 1} : ValueRange{0, 1};
+        return defaultRange(scale.mapping);
     }
     if (scale.clampPercentile && scale.percentile < 100.0) {
         std::vector<float> sample;
@@ -98,22 +125,7 @@ ValueRange colourRange(std::span<const float> values, const ColourScale &scale, 
             hi = sample[index];
         }
     }
-    if (scale.mapping == ScaleMapping::Log) {
-        if (!(hi > 0)) {
-            return ValueRange{1e-5, 1};
-        }
-        lo = std::max(std::isfinite(minPositive) ? minPositive : hi * 1e-5, hi * 1e-5);
-        if (lo >= hi) {
-            lo = hi * 1e-1;
-        }
-        return ValueRange{lo, hi};
-    }
-    // Probabilities start at zero; anchoring the lower end there keeps "no attention" one colour.
-    lo = std::min(lo, 0.0);
-    if (hi <= lo) {
-        hi = lo + 1e-6;
-    }
-    return ValueRange{lo, hi};
+    return finishRange(lo, hi, minPositive, scale.mapping);
 }
 
 std::array<ScaleSketch, 2> sketchHead(const HeadMatrix &head, size_t sampleLimit)
@@ -185,34 +197,6 @@ std::array<ScaleSketch, 2> sketchHead(const HeadMatrix &head, size_t sampleLimit
     return out;
 }
 
-namespace {
-
-ValueRange defaultRange(ScaleMapping mapping)
-{
-    return mapping == ScaleMapping::Log ? ValueRange{1e-5, 1} : ValueRange{0, 1};
-}
-
-// colourRange()'s rule from the extremes and the upper end.
-ValueRange finishRange(double lo, double hi, double minPositive, ScaleMapping mapping)
-{
-    if (mapping == ScaleMapping::Log) {
-        if (!(hi > 0)) {
-            return ValueRange{1e-5, 1};
-        }
-        lo = std::max(std::isfinite(minPositive) ? minPositive : hi * 1e-5, hi * 1e-5);
-        if (lo >= hi) {
-            lo = hi * 1e-1;
-        }
-        return ValueRange{lo, hi};
-    }
-    lo = std::min(lo, 0.0);
-    if (hi <= lo) {
-        hi = lo + 1e-6;
-    }
-    return ValueRange{lo, hi};
-}
-
-} // namespace
 
 ValueRange sketchRange(const ScaleSketch &sketch, const ColourScale &scale)
 {

@@ -7,7 +7,15 @@ namespace sinkscope {
 
 namespace {
 
-// log sum exp of one logit row, in double so long vocabularies do not lose the tail.
+ForwardRequest request(const std::vector<int64_t> &tokens, Controls controls, bool attention)
+{
+    ForwardRequest r{.tokens = tokens, .controls = std::move(controls)};
+    r.capture.allAttention = attention;
+    return r;
+}
+
+} // namespace
+
 double logSumExp(const float *row, int64_t vocab)
 {
     const float m = *std::max_element(row, row + vocab);
@@ -17,15 +25,6 @@ double logSumExp(const float *row, int64_t vocab)
     }
     return m + std::log(sum);
 }
-
-ForwardRequest request(const std::vector<int64_t> &tokens, Controls controls, bool attention)
-{
-    ForwardRequest r{.tokens = tokens, .controls = std::move(controls)};
-    r.capture.allAttention = attention;
-    return r;
-}
-
-} // namespace
 
 std::vector<double> nextTokenNll(const FloatArray &logits, const std::vector<int64_t> &tokens)
 {

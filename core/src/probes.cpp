@@ -1,6 +1,8 @@
 // Probe scoring: forward passes under a mitigation spec, answer probabilities, greedy answers, Lookback ratios.
 #include "sinkscope/probes.h"
 
+#include "sinkscope/effects.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cctype>
@@ -13,16 +15,6 @@
 namespace sinkscope {
 
 namespace {
-
-double logSumExp(const float *row, int64_t vocab)
-{
-    const float m = *std::max_element(row, row + vocab);
-    double sum = 0;
-    for (int64_t i = 0; i < vocab; ++i) {
-        sum += std::exp(static_cast<double>(row[i]) - m);
-    }
-    return m + std::log(sum);
-}
 
 // ACT's column means and resid's massive-activation search look at the whole sequence, so their logits
 // at a position change when tokens are appended; every other method is causal and position-local.

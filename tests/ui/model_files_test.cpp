@@ -2,7 +2,7 @@
 // progress) into the cache and then runs like any archive, and a generic TorchScript module (no
 // tokenizer, no contract) runs on token ids typed as the prompt and shows its attention and metrics.
 // LibTorch first: Qt's "slots" keyword macro would break its headers.
-#include <torch/script.h>
+#include "support/generic_module.h"
 
 #include "compute_bridge.h"
 #include "head_view.h"
@@ -22,30 +22,7 @@
 
 using namespace sinkscope;
 using namespace sinkscope::ui;
-
-namespace {
-
-// As in tests/core/model/model_loading_test.cpp: forward(ids [1, T]) returns (logits [1, T, V],
-// (attn_layer0 [1, H, T, T], attn_layer1 [1, H, T, T])), H = 2, V = 7.
-void writeGenericModule(const std::string &path)
-{
-    torch::jit::Module m("TinyGeneric");
-    m.register_parameter("emb", torch::linspace(-1, 1, 7 * 4).view({7, 4}), false);
-    m.define(R"(
-def forward(self, input_ids: Tensor) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
-    x = torch.embedding(self.emb, input_ids)
-    logits = torch.matmul(x, self.emb.t())
-    t = input_ids.size(1)
-    scores = torch.matmul(x, x.transpose(1, 2)).unsqueeze(1).repeat(1, 2, 1, 1)
-    mask = torch.ones(t, t).triu(1) > 0.5
-    a0 = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
-    a1 = torch.softmax((scores * 2.0).masked_fill(mask, float("-inf")), dim=-1)
-    return logits, (a0, a1)
-)");
-    m.save(path);
-}
-
-} // namespace
+using sinkscope::testing::writeGenericModule;
 
 TEST(ModelFiles, GgufOpensDirectlyWithConversionProgress)
 {

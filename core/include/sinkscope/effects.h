@@ -12,6 +12,8 @@
 
 namespace sinkscope {
 
+// log sum_i exp(row[i]) over one logit row, in double so long vocabularies do not lose the tail.
+double logSumExp(const float *row, int64_t vocab);
 // -log p(tokens[t + 1] | tokens[..t]) for t = 0..T-2, from logits [T, V] (natural log, in nats).
 std::vector<double> nextTokenNll(const FloatArray &logits, const std::vector<int64_t> &tokens);
 // Their mean (0 for fewer than two tokens).
