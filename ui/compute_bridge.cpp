@@ -119,7 +119,7 @@ void ComputeBridge::submitJob(const QString &tag, const std::shared_ptr<uint64_t
     begin(tag, gen);
 }
 
-void ComputeBridge::loadModel(const QString &path)
+void ComputeBridge::loadModel(const QString &path, const QString &device)
 {
     // A new model makes every result of the old one meaningless.
     cancel(QString::fromLatin1(kRunTag));
@@ -134,7 +134,7 @@ void ComputeBridge::loadModel(const QString &path)
     };
     submitJob<Loaded>(
         tag, generation,
-        [self, tag, generation, path, convertedPath](const CancelToken &cancel) -> Result<Loaded> {
+        [self, tag, generation, path, convertedPath, device = device.toStdString()](const CancelToken &cancel) -> Result<Loaded> {
             const ProgressCallback progress = progressPoster(self, tag, generation, cancel);
             std::string modelPath = path.toStdString();
             if (path.isEmpty()) {
@@ -158,6 +158,7 @@ void ComputeBridge::loadModel(const QString &path)
                 modelPath = convertedPath.toStdString();
             }
             LoadOptions options;
+            options.device = device;
             options.progress = progress;
             auto model = Model::load(modelPath, options);
             if (!model.ok()) {

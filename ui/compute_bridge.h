@@ -30,13 +30,15 @@ public:
     static constexpr const char *kRunTag = "run";
     static constexpr const char *kGenerateTag = "generate";
     static constexpr const char *kHashTag = "hash";
+    static constexpr const char *kDevicesTag = "devices";
 
     explicit ComputeBridge(QObject *parent = nullptr);
     ~ComputeBridge() override;
 
     // A SinkScope archive or TorchScript file (.pt), or a GGUF file converted first (into the cache
     // folder, once per file version). An empty path means the default model (converted if missing).
-    void loadModel(const QString &path);
+    // `device` is LoadOptions::device ("cpu", "cuda:N").
+    void loadModel(const QString &path, const QString &device = QStringLiteral("cpu"));
     void run(std::shared_ptr<const Model> model, RunRequest request);
     // Greedy continuation; tokens arrive one by one through generatedToken().
     void generate(std::shared_ptr<const Model> model, std::vector<int64_t> prompt, int maxNewTokens);

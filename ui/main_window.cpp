@@ -18,6 +18,7 @@
 #include <QApplication>
 #include <QCheckBox>
 #include <QCloseEvent>
+#include <QComboBox>
 #include <QDialog>
 #include <QDialogButtonBox>
 #include <QDragEnterEvent>
@@ -39,6 +40,7 @@
 #include <QPushButton>
 #include <QSettings>
 #include <QSpinBox>
+#include <QStandardItemModel>
 #include <QSplitter>
 #include <QStatusBar>
 #include <QTabWidget>
@@ -278,11 +280,112 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
     }
     applyStyle();
     resize(1400, 900);
+    if (m_options.devices) {
+        setDevices(*m_options.devices);
+        startLoading();
+    } else {
+        // Queued before the model, so it loads on the saved device once the list is known.
+        m_bridge->submit<std::vector<DeviceInfo>>(
+            QString::fromLatin1(ComputeBridge::kDevicesTag), tr("Looking for GPUs"),
+            [](const CancelToken &, const ProgressCallback &) -> Result<std::vector<DeviceInfo>> { return availableDevices(); },
+            [this](std::shared_ptr<const std::vector<DeviceInfo>> devices) {
+                setDevices(*devices);
+                startLoading();
+            });
+    }
+}
+
+void MainWindow::startLoading()
+{
     if (!m_options.sessionPath.isEmpty()) {
         openSession(m_options.sessionPath);
     } else {
         openModel(m_options.modelPath);
     }
+}
+
+void MainWindow::setDevices(std::vector<DeviceInfo> devices)
+{
+    if (devices.empty() || devices.front().kind != DeviceKind::Cpu) {
+        DeviceInfo cpu; // the registry always lists the CPU first; this keeps the picker sane without it
+        cpu.id = "cpu";
+        cpu.name = "CPU";
+        cpu.runsModel = cpu.kernels = true;
+        devices.insert(devices.begin(), cpu);
+    }
+    m_devices = std::move(devices);
+    auto *items = new QStandardItemModel(m_deviceBox);
+    auto gib = [](int64_t bytes) { return QString::number(double(bytes) / (1024.0 * 1024.0 * 1024.0), 'f', 1); };
+    for (const DeviceInfo &d : m_devices) {
+        const QString id = QString::fromStdString(d.id);
+        QString text = d.kind == DeviceKind::Cpu ? tr("CPU") : tr("GPU %1").arg(id);
+        QStringList tip{QString::fromStdString(d.name)};
+        if (d.totalMemory > 0) {
+            tip << (d.freeMemory > 0 ? tr("%1 GiB memory, %2 GiB free").arg(gib(d.totalMemory), gib(d.freeMemory))
+                                     : tr("%1 GiB memory").arg(gib(d.totalMemory)));
+        }
+        if (d.kind == DeviceKind::Cuda) {
+            tip << tr("compute capability %1.%2").arg(d.computeMajor).arg(d.computeMinor)
+                << tr("runs the model: %1; SinkScope kernels: %2").arg(d.runsModel ? tr("yes") : tr("no"), d.kernels ? tr("yes") : tr("no"));
+            if (!d.runsModel) {
+                text += d.kernels ? tr(" (kernels only)") : tr(" (unavailable)");
+            }
+        }
+        if (!d.note.empty()) {
+            tip << QString::fromStdString(d.note);
+        }
+        if (d.kind == DeviceKind::Cuda && !d.runsModel && d.kernels) {
+            tip << tr("The window analyses where the model runs; sinkscope-cli analyze --device %1 uses the kernels.").arg(id);
+        }
+        auto *item = new QStandardItem(text);
+        item->setData(id, Qt::UserRole);
+        item->setToolTip(tip.join(QLatin1Char('\n')));
+        if (!d.runsModel) {
+            item->setFlags(item->flags() & ~Qt::ItemIsEnabled);
+        }
+        items->appendRow(item);
+    }
+    const QSignalBlocker block(m_deviceBox);
+    m_deviceBox->setModel(items);
+    auto plan = planDevice(m_deviceId.toStdString(), m_devices);
+    if (!plan.ok() || plan->modelDevice != m_deviceId.toStdString()) {
+        if (m_deviceId != QLatin1String("cpu")) {
+            m_messages->showInfo(tr("The device %1 used last time is not available here; the model runs on the CPU.").arg(m_deviceId));
+        }
+        m_deviceId = QStringLiteral("cpu");
+    }
+    syncDeviceBox();
+}
+
+void MainWindow::syncDeviceBox()
+{
+    const QSignalBlocker block(m_deviceBox);
+    const int index = m_deviceBox->findData(m_deviceId, Qt::UserRole);
+    m_deviceBox->setCurrentIndex(std::max(0, index));
+    if (index >= 0) {
+        m_deviceBox->setToolTip(tr("Where the model runs\n%1").arg(m_deviceBox->itemData(index, Qt::ToolTipRole).toString()));
+    }
+}
+
+void MainWindow::chooseDevice(const QString &id)
+{
+    if (id == m_deviceId) {
+        return;
+    }
+    auto plan = planDevice(id.toStdString(), m_devices);
+    if (!plan.ok()) {
+        m_messages->showError(QString::fromStdString(plan.error().message));
+    } else if (plan->modelDevice != id.toStdString()) {
+        m_messages->showError(tr("The model cannot run on %1: %2").arg(id, QString::fromStdString(plan->device.note)));
+    } else {
+        m_deviceId = id;
+        syncDeviceBox();
+        if (m_model) {
+            openModel(m_modelPath); // the same file; the prompt reruns once it is loaded (with auto-run)
+        }
+        return;
+    }
+    syncDeviceBox();
 }
 
 MainWindow::~MainWindow()
@@ -322,6 +425,18 @@ void MainWindow::buildModelBar()
     m_modelDetails = new QLabel(bar);
     m_modelDetails->setTextInteractionFlags(Qt::TextSelectableByMouse);
     bar->addWidget(m_modelDetails);
+    bar->addSeparator();
+    auto *deviceLabel = new QLabel(tr("Device"), bar);
+    deviceLabel->setContentsMargins(8, 0, 4, 0);
+    bar->addWidget(deviceLabel);
+    m_deviceBox = new QComboBox(bar);
+    m_deviceBox->setObjectName(QStringLiteral("deviceBox"));
+    m_deviceBox->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    m_deviceBox->addItem(tr("CPU"), QStringLiteral("cpu"));
+    deviceLabel->setBuddy(m_deviceBox);
+    connect(m_deviceBox, &QComboBox::activated, this,
+            [this](int index) { chooseDevice(m_deviceBox->itemData(index, Qt::UserRole).toString()); });
+    bar->addWidget(m_deviceBox);
 }
 
 QWidget *MainWindow::buildPromptPanel()
@@ -505,12 +620,14 @@ void MainWindow::openModel(const QString &path)
 {
     m_runTimer.stop();
     m_statusLabel->setText(path.isEmpty() ? tr("Loading the default model\u2026") : tr("Loading %1\u2026").arg(QFileInfo(path).fileName()));
-    m_bridge->loadModel(path);
+    m_bridge->loadModel(path, m_deviceId);
 }
 
 void MainWindow::onModelLoaded(std::shared_ptr<const Model> model, const QString &path)
 {
     m_model = std::move(model);
+    m_deviceId = QString::fromStdString(m_model->info().device);
+    syncDeviceBox();
     m_modelPath = path;
     m_modelHash.clear();
     m_snapshot.reset();
@@ -561,11 +678,10 @@ void MainWindow::updateModelBar()
     }
     const ModelConfig &c = m_model->config();
     m_modelName->setText(QString::fromStdString(c.name.empty() ? QFileInfo(m_modelPath).fileName().toStdString() : c.name));
-    QString details = tr("%1 \u00b7 %2 layers \u00d7 %3 heads \u00b7 %4")
+    QString details = tr("%1 \u00b7 %2 layers \u00d7 %3 heads")
                           .arg(QString::fromLatin1(architectureName(c.architecture)))
                           .arg(c.layers)
-                          .arg(c.heads)
-                          .arg(QString::fromStdString(m_model->info().device));
+                          .arg(c.heads);
     if (!m_model->hasContract()) {
         details += tr(" \u00b7 generic TorchScript");
     }
@@ -705,6 +821,14 @@ void MainWindow::onFailed(const QString &tag, const QString &message)
     if (tag == QLatin1String(ComputeBridge::kModelTag)) {
         what = tr("Could not load the model");
         m_pendingSession.reset();
+        if (m_model) { // the loaded model stays, and so does its device
+            m_deviceId = QString::fromStdString(m_model->info().device);
+        }
+        syncDeviceBox();
+    } else if (tag == QLatin1String(ComputeBridge::kDevicesTag)) {
+        what = tr("Could not list the GPUs; the CPU is used");
+        setDevices({});
+        startLoading();
     } else if (tag == QLatin1String(ComputeBridge::kRunTag)) {
         what = tr("The run failed");
     } else if (tag == QLatin1String(ComputeBridge::kGenerateTag)) {
@@ -1049,6 +1173,7 @@ void MainWindow::saveSettings() const
     QSettings settings;
     settings.setValue(QStringLiteral("geometry"), saveGeometry());
     settings.setValue(QStringLiteral("lastModel"), m_modelPath);
+    settings.setValue(QStringLiteral("device"), m_deviceId);
     settings.setValue(QStringLiteral("prompt"), m_prompt->toPlainText());
     settings.setValue(QStringLiteral("autoRun"), m_autoRunBox->isChecked());
     settings.setValue(QStringLiteral("colourMap"), colourMapKey(m_colourMap));
@@ -1071,6 +1196,7 @@ void MainWindow::restoreSettings()
             m_options.modelPath = last;
         }
     }
+    m_deviceId = settings.value(QStringLiteral("device"), QStringLiteral("cpu")).toString();
     {
         const QSignalBlocker block(m_prompt);
         m_prompt->setPlainText(settings.value(QStringLiteral("prompt")).toString());

@@ -13,6 +13,8 @@
 #include "palettes.h"
 #include "session.h"
 
+#include "sinkscope/device.h"
+
 #include <QMainWindow>
 #include <QTimer>
 
@@ -21,6 +23,7 @@
 
 class QAction;
 class QCheckBox;
+class QComboBox;
 class QLabel;
 class QListView;
 class QMenu;
@@ -63,6 +66,9 @@ struct MainWindowOptions {
     QString prompt;         // empty: the last prompt, else the default prompt
     bool useSettings = true; // read and write QSettings (tests turn this off)
     bool autoRun = true;     // run after loading and after typing pauses
+    // The devices to offer (tests); unset: availableDevices(), queried once on the compute thread before
+    // the first model loads.
+    std::optional<std::vector<DeviceInfo>> devices;
 };
 
 class MainWindow : public QMainWindow
@@ -78,6 +84,11 @@ public:
     static std::vector<int64_t> parseTokenIds(const QString &text);
 
     void openModel(const QString &path);
+    // Loads the current model again on another device ("cpu", "cuda:N"; the model bar's picker). A
+    // device the model cannot run on is refused with a message; a failed load keeps the current model.
+    void chooseDevice(const QString &id);
+    QString deviceId() const { return m_deviceId; }
+    QComboBox *deviceBox() const { return m_deviceBox; }
     void runPrompt();
     void openSession(const QString &path);
     bool saveSession(const QString &path, QString *error);
@@ -128,6 +139,10 @@ private:
     // Marks the run's detected sinks in the chips when they show the run's tokens.
     void updateSinkChips();
     void updateModelBar();
+    void setDevices(std::vector<DeviceInfo> devices);
+    void syncDeviceBox();
+    // Opens the session or model of the options, once the devices are known.
+    void startLoading();
     void updateBusy(bool busy);
     void addRecent(const QString &path);
     void rebuildRecentMenu();
@@ -154,6 +169,9 @@ private:
     MessageBar *m_messages = nullptr;
     QLabel *m_modelName = nullptr;
     QLabel *m_modelDetails = nullptr;
+    QComboBox *m_deviceBox = nullptr;
+    std::vector<DeviceInfo> m_devices;
+    QString m_deviceId = QStringLiteral("cpu"); // where the model is (or is being) loaded
     QToolButton *m_recentButton = nullptr;
     QMenu *m_recentMenu = nullptr;
     QPlainTextEdit *m_prompt = nullptr;

@@ -120,7 +120,10 @@ Commands:
   stream-ppl the StreamingLLM evaluation: per-token NLL with a rolling KV cache (dense, window, sinks)
   probe      hallucination probes: accuracy and answer log-probability per mitigation setting
 
-Every command that takes --model uses the default model (SmolLM2-135M-Instruct) without it.
+Every command that takes --model uses the default model (SmolLM2-135M-Instruct) without it, and takes
+--device cpu|cuda|cuda:N (default cpu; 'doctor' lists the devices): the model runs there when LibTorch has
+CUDA, and analyze's streaming statistics use SinkScope's CUDA kernels there when they are built
+(docs/gpu.md). An unavailable device is an error that says why.
 Run 'sinkscope-cli <command> --help' for the options of a command.
 )";
 
@@ -185,8 +188,26 @@ struct Failure {
     std::string message;
 };
 
+// --device (default cpu): where the model and the statistics kernels run (sinkscope/device.h).
+DevicePlan chosenDevice(const Args &a)
+{
+    const auto id = a.get("--device");
+    if (!id || *id == "cpu") {
+        return DevicePlan{};
+    }
+    auto plan = planDevice(*id, availableDevices());
+    if (!plan) {
+        throw Failure{plan.error().message};
+    }
+    return *plan;
+}
+
 std::shared_ptr<const Model> loadModel(const Args &a, std::ostream &err)
 {
+    const DevicePlan device = chosenDevice(a);
+    if (device.device.kind == DeviceKind::Cuda && device.modelDevice == "cpu") {
+        err << "note: the model runs on the CPU (" << device.device.id << ": " << device.device.note << ")\n";
+    }
     std::string path;
     if (auto m = a.get("--model")) {
         path = *m;
@@ -204,7 +225,9 @@ std::shared_ptr<const Model> loadModel(const Args &a, std::ostream &err)
         }
         path = *ensured;
     }
-    auto model = Model::load(path);
+    LoadOptions options;
+    options.device = device.modelDevice;
+    auto model = Model::load(path, options);
     if (!model) {
         throw Failure{model.error().message};
     }
@@ -658,6 +681,7 @@ int cmdAnalyze(const Args &a, std::ostream &out, std::ostream &err)
     requirePromptOrIds(a);
     warnIfSlowBlas(err);
     auto model = loadModel(a, err);
+    options.device = chosenDevice(a).kernelDevice; // the streaming statistics (the CUDA kernels on a GPU)
     const auto tokens = promptTokens(*model, a);
     auto metrics = analyzeTokens(*model, tokens, options, materializeUpTo);
     if (!metrics) {
@@ -1386,7 +1410,7 @@ int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream
         std::vector<std::string> switches, valued;
         int (*fn)(const Args &, std::ostream &, std::ostream &);
     };
-    const std::map<std::string, Command> commands{
+    std::map<std::string, Command> commands{
         {"info", {kInfoHelp, {"--json"}, {"--model"}, cmdInfo}},
         {"convert", {kConvertHelp, {}, {"-o", "--output"}, cmdConvert}},
         {"run", {kRunHelp, {"--json", "--bos", "--no-bos"}, {"--model", "--prompt", "--top-k", "--ids"}, cmdRun}},
@@ -1409,6 +1433,10 @@ int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream
          {kCompareHelp, {"--json", "--bos", "--no-bos"}, {"--model", "--prompt", "--mitigation", "--top-k", "-n", "--ids"}, cmdCompare}},
     };
     auto it = commands.find(cmd);
+    if (it != commands.end() &&
+        std::find(it->second.valued.begin(), it->second.valued.end(), "--model") != it->second.valued.end()) {
+        it->second.valued.push_back("--device");
+    }
     if (it == commands.end()) {
         err << "sinkscope-cli: unknown command '" << cmd << "' (try --help)\n";
         return 2;

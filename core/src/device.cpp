@@ -158,4 +158,39 @@ std::string describeDevices()
     return s.str();
 }
 
+Result<DevicePlan> planDevice(const std::string &id, const std::vector<DeviceInfo> &devices)
+{
+    auto offered = [&] {
+        std::string list;
+        for (const auto &d : devices) {
+            list += (list.empty() ? "" : ", ") + d.id;
+        }
+        return list.empty() ? std::string("none") : list;
+    };
+    std::string wanted = id;
+    if (wanted == "cuda") {
+        wanted = "cuda:0";
+    }
+    const bool wellFormed = wanted == "cpu" || (wanted.rfind("cuda:", 0) == 0 && wanted.size() > 5 && wanted.size() < 9 &&
+                                                wanted.find_first_not_of("0123456789", 5) == std::string::npos);
+    if (!wellFormed) {
+        return makeError(ErrorCode::InvalidArgument, "device '" + id + "' is not cpu, cuda or cuda:N (devices here: " + offered() + ")");
+    }
+    const auto it = std::find_if(devices.begin(), devices.end(), [&](const DeviceInfo &d) { return d.id == wanted; });
+    if (it == devices.end()) {
+        const BuildCapabilities b = buildCapabilities();
+        const std::string why = b.cudaKernels || b.torchCuda ? "no such GPU on this machine"
+                                                             : "this build has neither a CUDA LibTorch nor the CUDA kernels (docs/gpu.md)";
+        return makeError(ErrorCode::InvalidArgument, "device '" + id + "' is not available: " + why + " (devices here: " + offered() + ")");
+    }
+    if (!it->runsModel && !it->kernels) {
+        return makeError(ErrorCode::InvalidArgument, "device '" + id + "' can run neither the model nor the kernels: " + it->note);
+    }
+    DevicePlan plan;
+    plan.device = *it;
+    plan.modelDevice = it->runsModel ? it->id : "cpu";
+    plan.kernelDevice = it->kernels ? it->id : "cpu";
+    return plan;
+}
+
 } // namespace sinkscope

@@ -4,7 +4,9 @@
 #include "torch_util.h"
 
 #include <caffe2/serialize/inline_container.h>
+#include <torch/cuda.h>
 #include <torch/script.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
@@ -103,6 +105,17 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string &path, const 
             model->m_impl->device = torch::Device(options.device);
         } catch (const c10::Error &) {
             return makeError(ErrorCode::InvalidArgument, path + ": unknown device '" + options.device + "'");
+        }
+        if (model->m_impl->device.is_cuda()) {
+            // Checked here, so that the error says what is missing instead of a LibTorch dispatch failure.
+            const int64_t count = torch::cuda::is_available() ? static_cast<int64_t>(torch::cuda::device_count()) : 0;
+            const int64_t index = model->m_impl->device.has_index() ? model->m_impl->device.index() : 0;
+            if (index >= count) {
+                return makeError(ErrorCode::InvalidArgument,
+                                 path + ": cannot load on " + options.device + ": " +
+                                     (count == 0 ? std::string("this LibTorch (") + TORCH_VERSION + ") has no CUDA device to use"
+                                                 : "LibTorch sees " + std::to_string(count) + " CUDA device(s)"));
+            }
         }
         try {
             model->m_impl->module = torch::jit::load(path, model->m_impl->device, extra);

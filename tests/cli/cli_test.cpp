@@ -116,6 +116,29 @@ TEST_F(Cli, GenerateStreamsTokensAndIsReproducible)
     EXPECT_GT(a.out.size(), 4u);
 }
 
+TEST_F(Cli, DeviceOptionRunsOnTheCpuAndRefusesDevicesThatAreNotThere)
+{
+    const CliRun cpu = cli({"run", "--model", tinyModel(), "--prompt", "the cat", "--device", "cpu", "--json"});
+    ASSERT_EQ(cpu.code, 0) << cpu.err;
+    const CliRun plain = cli({"run", "--model", tinyModel(), "--prompt", "the cat", "--json"});
+    ASSERT_EQ(plain.code, 0) << plain.err;
+    EXPECT_EQ(nlohmann::json::parse(cpu.out)["top_k"], nlohmann::json::parse(plain.out)["top_k"]);
+
+    // No machine this suite runs on has 8 GPUs; the message names the device and what there is.
+    for (const auto &args : std::vector<std::vector<std::string>>{
+             {"run", "--model", tinyModel(), "--prompt", "x", "--device", "cuda:7"},
+             {"analyze", "--model", tinyModel(), "--prompt", "x", "--out", s_dir->file("never"), "--device", "gpu"},
+             {"generate", "--model", tinyModel(), "--prompt", "x", "--device", "cuda:x"}}) {
+        const CliRun r = cli(args);
+        EXPECT_EQ(r.code, 1) << args[0];
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+        EXPECT_NE(r.err.find("device '" + args.back() + "'"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("devices here: cpu"), std::string::npos) << r.err;
+    }
+    const CliRun convert = cli({"convert", "a.gguf", "-o", "b.pt", "--device", "cpu"});
+    EXPECT_EQ(convert.code, 2) << "convert takes no --device";
+}
+
 TEST_F(Cli, BadInputGivesOneLineNamingTheProblem)
 {
     TempDir dir;

@@ -23,6 +23,7 @@
 #include <QJsonDocument>
 #include <QPlainTextEdit>
 #include <QSignalSpy>
+#include <QStandardItemModel>
 #include <QXmlStreamReader>
 
 #include <gtest/gtest.h>
@@ -213,6 +214,65 @@ TEST_F(MainWindowTest, ErrorsShowInTheMessageBar)
     ASSERT_TRUE(failed.wait(30000));
     EXPECT_TRUE(window.messageBar()->isError());
     EXPECT_TRUE(window.messageBar()->text().contains(QStringLiteral("missing.pt")));
+}
+
+TEST_F(MainWindowTest, DevicePickerOffersModelDevicesAndKeepsTheModelWhenALoadFails)
+{
+    // The registry's CPU plus two GPUs this machine does not have: one that only runs the kernels (a
+    // CPU LibTorch) and one that would run the model.
+    std::vector<DeviceInfo> devices{availableDevices().front()};
+    DeviceInfo kernelsOnly;
+    kernelsOnly.kind = DeviceKind::Cuda;
+    kernelsOnly.id = "cuda:0";
+    kernelsOnly.name = "Test GPU";
+    kernelsOnly.kernels = true;
+    kernelsOnly.note = "LibTorch is built without CUDA";
+    DeviceInfo full = kernelsOnly;
+    full.index = 1;
+    full.id = "cuda:1";
+    full.runsModel = true;
+    full.note.clear();
+    devices.push_back(kernelsOnly);
+    devices.push_back(full);
+
+    auto window = openAndRun({.modelPath = s_model, .prompt = QStringLiteral("hello world"), .devices = devices});
+    QComboBox *box = window->deviceBox();
+    ASSERT_EQ(box->count(), 3);
+    EXPECT_EQ(box->currentData().toString(), QStringLiteral("cpu"));
+    EXPECT_EQ(window->model()->info().device, "cpu");
+    auto *items = qobject_cast<QStandardItemModel *>(box->model());
+    ASSERT_TRUE(items);
+    EXPECT_TRUE(items->item(0)->isEnabled());
+    EXPECT_FALSE(items->item(1)->isEnabled()) << "the model cannot run there";
+    EXPECT_TRUE(items->item(1)->text().contains(QStringLiteral("kernels only")));
+    EXPECT_TRUE(items->item(1)->toolTip().contains(QStringLiteral("LibTorch is built without CUDA")));
+    EXPECT_TRUE(items->item(2)->isEnabled());
+    EXPECT_TRUE(items->item(2)->toolTip().contains(QStringLiteral("Test GPU")));
+
+    // A kernels-only device is refused at once, with the reason; nothing is loaded.
+    QSignalSpy loaded(window.get(), &MainWindow::modelReady);
+    window->chooseDevice(QStringLiteral("cuda:0"));
+    EXPECT_TRUE(window->messageBar()->isError());
+    EXPECT_TRUE(window->messageBar()->text().contains(QStringLiteral("LibTorch is built without CUDA")));
+    EXPECT_EQ(box->currentData().toString(), QStringLiteral("cpu"));
+
+    // A device LibTorch cannot use here: the load fails with the device named, the model stays loaded
+    // and the picker goes back to where the model is.
+    const auto before = window->model();
+    QSignalSpy failed(window->bridge(), &ComputeBridge::failed);
+    window->chooseDevice(QStringLiteral("cuda:1"));
+    EXPECT_EQ(box->currentData().toString(), QStringLiteral("cuda:1")) << "shows the load in progress";
+    ASSERT_TRUE(failed.wait(30000));
+    EXPECT_EQ(failed.front().at(0).toString(), QLatin1String(ComputeBridge::kModelTag));
+    EXPECT_TRUE(window->messageBar()->text().contains(QStringLiteral("cuda:1"))) << window->messageBar()->text().toStdString();
+    EXPECT_EQ(window->model(), before);
+    EXPECT_EQ(window->deviceId(), QStringLiteral("cpu"));
+    EXPECT_EQ(box->currentData().toString(), QStringLiteral("cpu"));
+    EXPECT_EQ(loaded.count(), 0);
+
+    // Back on the CPU (already there): nothing to do.
+    window->chooseDevice(QStringLiteral("cpu"));
+    EXPECT_EQ(window->model(), before);
 }
 
 TEST_F(MainWindowTest, ExportsFiguresAndData)

@@ -8,6 +8,8 @@
 // milliseconds), so callers cache it (e.g. once per window).
 #pragma once
 
+#include "sinkscope/result.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -44,5 +46,20 @@ std::vector<DeviceInfo> availableDevices();
 
 // One line per device, for `sinkscope-cli doctor` and logs.
 std::string describeDevices();
+
+// What a device chosen by the user (`--device`, the window's picker) means for a run: where the model
+// runs and where the attention statistics run. A CUDA device whose LibTorch is CPU-only still runs the
+// statistics kernels (the model stays on the CPU); one without the kernels still runs the model (the
+// statistics take the CPU path).
+struct DevicePlan {
+    DeviceInfo device;                 // the entry of `devices` that was chosen
+    std::string modelDevice = "cpu";   // LoadOptions::device
+    std::string kernelDevice = "cpu";  // MetricsOptions::device
+};
+
+// `id` is "cpu", "cuda" (= "cuda:0") or "cuda:N", looked up in `devices` (availableDevices()).
+// InvalidArgument when the id is malformed, not listed, or listed but usable for nothing; the message
+// names the id, says why (the device's note) and lists the devices there are.
+Result<DevicePlan> planDevice(const std::string &id, const std::vector<DeviceInfo> &devices);
 
 } // namespace sinkscope

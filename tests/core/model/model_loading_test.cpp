@@ -130,3 +130,23 @@ TEST(ModelLoading, ArchiveWithCorruptConfigNamesTheEntry)
     EXPECT_EQ(model.error().code, ErrorCode::Corrupt);
     EXPECT_NE(model.error().message.find("sinkscope/config.json"), std::string::npos);
 }
+
+TEST(ModelLoading, DevicesThatLibTorchCannotUseAreRefusedByName)
+{
+    TempDir dir;
+    const auto path = dir.file("generic.pt");
+    writeGenericModule(path);
+    // No machine this suite runs on has 65 GPUs, so this is refused on CPU and CUDA LibTorch alike.
+    auto missing = Model::load(path, LoadOptions{.device = "cuda:64"});
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().code, ErrorCode::InvalidArgument);
+    EXPECT_NE(missing.error().message.find(path + ": cannot load on cuda:64"), std::string::npos) << missing.error().message;
+
+    auto bogus = Model::load(path, LoadOptions{.device = "tpu"});
+    ASSERT_FALSE(bogus);
+    EXPECT_NE(bogus.error().message.find("unknown device 'tpu'"), std::string::npos) << bogus.error().message;
+
+    auto cpu = Model::load(path, LoadOptions{.device = "cpu"});
+    ASSERT_TRUE(cpu) << cpu.error().message;
+    EXPECT_EQ((*cpu)->info().device, "cpu");
+}
