@@ -3,6 +3,7 @@
 // Formulas: SINKS.md §2 (M1-M6, M9, M11); docs/metrics.md says where each comes from.
 #include "sinkscope/metrics.h"
 
+#include "layer_tensors.h"
 #include "metrics_internal.h"
 
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <limits>
 #include <numeric>
 #include <set>
@@ -633,9 +635,13 @@ float SinkMetrics::head(const std::string &name, int64_t layer, int64_t headInde
     return m->values.data[idx(layer * heads + headIndex)];
 }
 
-Result<std::shared_ptr<const SinkMetrics>> computeMetrics(const ForwardResult &result, const ModelConfig &config,
-                                                          const std::vector<int64_t> &tokens,
-                                                          const MetricsOptions &options)
+namespace {
+
+// computeMetrics, or with `streamed` the attention sums the streaming path already reduced during the
+// forward pass (analyzeTokens): then `result` has no q/k and only the hidden states and value norms are read.
+Result<std::shared_ptr<const SinkMetrics>> metricsFrom(const ForwardResult &result, const ModelConfig &config,
+                                                       const std::vector<int64_t> &tokens, const MetricsOptions &options,
+                                                       detail::AttentionSums *streamed)
 {
     const auto start = std::chrono::steady_clock::now();
     const int64_t layers = config.layers, heads = config.heads, t = static_cast<int64_t>(tokens.size());
@@ -644,7 +650,7 @@ Result<std::shared_ptr<const SinkMetrics>> computeMetrics(const ForwardResult &r
                                                          std::to_string(t) + ", " + std::to_string(layers) + " layers, " +
                                                          std::to_string(heads) + " heads)");
     }
-    MetricsPath path = options.path;
+    MetricsPath path = streamed ? MetricsPath::Streaming : options.path;
     if (path == MetricsPath::Auto) {
         path = allAttentionPresent(result, layers, heads, t) ? MetricsPath::Materialized : MetricsPath::Streaming;
     }
@@ -653,7 +659,7 @@ Result<std::shared_ptr<const SinkMetrics>> computeMetrics(const ForwardResult &r
                          "materialised metrics need attention [" + std::to_string(heads) + ", " + std::to_string(t) + ", " +
                              std::to_string(t) + "] for all " + std::to_string(layers) + " layers");
     }
-    if (path == MetricsPath::Streaming && !allQkPresent(result, layers)) {
+    if (path == MetricsPath::Streaming && !streamed && !allQkPresent(result, layers)) {
         return makeError(ErrorCode::InvalidArgument,
                          "metrics need the attention or the post-RoPE queries and keys of all " + std::to_string(layers) +
                              " layers (capture allAttention or qkLayers)");
@@ -688,10 +694,14 @@ Result<std::shared_ptr<const SinkMetrics>> computeMetrics(const ForwardResult &r
     m->hasHidden = !result.hidden.empty();
 
     detail::AttentionSums sums;
-    Status status = path == MetricsPath::Materialized ? materializedAttentionSums(result, layers, heads, t, options, sums)
-                                                      : detail::streamingAttentionSums(result, config, t, options, sums);
-    if (!status) {
-        return status.error();
+    if (streamed) {
+        sums = std::move(*streamed);
+    } else {
+        Status status = path == MetricsPath::Materialized ? materializedAttentionSums(result, layers, heads, t, options, sums)
+                                                          : detail::streamingAttentionSums(result, config, t, options, sums);
+        if (!status) {
+            return status.error();
+        }
     }
     finalizeAttention(sums, tokens, m->hasValueNorms, options, *m);
     if (m->hasHidden) {
@@ -709,15 +719,51 @@ Result<std::shared_ptr<const SinkMetrics>> computeMetrics(const ForwardResult &r
     return std::shared_ptr<const SinkMetrics>(std::move(m));
 }
 
+} // namespace
+
+Result<std::shared_ptr<const SinkMetrics>> computeMetrics(const ForwardResult &result, const ModelConfig &config,
+                                                          const std::vector<int64_t> &tokens,
+                                                          const MetricsOptions &options)
+{
+    return metricsFrom(result, config, tokens, options, nullptr);
+}
+
 Result<std::shared_ptr<const SinkMetrics>> analyzeTokens(const Model &model, const std::vector<int64_t> &tokens,
                                                          const MetricsOptions &options, int64_t materializeUpTo)
 {
-    ForwardRequest request{.tokens = tokens,
-                           .capture = metricsCapture(static_cast<int64_t>(tokens.size()), model.config(), materializeUpTo),
-                           .controls = {}};
-    auto forward = model.forward(request, options.cancel);
+    const ModelConfig &config = model.config();
+    const int64_t t = static_cast<int64_t>(tokens.size());
+    ForwardRequest request{.tokens = tokens, .capture = metricsCapture(t, config, materializeUpTo), .controls = {}, .layerHook = {}};
+    // The streaming path inside the forward pass: each layer's q/k are reduced as the layer finishes and
+    // dropped, on the model's device, so no pass holds every layer's q/k (nor copies them off a GPU).
+    std::optional<detail::StreamingAccumulator> streaming;
+    const bool streamInPass = model.hasContract() && !request.capture.qkLayers.empty() &&
+                              options.path != MetricsPath::Materialized && config.layers > 0 && config.heads > 0;
+    if (streamInPass) {
+        auto device = detail::metricsCudaDevice(options.device);
+        if (!device) {
+            return device.error();
+        }
+        streaming.emplace(config.layers, config.heads, t, options.tileSize, *device);
+        request.layerHook = [&streaming](int64_t layer, const LayerTensors &lt) {
+            return streaming->addLayer(layer, lt.queries, lt.keys, lt.valueNorms);
+        };
+    }
+    ProgressCallback forwardProgress;
+    if (options.progress) {
+        forwardProgress = [&options](double f, const std::string &label) { return options.progress(0.95 * f, label); };
+    }
+    auto forward = model.forward(request, options.cancel, forwardProgress);
     if (!forward) {
         return forward.error();
+    }
+    std::optional<detail::AttentionSums> streamed;
+    if (streaming) {
+        auto sums = streaming->take();
+        if (!sums) {
+            return sums.error();
+        }
+        streamed = std::move(*sums);
     }
     MetricsOptions o = options;
     if (auto tok = model.tokenizer()) {
@@ -730,7 +776,7 @@ Result<std::shared_ptr<const SinkMetrics>> analyzeTokens(const Model &model, con
             }
         }
     }
-    auto metrics = computeMetrics(*forward, model.config(), tokens, o);
+    auto metrics = metricsFrom(*forward, config, tokens, o, streamed ? &*streamed : nullptr);
     if (!metrics) {
         return metrics.error();
     }

@@ -5,6 +5,8 @@
 
 #include "sinkscope/metrics.h"
 
+#include <torch/types.h>
+
 #include <cstdint>
 #include <vector>
 
@@ -24,8 +26,35 @@ struct HeadSums {
 // Per layer, then head: sums[l * H + h].
 using AttentionSums = std::vector<HeadSums>;
 
-// Streaming path: online softmax over key tiles from post-RoPE q [H, T, d] and k [Hkv, T, d] of every
-// layer, never holding more than H x tile x tile scores. valueNorms may be empty (no M9 sums).
+// MetricsOptions::device as a CUDA ordinal: -1 for "cpu"; InvalidArgument when malformed or when the
+// build has no CUDA kernels.
+Result<int> metricsCudaDevice(const std::string &device);
+
+// The streaming path one layer at a time: each layer's post-RoPE q [H, T, d] and k [Hkv, T, d] are
+// reduced to the per-head sums as they arrive and can be dropped right after. Used over a finished
+// ForwardResult (streamingAttentionSums) and inside the forward pass (analyzeTokens, a LayerHook), where
+// no layer's q/k outlive the layer. Tensors on the CPU take the CPU path, or the statistics kernel on
+// `cudaDevice` (uploaded) when it is >= 0; tensors already on a GPU (a CUDA LibTorch) go to the kernel
+// there without a host copy (to the CPU path when the kernels are not built).
+class StreamingAccumulator
+{
+public:
+    StreamingAccumulator(int64_t layers, int64_t heads, int64_t tokens, int64_t tileSize, int cudaDevice);
+    // valueNorms [H, T] (any device) may be undefined: then no M9 sums.
+    Status addLayer(int64_t layer, const at::Tensor &queries, const at::Tensor &keys, const at::Tensor &valueNorms);
+    // The sums, once every layer was added (InvalidArgument naming the first missing layer otherwise).
+    Result<AttentionSums> take();
+
+private:
+    int64_t m_layers, m_heads, m_tokens, m_tileSize;
+    int m_cudaDevice;
+    AttentionSums m_sums;
+    std::vector<bool> m_done;
+};
+
+// Streaming path over a finished pass: online softmax over key tiles from post-RoPE q [H, T, d] and k
+// [Hkv, T, d] of every layer, never holding more than H x tile x tile scores. valueNorms may be empty
+// (no M9 sums).
 Status streamingAttentionSums(const ForwardResult &result, const ModelConfig &config, int64_t tokens,
                               const MetricsOptions &options, AttentionSums &sums);
 

@@ -28,6 +28,10 @@
 #if SINKSCOPE_ENABLE_CUDA
 #include "sinkscope/kernels/host_api.h"
 #endif
+#if SINKSCOPE_ENABLE_CUDA && SINKSCOPE_HAS_CUDA_TORCH
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -173,6 +177,198 @@ void streamingLayerSums(const at::Tensor &queries, const at::Tensor &keys, const
     }
 }
 
+Result<int> metricsCudaDevice(const std::string &device)
+{
+    if (device == "cpu") {
+        return -1;
+    }
+    int index = -1;
+    if (device == "cuda") {
+        index = 0;
+    } else if (device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() < 9 &&
+               device.find_first_not_of("0123456789", 5) == std::string::npos) {
+        index = std::stoi(device.substr(5));
+    } else {
+        return makeError(ErrorCode::InvalidArgument, "metrics device '" + device + "' is not cpu, cuda or cuda:N");
+    }
+    if (!SINKSCOPE_ENABLE_CUDA) {
+        return makeError(ErrorCode::InvalidArgument,
+                         "metrics device '" + device + "': this build has no CUDA kernels (-DSINKSCOPE_ENABLE_CUDA=ON)");
+    }
+    return index;
+}
+
+namespace {
+
+// Folds one layer's row and column sums into the per-head sums both metric paths finalise.
+void foldLayer(const LayerRowColSums &layer, int64_t l, int64_t heads, int64_t t, const float *fn, AttentionSums &sums)
+{
+    for (int64_t h = 0; h < heads; ++h) {
+        HeadSums &s = sums[static_cast<size_t>(l * heads + h)];
+        s.colSum.assign(layer.colSum.begin() + h * t, layer.colSum.begin() + (h + 1) * t);
+        s.colPlogp.assign(layer.colPlogp.begin() + h * t, layer.colPlogp.begin() + (h + 1) * t);
+        s.a00 = 1.0; // a softmax over the single visible key
+        for (int64_t row = 0; row < t; ++row) {
+            const size_t r = static_cast<size_t>(h * t + row);
+            // Normalised by log(t + 1); row 0 (log 1 = 0) counts 0, as in Guo et al.'s code.
+            if (row >= 1) {
+                s.rowEntropy -= layer.rowPlogp[r] / std::log(static_cast<double>(row + 1));
+            }
+            if (fn) {
+                s.weightedNorm += layer.rowWeighted[r];
+                if (row >= 1 && layer.rowWeighted[r] > 0) {
+                    s.effective += layer.first[r] * fn[h * t] / layer.rowWeighted[r];
+                    ++s.effectiveRows;
+                }
+            }
+        }
+    }
+}
+
+#if SINKSCOPE_ENABLE_CUDA
+// The kernel's float outputs as the CPU path's double sums.
+void fromKernel(const cuda::HostAttentionStats &g, LayerRowColSums &layer)
+{
+    auto toDouble = [](const std::vector<float> &v) { return std::vector<double>(v.begin(), v.end()); };
+    layer.colSum = toDouble(g.received);
+    layer.colPlogp = toDouble(g.receivedPlogp);
+    layer.rowPlogp.resize(g.rowEntropy.size());
+    std::transform(g.rowEntropy.begin(), g.rowEntropy.end(), layer.rowPlogp.begin(),
+                   [](float e) { return -static_cast<double>(e); });
+    layer.rowWeighted = toDouble(g.rowWeighted);
+    layer.first = toDouble(g.firstMass);
+}
+
+// The statistics kernel on CUDA tensors (a CUDA LibTorch): reads their memory in place on LibTorch's
+// current stream of their device; the [H, T] outputs are LibTorch tensors there, copied back once.
+Status cudaTensorStats(const at::Tensor &queries, const at::Tensor &keys, const at::Tensor &valueNorms, LayerRowColSums &layer)
+{
+#if SINKSCOPE_HAS_CUDA_TORCH
+    const c10::cuda::CUDAGuard onDevice(queries.device());
+    const at::Tensor q = queries.to(torch::kFloat).contiguous(), k = keys.to(queries.device(), torch::kFloat).contiguous();
+    const at::Tensor fn = valueNorms.defined() ? valueNorms.to(queries.device(), torch::kFloat).contiguous() : at::Tensor();
+    const int64_t heads = q.size(0), t = q.size(1);
+    auto out = [&] { return torch::empty({heads, t}, q.options()); };
+    at::Tensor first = out(), entropy = out(), received = out(), receivedPlogp = out();
+    at::Tensor weighted = fn.defined() ? out() : at::Tensor();
+    cuda::AttentionStatsArgs a;
+    a.q = q.data_ptr<float>();
+    a.k = k.data_ptr<float>();
+    a.heads = static_cast<int>(heads);
+    a.kvHeads = static_cast<int>(k.size(0));
+    a.tokens = static_cast<int>(t);
+    a.headDim = static_cast<int>(q.size(2));
+    a.valueNorms = fn.defined() ? fn.data_ptr<float>() : nullptr;
+    a.firstMass = first.data_ptr<float>();
+    a.rowEntropy = entropy.data_ptr<float>();
+    a.rowWeighted = fn.defined() ? weighted.data_ptr<float>() : nullptr;
+    a.received = received.data_ptr<float>();
+    a.receivedPlogp = receivedPlogp.data_ptr<float>();
+    if (auto st = cuda::attentionStats(a, c10::cuda::getCurrentCUDAStream(queries.device().index()).stream()); !st) {
+        return makeError(ErrorCode::Internal, st.message);
+    }
+    // The copies wait for the kernel (same stream); an execution error surfaces here as a LibTorch error.
+    auto host = [](const at::Tensor &x) {
+        const at::Tensor c = x.to(torch::kCPU, torch::kDouble).contiguous();
+        return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+    };
+    layer.colSum = host(received);
+    layer.colPlogp = host(receivedPlogp);
+    layer.rowPlogp = host(entropy.neg());
+    layer.rowWeighted = fn.defined() ? host(weighted) : std::vector<double>(static_cast<size_t>(heads * t), 0.0);
+    layer.first = host(first);
+    return Ok{};
+#else
+    (void)queries, (void)keys, (void)valueNorms, (void)layer;
+    return makeError(ErrorCode::Internal, "CUDA tensors in a build without a CUDA LibTorch");
+#endif
+}
+#endif
+
+} // namespace
+
+StreamingAccumulator::StreamingAccumulator(int64_t layers, int64_t heads, int64_t tokens, int64_t tileSize, int cudaDevice)
+    : m_layers(layers), m_heads(heads), m_tokens(tokens), m_tileSize(tileSize), m_cudaDevice(cudaDevice)
+{
+    m_sums.assign(static_cast<size_t>(layers * heads), {});
+    m_done.assign(static_cast<size_t>(layers), false);
+}
+
+Status StreamingAccumulator::addLayer(int64_t l, const at::Tensor &queries, const at::Tensor &keys, const at::Tensor &valueNorms)
+{
+    const int64_t heads = m_heads, t = m_tokens;
+    const bool qOk = queries.defined() && queries.dim() == 3 && queries.size(0) == heads && queries.size(1) == t;
+    const bool kOk = qOk && keys.defined() && keys.dim() == 3 && keys.size(0) > 0 && heads % keys.size(0) == 0 &&
+                     keys.size(1) == t && keys.size(2) == queries.size(2);
+    auto shape = [](const at::Tensor &x) {
+        if (!x.defined()) {
+            return std::string("none");
+        }
+        std::string s = "[";
+        for (int64_t i = 0; i < x.dim(); ++i) {
+            s += (i ? ", " : "") + std::to_string(x.size(i));
+        }
+        return s + "]";
+    };
+    if (l < 0 || l >= m_layers || !qOk || !kOk) {
+        return makeError(ErrorCode::InvalidArgument, "layer " + std::to_string(l) + ": queries " + shape(queries) + " and keys " +
+                                                         shape(keys) + " do not match [" + std::to_string(heads) + ", " +
+                                                         std::to_string(t) + ", d] and [Hkv, T, d] with Hkv dividing the head count");
+    }
+    const bool norms = valueNorms.defined() && valueNorms.numel() == heads * t;
+    // The value norms on the host: the fold reads them, and the CPU path too ([H, T], small).
+    const at::Tensor fnHost = norms ? valueNorms.to(torch::kCPU, torch::kFloat).contiguous() : at::Tensor();
+    const float *fn = norms ? fnHost.data_ptr<float>() : nullptr;
+    LayerRowColSums layer;
+    if (m_cudaDevice < 0 || (queries.is_cuda() && !SINKSCOPE_ENABLE_CUDA)) {
+        LayerLogitControls controls;
+        controls.valueNorms = fn;
+        streamingLayerSums(queries.to(torch::kCPU, torch::kFloat).contiguous(), keys.to(torch::kCPU, torch::kFloat).contiguous(),
+                           controls, m_tileSize, layer);
+    }
+#if SINKSCOPE_ENABLE_CUDA
+    else if (queries.is_cuda()) {
+        // q and k already on a GPU (the model runs there, a CUDA LibTorch): the kernel reads the tensors'
+        // memory directly on LibTorch's current stream of that device; only the [H, T] sums come back.
+        auto st = cudaTensorStats(queries, keys, norms ? valueNorms : at::Tensor(), layer);
+        if (!st) {
+            return makeError(ErrorCode::Internal, "metrics on " + queries.device().str() + ", layer " + std::to_string(l) + ": " +
+                                                      st.error().message);
+        }
+    } else {
+        const at::Tensor q = queries.to(torch::kFloat).contiguous(), k = keys.to(torch::kFloat).contiguous();
+        cuda::AttentionStatsArgs in;
+        in.q = q.data_ptr<float>();
+        in.k = k.data_ptr<float>();
+        in.heads = static_cast<int>(heads);
+        in.kvHeads = static_cast<int>(k.size(0));
+        in.tokens = static_cast<int>(t);
+        in.headDim = static_cast<int>(q.size(2));
+        in.valueNorms = fn;
+        cuda::HostAttentionStats g;
+        if (auto st = cuda::attentionStatsFromHost(in, m_cudaDevice, g); !st) {
+            return makeError(ErrorCode::Internal, "metrics on cuda:" + std::to_string(m_cudaDevice) + ", layer " +
+                                                      std::to_string(l) + ": " + st.message);
+        }
+        fromKernel(g, layer);
+    }
+#endif
+    foldLayer(layer, l, heads, t, fn, m_sums);
+    m_done[static_cast<size_t>(l)] = true;
+    return Ok{};
+}
+
+Result<AttentionSums> StreamingAccumulator::take()
+{
+    for (int64_t l = 0; l < m_layers; ++l) {
+        if (!m_done[static_cast<size_t>(l)]) {
+            return makeError(ErrorCode::InvalidArgument, "streaming metrics: layer " + std::to_string(l) + " of " +
+                                                             std::to_string(m_layers) + " was never reduced");
+        }
+    }
+    return std::move(m_sums);
+}
+
 Status streamingAttentionSums(const ForwardResult &result, const ModelConfig &config, int64_t t,
                               const MetricsOptions &options, AttentionSums &sums)
 {
@@ -192,86 +388,31 @@ Status streamingAttentionSums(const ForwardResult &result, const ModelConfig &co
         }
     }
     const bool norms = result.valueNorms.shape == std::vector<int64_t>{layers, heads, t};
-    int cudaDevice = -1; // >= 0: the attention sums come from the CUDA statistics kernel
-    if (options.device != "cpu") {
-        const std::string &d = options.device;
-        if (d == "cuda") {
-            cudaDevice = 0;
-        } else if (d.rfind("cuda:", 0) == 0 && d.size() > 5 && d.find_first_not_of("0123456789", 5) == std::string::npos) {
-            cudaDevice = std::stoi(d.substr(5));
-        } else {
-            return makeError(ErrorCode::InvalidArgument, "metrics device '" + d + "' is not cpu, cuda or cuda:N");
-        }
-#if !SINKSCOPE_ENABLE_CUDA
-        return makeError(ErrorCode::InvalidArgument, "metrics device '" + d +
-                                                         "': this build has no CUDA kernels (-DSINKSCOPE_ENABLE_CUDA=ON)");
-#endif
+    auto device = metricsCudaDevice(options.device);
+    if (!device) {
+        return device.error();
     }
-
     return guardTorch("streaming metrics", [&]() -> Status {
         c10::InferenceMode guard;
-        sums.assign(static_cast<size_t>(layers * heads), {});
-        LayerRowColSums layer;
+        StreamingAccumulator acc(layers, heads, t, options.tileSize, *device);
         for (int64_t l = 0; l < layers; ++l) {
             if (!metricsProgress(options, static_cast<double>(l) / static_cast<double>(layers),
                                  "streaming attention metrics, layer " + std::to_string(l))) {
                 return makeError(ErrorCode::Cancelled, "metrics cancelled");
             }
-            const float *fn = norms ? result.valueNorms.data.data() + l * heads * t : nullptr; // [H, T]
-            LayerLogitControls controls;
-            controls.valueNorms = fn;
-            if (cudaDevice < 0) {
-                streamingLayerSums(view(result.queries.at(static_cast<int>(l))),
-                                   view(result.keys.at(static_cast<int>(l))), controls, options.tileSize, layer);
-            }
-#if SINKSCOPE_ENABLE_CUDA
-            else {
-                const FloatArray &q = result.queries.at(static_cast<int>(l)), &k = result.keys.at(static_cast<int>(l));
-                cuda::AttentionStatsArgs in;
-                in.q = q.data.data();
-                in.k = k.data.data();
-                in.heads = static_cast<int>(heads);
-                in.kvHeads = static_cast<int>(k.shape[0]);
-                in.tokens = static_cast<int>(t);
-                in.headDim = static_cast<int>(q.shape[2]);
-                in.valueNorms = fn;
-                cuda::HostAttentionStats g;
-                if (auto st = cuda::attentionStatsFromHost(in, cudaDevice, g); !st) {
-                    return makeError(ErrorCode::Internal, "metrics on " + options.device + ", layer " + std::to_string(l) +
-                                                              ": " + st.message);
-                }
-                auto toDouble = [](const std::vector<float> &v) { return std::vector<double>(v.begin(), v.end()); };
-                layer.colSum = toDouble(g.received);
-                layer.colPlogp = toDouble(g.receivedPlogp);
-                layer.rowPlogp.resize(g.rowEntropy.size());
-                std::transform(g.rowEntropy.begin(), g.rowEntropy.end(), layer.rowPlogp.begin(),
-                               [](float e) { return -static_cast<double>(e); });
-                layer.rowWeighted = toDouble(g.rowWeighted);
-                layer.first = toDouble(g.firstMass);
-            }
-#endif
-
-            for (int64_t h = 0; h < heads; ++h) {
-                HeadSums &s = sums[static_cast<size_t>(l * heads + h)];
-                s.colSum.assign(layer.colSum.begin() + h * t, layer.colSum.begin() + (h + 1) * t);
-                s.colPlogp.assign(layer.colPlogp.begin() + h * t, layer.colPlogp.begin() + (h + 1) * t);
-                s.a00 = 1.0; // a softmax over the single visible key
-                for (int64_t row = 0; row < t; ++row) {
-                    const size_t r = static_cast<size_t>(h * t + row);
-                    // Normalised by log(t + 1); row 0 (log 1 = 0) counts 0, as in Guo et al.'s code.
-                    if (row >= 1) {
-                        s.rowEntropy -= layer.rowPlogp[r] / std::log(static_cast<double>(row + 1));
-                    }
-                    if (fn) {
-                        s.weightedNorm += layer.rowWeighted[r];
-                        if (row >= 1 && layer.rowWeighted[r] > 0) {
-                            s.effective += layer.first[r] * fn[h * t] / layer.rowWeighted[r];
-                            ++s.effectiveRows;
-                        }
-                    }
-                }
+            const at::Tensor fn = norms ? torch::from_blob(const_cast<float *>(result.valueNorms.data.data()) + l * heads * t,
+                                                           {heads, t}, torch::kFloat)
+                                        : at::Tensor();
+            if (auto st = acc.addLayer(l, view(result.queries.at(static_cast<int>(l))), view(result.keys.at(static_cast<int>(l))), fn);
+                !st) {
+                return st;
             }
         }
+        auto taken = acc.take();
+        if (!taken) {
+            return taken.error();
+        }
+        sums = std::move(*taken);
         return Ok{};
     });
 }

@@ -1,5 +1,6 @@
 #include "sinkscope/model.h"
 
+#include "layer_tensors.h"
 #include "runtime_internal.h"
 #include "torch_util.h"
 
@@ -334,6 +335,18 @@ Result<ForwardResult> Model::forward(const ForwardRequest &request, const Cancel
             at::Tensor x = begin->elements()[0].toTensor();
             const at::Tensor mask = begin->elements()[1].toTensor();
             const at::Tensor rope = begin->elements()[2].toTensor();
+            auto get = [&](const std::string &key) -> at::Tensor {
+                auto it = dict.find(key);
+                return it == dict.end() ? at::Tensor() : it->value();
+            };
+            std::vector<bool> hooked(static_cast<size_t>(c.layers), false);
+            if (request.layerHook) {
+                for (int l : cap.qkLayers) {
+                    if (l >= 0 && l < c.layers) {
+                        hooked[static_cast<size_t>(l)] = true;
+                    }
+                }
+            }
             auto block = m_impl->module.get_method("run_block");
             for (int64_t l = 0; l < c.layers; ++l) {
                 if (cancel && cancel->isCancelled()) {
@@ -344,15 +357,20 @@ Result<ForwardResult> Model::forward(const ForwardRequest &request, const Cancel
                     return makeError(ErrorCode::Cancelled, "forward pass cancelled");
                 }
                 x = block({l, x, mask, rope, controls, dict}).toTensor();
+                if (hooked[static_cast<size_t>(l)]) {
+                    const std::string n = std::to_string(l);
+                    LayerTensors tensors{get("q." + n), get("k." + n), get("vnorm." + n)};
+                    (void)dict.erase("q." + n);
+                    (void)dict.erase("k." + n);
+                    if (auto st = request.layerHook(l, tensors); !st) {
+                        return st.error();
+                    }
+                }
             }
             m_impl->module.get_method("finish")({x, controls, dict});
             if (progress) {
                 progress(1.0, "done");
             }
-            auto get = [&](const std::string &key) -> at::Tensor {
-                auto it = dict.find(key);
-                return it == dict.end() ? at::Tensor() : it->value();
-            };
             result.logits = toFloatArray(get("logits"));
             if (cap.allAttention || !cap.attentionLayers.empty()) {
                 result.attention.resize(static_cast<size_t>(c.layers));

@@ -12,7 +12,12 @@
 #include "sinkscope/kernels/activations.h"
 #include "sinkscope/kernels/attention_map.h"
 #include "sinkscope/kernels/attention_stats.h"
+#include "sinkscope/convert.h"
+#include "sinkscope/device.h"
 #include "sinkscope/metrics.h"
+#include "sinkscope/model.h"
+#include "support/test_paths.h"
+#include "support/tiny_models.h"
 
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
@@ -504,4 +509,91 @@ TEST(MetricsDevice, GpuStreamingAgreesWithCpu_CUDA)
         expectClose(g->values.data, m.values.data, {1e-4, 1e-4}, m.name);
     }
     expectClose((*gpu)->receivedSum.data, (*cpu)->receivedSum.data, {1e-4, 2e-4}, "receivedSum");
+}
+
+namespace {
+
+// The tiny Llama converted once, and a prompt long enough for several query tiles of the kernel.
+struct TinyOnDisk {
+    sinkscope::testing::TempDir dir;
+    std::string path;
+    std::vector<int64_t> tokens;
+    TinyOnDisk()
+    {
+        sinkscope::testing::writeTinyLlamaGguf(dir.file("tiny.gguf"));
+        path = dir.file("tiny.pt");
+        const Status converted = convertGguf(dir.file("tiny.gguf"), path);
+        EXPECT_TRUE(converted) << converted.error().message;
+        for (int64_t i = 0; i < 150; ++i) {
+            tokens.push_back((i * 37 + 11) % sinkscope::testing::tiny::kVocab);
+        }
+    }
+};
+
+void expectSameHeadMetrics(const SinkMetrics &got, const SinkMetrics &want, Tolerance tol)
+{
+    for (const auto &m : want.headMetrics) {
+        const HeadMetric *g = got.headMetric(m.name);
+        ASSERT_NE(g, nullptr) << m.name;
+        expectClose(g->values.data, m.values.data, tol, m.name);
+    }
+    expectClose(got.receivedSum.data, want.receivedSum.data, {tol.abs, 2 * tol.rel}, "receivedSum");
+}
+
+MetricsOptions streamingOn(const std::string &device)
+{
+    MetricsOptions o;
+    o.path = MetricsPath::Streaming;
+    o.device = device;
+    return o;
+}
+
+} // namespace
+
+// analyzeTokens with the model on the CPU and the statistics on the GPU: each layer's q/k go to the
+// kernel from inside the forward pass (uploaded), and give the CPU path's metrics.
+TEST(ModelMetricsDevice, InPassKernelOnCpuTensorsMatchesTheCpu_CUDA)
+{
+    REQUIRE_GPU();
+    TinyOnDisk tiny;
+    auto model = Model::load(tiny.path);
+    ASSERT_TRUE(model) << model.error().message;
+    auto cpu = analyzeTokens(**model, tiny.tokens, streamingOn("cpu"), 0);
+    ASSERT_TRUE(cpu) << cpu.error().message;
+    auto gpu = analyzeTokens(**model, tiny.tokens, streamingOn("cuda:0"), 0);
+    ASSERT_TRUE(gpu) << gpu.error().message;
+    expectSameHeadMetrics(**gpu, **cpu, {1e-4, 1e-4});
+}
+
+// The whole model on the GPU (a CUDA LibTorch): the forward pass matches the CPU's, and the in-pass
+// statistics read q/k from LibTorch's CUDA tensors (no host copy) and match the CPU path.
+TEST(ModelMetricsDevice, ModelOnTheGpuMatchesTheCpu_CUDA)
+{
+    REQUIRE_GPU();
+    if (!buildCapabilities().torchCuda) {
+        GTEST_SKIP() << "LibTorch " << buildCapabilities().torchVersion << " is CPU-only: the model cannot run on a GPU";
+    }
+    TinyOnDisk tiny;
+    auto onCpu = Model::load(tiny.path);
+    ASSERT_TRUE(onCpu) << onCpu.error().message;
+    auto onGpu = Model::load(tiny.path, LoadOptions{.device = "cuda:0"});
+    ASSERT_TRUE(onGpu) << onGpu.error().message;
+    EXPECT_EQ((*onGpu)->info().device, "cuda:0");
+
+    const ForwardRequest request{.tokens = tiny.tokens, .capture = {.hidden = true}, .controls = {}, .layerHook = {}};
+    auto a = (*onCpu)->forward(request);
+    auto b = (*onGpu)->forward(request);
+    ASSERT_TRUE(a && b) << (a ? b.error().message : a.error().message);
+    expectClose(b->logits.data, a->logits.data, {1e-3, 1e-3}, "logits");
+    expectClose(b->hidden.data, a->hidden.data, {1e-3, 1e-3}, "hidden");
+
+    auto cpu = analyzeTokens(**onCpu, tiny.tokens, streamingOn("cpu"), 0);
+    ASSERT_TRUE(cpu) << cpu.error().message;
+    auto gpu = analyzeTokens(**onGpu, tiny.tokens, streamingOn("cuda:0"), 0);
+    ASSERT_TRUE(gpu) << gpu.error().message;
+    expectSameHeadMetrics(**gpu, **cpu, {1e-3, 1e-3});
+    // The model on the GPU with CPU statistics: q/k come back to the CPU path.
+    auto mixed = analyzeTokens(**onGpu, tiny.tokens, streamingOn("cpu"), 0);
+    ASSERT_TRUE(mixed) << mixed.error().message;
+    expectSameHeadMetrics(**mixed, **cpu, {1e-3, 1e-3});
 }

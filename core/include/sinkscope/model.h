@@ -63,10 +63,21 @@ struct Controls {
     bool empty() const { return tensors.empty(); }
 };
 
+// A layer's post-RoPE q [H, T, d] and k [Hkv, T, d] and its value norms [H, T], as LibTorch tensors on
+// the model's device. Opaque outside the core (defined in core/src/layer_tensors.h).
+struct LayerTensors;
+
+// Called by forward() on its own thread after each layer in CaptureOptions::qkLayers (SinkScope archives
+// only), in layer order. That layer's q and k are then dropped instead of returned, so a consumer that
+// reduces them as they come (the streaming metrics of analyzeTokens) never holds every layer's q/k, and on
+// a GPU they never leave it. An error stops the pass and is what forward() returns.
+using LayerHook = std::function<Status(int64_t layer, const LayerTensors &tensors)>;
+
 struct ForwardRequest {
     std::vector<int64_t> tokens;
     CaptureOptions capture;
     Controls controls;
+    LayerHook layerHook; // core-internal consumers; empty: q/k are returned in ForwardResult
 };
 
 struct ForwardResult {

@@ -3,6 +3,7 @@
 // and the real-model check of docs/metrics.md on SmolLM2 (skipped when the model is not installed).
 #include "sinkscope/attention_stats.h"
 #include "sinkscope/convert.h"
+#include "sinkscope/config.h"
 #include "sinkscope/metrics.h"
 #include "sinkscope/model.h"
 #include "support/test_paths.h"
@@ -564,7 +565,65 @@ TEST(MetricsStreaming, AgreesWithMaterializedOnTinyModels)
         expectSameMetrics(*a, *b, 1e-5);
         EXPECT_TRUE(a->hasHidden);
         EXPECT_FALSE(std::isnan(a->head("effective_first_token_mass", 0, 0)));
+
+        // analyzeTokens reduces each layer's q/k inside the forward pass (a LayerHook) and holds none of
+        // them afterwards: the same numbers as the streaming path over a pass that kept them all.
+        MetricsOptions streaming;
+        streaming.path = MetricsPath::Streaming;
+        streaming.tileSize = 8;
+        auto inPass = analyzeTokens(**model, tokens, streaming, 0);
+        ASSERT_TRUE(inPass) << inPass.error().message;
+        EXPECT_EQ((*inPass)->path, MetricsPath::Streaming);
+        expectSameMetrics(**inPass, *b, 1e-9);
+        expectSameMetrics(**inPass, *a, 1e-5);
+
+        // A device the build cannot compute on is refused before the pass.
+        if (!SINKSCOPE_ENABLE_CUDA) {
+            streaming.device = "cuda:0";
+            auto refused = analyzeTokens(**model, tokens, streaming, 0);
+            ASSERT_FALSE(refused);
+            EXPECT_NE(refused.error().message.find("no CUDA kernels"), std::string::npos) << refused.error().message;
+        }
     }
+}
+
+TEST(MetricsStreaming, LayerHookSeesEveryCapturedLayerAndCanStopThePass)
+{
+    st::TempDir dir;
+    st::writeTinyLlamaGguf(dir.file("tiny.gguf"));
+    ASSERT_TRUE(convertGguf(dir.file("tiny.gguf"), dir.file("tiny.pt")));
+    auto model = Model::load(dir.file("tiny.pt"));
+    ASSERT_TRUE(model) << model.error().message;
+    const std::vector<int64_t> tokens{1, 5, 9, 2, 7};
+    std::vector<int64_t> seen;
+    ForwardRequest request{.tokens = tokens, .capture = {.qkLayers = {1, 0}}, .controls = {}, .layerHook = {}};
+    request.layerHook = [&seen](int64_t layer, const LayerTensors &) -> Status {
+        seen.push_back(layer);
+        return Ok{};
+    };
+    auto r = (*model)->forward(request);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(seen, (std::vector<int64_t>{0, 1})) << "in layer order";
+    EXPECT_TRUE(r->queries.empty()) << "hooked q/k are dropped, not returned";
+    EXPECT_TRUE(r->keys.empty());
+
+    // Without a hook the same capture returns them.
+    request.layerHook = {};
+    auto kept = (*model)->forward(request);
+    ASSERT_TRUE(kept) << kept.error().message;
+    EXPECT_EQ(kept->queries.size(), 2u);
+
+    // A hook's error ends the pass and is what forward returns.
+    seen.clear();
+    request.layerHook = [&seen](int64_t layer, const LayerTensors &) -> Status {
+        seen.push_back(layer);
+        return makeError(ErrorCode::OutOfMemory, "layer " + std::to_string(layer) + " did not fit");
+    };
+    auto stopped = (*model)->forward(request);
+    ASSERT_FALSE(stopped);
+    EXPECT_EQ(stopped.error().code, ErrorCode::OutOfMemory);
+    EXPECT_EQ(stopped.error().message, "layer 0 did not fit");
+    EXPECT_EQ(seen, (std::vector<int64_t>{0}));
 }
 
 // The real-model check of docs/metrics.md (deliverable 5): SmolLM2-135M-Instruct on a natural paragraph
