@@ -384,10 +384,7 @@ QString colourScaleDescription(const ColourScale &scale)
 void renderHeadAttentionFigure(QCPPainter *painter, const QSize &size, const HeadFigure &f, const PlotStyle &style,
                                ColourMap map)
 {
-    if (!f.layerAttention) {
-        return;
-    }
-    const HeadMatrix matrix = headMatrix(*f.layerAttention, f.head);
+    const HeadMatrix &matrix = f.matrix;
     if (!matrix.valid()) {
         return;
     }
@@ -614,11 +611,11 @@ bool writeStandardFigures(const QString &dir, const QList<FigureFormat> &formats
             continue;
         }
         HeadFigure f;
-        f.layerAttention = it->second;
+        const HeadMatrix matrix = headMatrix(*it->second, head);
+        f.matrix = matrix;
         f.layer = layer;
         f.head = head;
         f.labels = labels;
-        const HeadMatrix matrix = headMatrix(*it->second, head);
         f.range = colourRange(transformHead(matrix, f.scale.transform).values, f.scale);
         const QString title = QObject::tr("Attention, layer %1 head %2 (%3 = %4; %5)")
                                   .arg(layer)

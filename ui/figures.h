@@ -87,7 +87,7 @@ void renderReceivedFigure(QCPPainter *painter, const QSize &size, const std::vec
 // the rows when renormalising. `range` is the colour range (e.g. HeadViewModel::range(), or
 // colourRange() of the transformed head).
 struct HeadFigure {
-    const FloatArray *layerAttention = nullptr;
+    HeadMatrix matrix; // the head's map [T, T] (a view: the caller keeps the memory alive)
     int64_t layer = 0;
     int64_t head = 0;
     QVector<QString> labels;

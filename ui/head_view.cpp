@@ -133,6 +133,7 @@ HeadView::HeadView(QWidget *parent) : AnalysisView(parent)
 
 void HeadView::setSnapshot(std::shared_ptr<const RunSnapshot> snapshot)
 {
+    m_requested = {-1, -1};
     m_model.setSnapshot(std::move(snapshot));
     const auto &snap = m_model.snapshot();
     if (snap) {
@@ -141,6 +142,16 @@ void HeadView::setSnapshot(std::shared_ptr<const RunSnapshot> snapshot)
         m_plot->setExtent(snap->tokenCount(), snap->tokenCount());
     }
     syncControls();
+    updatePlot();
+}
+
+void HeadView::setHeadMap(std::shared_ptr<const RunSnapshot> snapshot, int64_t layer, int64_t head,
+                          std::shared_ptr<const FloatArray> map)
+{
+    if (snapshot != m_model.snapshot()) {
+        return;
+    }
+    m_model.setHeadMap(layer, head, std::move(map));
     updatePlot();
 }
 
@@ -264,6 +275,19 @@ void HeadView::updatePlot()
     if (!m_model.valid()) {
         m_plot->clear();
         m_plot->setSideBars({}, {});
+        if (m_model.needsHeadMap()) {
+            const std::pair<int64_t, int64_t> wanted{m_model.layer(), m_model.head()};
+            m_info->setText(tr("Computing the map of layer %1, head %2 from this run's queries and keys (runs over %3 "
+                               "tokens keep no maps; the overview and metrics cover every head)\u2026")
+                                .arg(wanted.first)
+                                .arg(wanted.second)
+                                .arg(m_model.snapshot()->mapTokens));
+            if (m_requested != wanted) {
+                m_requested = wanted;
+                emit headMapWanted(wanted.first, wanted.second);
+            }
+            return;
+        }
         m_info->setText(m_model.snapshot() ? tr("No attention captured for this layer.") : tr("Run a prompt to see attention."));
         return;
     }
@@ -305,7 +329,7 @@ void HeadView::renderFigure(QCPPainter *painter, const QSize &size)
     }
     // The same painter as sinkscope-cli analyze's head maps (figures.h), at the zoom window shown.
     HeadFigure figure;
-    figure.layerAttention = &m_model.snapshot()->attention[size_t(m_model.layer())];
+    figure.matrix = m_model.matrix();
     figure.layer = m_model.layer();
     figure.head = m_model.head();
     figure.labels = tokenLabels(*m_model.snapshot());
@@ -325,6 +349,12 @@ void HeadView::renderLayerGrid(QCPPainter *painter, const QSize &size)
 {
     const auto &snap = m_model.snapshot();
     if (!snap || !snap->hasAttention(m_model.layer())) {
+        painter->setPen(m_style.foreground);
+        painter->setFont(m_style.font);
+        painter->drawText(QRect(QPoint(0, 0), size), Qt::AlignCenter | Qt::TextWordWrap,
+                          snap && snap->mapsOnDemand
+                              ? tr("Runs over %1 tokens keep no attention maps: export one head at a time.").arg(snap->mapTokens)
+                              : tr("No attention captured for this layer."));
         return;
     }
     const int64_t heads = snap->heads;
@@ -386,9 +416,19 @@ ViewData HeadView::currentData() const
         return data;
     }
     // Const access to the cache: the transform is a pure function of the snapshot and the scale.
-    const TransformedHead shown = transformHead(headMatrix(snap->attention[size_t(m_model.layer())], m_model.head()),
-                                                m_model.scale().transform);
-    const HeadMatrix raw = headMatrix(snap->attention[size_t(m_model.layer())], m_model.head());
+    if (snap->mapsOnDemand) {
+        // A row per cell would be T^2 rows (67 million at 8192 tokens): the figure is the export.
+        data.json = QJsonObject{{QStringLiteral("view"), QStringLiteral("head")},
+                                {QStringLiteral("layer"), qint64(m_model.layer())},
+                                {QStringLiteral("head"), qint64(m_model.head())},
+                                {QStringLiteral("note"), tr("%1 tokens: the map has %2 cells and is not exported as data; "
+                                                            "export the figure, or use sinkscope-cli analyze for the metrics")
+                                                             .arg(snap->tokenCount())
+                                                             .arg(double(snap->tokenCount()) * double(snap->tokenCount()), 0, 'g', 3)}};
+        return data;
+    }
+    const HeadMatrix raw = m_model.matrix();
+    const TransformedHead shown = transformHead(raw, m_model.scale().transform);
     QJsonArray tokens, weights, removed;
     for (const TokenInfo &t : snap->tokens) {
         tokens.append(QJsonObject{{QStringLiteral("id"), qint64(t.id)}, {QStringLiteral("text"), QString::fromStdString(t.text)}});

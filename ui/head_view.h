@@ -45,8 +45,15 @@ public:
     QString layerGridTitle() const;
     void renderLayerGrid(QCPPainter *painter, const QSize &size);
 
+    // A head's map computed on demand (RunSnapshot::mapsOnDemand) after headMapWanted; ignored when the
+    // snapshot changed since.
+    void setHeadMap(std::shared_ptr<const RunSnapshot> snapshot, int64_t layer, int64_t head,
+                    std::shared_ptr<const FloatArray> map);
+
 signals:
     void headChanged(int64_t layer, int64_t head);
+    // A long run keeps no maps: the shown head's map must be computed (computeHeadMap), once per head.
+    void headMapWanted(int64_t layer, int64_t head);
 
 protected:
     void keyPressEvent(QKeyEvent *event) override;
@@ -74,6 +81,7 @@ private:
     PlotStyle m_style;
     ColourMap m_map = ColourMap::Viridis;
     bool m_syncing = false;
+    std::pair<int64_t, int64_t> m_requested{-1, -1}; // the head whose map was last asked for
 };
 
 } // namespace sinkscope::ui

@@ -11,6 +11,8 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 void HeadViewModel::setSnapshot(std::shared_ptr<const RunSnapshot> snapshot)
 {
     m_snapshot = std::move(snapshot);
+    m_headMap.reset();
+    m_mapLayer = m_mapHead = -1;
     m_sharedRange.reset();
     m_localSketches.clear();
     invalidate();
@@ -22,7 +24,39 @@ void HeadViewModel::setSnapshot(std::shared_ptr<const RunSnapshot> snapshot)
 
 bool HeadViewModel::valid() const
 {
-    return m_snapshot && m_snapshot->hasAttention(m_layer) && m_head < m_snapshot->heads;
+    return matrix().valid();
+}
+
+HeadMatrix HeadViewModel::matrix() const
+{
+    if (!m_snapshot || m_head < 0 || m_head >= m_snapshot->heads) {
+        return {};
+    }
+    if (m_snapshot->hasAttention(m_layer)) {
+        return headMatrix(m_snapshot->attention[size_t(m_layer)], m_head);
+    }
+    if (m_headMap && m_mapLayer == m_layer && m_mapHead == m_head) {
+        return headMatrix(*m_headMap, 0);
+    }
+    return {};
+}
+
+bool HeadViewModel::needsHeadMap() const
+{
+    return m_snapshot && m_snapshot->mapsOnDemand && m_snapshot->heads > 0 && !matrix().valid();
+}
+
+void HeadViewModel::setHeadMap(int64_t layer, int64_t head, std::shared_ptr<const FloatArray> map)
+{
+    if (!m_snapshot || !m_snapshot->mapsOnDemand || !map || map->shape.size() != 3 || map->dim(0) != 1 ||
+        map->dim(1) != m_snapshot->tokenCount()) {
+        return;
+    }
+    m_headMap = std::move(map);
+    m_mapLayer = layer;
+    m_mapHead = head;
+    m_localSketches.clear(); // the loaded head now has a sketch
+    invalidate();
 }
 
 bool HeadViewModel::setHead(int64_t layer, int64_t head)
@@ -83,15 +117,16 @@ void HeadViewModel::invalidate()
 const TransformedHead &HeadViewModel::transformed()
 {
     if (!m_transformed) {
-        m_transformed = valid() ? transformHead(headMatrix(m_snapshot->attention[size_t(m_layer)], m_head), m_scale.transform)
-                                : TransformedHead{};
+        const HeadMatrix m = matrix();
+        m_transformed = m.valid() ? transformHead(m, m_scale.transform) : TransformedHead{};
     }
     return *m_transformed;
 }
 
 ValueRange HeadViewModel::range()
 {
-    if (m_scale.shared && m_snapshot) {
+    // Maps on demand: only the shown head is known, so a shared range would be that head's range.
+    if (m_scale.shared && m_snapshot && !m_snapshot->mapsOnDemand) {
         if (!m_sharedRange) {
             std::vector<const ScaleSketch *> all;
             for (int64_t l = 0; l < m_snapshot->layers; ++l) {
@@ -132,6 +167,8 @@ const ScaleSketch *HeadViewModel::sketchOf(int64_t layer, int64_t head)
         for (int64_t i = 0; i < count; ++i) {
             if (m_snapshot->hasAttention(i / m_snapshot->heads)) {
                 m_localSketches[size_t(i)] = sketchHead(headMatrix(m_snapshot->attention[size_t(i / m_snapshot->heads)], i % m_snapshot->heads));
+            } else if (m_headMap && i == m_mapLayer * m_snapshot->heads + m_mapHead) {
+                m_localSketches[size_t(i)] = sketchHead(headMatrix(*m_headMap, 0));
             }
         }
     }
@@ -152,7 +189,7 @@ float HeadViewModel::rawValue(int64_t query, int64_t key) const
     if (!valid()) {
         return kNaN;
     }
-    const HeadMatrix m = headMatrix(m_snapshot->attention[size_t(m_layer)], m_head);
+    const HeadMatrix m = matrix();
     if (query < 0 || key < 0 || query >= m.rows || key >= m.cols) {
         return kNaN;
     }

@@ -16,7 +16,15 @@ class HeadViewModel
 public:
     void setSnapshot(std::shared_ptr<const RunSnapshot> snapshot);
     const std::shared_ptr<const RunSnapshot> &snapshot() const { return m_snapshot; }
+    // Whether the current head's map is there to show: in the snapshot, or computed on demand.
     bool valid() const;
+    // The current head's map [T, T]: from the snapshot's attention, or (RunSnapshot::mapsOnDemand) the
+    // map given to setHeadMap for this layer and head; invalid when neither.
+    HeadMatrix matrix() const;
+    // mapsOnDemand snapshots: the current head has no map yet (the view asks for computeHeadMap).
+    bool needsHeadMap() const;
+    // One head's map [1, T, T] computed on demand; kept while that head is shown (one at a time).
+    void setHeadMap(int64_t layer, int64_t head, std::shared_ptr<const FloatArray> map);
 
     // Clamped to the snapshot's layers and heads; returns whether anything changed.
     bool setHead(int64_t layer, int64_t head);
@@ -49,6 +57,8 @@ private:
     void invalidate();
 
     std::shared_ptr<const RunSnapshot> m_snapshot;
+    std::shared_ptr<const FloatArray> m_headMap; // mapsOnDemand: the map of (m_mapLayer, m_mapHead)
+    int64_t m_mapLayer = -1, m_mapHead = -1;
     int64_t m_layer = 0;
     int64_t m_head = 0;
     ColourScale m_scale;

@@ -281,9 +281,10 @@ void HeatmapPlot::setGrid(const PooledGrid &grid, const ValueRange &range, Scale
 
 void HeatmapPlot::clear()
 {
+    // The extent (setExtent) stays: a head whose map comes later (computed on demand, or a layer
+    // without attention and back) is drawn into the same token axes and zoom.
     m_map->data()->clear();
     m_map->setVisible(false);
-    m_xCount = m_yCount = 0;
     m_plot->replot(QCustomPlot::rpQueuedReplot);
 }
 

@@ -250,6 +250,19 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
         m_headView->showHead(layer, head);
         showView(QStringLiteral("head"));
     });
+    connect(m_headView, &HeadView::headMapWanted, this, [this](int64_t layer, int64_t head) {
+        const auto snapshot = m_snapshot;
+        if (!snapshot || !snapshot->mapsOnDemand) {
+            return;
+        }
+        m_bridge->submit<FloatArray>(
+            QStringLiteral("headmap"), tr("Computing the map of layer %1, head %2").arg(layer).arg(head),
+            [snapshot, layer, head](const CancelToken &, const ProgressCallback &) { return computeHeadMap(*snapshot, layer, head); },
+            [this, snapshot, layer, head](std::shared_ptr<const FloatArray> map) {
+                m_headView->setHeadMap(snapshot, layer, head, std::move(map));
+                m_statusLabel->setText(tr("Map of layer %1, head %2 computed from the kept queries and keys").arg(layer).arg(head));
+            });
+    });
     connect(m_headView, &HeadView::headChanged, this, [this](int64_t layer, int64_t) {
         if (m_tokenView->layer() >= 0) {
             m_tokenView->setLayer(layer);
@@ -758,7 +771,11 @@ void MainWindow::runPrompt()
                                        "(e.g. 1 2 3)."));
         return;
     }
-    m_bridge->run(m_model, RunRequest{m_tokens, kTopK});
+    RunRequest request;
+    request.tokens = m_tokens;
+    request.mapTokens = m_options.mapTokens;
+    request.topK = kTopK;
+    m_bridge->run(m_model, std::move(request));
 }
 
 void MainWindow::onRunFinished(std::shared_ptr<const RunSnapshot> snapshot)
@@ -1025,6 +1042,15 @@ bool MainWindow::exportCurrentView(const QString &path, const FigureOptions &opt
 
 bool MainWindow::exportLayerGrid(const QString &path, const FigureOptions &options, QString *error)
 {
+    if (m_snapshot && m_snapshot->mapsOnDemand) {
+        if (error) {
+            *error = tr("This run has %1 tokens: runs over %2 tokens keep no attention maps, so there is no grid of every "
+                        "head; export the head view, one head at a time.")
+                         .arg(m_snapshot->tokenCount())
+                         .arg(m_snapshot->mapTokens);
+        }
+        return false;
+    }
     FigureFormat format;
     if (!figureFormatForPath(path, &format)) {
         if (error) {

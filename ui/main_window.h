@@ -69,6 +69,7 @@ struct MainWindowOptions {
     // The devices to offer (tests); unset: availableDevices(), queried once on the compute thread before
     // the first model loads.
     std::optional<std::vector<DeviceInfo>> devices;
+    int64_t mapTokens = kMapTokens; // longer runs keep no attention maps (RunSnapshot::mapsOnDemand)
 };
 
 class MainWindow : public QMainWindow

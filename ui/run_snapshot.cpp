@@ -2,6 +2,8 @@
 
 #include "attention_math.h"
 
+#include "sinkscope/attention_tiles.h"
+
 #include <algorithm>
 #include <chrono>
 #include <limits>
@@ -100,7 +102,12 @@ Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &req
 {
     ForwardRequest forward;
     forward.tokens = request.tokens;
-    forward.capture.allAttention = true;
+    // Generic TorchScript modules return their attention whatever is asked: they always materialise.
+    const bool onDemand = model.hasContract() && static_cast<int64_t>(request.tokens.size()) > request.mapTokens;
+    forward.capture.allAttention = !onDemand;
+    for (int64_t l = 0; onDemand && l < model.config().layers; ++l) {
+        forward.capture.qkLayers.push_back(static_cast<int>(l));
+    }
     forward.capture.lastLogitsOnly = true;
     forward.capture.hidden = true;     // massive activations, secondary sinks
     forward.capture.valueNorms = true; // effective (value-weighted) attention, dormant heads
@@ -121,8 +128,14 @@ Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &req
             break;
         }
     }
+    if (onDemand) {
+        snap.layers = model.config().layers;
+        snap.heads = model.config().heads;
+        snap.mapsOnDemand = true;
+        snap.mapTokens = request.mapTokens;
+    }
     MetricsOptions options = request.metrics;
-    options.path = MetricsPath::Materialized;
+    options.path = onDemand ? MetricsPath::Streaming : MetricsPath::Materialized;
     options.cancel = &cancel;
     options.progress = {};
     if (const auto tokenizer = model.tokenizer()) {
@@ -164,11 +177,46 @@ Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &req
         }
     }
     snap.attention = std::move(fr.attention);
+    if (onDemand) {
+        snap.attention.assign(size_t(snap.layers), FloatArray{});
+        snap.queries = std::make_shared<const std::map<int, FloatArray>>(std::move(fr.queries));
+        snap.keys = std::make_shared<const std::map<int, FloatArray>>(std::move(fr.keys));
+    }
     deriveSummaries(snap);
     snap.forwardSeconds = fr.seconds;
     snap.analysisSeconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - analysisStart).count();
     return snap;
+}
+
+} // namespace sinkscope::ui
+
+namespace sinkscope::ui {
+
+Result<FloatArray> computeHeadMap(const RunSnapshot &snapshot, int64_t layer, int64_t head)
+{
+    if (!snapshot.mapsOnDemand || !snapshot.queries || !snapshot.keys) {
+        return makeError(ErrorCode::InvalidArgument, "this run kept no queries and keys to compute maps from");
+    }
+    const auto q = snapshot.queries->find(static_cast<int>(layer));
+    const auto k = snapshot.keys->find(static_cast<int>(layer));
+    if (q == snapshot.queries->end() || k == snapshot.keys->end() || q->second.shape.size() != 3 || k->second.shape.size() != 3) {
+        return makeError(ErrorCode::InvalidArgument, "layer " + std::to_string(layer) + " has no queries and keys in this run");
+    }
+    LayerAttentionInput in;
+    in.q = q->second.data.data();
+    in.k = k->second.data.data();
+    in.heads = q->second.dim(0);
+    in.kvHeads = k->second.dim(0);
+    in.tokens = q->second.dim(1);
+    in.headDim = q->second.dim(2);
+    auto map = pooledAttentionMap(in, head, in.tokens, in.tokens, PoolMode::Max);
+    if (!map) {
+        return map.error();
+    }
+    FloatArray out = std::move(*map);
+    out.shape = {1, in.tokens, in.tokens};
+    return out;
 }
 
 } // namespace sinkscope::ui

@@ -11,6 +11,7 @@
 #include "sinkscope/model.h"
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,13 +29,24 @@ struct TokenInfo {
 // Token texts and flags from a tokenizer (or bare ids when the model has none).
 std::vector<TokenInfo> describeTokens(const Tokenizer *tokenizer, const std::vector<int64_t> &ids);
 
+// Above this many tokens a run keeps q/k instead of attention maps (RunSnapshot::mapsOnDemand); 1024
+// tokens of SmolLM2 hold 1 GiB of maps.
+inline constexpr int64_t kMapTokens = 1024;
+
 struct RunSnapshot {
     std::string modelPath;
     std::string modelName;
     std::vector<TokenInfo> tokens;
     int64_t layers = 0;
     int64_t heads = 0;
-    std::vector<FloatArray> attention; // per layer [H, T, T]
+    std::vector<FloatArray> attention; // per layer [H, T, T]; empty layers when mapsOnDemand
+    // Prompts above RunRequest::mapTokens keep no attention maps (every layer's [H, T, T] would be 18 GiB
+    // at 4096 tokens on SmolLM2): the metrics come from the streaming path, and the post-RoPE queries
+    // [H, T, d] and keys [Hkv, T, d] of every layer are kept instead (linear in T, 25 MiB per layer at
+    // 8192) so that the head view can compute the one head it shows (computeHeadMap).
+    bool mapsOnDemand = false;
+    int64_t mapTokens = kMapTokens; // the run's threshold (RunRequest::mapTokens)
+    std::shared_ptr<const std::map<int, FloatArray>> queries, keys;
     // Every sink metric of the run (sinkscope::computeMetrics, materialised path): per-head tables,
     // detected sinks, massive activations. Null for hand-built snapshots (tests) and failed metrics.
     std::shared_ptr<const SinkMetrics> metrics;
@@ -65,6 +77,7 @@ void deriveSummaries(RunSnapshot &snapshot);
 
 struct RunRequest {
     std::vector<int64_t> tokens;
+    int64_t mapTokens = kMapTokens;
     int topK = 10;
     MetricsOptions metrics; // thresholds; bosTokenId and tokenTexts are filled from the tokenizer
 };
@@ -74,5 +87,9 @@ struct RunRequest {
 // A metrics failure other than cancellation leaves `metrics` null (the maps still show).
 Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &request, const CancelToken &cancel,
                                        const ProgressCallback &progress = {});
+
+// One head's exact causal map [1, T, T] (masked cells 0) from a mapsOnDemand snapshot's q/k, with the
+// core's pooledAttentionMap at one cell per token. Any thread; T^2 floats (256 MiB at 8192 tokens).
+Result<FloatArray> computeHeadMap(const RunSnapshot &snapshot, int64_t layer, int64_t head);
 
 } // namespace sinkscope::ui

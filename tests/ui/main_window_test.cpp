@@ -275,6 +275,82 @@ TEST_F(MainWindowTest, DevicePickerOffersModelDevicesAndKeepsTheModelWhenALoadFa
     EXPECT_EQ(window->model(), before);
 }
 
+TEST_F(MainWindowTest, LongRunsKeepNoMapsAndComputeTheShownHeadOnDemand)
+{
+    // mapTokens = 4 makes this short prompt a long run: no maps, q/k kept, streaming metrics.
+    const QString prompt = QStringLiteral("hello world, hello world");
+    auto window = openAndRun({.modelPath = s_model, .prompt = prompt, .mapTokens = 4});
+    const auto snap = window->snapshot();
+    ASSERT_TRUE(snap && snap->mapsOnDemand);
+    ASSERT_GT(snap->tokenCount(), 4);
+    for (int64_t l = 0; l < snap->layers; ++l) {
+        EXPECT_FALSE(snap->hasAttention(l));
+    }
+    ASSERT_TRUE(snap->metrics);
+    EXPECT_EQ(snap->metrics->path, MetricsPath::Streaming);
+    ASSERT_TRUE(snap->queries && snap->keys);
+    EXPECT_EQ(int64_t(snap->queries->size()), snap->layers);
+
+    // The same tokens with maps, as the reference.
+    RunRequest request;
+    request.tokens = window->promptTokens();
+    CancelToken cancel;
+    auto full = computeRunSnapshot(*window->model(), request, cancel);
+    ASSERT_TRUE(full) << full.error().message;
+    ASSERT_FALSE(full->mapsOnDemand);
+    for (int64_t l = 0; l < snap->layers; ++l) {
+        for (int64_t h = 0; h < snap->heads; ++h) {
+            EXPECT_NEAR(snap->metrics->head("first_token_mass", l, h), full->metrics->head("first_token_mass", l, h), 1e-5);
+        }
+    }
+
+    // The head view asks for the shown head once, and shows the computed map.
+    HeadView *head = window->headView();
+    QSignalSpy wanted(head, &HeadView::headMapWanted);
+    window->showView(QStringLiteral("head"));
+    head->showHead(1, 2);
+    QElapsedTimer clock;
+    clock.start();
+    while (!head->model().valid() && clock.elapsed() < 30000) {
+        QTest::qWait(20);
+    }
+    ASSERT_TRUE(head->model().valid()) << window->messageBar()->text().toStdString();
+    EXPECT_EQ(wanted.count(), 1);
+    const HeadMatrix shown = head->model().matrix();
+    const HeadMatrix want = headMatrix(full->attention[1], 2);
+    ASSERT_EQ(shown.rows, want.rows);
+    ASSERT_EQ(shown.cols, want.cols);
+    for (int64_t q = 0; q < want.rows; ++q) {
+        for (int64_t k = 0; k < want.cols; ++k) {
+            EXPECT_NEAR(shown.at(q, k), want.at(q, k), 1e-5) << q << "," << k;
+        }
+    }
+    EXPECT_FALSE(std::isnan(head->model().rawValue(3, 1)));
+    // ... and the plot shows it.
+    HeatmapPlot *plot = head->heatmap();
+    ASSERT_TRUE(plot->colourMap());
+    EXPECT_NEAR(cell(plot, 1, 3), want.at(3, 1), 1e-5);
+    EXPECT_NEAR(cell(plot, 0, 0), want.at(0, 0), 1e-5);
+
+    // Figures of the shown head export; the every-head grid says why it cannot.
+    FigureOptions options = window->defaultFigureOptions();
+    options.pixelSize = QSize(800, 600);
+    QString error;
+    EXPECT_TRUE(window->exportCurrentView(file("long-head.png"), options, &error)) << error.toStdString();
+    EXPECT_FALSE(QImage(file("long-head.png")).isNull());
+    EXPECT_FALSE(window->exportLayerGrid(file("long-grid.png"), options, &error));
+    EXPECT_TRUE(error.contains(QStringLiteral("keep no attention maps"))) << error.toStdString();
+
+    // Another head: one more request; back to the first: computed again (one map is kept at a time).
+    head->showHead(0, 0);
+    clock.restart();
+    while (!head->model().valid() && clock.elapsed() < 30000) {
+        QTest::qWait(20);
+    }
+    EXPECT_TRUE(head->model().valid());
+    EXPECT_EQ(wanted.count(), 2);
+}
+
 TEST_F(MainWindowTest, ExportsFiguresAndData)
 {
     auto window = openAndRun({.modelPath = s_model, .prompt = QStringLiteral("hello world")});
