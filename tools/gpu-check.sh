@@ -7,7 +7,8 @@
 #
 #   tools/gpu-check.sh              # on the GPU machine, from anywhere inside the repository copy
 #   tools/gpu-check.sh --bundle     # on a development machine: put GoogleTest and Google Benchmark sources
-#                                   # into .deps/gpu-src/ (ignored by git; carry it to the GPU machine)
+#                                   # and nlohmann_json's headers into .deps/gpu-src/ (ignored by git; carry
+#                                   # it to the GPU machine)
 #
 # Needs: nvidia-smi, nvcc (PATH or /usr/local/cuda/bin), cmake >= 3.25, ninja, python3 with torch
 # (else the system LibTorch). GoogleTest / Google Benchmark: installed CMake packages, or sources in
@@ -28,6 +29,16 @@ if [[ "${1:-}" == "--bundle" ]]; then
         rm -rf "$dest/googletest" && cp -r "$gtest" "$dest/googletest" && echo "googletest: $gtest -> $dest/googletest"
     else
         echo "googletest: no sources at $gtest (apt-get install googletest, or set GTEST_SOURCE_DIR)"
+    fi
+    # nlohmann_json (header-only; the core needs it): the installed headers and CMake files as a prefix.
+    json_cmake=$(compgen -G "/usr/share/cmake/nlohmann_json" || compgen -G "/usr/lib/cmake/nlohmann_json" || compgen -G "/usr/lib/*/cmake/nlohmann_json" | head -n 1)
+    json_include=$(dirname "$(dirname "$(dirname "$json_cmake")")")/include/nlohmann
+    if [[ -n "$json_cmake" && -d "$json_include" ]]; then
+        rm -rf "$dest/nlohmann_json" && mkdir -p "$dest/nlohmann_json/include" "$dest/nlohmann_json/share/cmake" &&
+            cp -r "$json_include" "$dest/nlohmann_json/include/" && cp -r "$json_cmake" "$dest/nlohmann_json/share/cmake/" &&
+            echo "nlohmann_json: $json_cmake -> $dest/nlohmann_json"
+    else
+        echo "nlohmann_json: not installed here (apt-get install nlohmann-json3-dev)"
     fi
     if [[ -n "${BENCHMARK_SOURCE_DIR:-}" && -f "$BENCHMARK_SOURCE_DIR/CMakeLists.txt" ]]; then
         rm -rf "$dest/benchmark" && cp -r "$BENCHMARK_SOURCE_DIR" "$dest/benchmark"
@@ -158,7 +169,13 @@ fi
 # 4. GoogleTest and Google Benchmark: installed packages, or built here from sources.
 DEPS=$BUILD/deps
 PREFIXES="$TORCH_PREFIX"
-have_package() { compgen -G "/usr/lib/*/cmake/$1" >/dev/null || compgen -G "/usr/lib/cmake/$1" >/dev/null || compgen -G "/usr/local/lib*/cmake/$1" >/dev/null; }
+have_package() {
+    local d
+    for d in /usr/lib/*/cmake /usr/lib/cmake /usr/local/lib*/cmake /usr/share/cmake /usr/local/share/cmake; do
+        [[ -d "$d/$1" ]] && return 0
+    done
+    return 1
+}
 build_dep() { # NAME SOURCE_DIR extra cmake args...
     local name=$1 src=$2
     shift 2
@@ -169,6 +186,15 @@ build_dep() { # NAME SOURCE_DIR extra cmake args...
         touch "$DEPS/$name.done"
 }
 first_dir() { for d in "$@"; do [[ -n "$d" && -f "$d/CMakeLists.txt" ]] && { echo "$d"; return; }; done; }
+JSON_PREFIX=$ROOT/.deps/gpu-src/nlohmann_json
+if have_package nlohmann_json; then
+    add "- nlohmann_json: installed package"
+elif [[ -f "$JSON_PREFIX/share/cmake/nlohmann_json/nlohmann_jsonConfig.cmake" ]]; then
+    PREFIXES="$PREFIXES;$JSON_PREFIX"
+    add "- nlohmann_json: bundled ($JSON_PREFIX)"
+else
+    fail "no nlohmann_json (the core needs it): install it, or bring it (tools/gpu-check.sh --bundle on a development machine)"
+fi
 GTEST_SRC=$(first_dir "${GTEST_SOURCE_DIR:-}" "$ROOT/.deps/gpu-src/googletest" /usr/src/googletest)
 if have_package GTest; then
     add "- GoogleTest: installed package"
