@@ -202,9 +202,13 @@ DevicePlan chosenDevice(const Args &a)
     return *plan;
 }
 
-std::shared_ptr<const Model> loadModel(const Args &a, std::ostream &err)
+// `plan` (optional) receives the --device plan the model was loaded by (the registry is queried once).
+std::shared_ptr<const Model> loadModel(const Args &a, std::ostream &err, DevicePlan *plan = nullptr)
 {
     const DevicePlan device = chosenDevice(a);
+    if (plan) {
+        *plan = device;
+    }
     if (device.device.kind == DeviceKind::Cuda && device.modelDevice == "cpu") {
         err << "note: the model runs on the CPU (" << device.device.id << ": " << device.device.note << ")\n";
     }
@@ -680,8 +684,9 @@ int cmdAnalyze(const Args &a, std::ostream &out, std::ostream &err)
     const int topHeads = static_cast<int>(a.number("--top-heads", 4, 0, 64));
     requirePromptOrIds(a);
     warnIfSlowBlas(err);
-    auto model = loadModel(a, err);
-    options.device = chosenDevice(a).kernelDevice; // the streaming statistics (the CUDA kernels on a GPU)
+    DevicePlan device;
+    auto model = loadModel(a, err, &device);
+    options.device = device.kernelDevice; // the streaming statistics (the CUDA kernels on a GPU)
     const auto tokens = promptTokens(*model, a);
     auto metrics = analyzeTokens(*model, tokens, options, materializeUpTo);
     if (!metrics) {

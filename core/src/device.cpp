@@ -158,6 +158,17 @@ std::string describeDevices()
     return s.str();
 }
 
+std::optional<int> cudaOrdinal(const std::string &id)
+{
+    if (id == "cuda") {
+        return 0;
+    }
+    if (id.rfind("cuda:", 0) == 0 && id.size() > 5 && id.size() < 9 && id.find_first_not_of("0123456789", 5) == std::string::npos) {
+        return std::stoi(id.substr(5));
+    }
+    return std::nullopt;
+}
+
 Result<DevicePlan> planDevice(const std::string &id, const std::vector<DeviceInfo> &devices)
 {
     auto offered = [&] {
@@ -167,13 +178,9 @@ Result<DevicePlan> planDevice(const std::string &id, const std::vector<DeviceInf
         }
         return list.empty() ? std::string("none") : list;
     };
-    std::string wanted = id;
-    if (wanted == "cuda") {
-        wanted = "cuda:0";
-    }
-    const bool wellFormed = wanted == "cpu" || (wanted.rfind("cuda:", 0) == 0 && wanted.size() > 5 && wanted.size() < 9 &&
-                                                wanted.find_first_not_of("0123456789", 5) == std::string::npos);
-    if (!wellFormed) {
+    const std::optional<int> ordinal = cudaOrdinal(id);
+    const std::string wanted = ordinal ? "cuda:" + std::to_string(*ordinal) : id;
+    if (!ordinal && id != "cpu") {
         return makeError(ErrorCode::InvalidArgument, "device '" + id + "' is not cpu, cuda or cuda:N (devices here: " + offered() + ")");
     }
     const auto it = std::find_if(devices.begin(), devices.end(), [&](const DeviceInfo &d) { return d.id == wanted; });

@@ -22,6 +22,7 @@
 #include "torch_util.h"
 
 #include "sinkscope/config.h"
+#include "sinkscope/device.h"
 
 #include <torch/torch.h>
 
@@ -182,20 +183,15 @@ Result<int> metricsCudaDevice(const std::string &device)
     if (device == "cpu") {
         return -1;
     }
-    int index = -1;
-    if (device == "cuda") {
-        index = 0;
-    } else if (device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() < 9 &&
-               device.find_first_not_of("0123456789", 5) == std::string::npos) {
-        index = std::stoi(device.substr(5));
-    } else {
+    const std::optional<int> index = cudaOrdinal(device);
+    if (!index) {
         return makeError(ErrorCode::InvalidArgument, "metrics device '" + device + "' is not cpu, cuda or cuda:N");
     }
     if (!SINKSCOPE_ENABLE_CUDA) {
         return makeError(ErrorCode::InvalidArgument,
                          "metrics device '" + device + "': this build has no CUDA kernels (-DSINKSCOPE_ENABLE_CUDA=ON)");
     }
-    return index;
+    return *index;
 }
 
 namespace {
@@ -226,6 +222,21 @@ void foldLayer(const LayerRowColSums &layer, int64_t l, int64_t heads, int64_t t
 }
 
 #if SINKSCOPE_ENABLE_CUDA
+// The kernel's inputs from contiguous fp32 q [H, T, d] and k [Hkv, T, d] (host or device memory, as the
+// call wants); valueNorms [H, T] in the same memory, or null.
+cuda::AttentionStatsArgs statsInputs(const at::Tensor &q, const at::Tensor &k, const float *valueNorms)
+{
+    cuda::AttentionStatsArgs a;
+    a.q = q.data_ptr<float>();
+    a.k = k.data_ptr<float>();
+    a.heads = static_cast<int>(q.size(0));
+    a.kvHeads = static_cast<int>(k.size(0));
+    a.tokens = static_cast<int>(q.size(1));
+    a.headDim = static_cast<int>(q.size(2));
+    a.valueNorms = valueNorms;
+    return a;
+}
+
 // The kernel's float outputs as the CPU path's double sums.
 void fromKernel(const cuda::HostAttentionStats &g, LayerRowColSums &layer)
 {
@@ -251,14 +262,7 @@ Status cudaTensorStats(const at::Tensor &queries, const at::Tensor &keys, const 
     auto out = [&] { return torch::empty({heads, t}, q.options()); };
     at::Tensor first = out(), entropy = out(), received = out(), receivedPlogp = out();
     at::Tensor weighted = fn.defined() ? out() : at::Tensor();
-    cuda::AttentionStatsArgs a;
-    a.q = q.data_ptr<float>();
-    a.k = k.data_ptr<float>();
-    a.heads = static_cast<int>(heads);
-    a.kvHeads = static_cast<int>(k.size(0));
-    a.tokens = static_cast<int>(t);
-    a.headDim = static_cast<int>(q.size(2));
-    a.valueNorms = fn.defined() ? fn.data_ptr<float>() : nullptr;
+    cuda::AttentionStatsArgs a = statsInputs(q, k, fn.defined() ? fn.data_ptr<float>() : nullptr);
     a.firstMass = first.data_ptr<float>();
     a.rowEntropy = entropy.data_ptr<float>();
     a.rowWeighted = fn.defined() ? weighted.data_ptr<float>() : nullptr;
@@ -337,16 +341,8 @@ Status StreamingAccumulator::addLayer(int64_t l, const at::Tensor &queries, cons
         }
     } else {
         const at::Tensor q = queries.to(torch::kFloat).contiguous(), k = keys.to(torch::kFloat).contiguous();
-        cuda::AttentionStatsArgs in;
-        in.q = q.data_ptr<float>();
-        in.k = k.data_ptr<float>();
-        in.heads = static_cast<int>(heads);
-        in.kvHeads = static_cast<int>(k.size(0));
-        in.tokens = static_cast<int>(t);
-        in.headDim = static_cast<int>(q.size(2));
-        in.valueNorms = fn;
         cuda::HostAttentionStats g;
-        if (auto st = cuda::attentionStatsFromHost(in, m_cudaDevice, g); !st) {
+        if (auto st = cuda::attentionStatsFromHost(statsInputs(q, k, fn), m_cudaDevice, g); !st) {
             return makeError(ErrorCode::Internal, "metrics on cuda:" + std::to_string(m_cudaDevice) + ", layer " +
                                                       std::to_string(l) + ": " + st.message);
         }

@@ -11,6 +11,7 @@
 #include "sinkscope/result.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,9 @@ struct DevicePlan {
     std::string modelDevice = "cpu";   // LoadOptions::device
     std::string kernelDevice = "cpu";  // MetricsOptions::device
 };
+
+// The CUDA ordinal of "cuda" (0) or "cuda:N"; nullopt for anything else ("cpu" included).
+std::optional<int> cudaOrdinal(const std::string &id);
 
 // `id` is "cpu", "cuda" (= "cuda:0") or "cuda:N", looked up in `devices` (availableDevices()).
 // InvalidArgument when the id is malformed, not listed, or listed but usable for nothing; the message
