@@ -1,8 +1,8 @@
 // Shared by the benchmark programs: the default model, loaded once, and deterministic token sequences.
 #pragma once
 
-#include "sinkscope/model.h"
-#include "sinkscope/paths.h"
+#include "sinkscope/model/model.h"
+#include "sinkscope/runtime/paths.h"
 
 #include <cstdlib>
 #include <iostream>

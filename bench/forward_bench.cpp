@@ -7,9 +7,9 @@
 // (logits only), the BLAS-bound time 2 x parameters x tokens / rate, and peak RSS. The thread
 // settings sweep (BM_ThreadSettings) is what defaultThreadSettings() was chosen from.
 #include "bench_support.h"
-#include "sinkscope/model.h"
-#include "sinkscope/paths.h"
-#include "sinkscope/runtime.h"
+#include "sinkscope/model/model.h"
+#include "sinkscope/runtime/paths.h"
+#include "sinkscope/runtime/runtime.h"
 
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>

@@ -14,11 +14,11 @@
 // - BM_MaterializedOneLayer/4096: the materialised path needs L x H x T^2 x 4 bytes of attention
 //   (18 GiB for SmolLM2 at 4096), more than this machine has; its time is measured on one captured
 //   layer and scaled by the layer count (est_all_layers_s).
-#include "sinkscope/metrics.h"
+#include "sinkscope/analysis/metrics.h"
 #include "bench_support.h"
-#include "sinkscope/model.h"
-#include "sinkscope/paths.h"
-#include "sinkscope/runtime.h"
+#include "sinkscope/model/model.h"
+#include "sinkscope/runtime/paths.h"
+#include "sinkscope/runtime/runtime.h"
 
 #include <benchmark/benchmark.h>
 #include <malloc.h>

@@ -10,8 +10,8 @@
 // - BM_StreamRecomputeStep/<C>: one steady-state step of the sliding window with re-computation: a
 //   forward pass over the C context tokens for the next token's logits. tokens/s = 1 / time.
 #include "bench_support.h"
-#include "sinkscope/mitigation.h"
-#include "sinkscope/streaming.h"
+#include "sinkscope/interventions/mitigation.h"
+#include "sinkscope/interventions/streaming.h"
 
 #include <benchmark/benchmark.h>
 

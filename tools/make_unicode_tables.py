@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes core/src/unicode_tables.inc: the code point classes the tokenizer's pre-tokenizer regexes use.
+"""Writes core/src/tokenizer/unicode_tables.inc: the code point classes the tokenizer's pre-tokenizer regexes use.
 
 Classes (disjoint): Letter = \\p{L}, Number = \\p{N}, Whitespace = \\s. Everything else is "other".
 

@@ -8,8 +8,8 @@
 // views draw them as background and statistics skip them.
 #pragma once
 
-#include "sinkscope/array.h"
-#include "sinkscope/attention_stats.h"
+#include "sinkscope/common/array.h"
+#include "sinkscope/analysis/attention_stats.h"
 
 #include <array>
 #include <cmath>

@@ -1,7 +1,7 @@
 #include "compute_bridge.h"
 
-#include "sinkscope/convert.h"
-#include "sinkscope/paths.h"
+#include "sinkscope/model/convert.h"
+#include "sinkscope/runtime/paths.h"
 
 #include <QCryptographicHash>
 #include <QDir>

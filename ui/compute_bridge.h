@@ -9,7 +9,7 @@
 
 #include "run_snapshot.h"
 
-#include "sinkscope/compute_thread.h"
+#include "sinkscope/runtime/compute_thread.h"
 
 #include <QElapsedTimer>
 #include <QObject>

@@ -12,7 +12,7 @@
 #include "figure_export.h"
 #include "palettes.h"
 
-#include "sinkscope/metrics.h"
+#include "sinkscope/analysis/metrics.h"
 
 #include <QList>
 #include <QString>

@@ -9,7 +9,7 @@
 #include "token_view.h"
 
 #include "sinkscope/config.h"
-#include "sinkscope/paths.h"
+#include "sinkscope/runtime/paths.h"
 
 #include <qcustomplot.h>
 

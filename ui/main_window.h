@@ -13,7 +13,7 @@
 #include "palettes.h"
 #include "session.h"
 
-#include "sinkscope/device.h"
+#include "sinkscope/runtime/device.h"
 
 #include <QMainWindow>
 #include <QTimer>

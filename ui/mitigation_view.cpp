@@ -4,8 +4,8 @@
 #include "heatmap_plot.h"
 #include "token_chips.h"
 
-#include "sinkscope/mitigation.h"
-#include "sinkscope/tokenizer.h"
+#include "sinkscope/interventions/mitigation.h"
+#include "sinkscope/tokenizer/tokenizer.h"
 
 #include <QCheckBox>
 #include <QComboBox>

@@ -12,7 +12,7 @@
 #include "analysis_view.h"
 #include "attention_math.h"
 
-#include "sinkscope/effects.h"
+#include "sinkscope/interventions/effects.h"
 
 #include <QDialog>
 #include <QHash>

@@ -2,8 +2,8 @@
 
 #include "compute_bridge.h"
 
-#include "sinkscope/mitigation.h"
-#include "sinkscope/paths.h"
+#include "sinkscope/interventions/mitigation.h"
+#include "sinkscope/runtime/paths.h"
 
 #include <qcustomplot.h>
 

@@ -7,7 +7,7 @@
 
 #include "analysis_view.h"
 
-#include "sinkscope/probes.h"
+#include "sinkscope/probes/probes.h"
 
 #include <QAbstractTableModel>
 

@@ -2,7 +2,7 @@
 
 #include "attention_math.h"
 
-#include "sinkscope/attention_tiles.h"
+#include "sinkscope/analysis/attention_tiles.h"
 
 #include <algorithm>
 #include <chrono>

@@ -6,9 +6,9 @@
 
 #include "attention_math.h"
 
-#include "sinkscope/array.h"
-#include "sinkscope/metrics.h"
-#include "sinkscope/model.h"
+#include "sinkscope/common/array.h"
+#include "sinkscope/analysis/metrics.h"
+#include "sinkscope/model/model.h"
 
 #include <cstdint>
 #include <map>

@@ -2,17 +2,17 @@
 #include "cli_figures.h"
 #include "cli_probe.h"
 
-#include "sinkscope/attention_stats.h"
+#include "sinkscope/analysis/attention_stats.h"
 #include "sinkscope/config.h"
-#include "sinkscope/convert.h"
-#include "sinkscope/device.h"
-#include "sinkscope/metrics.h"
-#include "sinkscope/effects.h"
-#include "sinkscope/mitigation.h"
-#include "sinkscope/model.h"
-#include "sinkscope/paths.h"
-#include "sinkscope/runtime.h"
-#include "sinkscope/streaming.h"
+#include "sinkscope/model/convert.h"
+#include "sinkscope/runtime/device.h"
+#include "sinkscope/analysis/metrics.h"
+#include "sinkscope/interventions/effects.h"
+#include "sinkscope/interventions/mitigation.h"
+#include "sinkscope/model/model.h"
+#include "sinkscope/runtime/paths.h"
+#include "sinkscope/runtime/runtime.h"
+#include "sinkscope/interventions/streaming.h"
 
 #include <nlohmann/json.hpp>
 

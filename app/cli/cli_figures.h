@@ -3,8 +3,8 @@
 // figuresAvailable() is false and the commands say that figures need the GUI build.
 #pragma once
 
-#include "sinkscope/array.h"
-#include "sinkscope/metrics.h"
+#include "sinkscope/common/array.h"
+#include "sinkscope/analysis/metrics.h"
 
 #include <algorithm>
 #include <map>

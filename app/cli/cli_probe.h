@@ -2,9 +2,9 @@
 // the flags, loads the set and the model and calls runProbeCommand.
 #pragma once
 
-#include "sinkscope/mitigation.h"
-#include "sinkscope/model.h"
-#include "sinkscope/probes.h"
+#include "sinkscope/interventions/mitigation.h"
+#include "sinkscope/model/model.h"
+#include "sinkscope/probes/probes.h"
 
 #include <iosfwd>
 #include <string>

@@ -7,7 +7,7 @@
 #include "mitigation_view.h"
 #include "overview_view.h"
 
-#include "sinkscope/runtime.h"
+#include "sinkscope/runtime/runtime.h"
 
 #include <QApplication>
 #include <QCommandLineParser>

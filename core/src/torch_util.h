@@ -2,8 +2,8 @@
 // LibTorch exceptions into sinkscope::Error at the core boundary.
 #pragma once
 
-#include "sinkscope/array.h"
-#include "sinkscope/result.h"
+#include "sinkscope/common/array.h"
+#include "sinkscope/common/result.h"
 
 #include <torch/script.h>
 

@@ -7,15 +7,15 @@
 // Tolerances (docs/gpu.md): probabilities (sink/first mass, row max, pooled maps) 2e-5 absolute + 1e-4
 // relative; row entropy and value-weighted sums 1e-4 + 1e-4 relative; the per-key sums, which add up to
 // T rows in float atomics in any order, 1e-4 + 2e-4 relative. Activations: exact.
-#include "sinkscope/activation_stats.h"
-#include "sinkscope/attention_tiles.h"
+#include "sinkscope/analysis/activation_stats.h"
+#include "sinkscope/analysis/attention_tiles.h"
 #include "sinkscope/kernels/activations.h"
 #include "sinkscope/kernels/attention_map.h"
 #include "sinkscope/kernels/attention_stats.h"
-#include "sinkscope/convert.h"
-#include "sinkscope/device.h"
-#include "sinkscope/metrics.h"
-#include "sinkscope/model.h"
+#include "sinkscope/model/convert.h"
+#include "sinkscope/runtime/device.h"
+#include "sinkscope/analysis/metrics.h"
+#include "sinkscope/model/model.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
 

@@ -2,7 +2,7 @@
 // tiny-model files without shipping binaries. Not part of the product.
 #pragma once
 
-#include "sinkscope/gguf.h"
+#include "sinkscope/format/gguf.h"
 
 #include <cstdint>
 #include <string>

@@ -1,8 +1,8 @@
 // Converted tiny models for the suites that link sinkscope::core (core_tests).
 #pragma once
 
-#include "sinkscope/convert.h"
-#include "sinkscope/model.h"
+#include "sinkscope/model/convert.h"
+#include "sinkscope/model/model.h"
 #include "support/test_paths.h"
 
 #include <gtest/gtest.h>

@@ -2,7 +2,7 @@
 // a user runs them (subprocess, no display) on the tiny Llama model, and every file they write is read
 // back: the PNG decodes at the requested size, the SVG is well-formed XML with the expected elements and
 // text, the PDF has a page.
-#include "sinkscope/convert.h"
+#include "sinkscope/model/convert.h"
 #include "support/cli_runner.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"

@@ -9,7 +9,7 @@
 #include "tiny_window.h"
 #include "token_chips.h"
 
-#include "sinkscope/convert.h"
+#include "sinkscope/model/convert.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
 

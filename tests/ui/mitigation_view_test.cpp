@@ -8,9 +8,9 @@
 #include "mitigation_view.h"
 #include "tiny_window.h"
 
-#include "sinkscope/convert.h"
-#include "sinkscope/effects.h"
-#include "sinkscope/mitigation.h"
+#include "sinkscope/model/convert.h"
+#include "sinkscope/interventions/effects.h"
+#include "sinkscope/interventions/mitigation.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
 

@@ -6,7 +6,7 @@
 #include "mitigation_view.h"
 #include "probes_panel.h"
 
-#include "sinkscope/convert.h"
+#include "sinkscope/model/convert.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
 

@@ -4,7 +4,7 @@
 
 #include "main_window.h"
 
-#include "sinkscope/convert.h"
+#include "sinkscope/model/convert.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
 

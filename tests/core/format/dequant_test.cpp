@@ -1,6 +1,6 @@
 // Dequantization against golden data made by gguf-py (tools/make_dequant_golden.py), plus the type
 // table and the fp16/bf16 helpers the tests rely on.
-#include "sinkscope/gguf.h"
+#include "sinkscope/format/gguf.h"
 #include "support/gguf_writer.h"
 
 #include <gtest/gtest.h>

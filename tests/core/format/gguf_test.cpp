@@ -1,6 +1,6 @@
 // GGUF reader: round trips through the test writer, one test per kind of bad input, and the real
 // default model when it is installed.
-#include "sinkscope/gguf.h"
+#include "sinkscope/format/gguf.h"
 #include "support/gguf_writer.h"
 #include "support/test_paths.h"
 

@@ -1,8 +1,8 @@
 // Tokenizer: a tiny hand-made byte-level vocabulary for the mechanics (merge order, special tokens,
 // BOS policy, errors, JSON and GGUF input), golden pre-tokenizer splits from Hugging Face tokenizers,
 // and golden ids of the default model's tokenizer (tools/make_tokenizer_golden.py).
-#include "sinkscope/gguf.h"
-#include "sinkscope/tokenizer.h"
+#include "sinkscope/format/gguf.h"
+#include "sinkscope/tokenizer/tokenizer.h"
 #include "support/gguf_writer.h"
 #include "support/test_paths.h"
 

@@ -1,5 +1,5 @@
 // The CPU reference of the residual-stream reduction kernel (sinkscope/activation_stats.h), by hand.
-#include "sinkscope/activation_stats.h"
+#include "sinkscope/analysis/activation_stats.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // The CPU reference of the CUDA attention kernels (sinkscope/attention_tiles.h): per-row and per-key
 // statistics and pooled maps on inputs small enough to work out by hand, every logit control, tile
 // sizes that do and do not divide T, and a naive full-softmax oracle on random inputs.
-#include "sinkscope/attention_tiles.h"
+#include "sinkscope/analysis/attention_tiles.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // ComputeThread: ordering, replacement of queued jobs by tag, generations, cancellation, the catch-all.
-#include "sinkscope/compute_thread.h"
+#include "sinkscope/runtime/compute_thread.h"
 
 #include <gtest/gtest.h>
 

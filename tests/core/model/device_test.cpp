@@ -1,5 +1,5 @@
 // The device registry (sinkscope/device.h): the CPU is always there, first, and runs everything.
-#include "sinkscope/device.h"
+#include "sinkscope/runtime/device.h"
 
 #include <gtest/gtest.h>
 

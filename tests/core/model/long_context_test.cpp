@@ -4,8 +4,8 @@
 // the whole map and changes nothing) must not change the logits. Needs the default model's GGUF (skips
 // without it).
 #include "sinkscope/config.h"
-#include "sinkscope/convert.h"
-#include "sinkscope/model.h"
+#include "sinkscope/model/convert.h"
+#include "sinkscope/model/model.h"
 #include "support/test_paths.h"
 
 #include <gtest/gtest.h>

@@ -1,11 +1,11 @@
 // Sink metrics (sinkscope/metrics.h) on hand-built attention / hidden tensors with answers worked out
 // by hand, the materialised and streaming paths against each other (random q/k and the tiny models),
 // and the real-model check of docs/metrics.md on SmolLM2 (skipped when the model is not installed).
-#include "sinkscope/attention_stats.h"
-#include "sinkscope/convert.h"
+#include "sinkscope/analysis/attention_stats.h"
+#include "sinkscope/model/convert.h"
 #include "sinkscope/config.h"
-#include "sinkscope/metrics.h"
-#include "sinkscope/model.h"
+#include "sinkscope/analysis/metrics.h"
+#include "sinkscope/model/model.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
 

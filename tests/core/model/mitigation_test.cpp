@@ -1,10 +1,10 @@
 // Mitigation specs and their controls, checked on the tiny Llama against hand computation: layer 0's
 // attention depends only on the token embeddings, so its baseline scores (from captured q and k) are the
 // input every method's formula starts from.
-#include "sinkscope/convert.h"
-#include "sinkscope/effects.h"
-#include "sinkscope/mitigation.h"
-#include "sinkscope/model.h"
+#include "sinkscope/model/convert.h"
+#include "sinkscope/interventions/effects.h"
+#include "sinkscope/interventions/mitigation.h"
+#include "sinkscope/model/model.h"
 #include "support/test_paths.h"
 #include "support/tiny_model_files.h"
 #include "support/tiny_models.h"

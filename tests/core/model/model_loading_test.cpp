@@ -1,6 +1,6 @@
 // Loading model files: generic TorchScript modules and everything that is not a model.
-#include "sinkscope/convert.h"
-#include "sinkscope/model.h"
+#include "sinkscope/model/convert.h"
+#include "sinkscope/model/model.h"
 #include "support/generic_module.h"
 #include "support/test_paths.h"
 

@@ -6,9 +6,9 @@
 // top-10 ids equal as sets; argmax equal wherever the reference's top-1 margin exceeds 0.01; greedy
 // continuation equal token for token (reference margins >= 0.1); first-token attention mass within 1e-3;
 // hidden-state norms within 0.1 % relative.
-#include "sinkscope/attention_stats.h"
-#include "sinkscope/convert.h"
-#include "sinkscope/model.h"
+#include "sinkscope/analysis/attention_stats.h"
+#include "sinkscope/model/convert.h"
+#include "sinkscope/model/model.h"
 #include "support/test_paths.h"
 
 #include <gtest/gtest.h>

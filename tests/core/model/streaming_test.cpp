@@ -1,9 +1,9 @@
 // The StreamingLLM evaluation on the tiny Llama: the rolling cache against dense decoding and against
 // teacher-forced forward passes.
-#include "sinkscope/convert.h"
-#include "sinkscope/effects.h"
-#include "sinkscope/model.h"
-#include "sinkscope/streaming.h"
+#include "sinkscope/model/convert.h"
+#include "sinkscope/interventions/effects.h"
+#include "sinkscope/model/model.h"
+#include "sinkscope/interventions/streaming.h"
 #include "support/test_paths.h"
 #include "support/tiny_model_files.h"
 #include "support/tiny_models.h"

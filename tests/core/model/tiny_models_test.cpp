@@ -2,8 +2,8 @@
 // by the tests (tests/support/tiny_models.h), compared with transformers loading the same files
 // (tests/data/reference/tiny_*.json, made by tools/make_tiny_models.py). Also the controls door and
 // the key/value cache, which every later mitigation builds on.
-#include "sinkscope/convert.h"
-#include "sinkscope/model.h"
+#include "sinkscope/model/convert.h"
+#include "sinkscope/model/model.h"
 #include "support/gguf_writer.h"
 #include "support/test_paths.h"
 #include "support/tiny_model_files.h"

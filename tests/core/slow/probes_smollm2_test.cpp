@@ -1,9 +1,9 @@
 // The default probe set on the default model (SmolLM2-135M-Instruct), baseline setting: accuracy and mean
 // answer log-probability must match the figures in docs/probes.md, so a regression in the model path, the
 // tokenizer or the scorer fails here. Takes about 1-2 minutes on two cores (label slow).
-#include "sinkscope/model.h"
-#include "sinkscope/paths.h"
-#include "sinkscope/probes.h"
+#include "sinkscope/model/model.h"
+#include "sinkscope/runtime/paths.h"
+#include "sinkscope/probes/probes.h"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,180 @@
+#include "sinkscope/interventions/streaming.h"
+
+#include "runtime/runtime_internal.h"
+#include "torch_util.h"
+
+#include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/script.h>
+
+#include <chrono>
+#include <cmath>
+
+namespace sinkscope {
+
+using detail::guardTorch;
+
+std::string StreamingOptions::label() const
+{
+    switch (mode) {
+    case StreamingMode::Dense:
+        return "dense";
+    case StreamingMode::Cache:
+        return (sinks == 0 ? "window " : "sinks ") + std::to_string(sinks) + "+" + std::to_string(window);
+    case StreamingMode::Recompute:
+        return "recompute " + std::to_string(sinks) + "+" + std::to_string(window);
+    }
+    return {};
+}
+
+std::vector<StreamingOptions> standardStreamingSweep(int cache)
+{
+    std::vector<StreamingOptions> out;
+    out.push_back({.mode = StreamingMode::Dense, .sinks = 0, .window = 0});
+    for (int s : {0, 1, 2, 4, 8}) {
+        if (s < cache) {
+            out.push_back({.mode = StreamingMode::Cache, .sinks = s, .window = cache - s});
+        }
+    }
+    out.push_back({.mode = StreamingMode::Recompute, .sinks = 0, .window = cache});
+    return out;
+}
+
+struct StreamingEvaluator::Impl {
+    std::shared_ptr<const Model> model;
+    // A second handle on the same archive: Model::forward hands back no cache tensors, and the per-token
+    // loop must keep them as tensors between steps (no FloatArray round trip).
+    torch::jit::Module module;
+    torch::Device device{torch::kCPU};
+};
+
+StreamingEvaluator::StreamingEvaluator() = default;
+StreamingEvaluator::~StreamingEvaluator() = default;
+
+Result<std::unique_ptr<StreamingEvaluator>> StreamingEvaluator::create(std::shared_ptr<const Model> model)
+{
+    if (!model || !model->hasContract()) {
+        return makeError(ErrorCode::Unsupported, (model ? model->info().path + ": " : std::string()) +
+                                                     "streaming evaluation needs a SinkScope archive (a key/value cache)");
+    }
+    detail::ensureRuntimeConfigured();
+    std::unique_ptr<StreamingEvaluator> e(new StreamingEvaluator());
+    e->m_impl = std::make_unique<Impl>();
+    e->m_impl->model = model;
+    auto loaded = guardTorch(model->info().path, [&]() -> Status {
+        e->m_impl->device = torch::Device(model->info().device);
+        e->m_impl->module = torch::jit::load(model->info().path, e->m_impl->device);
+        e->m_impl->module.eval();
+        return Ok{};
+    });
+    if (!loaded) {
+        return loaded.error();
+    }
+    return e;
+}
+
+Result<StreamingResult> StreamingEvaluator::run(const std::vector<int64_t> &allTokens, const StreamingOptions &options,
+                                                const CancelToken *cancel, const ProgressCallback &progress)
+{
+    const ModelConfig &c = m_impl->model->config();
+    std::vector<int64_t> tokens = allTokens;
+    if (options.maxTokens > 0 && static_cast<int64_t>(tokens.size()) > options.maxTokens) {
+        tokens.resize(static_cast<size_t>(options.maxTokens));
+    }
+    const auto n = static_cast<int64_t>(tokens.size());
+    if (n < 2) {
+        return makeError(ErrorCode::InvalidArgument, "streaming evaluation needs at least two tokens");
+    }
+    for (int64_t id : tokens) {
+        if (id < 0 || id >= c.vocabSize) {
+            return makeError(ErrorCode::InvalidArgument, "token id " + std::to_string(id) + " is outside the vocabulary");
+        }
+    }
+    const bool dense = options.mode == StreamingMode::Dense;
+    if (!dense && (options.sinks < 0 || options.window < 1)) {
+        return makeError(ErrorCode::InvalidArgument, "streaming evaluation: the window must be at least 1 and sinks at least 0");
+    }
+    const int64_t capacity = dense ? n : static_cast<int64_t>(options.sinks) + options.window;
+    if (c.architecture == Architecture::Gpt2 && c.contextLength > 0 && std::min(capacity, n) > c.contextLength) {
+        return makeError(ErrorCode::InvalidArgument,
+                         "GPT-2 models have learned positions up to " + std::to_string(c.contextLength) +
+                             "; a cache of " + std::to_string(std::min(capacity, n)) + " tokens goes past them");
+    }
+    return guardTorch(m_impl->model->info().path, [&]() -> Result<StreamingResult> {
+        c10::InferenceMode guard;
+        // The cache grows or rolls every step, so the profiling executor would keep re-specialising the
+        // graph for new shapes; the unoptimised interpreter runs the same ops without that churn.
+        torch::jit::GraphOptimizerEnabledGuard plainInterpreter(false);
+        StreamingResult result;
+        result.options = options;
+        result.tokens = n;
+        result.nll.reserve(static_cast<size_t>(n - 1));
+        const auto start = std::chrono::steady_clock::now();
+        auto &module = m_impl->module;
+        const auto device = m_impl->device;
+        auto nllOf = [&](const at::Tensor &logits, int64_t next) {
+            const auto logp = torch::log_softmax(logits.reshape(-1).to(torch::kDouble), 0);
+            return static_cast<float>(-logp[next].item<double>());
+        };
+        c10::Dict<std::string, at::Tensor> controls;
+        controls.insert("last_logits_only", torch::ones({1}));
+        std::vector<at::Tensor> keys(static_cast<size_t>(c.layers)), values(static_cast<size_t>(c.layers));
+        if (options.mode != StreamingMode::Recompute) {
+            controls.insert("return_cache", torch::ones({1}));
+        }
+        const int64_t sinks = options.sinks, recent = options.window;
+        for (int64_t i = 0; i + 1 < n; ++i) {
+            if (cancel && cancel->isCancelled()) {
+                return makeError(ErrorCode::Cancelled, "streaming evaluation cancelled");
+            }
+            if (progress && (i % 32) == 0 &&
+                !progress(static_cast<double>(i) / static_cast<double>(n - 1), options.label())) {
+                return makeError(ErrorCode::Cancelled, "streaming evaluation cancelled");
+            }
+            at::Tensor logits;
+            if (options.mode == StreamingMode::Recompute) {
+                std::vector<int64_t> context;
+                if (i + 1 <= capacity) {
+                    context.assign(tokens.begin(), tokens.begin() + i + 1);
+                } else {
+                    context.assign(tokens.begin(), tokens.begin() + sinks);
+                    context.insert(context.end(), tokens.begin() + (i + 1 - recent), tokens.begin() + i + 1);
+                }
+                auto ids = torch::tensor(at::ArrayRef<int64_t>(context), torch::kLong).to(device);
+                auto out = module.forward({ids, controls}).toGenericDict();
+                logits = out.at("logits").toTensor();
+            } else {
+                auto ids = torch::tensor({tokens[static_cast<size_t>(i)]}, torch::kLong).to(device);
+                auto out = module.forward({ids, controls}).toGenericDict();
+                logits = out.at("logits").toTensor();
+                for (int64_t l = 0; l < c.layers; ++l) {
+                    const std::string ls = std::to_string(l);
+                    at::Tensor k = out.at("cache_k." + ls).toTensor(), v = out.at("cache_v." + ls).toTensor();
+                    const int64_t len = k.size(1);
+                    // Leave room for the next token: it then sees `capacity` keys, itself included.
+                    if (!dense && len > capacity - 1) {
+                        const int64_t keepRecent = capacity - 1 - sinks;
+                        k = torch::cat({k.narrow(1, 0, sinks), k.narrow(1, len - keepRecent, keepRecent)}, 1);
+                        v = torch::cat({v.narrow(1, 0, sinks), v.narrow(1, len - keepRecent, keepRecent)}, 1);
+                    }
+                    controls.insert_or_assign("cache_k." + ls, k);
+                    controls.insert_or_assign("cache_v." + ls, v);
+                }
+            }
+            result.nll.push_back(nllOf(logits, tokens[static_cast<size_t>(i + 1)]));
+        }
+        result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        double sum = 0;
+        for (float v : result.nll) {
+            sum += v;
+        }
+        result.meanNll = sum / static_cast<double>(result.nll.size());
+        result.perplexity = std::exp(result.meanNll);
+        result.tokensPerSecond = result.seconds > 0 ? static_cast<double>(n - 1) / result.seconds : 0;
+        if (progress) {
+            progress(1.0, options.label());
+        }
+        return result;
+    });
+}
+
+} // namespace sinkscope

@@ -1,0 +1,236 @@
+#include "model/torchscript_source.h"
+
+namespace sinkscope::detail {
+namespace {
+
+// Shared by every architecture. `controls` keys are optional; an absent key leaves the computation
+// exactly as without it, so an empty dictionary is bit-identical to a plain forward pass.
+constexpr const char *kCommon = R"TS(
+def _captures(self, key: str, layer: int, controls: Dict[str, Tensor]) -> bool:
+    if key not in controls:
+        return False
+    return float(controls[key][layer]) > 0.5
+
+def _causal_mask(self, t: int, past: int, controls: Dict[str, Tensor]) -> Tensor:
+    # On the weights' device, so that an archive loaded on a GPU runs there (docs/gpu.md).
+    dev = self.tok_embd.device
+    qi = torch.arange(past, past + t, device=dev).unsqueeze(1)
+    kj = torch.arange(past + t, device=dev).unsqueeze(0)
+    mask = torch.zeros(t, past + t, device=dev).masked_fill(kj > qi, float("-inf"))
+    if "attn_mask" in controls:
+        mask = mask + controls["attn_mask"]
+    return mask
+
+def _probs(self, layer: int, q: Tensor, k: Tensor, mask: Tensor, controls: Dict[str, Tensor]) -> Tensor:
+    scores = torch.matmul(q, k.transpose(1, 2)) * self.attn_scale
+    scores = scores + mask
+    if "logit_bias" in controls:
+        scores = scores + controls["logit_bias"][layer].unsqueeze(1)
+    if "temperature" in controls:
+        scores = scores / controls["temperature"][layer].view(-1, 1, 1)
+    if "sink_logit" in controls:
+        null = controls["sink_logit"][layer].view(-1, 1, 1).expand(scores.size(0), scores.size(1), 1)
+        probs = torch.softmax(torch.cat((scores, null), dim=2), dim=2).narrow(2, 0, scores.size(2))
+    else:
+        probs = torch.softmax(scores, dim=2)
+    if "act_heads" in controls:
+        probs = self._act(probs, mask, controls["act_heads"][layer], controls["act_beta"][layer], controls["act_thres"][layer])
+    if "head_mode" in controls:
+        mode = controls["head_mode"][layer].view(-1, 1, 1)
+        on_first = torch.zeros_like(probs)
+        on_first[:, :, 0] = 1.0
+        probs = torch.where(mode == 1.0, torch.zeros_like(probs), torch.where(mode == 2.0, on_first, probs))
+    if "prob_scale" in controls:
+        probs = probs * controls["prob_scale"][layer].unsqueeze(1)
+        if "prob_renorm" in controls:
+            probs = probs / probs.sum(dim=2, keepdim=True).clamp_min(1e-30)
+    return probs
+
+def _attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    ls = str(layer)
+    if "value_scale" in controls:
+        v = v * controls["value_scale"][layer].unsqueeze(2)
+    if self._captures("capture_vnorm", layer, controls):
+        # ||v W_O^h||^2 = v (W_O^h^T W_O^h) v^T: the per-head Gram matrix is stored at conversion, which
+        # costs d x d instead of d x D multiply-adds per key.
+        fv = torch.matmul(v, self.wo_gram[layer])
+        out["vnorm." + ls] = (fv * v).sum(dim=2).clamp_min(0.0).sqrt()
+    t = q.size(1)
+    if t > 1024 and "act_heads" not in controls and not self._captures("capture_attn", layer, controls):
+        # Long prompts: query rows in blocks of 512. Every control above except ACT acts row by row, so a
+        # block needs only its own scores: [H, 512, Tk] at a time instead of [H, T, Tk], memory linear in T
+        # (docs/performance.md, "Long contexts"). ACT and attention capture need the whole map.
+        parts: List[Tensor] = []
+        for c0 in range(0, t, 512):
+            c = min(512, t - c0)
+            parts.append(torch.matmul(self._probs(layer, q.narrow(1, c0, c), k, mask.narrow(0, c0, c), controls), v))
+        ctx = torch.cat(parts, 1)
+    else:
+        probs = self._probs(layer, q, k, mask, controls)
+        if self._captures("capture_attn", layer, controls):
+            out["attn." + ls] = probs
+        ctx = torch.matmul(probs, v)
+    if "head_gate" in controls:
+        ctx = ctx * controls["head_gate"][layer].view(-1, 1, 1)
+    return ctx
+
+def _act(self, probs: Tensor, mask: Tensor, heads: Tensor, beta: Tensor, thres: Tensor) -> Tensor:
+    # ACT (Yu et al. 2024, GATECH-EIC/ACT atten_process_eval) on the heads flagged in `heads` [H].
+    # Column means are normalised by how many queries see each key (T - j for a plain causal mask),
+    # which keeps the released rule correct when the queries follow a cache.
+    if float(heads.max()) < 0.5:
+        return probs
+    visible = (mask > float("-inf")).sum(0).clamp_min(1).to(probs.dtype)
+    over = (probs.sum(1) / visible) > thres.view(-1, 1)
+    # The released code drops the first detected column (indices[1:]): the initial sink stays as it is.
+    first = over & (over.long().cumsum(1) == 1)
+    sinks = (over & ~first & (heads.view(-1, 1) > 0.5)).unsqueeze(1)
+    b = beta.view(-1, 1, 1)
+    budget = torch.where(sinks, probs, torch.zeros_like(probs)).sum(2, keepdim=True) * (1.0 - b)
+    rest = torch.where(sinks, torch.zeros_like(probs), probs)
+    ratios = rest / rest.sum(2, keepdim=True).clamp_min(1e-30)
+    calibrated = torch.where(sinks, probs * b, probs) + budget * ratios
+    return torch.where(heads.view(-1, 1, 1) > 0.5, calibrated, probs)
+
+def _past_length(self, controls: Dict[str, Tensor]) -> int:
+    if "cache_k.0" in controls:
+        return controls["cache_k.0"].size(1)
+    return 0
+
+def forward(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    out: Dict[str, Tensor] = {}
+    x, mask, rope = self.embed_input(input_ids, controls)
+    for layer in range(self.n_layers):
+        x = self.run_block(layer, x, mask, rope, controls, out)
+    self.finish(x, controls, out)
+    return out
+
+def _store_cache(self, layer: int, k: Tensor, v: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
+    ls = str(layer)
+    if "cache_k." + ls in controls:
+        k = torch.cat((controls["cache_k." + ls], k), dim=1)
+        v = torch.cat((controls["cache_v." + ls], v), dim=1)
+    if "return_cache" in controls:
+        out["cache_k." + ls] = k
+        out["cache_v." + ls] = v
+    return k, v
+
+def _end_block(self, layer: int, x: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    x = self._patch_residual(layer, x, controls)
+    if "capture_hidden" in controls:
+        out["hidden." + str(layer)] = x
+    return x
+
+def _logits(self, x: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    if "last_logits_only" in controls:
+        x = x.narrow(0, x.size(0) - 1, 1)
+    logits = torch.linear(x, self.lm_head)
+    out["logits"] = logits
+    return logits
+
+def _patch_residual(self, layer: int, x: Tensor, controls: Dict[str, Tensor]) -> Tensor:
+    key = "resid_mask." + str(layer)
+    if key in controls:
+        x = torch.where(controls[key] > 0.5, controls["resid_value." + str(layer)], x)
+    return x
+)TS";
+
+constexpr const char *kLlama = R"TS(
+def _rms_norm(self, x: Tensor, w: Tensor) -> Tensor:
+    return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.norm_eps))
+
+def _rope(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    rd = self.rope_dim
+    half = rd // 2
+    xr = x.narrow(2, 0, rd)
+    rot = torch.cat((-xr.narrow(2, half, half), xr.narrow(2, 0, half)), dim=2)
+    xr = xr * cos + rot * sin
+    if rd == self.head_dim:
+        return xr
+    return torch.cat((xr, x.narrow(2, rd, self.head_dim - rd)), dim=2)
+
+def embed_input(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+    ids = input_ids.reshape(-1)
+    t = ids.size(0)
+    past = self._past_length(controls)
+    if "positions" in controls:
+        pos = controls["positions"].float()
+    else:
+        pos = torch.arange(past + t, device=self.tok_embd.device).float()
+    ang = (pos / self.rope_scale).unsqueeze(1) * self.inv_freq.unsqueeze(0)
+    emb = torch.cat((ang, ang), dim=1)
+    rope = torch.stack((emb.cos(), emb.sin()))
+    return torch.embedding(self.tok_embd, ids), self._causal_mask(t, past, controls), rope
+
+def run_block(self, layer: int, x: Tensor, mask: Tensor, rope: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    ls = str(layer)
+    t = x.size(0)
+    past = mask.size(1) - t
+    h = self._rms_norm(x, self.attn_norm[layer])
+    q = torch.linear(h, self.wq[layer]).view(t, self.n_heads, self.head_dim).transpose(0, 1)
+    k = torch.linear(h, self.wk[layer]).view(t, self.n_kv_heads, self.head_dim).transpose(0, 1)
+    v = torch.linear(h, self.wv[layer]).view(t, self.n_kv_heads, self.head_dim).transpose(0, 1)
+    k, v = self._store_cache(layer, k, v, controls, out)
+    q = self._rope(q, rope[0].narrow(0, past, t), rope[1].narrow(0, past, t))
+    k = self._rope(k, rope[0], rope[1])
+    if self._captures("capture_qk", layer, controls):
+        out["q." + ls] = q
+        out["k." + ls] = k
+    if self.n_kv_heads != self.n_heads:
+        k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=0)
+        v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=0)
+    ctx = self._attend(layer, q, k, v, mask, controls, out)
+    ctx = ctx.transpose(0, 1).reshape(t, self.n_heads * self.head_dim)
+    x = x + torch.linear(ctx, self.wo[layer])
+    h = self._rms_norm(x, self.ffn_norm[layer])
+    x = x + torch.linear(torch.silu(torch.linear(h, self.w_gate[layer])) * torch.linear(h, self.w_up[layer]), self.w_down[layer])
+    return self._end_block(layer, x, controls, out)
+
+def finish(self, x: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    return self._logits(self._rms_norm(x, self.out_norm), controls, out)
+)TS";
+
+constexpr const char *kGpt2 = R"TS(
+def embed_input(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+    ids = input_ids.reshape(-1)
+    t = ids.size(0)
+    past = self._past_length(controls)
+    if "positions" in controls:
+        pos = controls["positions"].long()
+    else:
+        pos = torch.arange(past + t, device=self.tok_embd.device)
+    x = torch.embedding(self.tok_embd, ids) + torch.embedding(self.pos_embd, pos.narrow(0, past, t))
+    return x, self._causal_mask(t, past, controls), torch.zeros(0)
+
+def run_block(self, layer: int, x: Tensor, mask: Tensor, rope: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    ls = str(layer)
+    t = x.size(0)
+    d = self.d_model
+    h = torch.layer_norm(x, [d], self.ln1_w[layer], self.ln1_b[layer], self.norm_eps)
+    qkv = torch.linear(h, self.w_qkv[layer], self.b_qkv[layer])
+    q = qkv.narrow(1, 0, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
+    k = qkv.narrow(1, d, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
+    v = qkv.narrow(1, 2 * d, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
+    k, v = self._store_cache(layer, k, v, controls, out)
+    if self._captures("capture_qk", layer, controls):
+        out["q." + ls] = q
+        out["k." + ls] = k
+    ctx = self._attend(layer, q, k, v, mask, controls, out)
+    ctx = ctx.transpose(0, 1).reshape(t, d)
+    x = x + torch.linear(ctx, self.w_o[layer], self.b_o[layer])
+    h = torch.layer_norm(x, [d], self.ln2_w[layer], self.ln2_b[layer], self.norm_eps)
+    x = x + torch.linear(torch.gelu(torch.linear(h, self.w_up[layer], self.b_up[layer]), approximate="tanh"), self.w_down[layer], self.b_down[layer])
+    return self._end_block(layer, x, controls, out)
+
+def finish(self, x: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    return self._logits(torch.layer_norm(x, [self.d_model], self.out_norm_w, self.out_norm_b, self.norm_eps), controls, out)
+)TS";
+
+} // namespace
+
+std::string torchScriptSource(Architecture arch)
+{
+    return std::string(kCommon) + (arch == Architecture::Llama ? kLlama : kGpt2);
+}
+
+} // namespace sinkscope::detail
