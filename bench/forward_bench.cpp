@@ -51,8 +51,8 @@ void BM_Matmul(benchmark::State &state)
     for (auto _ : state) {
         benchmark::DoNotOptimize(torch::mm(a, b));
     }
-    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate,
-                                                   benchmark::Counter::kIs1000);
+    state.counters["GFLOP/s"] =
+        benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 void runForward(benchmark::State &state, bool capture)
@@ -76,8 +76,14 @@ void runForward(benchmark::State &state, bool capture)
     state.counters["peak_rss_MiB"] = peakRssMiB();
 }
 
-void BM_ForwardLogitsOnly(benchmark::State &state) { runForward(state, false); }
-void BM_ForwardFullCapture(benchmark::State &state) { runForward(state, true); }
+void BM_ForwardLogitsOnly(benchmark::State &state)
+{
+    runForward(state, false);
+}
+void BM_ForwardFullCapture(benchmark::State &state)
+{
+    runForward(state, true);
+}
 
 // Arguments: torch threads, OpenBLAS threads. Forward with full capture at 256 tokens.
 void BM_ThreadSettings(benchmark::State &state)

@@ -42,8 +42,8 @@ constexpr int kHeads = 9, kKvHeads = 3, kDim = 64;
     } while (0)
 
 struct Rates {
-    double flops = 0;     // fp32 FLOP/s
-    double bytes = 0;     // HBM bytes/s
+    double flops = 0; // fp32 FLOP/s
+    double bytes = 0; // HBM bytes/s
     bool measuredFlops = false;
 };
 
@@ -261,10 +261,20 @@ void BM_TorchMaterialize(benchmark::State &state)
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
 }
-BENCHMARK(BM_TorchMaterialize)->RangeMultiplier(2)->Range(1024, 32768)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.2);
+BENCHMARK(BM_TorchMaterialize)
+    ->RangeMultiplier(2)
+    ->Range(1024, 32768)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(0.2);
 #endif
 
-BENCHMARK(BM_StatsKernel)->RangeMultiplier(2)->Range(1024, 32768)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.2);
+BENCHMARK(BM_StatsKernel)
+    ->RangeMultiplier(2)
+    ->Range(1024, 32768)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(0.2);
 
 } // namespace
 

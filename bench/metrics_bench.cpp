@@ -14,8 +14,8 @@
 // - BM_MaterializedOneLayer/4096: the materialised path needs L x H x T^2 x 4 bytes of attention
 //   (18 GiB for SmolLM2 at 4096), more than this machine has; its time is measured on one captured
 //   layer and scaled by the layer count (est_all_layers_s).
-#include "sinkscope/analysis/metrics.h"
 #include "bench_support.h"
+#include "sinkscope/analysis/metrics.h"
 #include "sinkscope/model/model.h"
 #include "sinkscope/runtime/paths.h"
 #include "sinkscope/runtime/runtime.h"
@@ -89,7 +89,8 @@ void runMetrics(benchmark::State &state, MetricsPath path)
     const int64_t t = state.range(0);
     const double attentionMiB = static_cast<double>(c.layers * c.heads * t * t) * 4.0 / (1024.0 * 1024.0);
     if (path == MetricsPath::Materialized && attentionMiB > 4096) {
-        const std::string why = "the captured attention alone is " + std::to_string(static_cast<int64_t>(attentionMiB)) +
+        const std::string why = "the captured attention alone is " +
+                                std::to_string(static_cast<int64_t>(attentionMiB)) +
                                 " MiB (L x H x T^2 x 4 bytes); see BM_MaterializedOneLayer";
         state.SkipWithError(why.c_str());
         return;
@@ -138,8 +139,14 @@ void runMetrics(benchmark::State &state, MetricsPath path)
     state.counters["metrics_peak_MiB"] = metricsPeak;
 }
 
-void BM_MetricsMaterialized(benchmark::State &state) { runMetrics(state, MetricsPath::Materialized); }
-void BM_MetricsStreaming(benchmark::State &state) { runMetrics(state, MetricsPath::Streaming); }
+void BM_MetricsMaterialized(benchmark::State &state)
+{
+    runMetrics(state, MetricsPath::Materialized);
+}
+void BM_MetricsStreaming(benchmark::State &state)
+{
+    runMetrics(state, MetricsPath::Streaming);
+}
 
 void BM_MaterializedOneLayer(benchmark::State &state)
 {
@@ -148,8 +155,10 @@ void BM_MaterializedOneLayer(benchmark::State &state)
     const int64_t t = state.range(0);
     const int layer = static_cast<int>(c.layers / 2);
     const auto ids = tokens(t, c.vocabSize);
-    auto forward = model->forward(ForwardRequest{
-        .tokens = ids, .capture = {.attentionLayers = {layer}, .valueNorms = true, .lastLogitsOnly = true}, .controls = {}});
+    auto forward = model->forward(
+        ForwardRequest{.tokens = ids,
+                       .capture = {.attentionLayers = {layer}, .valueNorms = true, .lastLogitsOnly = true},
+                       .controls = {}});
     if (!forward) {
         state.SkipWithError(forward.error().message.c_str());
         return;
@@ -177,15 +186,28 @@ void BM_MaterializedOneLayer(benchmark::State &state)
     state.counters["one_layer_s"] = perLayer;
     state.counters["est_all_layers_s"] = perLayer * static_cast<double>(c.layers);
     state.counters["forward_s"] = reference;
-    state.counters["est_metrics_over_forward"] = reference > 0 ? perLayer * static_cast<double>(c.layers) / reference : 0;
+    state.counters["est_metrics_over_forward"] =
+        reference > 0 ? perLayer * static_cast<double>(c.layers) / reference : 0;
     state.counters["attention_all_layers_MiB"] =
         static_cast<double>(c.layers * c.heads * t * t) * 4.0 / (1024.0 * 1024.0);
 }
 
 } // namespace
 
-BENCHMARK(BM_MetricsMaterialized)->Arg(256)->Arg(1024)->Arg(4096)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_MetricsStreaming)->Arg(256)->Arg(1024)->Arg(4096)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_MetricsMaterialized)
+    ->Arg(256)
+    ->Arg(1024)
+    ->Arg(4096)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_MetricsStreaming)
+    ->Arg(256)
+    ->Arg(1024)
+    ->Arg(4096)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_MaterializedOneLayer)->Arg(4096)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 int main(int argc, char **argv)

@@ -20,15 +20,8 @@ using namespace sinkscope;
 namespace {
 
 const char *const kSpecs[] = {
-    "none",
-    "mask-sink",
-    "streaming:sinks=4,window=124",
-    "act",
-    "zerotune:gamma=0.5",
-    "softmax1",
-    "value-zero",
-    "resid:mode=zero",
-    "head-zero:heads=L5",
+    "none",       "mask-sink",       "streaming:sinks=4,window=124", "act", "zerotune:gamma=0.5", "softmax1",
+    "value-zero", "resid:mode=zero", "head-zero:heads=L5",
 };
 
 void BM_Mitigated(benchmark::State &state)

@@ -8,9 +8,9 @@
 //   - peak RSS of the process after the 1024-token run.
 // A timing harness, not Google Benchmark: the work runs through Qt's event loop. Medians of --repeat
 // runs (default 5; 3 at 1024 tokens) with the load average before and after. Not a test.
+#include "analysis_view.h"
 #include "head_view.h"
 #include "heatmap_plot.h"
-#include "analysis_view.h"
 #include "main_window.h"
 #include "overview_view.h"
 
@@ -188,12 +188,13 @@ int main(int argc, char **argv)
             QElapsedTimer timer;
             timer.start();
             view->setSnapshot(window.snapshot());
-            std::cout << "T=" << T << " " << view->viewId().toStdString() << "::setSnapshot " << double(timer.nsecsElapsed()) / 1e6
-                      << " ms\n";
+            std::cout << "T=" << T << " " << view->viewId().toStdString() << "::setSnapshot "
+                      << double(timer.nsecsElapsed()) / 1e6 << " ms\n";
         }
         std::cout << "T=" << T << " run->first heatmap: median " << median(firstHeatmap) << " ms (forward "
-                  << median(forward) << " ms, metrics+summaries " << median(analysis) << " ms; result on the UI thread at "
-                  << median(arrival) << " ms, views updated in " << median(views) << " ms; " << runs << " runs)\n";
+                  << median(forward) << " ms, metrics+summaries " << median(analysis)
+                  << " ms; result on the UI thread at " << median(arrival) << " ms, views updated in " << median(views)
+                  << " ms; " << runs << " runs)\n";
 
         // Head switching and hovering on the head map, at this length.
         window.showView(QStringLiteral("head"));
@@ -226,7 +227,8 @@ int main(int argc, char **argv)
         for (int i = 0; i < 200; ++i) {
             const QPointF pos(rect.left() + 5 + (i * 37) % std::max(1, rect.width() - 10),
                               rect.top() + 5 + (i * 53) % std::max(1, rect.height() - 10));
-            QMouseEvent move(QEvent::MouseMove, pos, headPlot->mapToGlobal(pos), Qt::NoButton, Qt::NoButton, Qt::NoModifier);
+            QMouseEvent move(QEvent::MouseMove, pos, headPlot->mapToGlobal(pos), Qt::NoButton, Qt::NoButton,
+                             Qt::NoModifier);
             QElapsedTimer timer;
             timer.start();
             QCoreApplication::sendEvent(headPlot, &move);
@@ -246,8 +248,8 @@ int main(int argc, char **argv)
         head->setScale(ColourScale{});
         std::sort(switches.begin(), switches.end());
         std::sort(hovers.begin(), hovers.end());
-        std::cout << "T=" << T << " head switch + replot: median " << median(switches) << " ms, max "
-                  << switches.back() << " ms (" << switches.size() << " switches)\n";
+        std::cout << "T=" << T << " head switch + replot: median " << median(switches) << " ms, max " << switches.back()
+                  << " ms (" << switches.size() << " switches)\n";
         std::cout << "T=" << T << " hover (mouse move + tooltip): median " << median(hovers) << " ms, max "
                   << hovers.back() << " ms (200 moves)\n";
         std::cout << "T=" << T << " colour-scale change (shared/clamped toggles) + replot: median " << median(shared)

@@ -139,7 +139,8 @@ std::array<ScaleSketch, 2> sketchHead(const HeadMatrix &head, size_t sampleLimit
     for (int64_t q = 0; q < head.rows; ++q) {
         visible += std::clamp<int64_t>(q + offset + 1, 0, head.cols);
     }
-    const int64_t stride = std::max<int64_t>(1, (visible + int64_t(sampleLimit) - 1) / int64_t(std::max<size_t>(1, sampleLimit)));
+    const int64_t stride =
+        std::max<int64_t>(1, (visible + int64_t(sampleLimit) - 1) / int64_t(std::max<size_t>(1, sampleLimit)));
     constexpr double inf = std::numeric_limits<double>::infinity();
     double rawMin = inf, rawMax = -inf, rawPos = inf;
     double renMin = inf, renMax = -inf, renPos = inf;
@@ -197,7 +198,6 @@ std::array<ScaleSketch, 2> sketchHead(const HeadMatrix &head, size_t sampleLimit
     return out;
 }
 
-
 ValueRange sketchRange(const ScaleSketch &sketch, const ColourScale &scale)
 {
     if (sketch.empty()) {
@@ -211,8 +211,9 @@ ValueRange sketchRange(const ScaleSketch &sketch, const ColourScale &scale)
         std::nth_element(sample.begin(), sample.begin() + static_cast<std::ptrdiff_t>(index), sample.end());
         hi = sample[index];
     }
-    return finishRange(sketch.minValue, hi, std::isnan(sketch.minPositive) ? std::numeric_limits<double>::infinity()
-                                                                            : double(sketch.minPositive),
+    return finishRange(sketch.minValue, hi,
+                       std::isnan(sketch.minPositive) ? std::numeric_limits<double>::infinity()
+                                                      : double(sketch.minPositive),
                        scale.mapping);
 }
 
@@ -249,11 +250,11 @@ PooledGrid poolWindow(const TransformedHead &head, TokenWindow window, int64_t m
         return grid;
     }
     window.firstQuery = std::clamp<int64_t>(window.firstQuery, 0, head.rows - 1);
-    window.lastQuery = std::clamp<int64_t>(window.lastQuery < 0 ? head.rows - 1 : window.lastQuery,
-                                           window.firstQuery, head.rows - 1);
+    window.lastQuery =
+        std::clamp<int64_t>(window.lastQuery < 0 ? head.rows - 1 : window.lastQuery, window.firstQuery, head.rows - 1);
     window.firstKey = std::clamp<int64_t>(window.firstKey, 0, head.cols - 1);
-    window.lastKey = std::clamp<int64_t>(window.lastKey < 0 ? head.cols - 1 : window.lastKey, window.firstKey,
-                                         head.cols - 1);
+    window.lastKey =
+        std::clamp<int64_t>(window.lastKey < 0 ? head.cols - 1 : window.lastKey, window.firstKey, head.cols - 1);
     const int64_t keys = window.lastKey - window.firstKey + 1;
     const int64_t queries = window.lastQuery - window.firstQuery + 1;
     maxX = std::max<int64_t>(1, maxX);
@@ -298,9 +299,9 @@ PooledGrid poolWindow(const TransformedHead &head, TokenWindow window, int64_t m
         float *dst = grid.data.data() + j * grid.nx;
         for (int64_t i = 0; i < grid.nx; ++i) {
             if (count[static_cast<size_t>(i)] > 0) {
-                dst[i] = static_cast<float>(pooling == Pooling::Max ? acc[static_cast<size_t>(i)]
-                                                                   : acc[static_cast<size_t>(i)] /
-                                                                         double(count[static_cast<size_t>(i)]));
+                dst[i] = static_cast<float>(pooling == Pooling::Max
+                                                ? acc[static_cast<size_t>(i)]
+                                                : acc[static_cast<size_t>(i)] / double(count[static_cast<size_t>(i)]));
             }
         }
     }

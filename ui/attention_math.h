@@ -8,8 +8,8 @@
 // views draw them as background and statistics skip them.
 #pragma once
 
-#include "sinkscope/common/array.h"
 #include "sinkscope/analysis/attention_stats.h"
+#include "sinkscope/common/array.h"
 
 #include <array>
 #include <cmath>
@@ -37,7 +37,7 @@ HeadMatrix headMatrix(const FloatArray &layerAttention, int64_t head);
 
 enum class ScaleMapping { Linear, Log };
 enum class ScaleTransform {
-    Raw,                  // the probabilities as computed
+    Raw,                    // the probabilities as computed
     RenormaliseWithoutSink, // key 0 removed, each row divided by (1 - p[q, 0]); the removed mass kept apart
 };
 

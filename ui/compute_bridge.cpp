@@ -61,7 +61,7 @@ bool ComputeBridge::isCurrent(const QString &tag, uint64_t generation) const
 }
 
 ProgressCallback ComputeBridge::progressPoster(ComputeBridge *self, const QString &tag,
-                                              std::shared_ptr<const uint64_t> generation, const CancelToken &cancel)
+                                               std::shared_ptr<const uint64_t> generation, const CancelToken &cancel)
 {
     // Runs on the compute thread: throttle here, and compare generations only on the UI thread.
     auto last = std::make_shared<std::chrono::steady_clock::time_point>();
@@ -96,7 +96,7 @@ QString ComputeBridge::convertedPathFor(const QString &ggufPath)
         .arg(info.lastModified().toSecsSinceEpoch());
 }
 
-template<typename T, typename Done>
+template <typename T, typename Done>
 void ComputeBridge::submitJob(const QString &tag, const std::shared_ptr<uint64_t> &generation,
                               std::function<Result<T>(const CancelToken &)> work, Done done)
 {
@@ -125,7 +125,8 @@ void ComputeBridge::loadModel(const QString &path, const QString &device)
     cancel(QString::fromLatin1(kRunTag));
     cancel(QString::fromLatin1(kGenerateTag));
     const QString tag = QString::fromLatin1(kModelTag);
-    const QString convertedPath = path.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive) ? convertedPathFor(path) : QString();
+    const QString convertedPath =
+        path.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive) ? convertedPathFor(path) : QString();
     ComputeBridge *self = this;
     auto generation = std::make_shared<uint64_t>(0);
     struct Loaded {
@@ -134,7 +135,8 @@ void ComputeBridge::loadModel(const QString &path, const QString &device)
     };
     submitJob<Loaded>(
         tag, generation,
-        [self, tag, generation, path, convertedPath, device = device.toStdString()](const CancelToken &cancel) -> Result<Loaded> {
+        [self, tag, generation, path, convertedPath,
+         device = device.toStdString()](const CancelToken &cancel) -> Result<Loaded> {
             const ProgressCallback progress = progressPoster(self, tag, generation, cancel);
             std::string modelPath = path.toStdString();
             if (path.isEmpty()) {
@@ -206,8 +208,8 @@ void ComputeBridge::generate(std::shared_ptr<const Model> model, std::vector<int
     auto generation = std::make_shared<uint64_t>(0);
     submitJob<std::vector<int64_t>>(
         tag, generation,
-        [self, tag, generation, model, prompt = std::move(prompt), maxNewTokens](const CancelToken &cancel)
-            -> Result<std::vector<int64_t>> {
+        [self, tag, generation, model, prompt = std::move(prompt),
+         maxNewTokens](const CancelToken &cancel) -> Result<std::vector<int64_t>> {
             if (!model) {
                 return makeError(ErrorCode::InvalidArgument, "no model loaded");
             }

@@ -50,7 +50,7 @@ public:
     // on the UI thread with the value unless a newer job with the same tag superseded it. Errors other
     // than cancellation arrive through failed(tag, ...). `label` is shown as progress until the first
     // report.
-    template<typename T>
+    template <typename T>
     void submit(const QString &tag, const QString &label,
                 std::function<Result<T>(const CancelToken &, const ProgressCallback &)> work,
                 std::function<void(std::shared_ptr<const T>)> done)
@@ -91,7 +91,8 @@ signals:
     void busyChanged(bool busy);
 
 private:
-    using ErasedWork = std::function<Result<std::shared_ptr<const void>>(const CancelToken &, const ProgressCallback &)>;
+    using ErasedWork =
+        std::function<Result<std::shared_ptr<const void>>(const CancelToken &, const ProgressCallback &)>;
     void submitErased(const QString &tag, const QString &label, ErasedWork work,
                       std::function<void(std::shared_ptr<const void>)> done);
     void begin(const QString &tag, uint64_t generation);
@@ -103,7 +104,7 @@ private:
 
     // Submits `work` under `tag`; `done` runs on the UI thread with the result unless a newer job with
     // the same tag superseded it. `generation` is filled in here, before any result can arrive.
-    template<typename T, typename Done>
+    template <typename T, typename Done>
     void submitJob(const QString &tag, const std::shared_ptr<uint64_t> &generation,
                    std::function<Result<T>(const CancelToken &)> work, Done done);
 

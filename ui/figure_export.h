@@ -6,8 +6,8 @@
 // dpi / 96, so a PNG at 300 DPI is the SVG/PDF figure, rasterised, with the DPI recorded in the file.
 #pragma once
 
-#include <QJsonObject>
 #include <QColor>
+#include <QJsonObject>
 #include <QSize>
 #include <QString>
 

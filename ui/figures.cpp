@@ -54,9 +54,10 @@ QVector<QString> tokenAxisLabels(const std::vector<std::string> &texts)
 
 bool isUnitMetric(const std::string &name)
 {
-    static const std::set<std::string> unit = {"first_token_mass", "bos_mass",     "sink_set_mass",
-                                               "alpha_first",      "row_entropy",  "col_entropy_max",
-                                               "entropy_sink_head", "effective_first_token_mass", "dormant"};
+    static const std::set<std::string> unit = {
+        "first_token_mass", "bos_mass",        "sink_set_mass",     "alpha_first",
+        "row_entropy",      "col_entropy_max", "entropy_sink_head", "effective_first_token_mass",
+        "dormant"};
     return unit.count(name) > 0;
 }
 
@@ -477,8 +478,9 @@ bool writeLinePlot(const QString &path, const LinePlot &plot, const FigureOption
         return false;
     }
     const PlotStyle style = plotStyle(options.background.lightness() < 128 ? Theme::Dark : Theme::Light, false);
-    return exportFigure(path, format, options,
-                        [&](QCPPainter *painter, const QSize &size) { renderLinePlot(painter, size, plot, style); }, error);
+    return exportFigure(
+        path, format, options,
+        [&](QCPPainter *painter, const QSize &size) { renderLinePlot(painter, size, plot, style); }, error);
 }
 
 std::vector<std::pair<int64_t, int64_t>> topHeadsBy(const SinkMetrics &metrics, const std::string &metric, int count)
@@ -559,7 +561,8 @@ bool writeStandardFigures(const QString &dir, const QList<FigureFormat> &formats
     }
     const PlotStyle style = plotStyle(Theme::Light, false);
     const ColourMap map = ColourMap::Viridis;
-    const QVector<QString> labels = tokenAxisLabels(m.tokenTexts.empty() ? std::vector<std::string>(size_t(m.length)) : m.tokenTexts);
+    const QVector<QString> labels =
+        tokenAxisLabels(m.tokenTexts.empty() ? std::vector<std::string>(size_t(m.length)) : m.tokenTexts);
     FigureOptions base;
     base.pixelSize = set.pixelSize;
     base.dpi = set.dpi;
@@ -590,11 +593,11 @@ bool writeStandardFigures(const QString &dir, const QList<FigureFormat> &formats
         return false;
     }
     const bool activations = m.hasHidden && !m.activationsByLayer.empty();
-    const QString heatmapTitle = QObject::tr("%1 per layer and head (%2 tokens)%3")
-                                     .arg(QString::fromStdString(set.heatmapMetric))
-                                     .arg(m.length)
-                                     .arg(activations ? QObject::tr(", beside it the massive activation of each layer")
-                                                      : QString());
+    const QString heatmapTitle =
+        QObject::tr("%1 per layer and head (%2 tokens)%3")
+            .arg(QString::fromStdString(set.heatmapMetric))
+            .arg(m.length)
+            .arg(activations ? QObject::tr(", beside it the massive activation of each layer") : QString());
     if (!write(QStringLiteral("sink-heatmap"), heatmapTitle, [&](QCPPainter *p, const QSize &size) {
             renderHeadMetricFigure(p, size, m, set.heatmapMetric, true, style, map);
         })) {

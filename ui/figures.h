@@ -125,11 +125,11 @@ QColor seriesColour(int index, Theme theme = Theme::Light);
 std::vector<std::pair<int64_t, int64_t>> topHeadsBy(const SinkMetrics &metrics, const std::string &metric, int count);
 
 struct StandardFigureSet {
-    std::shared_ptr<const SinkMetrics> metrics;          // required
-    std::map<int64_t, const FloatArray *> attention;     // layer -> [H, T, T], for the head maps
+    std::shared_ptr<const SinkMetrics> metrics;      // required
+    std::map<int64_t, const FloatArray *> attention; // layer -> [H, T, T], for the head maps
     std::string heatmapMetric = "first_token_mass";
     int topHeads = 4;
-    QString caption;                                     // model and prompt
+    QString caption; // model and prompt
     QSize pixelSize{2400, 1800};
     int dpi = 200;
 };

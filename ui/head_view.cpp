@@ -98,8 +98,14 @@ HeadView::HeadView(QWidget *parent) : AnalysisView(parent)
     setFocusPolicy(Qt::StrongFocus);
     m_plot->plot()->setFocusPolicy(Qt::ClickFocus);
 
-    connect(m_layerBox, &QSpinBox::valueChanged, this, [this] { if (!m_syncing) showHead(m_layerBox->value(), m_headBox->value()); });
-    connect(m_headBox, &QSpinBox::valueChanged, this, [this] { if (!m_syncing) showHead(m_layerBox->value(), m_headBox->value()); });
+    connect(m_layerBox, &QSpinBox::valueChanged, this, [this] {
+        if (!m_syncing)
+            showHead(m_layerBox->value(), m_headBox->value());
+    });
+    connect(m_headBox, &QSpinBox::valueChanged, this, [this] {
+        if (!m_syncing)
+            showHead(m_layerBox->value(), m_headBox->value());
+    });
     for (QComboBox *box : {m_mappingBox, m_poolingBox}) {
         connect(box, &QComboBox::currentIndexChanged, this, [this] { readControls(); });
     }
@@ -288,7 +294,8 @@ void HeadView::updatePlot()
             }
             return;
         }
-        m_info->setText(m_model.snapshot() ? tr("No attention captured for this layer.") : tr("Run a prompt to see attention."));
+        m_info->setText(m_model.snapshot() ? tr("No attention captured for this layer.")
+                                           : tr("Run a prompt to see attention."));
         return;
     }
     configure(m_plot);
@@ -351,10 +358,11 @@ void HeadView::renderLayerGrid(QCPPainter *painter, const QSize &size)
     if (!snap || !snap->hasAttention(m_model.layer())) {
         painter->setPen(m_style.foreground);
         painter->setFont(m_style.font);
-        painter->drawText(QRect(QPoint(0, 0), size), Qt::AlignCenter | Qt::TextWordWrap,
-                          snap && snap->mapsOnDemand
-                              ? tr("Runs over %1 tokens keep no attention maps: export one head at a time.").arg(snap->mapTokens)
-                              : tr("No attention captured for this layer."));
+        painter->drawText(
+            QRect(QPoint(0, 0), size), Qt::AlignCenter | Qt::TextWordWrap,
+            snap && snap->mapsOnDemand
+                ? tr("Runs over %1 tokens keep no attention maps: export one head at a time.").arg(snap->mapTokens)
+                : tr("No attention captured for this layer."));
         return;
     }
     const int64_t heads = snap->heads;
@@ -410,7 +418,7 @@ ViewData HeadView::currentData() const
 {
     ViewData data;
     data.columns = {QStringLiteral("query_index"), QStringLiteral("query_token"), QStringLiteral("key_index"),
-                    QStringLiteral("key_token"), QStringLiteral("weight"), QStringLiteral("shown_value")};
+                    QStringLiteral("key_token"),   QStringLiteral("weight"),      QStringLiteral("shown_value")};
     const auto &snap = m_model.snapshot();
     if (!m_model.valid()) {
         return data;
@@ -418,28 +426,31 @@ ViewData HeadView::currentData() const
     // Const access to the cache: the transform is a pure function of the snapshot and the scale.
     if (snap->mapsOnDemand) {
         // A row per cell would be T^2 rows (67 million at 8192 tokens): the figure is the export.
-        data.json = QJsonObject{{QStringLiteral("view"), QStringLiteral("head")},
-                                {QStringLiteral("layer"), qint64(m_model.layer())},
-                                {QStringLiteral("head"), qint64(m_model.head())},
-                                {QStringLiteral("note"), tr("%1 tokens: the map has %2 cells and is not exported as data; "
-                                                            "export the figure, or use sinkscope-cli analyze for the metrics")
-                                                             .arg(snap->tokenCount())
-                                                             .arg(double(snap->tokenCount()) * double(snap->tokenCount()), 0, 'g', 3)}};
+        data.json = QJsonObject{
+            {QStringLiteral("view"), QStringLiteral("head")},
+            {QStringLiteral("layer"), qint64(m_model.layer())},
+            {QStringLiteral("head"), qint64(m_model.head())},
+            {QStringLiteral("note"), tr("%1 tokens: the map has %2 cells and is not exported as data; "
+                                        "export the figure, or use sinkscope-cli analyze for the metrics")
+                                         .arg(snap->tokenCount())
+                                         .arg(double(snap->tokenCount()) * double(snap->tokenCount()), 0, 'g', 3)}};
         return data;
     }
     const HeadMatrix raw = m_model.matrix();
     const TransformedHead shown = transformHead(raw, m_model.scale().transform);
     QJsonArray tokens, weights, removed;
     for (const TokenInfo &t : snap->tokens) {
-        tokens.append(QJsonObject{{QStringLiteral("id"), qint64(t.id)}, {QStringLiteral("text"), QString::fromStdString(t.text)}});
+        tokens.append(QJsonObject{{QStringLiteral("id"), qint64(t.id)},
+                                  {QStringLiteral("text"), QString::fromStdString(t.text)}});
     }
     for (int64_t q = 0; q < raw.rows; ++q) {
         QJsonArray row;
         for (int64_t k = 0; k < raw.cols; ++k) {
             const float shownValue = shown.values[size_t(q * raw.cols + k)];
             if (k <= q + (raw.cols - raw.rows)) {
-                data.rows.push_back({QString::number(q), QString::fromStdString(snap->tokens[size_t(q)].text), QString::number(k),
-                                     QString::fromStdString(snap->tokens[size_t(k)].text), QString::number(double(raw.at(q, k)), 'g', 8),
+                data.rows.push_back({QString::number(q), QString::fromStdString(snap->tokens[size_t(q)].text),
+                                     QString::number(k), QString::fromStdString(snap->tokens[size_t(k)].text),
+                                     QString::number(double(raw.at(q, k)), 'g', 8),
                                      std::isnan(shownValue) ? QString() : QString::number(double(shownValue), 'g', 8)});
                 row.append(double(raw.at(q, k)));
             } else {
@@ -451,13 +462,14 @@ ViewData HeadView::currentData() const
             removed.append(double(shown.removed[size_t(q)]));
         }
     }
-    data.json = QJsonObject{{QStringLiteral("view"), QStringLiteral("head")},
-                            {QStringLiteral("layer"), qint64(m_model.layer())},
-                            {QStringLiteral("head"), qint64(m_model.head())},
-                            {QStringLiteral("tokens"), tokens},
-                            {QStringLiteral("layout"), QStringLiteral("weights[query][key]; null where the causal mask hides the key")},
-                            {QStringLiteral("weights"), weights},
-                            {QStringLiteral("scale"), saveState().value(QStringLiteral("scale"))}};
+    data.json = QJsonObject{
+        {QStringLiteral("view"), QStringLiteral("head")},
+        {QStringLiteral("layer"), qint64(m_model.layer())},
+        {QStringLiteral("head"), qint64(m_model.head())},
+        {QStringLiteral("tokens"), tokens},
+        {QStringLiteral("layout"), QStringLiteral("weights[query][key]; null where the causal mask hides the key")},
+        {QStringLiteral("weights"), weights},
+        {QStringLiteral("scale"), saveState().value(QStringLiteral("scale"))}};
     if (!removed.isEmpty()) {
         data.json.insert(QStringLiteral("removed_sink_mass"), removed);
     }
@@ -470,10 +482,13 @@ QJsonObject HeadView::saveState() const
     const TokenWindow w = m_plot->visibleWindow();
     return {{QStringLiteral("layer"), qint64(m_model.layer())},
             {QStringLiteral("head"), qint64(m_model.head())},
-            {QStringLiteral("pooling"), m_model.pooling() == Pooling::Mean ? QStringLiteral("mean") : QStringLiteral("max")},
-            {QStringLiteral("window"), QJsonArray{qint64(w.firstQuery), qint64(w.lastQuery), qint64(w.firstKey), qint64(w.lastKey)}},
+            {QStringLiteral("pooling"),
+             m_model.pooling() == Pooling::Mean ? QStringLiteral("mean") : QStringLiteral("max")},
+            {QStringLiteral("window"),
+             QJsonArray{qint64(w.firstQuery), qint64(w.lastQuery), qint64(w.firstKey), qint64(w.lastKey)}},
             {QStringLiteral("scale"),
-             QJsonObject{{QStringLiteral("mapping"), s.mapping == ScaleMapping::Log ? QStringLiteral("log") : QStringLiteral("linear")},
+             QJsonObject{{QStringLiteral("mapping"),
+                          s.mapping == ScaleMapping::Log ? QStringLiteral("log") : QStringLiteral("linear")},
                          {QStringLiteral("clamp_percentile"), s.clampPercentile},
                          {QStringLiteral("percentile"), s.percentile},
                          {QStringLiteral("without_sink"), s.transform == ScaleTransform::RenormaliseWithoutSink},
@@ -484,13 +499,16 @@ void HeadView::restoreState(const QJsonObject &state)
 {
     const QJsonObject s = state.value(QStringLiteral("scale")).toObject();
     ColourScale scale;
-    scale.mapping = s.value(QStringLiteral("mapping")).toString() == QLatin1String("log") ? ScaleMapping::Log : ScaleMapping::Linear;
+    scale.mapping = s.value(QStringLiteral("mapping")).toString() == QLatin1String("log") ? ScaleMapping::Log
+                                                                                          : ScaleMapping::Linear;
     scale.clampPercentile = s.value(QStringLiteral("clamp_percentile")).toBool();
     scale.percentile = s.value(QStringLiteral("percentile")).toDouble(99.0);
-    scale.transform = s.value(QStringLiteral("without_sink")).toBool() ? ScaleTransform::RenormaliseWithoutSink : ScaleTransform::Raw;
+    scale.transform =
+        s.value(QStringLiteral("without_sink")).toBool() ? ScaleTransform::RenormaliseWithoutSink : ScaleTransform::Raw;
     scale.shared = s.value(QStringLiteral("shared")).toBool();
     m_model.setScale(scale);
-    m_model.setPooling(state.value(QStringLiteral("pooling")).toString() == QLatin1String("mean") ? Pooling::Mean : Pooling::Max);
+    m_model.setPooling(state.value(QStringLiteral("pooling")).toString() == QLatin1String("mean") ? Pooling::Mean
+                                                                                                  : Pooling::Max);
     m_model.setHead(state.value(QStringLiteral("layer")).toInteger(), state.value(QStringLiteral("head")).toInteger());
     syncControls();
     const QJsonArray w = state.value(QStringLiteral("window")).toArray();
@@ -504,12 +522,24 @@ void HeadView::restoreState(const QJsonObject &state)
 void HeadView::keyPressEvent(QKeyEvent *event)
 {
     switch (event->key()) {
-    case Qt::Key_Left: stepHead(-1); break;
-    case Qt::Key_Right: stepHead(+1); break;
-    case Qt::Key_Up: stepLayer(-1); break;
-    case Qt::Key_Down: stepLayer(+1); break;
-    case Qt::Key_Home: m_plot->resetView(); break;
-    default: AnalysisView::keyPressEvent(event); return;
+    case Qt::Key_Left:
+        stepHead(-1);
+        break;
+    case Qt::Key_Right:
+        stepHead(+1);
+        break;
+    case Qt::Key_Up:
+        stepLayer(-1);
+        break;
+    case Qt::Key_Down:
+        stepLayer(+1);
+        break;
+    case Qt::Key_Home:
+        m_plot->resetView();
+        break;
+    default:
+        AnalysisView::keyPressEvent(event);
+        return;
     }
     event->accept();
 }

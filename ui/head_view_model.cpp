@@ -166,7 +166,8 @@ const ScaleSketch *HeadViewModel::sketchOf(int64_t layer, int64_t head)
         m_localSketches.resize(size_t(count));
         for (int64_t i = 0; i < count; ++i) {
             if (m_snapshot->hasAttention(i / m_snapshot->heads)) {
-                m_localSketches[size_t(i)] = sketchHead(headMatrix(m_snapshot->attention[size_t(i / m_snapshot->heads)], i % m_snapshot->heads));
+                m_localSketches[size_t(i)] =
+                    sketchHead(headMatrix(m_snapshot->attention[size_t(i / m_snapshot->heads)], i % m_snapshot->heads));
             } else if (m_headMap && i == m_mapLayer * m_snapshot->heads + m_mapHead) {
                 m_localSketches[size_t(i)] = sketchHead(headMatrix(*m_headMap, 0));
             }

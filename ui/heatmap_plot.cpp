@@ -293,10 +293,14 @@ TokenWindow HeatmapPlot::visibleWindow() const
     TokenWindow w;
     const QCPRange x = m_plot->xAxis->range();
     const QCPRange y = m_plot->yAxis->range();
-    w.firstKey = std::clamp<int64_t>(static_cast<int64_t>(std::floor(x.lower + 0.5)), 0, std::max<int64_t>(0, m_xCount - 1));
-    w.lastKey = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(x.upper - 0.5)), w.firstKey, std::max<int64_t>(0, m_xCount - 1));
-    w.firstQuery = std::clamp<int64_t>(static_cast<int64_t>(std::floor(y.lower + 0.5)), 0, std::max<int64_t>(0, m_yCount - 1));
-    w.lastQuery = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(y.upper - 0.5)), w.firstQuery, std::max<int64_t>(0, m_yCount - 1));
+    w.firstKey =
+        std::clamp<int64_t>(static_cast<int64_t>(std::floor(x.lower + 0.5)), 0, std::max<int64_t>(0, m_xCount - 1));
+    w.lastKey = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(x.upper - 0.5)), w.firstKey,
+                                    std::max<int64_t>(0, m_xCount - 1));
+    w.firstQuery =
+        std::clamp<int64_t>(static_cast<int64_t>(std::floor(y.lower + 0.5)), 0, std::max<int64_t>(0, m_yCount - 1));
+    w.lastQuery = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(y.upper - 0.5)), w.firstQuery,
+                                      std::max<int64_t>(0, m_yCount - 1));
     return w;
 }
 
@@ -424,7 +428,8 @@ bool HeatmapPlot::eventFilter(QObject *watched, QEvent *event)
             auto *me = static_cast<QMouseEvent *>(event);
             int64_t x = 0, y = 0;
             // A click, not the end of a drag.
-            if (me->button() == Qt::LeftButton && (me->pos() - m_pressPos).manhattanLength() < 4 && cellAt(me->pos(), x, y)) {
+            if (me->button() == Qt::LeftButton && (me->pos() - m_pressPos).manhattanLength() < 4 &&
+                cellAt(me->pos(), x, y)) {
                 emit clicked(x, y);
             }
             break;

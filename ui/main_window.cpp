@@ -3,8 +3,8 @@
 #include "head_view.h"
 #include "metrics_view.h"
 #include "mitigation_view.h"
-#include "probes_panel.h"
 #include "overview_view.h"
+#include "probes_panel.h"
 #include "token_chips.h"
 #include "token_view.h"
 
@@ -36,12 +36,12 @@
 #include <QMimeData>
 #include <QPlainTextEdit>
 #include <QProgressBar>
-#include <QRegularExpression>
 #include <QPushButton>
+#include <QRegularExpression>
 #include <QSettings>
 #include <QSpinBox>
-#include <QStandardItemModel>
 #include <QSplitter>
+#include <QStandardItemModel>
 #include <QStatusBar>
 #include <QTabWidget>
 #include <QThreadPool>
@@ -159,8 +159,11 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
     addView(new MitigationView(m_bridge, [this] { return m_model; }));
     addView(new ProbesView(
         m_bridge, [this] { return m_model; },
-        [this] { auto *m = findChild<MitigationView *>(); return m ? m->canonicalSpec() : QString(); }, m_prompt,
-        [this] { runPrompt(); }));
+        [this] {
+            auto *m = findChild<MitigationView *>();
+            return m ? m->canonicalSpec() : QString();
+        },
+        m_prompt, [this] { runPrompt(); }));
     m_views.append(m_outputs);
     lower->addWidget(m_tabs);
     lower->addWidget(m_outputs);
@@ -240,7 +243,8 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
         const auto tokenizer = m_model ? m_model->tokenizer() : nullptr;
         m_outputs->setContinuation(tokenizer ? QString::fromStdString(tokenizer->decode(m_generated)) : QString());
     });
-    connect(m_bridge, &ComputeBridge::generationFinished, this, [this](bool) { m_outputs->setContinuationBusy(false); });
+    connect(m_bridge, &ComputeBridge::generationFinished, this,
+            [this](bool) { m_outputs->setContinuationBusy(false); });
     connect(m_outputs, &OutputsView::generateRequested, this, &MainWindow::startGenerate);
     connect(m_overview, &OverviewView::headActivated, this, [this](int64_t layer, int64_t head) {
         m_headView->showHead(layer, head);
@@ -257,10 +261,13 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
         }
         m_bridge->submit<FloatArray>(
             QStringLiteral("headmap"), tr("Computing the map of layer %1, head %2").arg(layer).arg(head),
-            [snapshot, layer, head](const CancelToken &, const ProgressCallback &) { return computeHeadMap(*snapshot, layer, head); },
+            [snapshot, layer, head](const CancelToken &, const ProgressCallback &) {
+                return computeHeadMap(*snapshot, layer, head);
+            },
             [this, snapshot, layer, head](std::shared_ptr<const FloatArray> map) {
                 m_headView->setHeadMap(snapshot, layer, head, std::move(map));
-                m_statusLabel->setText(tr("Map of layer %1, head %2 computed from the kept queries and keys").arg(layer).arg(head));
+                m_statusLabel->setText(
+                    tr("Map of layer %1, head %2 computed from the kept queries and keys").arg(layer).arg(head));
             });
     });
     connect(m_headView, &HeadView::headChanged, this, [this](int64_t layer, int64_t) {
@@ -300,7 +307,9 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
         // Queued before the model, so it loads on the saved device once the list is known.
         m_bridge->submit<std::vector<DeviceInfo>>(
             QString::fromLatin1(ComputeBridge::kDevicesTag), tr("Looking for GPUs"),
-            [](const CancelToken &, const ProgressCallback &) -> Result<std::vector<DeviceInfo>> { return availableDevices(); },
+            [](const CancelToken &, const ProgressCallback &) -> Result<std::vector<DeviceInfo>> {
+                return availableDevices();
+            },
             [this](std::shared_ptr<const std::vector<DeviceInfo>> devices) {
                 setDevices(*devices);
                 startLoading();
@@ -339,7 +348,8 @@ void MainWindow::setDevices(std::vector<DeviceInfo> devices)
         }
         if (d.kind == DeviceKind::Cuda) {
             tip << tr("compute capability %1.%2").arg(d.computeMajor).arg(d.computeMinor)
-                << tr("runs the model: %1; SinkScope kernels: %2").arg(d.runsModel ? tr("yes") : tr("no"), d.kernels ? tr("yes") : tr("no"));
+                << tr("runs the model: %1; SinkScope kernels: %2")
+                       .arg(d.runsModel ? tr("yes") : tr("no"), d.kernels ? tr("yes") : tr("no"));
             if (!d.runsModel) {
                 text += d.kernels ? tr(" (kernels only)") : tr(" (unavailable)");
             }
@@ -348,7 +358,8 @@ void MainWindow::setDevices(std::vector<DeviceInfo> devices)
             tip << QString::fromStdString(d.note);
         }
         if (d.kind == DeviceKind::Cuda && !d.runsModel && d.kernels) {
-            tip << tr("The window analyses where the model runs; sinkscope-cli analyze --device %1 uses the kernels.").arg(id);
+            tip << tr("The window analyses where the model runs; sinkscope-cli analyze --device %1 uses the kernels.")
+                       .arg(id);
         }
         auto *item = new QStandardItem(text);
         item->setData(id, Qt::UserRole);
@@ -363,7 +374,8 @@ void MainWindow::setDevices(std::vector<DeviceInfo> devices)
     auto plan = planDevice(m_deviceId.toStdString(), m_devices);
     if (!plan.ok() || plan->modelDevice != m_deviceId.toStdString()) {
         if (m_deviceId != QLatin1String("cpu")) {
-            m_messages->showInfo(tr("The device %1 used last time is not available here; the model runs on the CPU.").arg(m_deviceId));
+            m_messages->showInfo(
+                tr("The device %1 used last time is not available here; the model runs on the CPU.").arg(m_deviceId));
         }
         m_deviceId = QStringLiteral("cpu");
     }
@@ -376,7 +388,8 @@ void MainWindow::syncDeviceBox()
     const int index = m_deviceBox->findData(m_deviceId, Qt::UserRole);
     m_deviceBox->setCurrentIndex(std::max(0, index));
     if (index >= 0) {
-        m_deviceBox->setToolTip(tr("Where the model runs\n%1").arg(m_deviceBox->itemData(index, Qt::ToolTipRole).toString()));
+        m_deviceBox->setToolTip(
+            tr("Where the model runs\n%1").arg(m_deviceBox->itemData(index, Qt::ToolTipRole).toString()));
     }
 }
 
@@ -519,7 +532,8 @@ void MainWindow::buildMenus()
         recent->addActions(m_recentMenu->actions());
     });
     file->addAction(tr("Open &session\u2026"), QKeySequence(QStringLiteral("Ctrl+Shift+O")), this, [this] {
-        const QString path = QFileDialog::getOpenFileName(this, tr("Open session"), QString(), tr("SinkScope sessions (*.json)"));
+        const QString path =
+            QFileDialog::getOpenFileName(this, tr("Open session"), QString(), tr("SinkScope sessions (*.json)"));
         if (!path.isEmpty()) {
             openSession(path);
         }
@@ -533,7 +547,8 @@ void MainWindow::buildMenus()
         }
     });
     file->addSeparator();
-    file->addAction(tr("&Export view\u2026"), QKeySequence(QStringLiteral("Ctrl+E")), this, &MainWindow::exportViewInteractive);
+    file->addAction(tr("&Export view\u2026"), QKeySequence(QStringLiteral("Ctrl+E")), this,
+                    &MainWindow::exportViewInteractive);
     file->addAction(tr("Export all &heads of the layer\u2026"), QKeySequence(QStringLiteral("Ctrl+Shift+E")), this,
                     &MainWindow::exportGridInteractive);
     file->addAction(tr("Export view &data (CSV/JSON)\u2026"), QKeySequence(QStringLiteral("Ctrl+Alt+E")), this,
@@ -544,19 +559,28 @@ void MainWindow::buildMenus()
     QMenu *run = menuBar()->addMenu(tr("&Run"));
     QAction *runAction = run->addAction(tr("&Run prompt"), this, &MainWindow::runPrompt);
     runAction->setShortcuts({QKeySequence(QStringLiteral("Ctrl+Return")), QKeySequence(QStringLiteral("Ctrl+Enter"))});
-    run->addAction(tr("&Generate continuation"), QKeySequence(QStringLiteral("Ctrl+G")), this, &MainWindow::startGenerate);
+    run->addAction(tr("&Generate continuation"), QKeySequence(QStringLiteral("Ctrl+G")), this,
+                   &MainWindow::startGenerate);
     run->addAction(tr("&Cancel"), QKeySequence(Qt::Key_Escape), this, [this] { m_bridge->cancelAll(); });
 
     QMenu *view = menuBar()->addMenu(tr("&View"));
-    view->addAction(tr("&Overview"), QKeySequence(QStringLiteral("Ctrl+1")), this, [this] { showView(QStringLiteral("overview")); });
-    view->addAction(tr("&Head"), QKeySequence(QStringLiteral("Ctrl+2")), this, [this] { showView(QStringLiteral("head")); });
-    view->addAction(tr("&Tokens"), QKeySequence(QStringLiteral("Ctrl+3")), this, [this] { showView(QStringLiteral("tokens")); });
-    view->addAction(tr("&Metrics"), QKeySequence(QStringLiteral("Ctrl+4")), this, [this] { showView(QStringLiteral("metrics")); });
+    view->addAction(tr("&Overview"), QKeySequence(QStringLiteral("Ctrl+1")), this,
+                    [this] { showView(QStringLiteral("overview")); });
+    view->addAction(tr("&Head"), QKeySequence(QStringLiteral("Ctrl+2")), this,
+                    [this] { showView(QStringLiteral("head")); });
+    view->addAction(tr("&Tokens"), QKeySequence(QStringLiteral("Ctrl+3")), this,
+                    [this] { showView(QStringLiteral("tokens")); });
+    view->addAction(tr("&Metrics"), QKeySequence(QStringLiteral("Ctrl+4")), this,
+                    [this] { showView(QStringLiteral("metrics")); });
     view->addSeparator();
-    view->addAction(tr("Next head"), QKeySequence(QStringLiteral("Alt+Right")), this, [this] { m_headView->stepHead(+1); });
-    view->addAction(tr("Previous head"), QKeySequence(QStringLiteral("Alt+Left")), this, [this] { m_headView->stepHead(-1); });
-    view->addAction(tr("Next layer"), QKeySequence(QStringLiteral("Alt+Down")), this, [this] { m_headView->stepLayer(+1); });
-    view->addAction(tr("Previous layer"), QKeySequence(QStringLiteral("Alt+Up")), this, [this] { m_headView->stepLayer(-1); });
+    view->addAction(tr("Next head"), QKeySequence(QStringLiteral("Alt+Right")), this,
+                    [this] { m_headView->stepHead(+1); });
+    view->addAction(tr("Previous head"), QKeySequence(QStringLiteral("Alt+Left")), this,
+                    [this] { m_headView->stepHead(-1); });
+    view->addAction(tr("Next layer"), QKeySequence(QStringLiteral("Alt+Down")), this,
+                    [this] { m_headView->stepLayer(+1); });
+    view->addAction(tr("Previous layer"), QKeySequence(QStringLiteral("Alt+Up")), this,
+                    [this] { m_headView->stepLayer(-1); });
     view->addSeparator();
     QMenu *maps = view->addMenu(tr("Colour &map"));
     auto *mapGroup = new QActionGroup(this);
@@ -592,13 +616,15 @@ QString MainWindow::shortcutsText() const
     for (const QMenu *menu : menus) {
         for (const QAction *a : menu->actions()) {
             if (!a->shortcut().isEmpty()) {
-                lines << QStringLiteral("%1\t%2").arg(a->shortcut().toString(QKeySequence::NativeText), a->text().remove(QLatin1Char('&')));
+                lines << QStringLiteral("%1\t%2").arg(a->shortcut().toString(QKeySequence::NativeText),
+                                                      a->text().remove(QLatin1Char('&')));
             }
         }
     }
     lines.removeDuplicates();
-    lines << tr("Left / Right\tprevious / next head (head map focused)") << tr("Up / Down\tprevious / next layer (head map focused)")
-          << tr("Home, double-click\treset zoom") << tr("Mouse wheel, drag\tzoom, pan");
+    lines << tr("Left / Right\tprevious / next head (head map focused)")
+          << tr("Up / Down\tprevious / next layer (head map focused)") << tr("Home, double-click\treset zoom")
+          << tr("Mouse wheel, drag\tzoom, pan");
     return lines.join(QLatin1Char('\n'));
 }
 
@@ -632,7 +658,8 @@ AnalysisView *MainWindow::currentView() const
 void MainWindow::openModel(const QString &path)
 {
     m_runTimer.stop();
-    m_statusLabel->setText(path.isEmpty() ? tr("Loading the default model\u2026") : tr("Loading %1\u2026").arg(QFileInfo(path).fileName()));
+    m_statusLabel->setText(path.isEmpty() ? tr("Loading the default model\u2026")
+                                          : tr("Loading %1\u2026").arg(QFileInfo(path).fileName()));
     m_bridge->loadModel(path, m_deviceId);
 }
 
@@ -690,7 +717,8 @@ void MainWindow::updateModelBar()
         return;
     }
     const ModelConfig &c = m_model->config();
-    m_modelName->setText(QString::fromStdString(c.name.empty() ? QFileInfo(m_modelPath).fileName().toStdString() : c.name));
+    m_modelName->setText(
+        QString::fromStdString(c.name.empty() ? QFileInfo(m_modelPath).fileName().toStdString() : c.name));
     QString details = tr("%1 \u00b7 %2 layers \u00d7 %3 heads")
                           .arg(QString::fromLatin1(architectureName(c.architecture)))
                           .arg(c.layers)
@@ -699,7 +727,8 @@ void MainWindow::updateModelBar()
         details += tr(" \u00b7 generic TorchScript");
     }
     m_modelDetails->setText(details);
-    m_modelDetails->setToolTip(m_modelPath + (m_modelHash.isEmpty() ? QString() : QStringLiteral("\nsha256 ") + m_modelHash));
+    m_modelDetails->setToolTip(m_modelPath +
+                               (m_modelHash.isEmpty() ? QString() : QStringLiteral("\nsha256 ") + m_modelHash));
     setWindowTitle(QStringLiteral("SinkScope \u2014 %1").arg(m_modelName->text()));
 }
 
@@ -713,7 +742,8 @@ void MainWindow::retokenize()
         // A generic TorchScript file carries no tokenizer: the prompt is the token ids themselves.
         m_tokens = parseTokenIds(m_prompt->toPlainText());
         m_chips->setTokens(describeTokens(nullptr, m_tokens));
-        m_tokenCount->setText(m_tokens.empty() ? tr("no tokenizer") : tr("%n token id(s)", nullptr, int(m_tokens.size())));
+        m_tokenCount->setText(m_tokens.empty() ? tr("no tokenizer")
+                                               : tr("%n token id(s)", nullptr, int(m_tokens.size())));
         updateSinkChips();
         return;
     }
@@ -725,7 +755,8 @@ void MainWindow::retokenize()
     const int64_t context = m_model->config().contextLength;
     m_tokenCount->setText(tr("%n token(s)", nullptr, int(m_tokens.size())));
     if (context > 0 && int64_t(m_tokens.size()) > context) {
-        m_messages->showError(tr("The prompt has %1 tokens; the model's context is %2.").arg(m_tokens.size()).arg(context));
+        m_messages->showError(
+            tr("The prompt has %1 tokens; the model's context is %2.").arg(m_tokens.size()).arg(context));
     }
 }
 
@@ -888,7 +919,8 @@ void MainWindow::addRecent(const QString &path)
 void MainWindow::rebuildRecentMenu()
 {
     m_recentMenu->clear();
-    const QStringList recent = m_options.useSettings ? QSettings().value(QStringLiteral("recentModels")).toStringList() : QStringList();
+    const QStringList recent =
+        m_options.useSettings ? QSettings().value(QStringLiteral("recentModels")).toStringList() : QStringList();
     for (const QString &path : recent) {
         QAction *a = m_recentMenu->addAction(QFileInfo(path).fileName(), this, [this, path] { openModel(path); });
         a->setToolTip(path);
@@ -985,7 +1017,8 @@ void MainWindow::openSession(const QString &path)
     m_pendingSession = *session;
     if (m_model && QFileInfo(session->modelPath) == QFileInfo(m_modelPath)) {
         if (!session->modelSha256.isEmpty() && !m_modelHash.isEmpty() && session->modelSha256 != m_modelHash) {
-            m_messages->showError(tr("The model file %1 changed since the session was saved (content hash differs).").arg(m_modelPath));
+            m_messages->showError(
+                tr("The model file %1 changed since the session was saved (content hash differs).").arg(m_modelPath));
         }
         onModelLoaded(m_model, m_modelPath);
     } else {
@@ -995,14 +1028,16 @@ void MainWindow::openSession(const QString &path)
         // Checked when the hash of the (re)loaded file arrives.
         const QString expected = session->modelSha256;
         auto *connection = new QMetaObject::Connection;
-        *connection = connect(m_bridge, &ComputeBridge::fileHashed, this, [this, expected, connection](const QString &, const QString &hash) {
-            if (hash != expected) {
-                m_messages->showError(tr("The model file differs from the one the session was saved with (sha256 %1\u2026, expected %2\u2026).")
-                                          .arg(hash.left(12), expected.left(12)));
-            }
-            disconnect(*connection);
-            delete connection;
-        });
+        *connection = connect(m_bridge, &ComputeBridge::fileHashed, this,
+                              [this, expected, connection](const QString &, const QString &hash) {
+                                  if (hash != expected) {
+                                      m_messages->showError(tr("The model file differs from the one the session was "
+                                                               "saved with (sha256 %1\u2026, expected %2\u2026).")
+                                                                .arg(hash.left(12), expected.left(12)));
+                                  }
+                                  disconnect(*connection);
+                                  delete connection;
+                              });
     }
 }
 
@@ -1023,7 +1058,8 @@ FigureOptions MainWindow::defaultFigureOptions() const
                     .arg(m_modelName->text(), QFileInfo(m_modelPath).fileName(),
                          m_modelHash.isEmpty() ? QString() : tr(", sha256 %1").arg(m_modelHash.left(12)))
                     .arg(m_snapshot ? m_snapshot->tokenCount() : int64_t(m_tokens.size()))
-                    .arg(m_bosBox->isChecked() ? tr("prepended") : tr("not prepended"), prompt, QStringLiteral(SINKSCOPE_VERSION));
+                    .arg(m_bosBox->isChecked() ? tr("prepended") : tr("not prepended"), prompt,
+                         QStringLiteral(SINKSCOPE_VERSION));
     return o;
 }
 
@@ -1037,17 +1073,19 @@ bool MainWindow::exportCurrentView(const QString &path, const FigureOptions &opt
         }
         return false;
     }
-    return exportFigure(path, format, options, [view](QCPPainter *p, const QSize &size) { view->renderFigure(p, size); }, error);
+    return exportFigure(
+        path, format, options, [view](QCPPainter *p, const QSize &size) { view->renderFigure(p, size); }, error);
 }
 
 bool MainWindow::exportLayerGrid(const QString &path, const FigureOptions &options, QString *error)
 {
     if (m_snapshot && m_snapshot->mapsOnDemand) {
         if (error) {
-            *error = tr("This run has %1 tokens: runs over %2 tokens keep no attention maps, so there is no grid of every "
-                        "head; export the head view, one head at a time.")
-                         .arg(m_snapshot->tokenCount())
-                         .arg(m_snapshot->mapTokens);
+            *error =
+                tr("This run has %1 tokens: runs over %2 tokens keep no attention maps, so there is no grid of every "
+                   "head; export the head view, one head at a time.")
+                    .arg(m_snapshot->tokenCount())
+                    .arg(m_snapshot->mapTokens);
         }
         return false;
     }
@@ -1058,7 +1096,9 @@ bool MainWindow::exportLayerGrid(const QString &path, const FigureOptions &optio
         }
         return false;
     }
-    return exportFigure(path, format, options, [this](QCPPainter *p, const QSize &size) { m_headView->renderLayerGrid(p, size); }, error);
+    return exportFigure(
+        path, format, options, [this](QCPPainter *p, const QSize &size) { m_headView->renderLayerGrid(p, size); },
+        error);
 }
 
 bool MainWindow::exportCurrentData(const QString &path, QString *error)
@@ -1108,7 +1148,8 @@ bool askFigureOptions(QWidget *parent, const QString &title, QString *path, Figu
     QObject::connect(buttons, &QDialogButtonBox::accepted, &dialog, &QDialog::accept);
     QObject::connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
     QObject::connect(browse, &QPushButton::clicked, &dialog, [&] {
-        const QString chosen = QFileDialog::getSaveFileName(&dialog, title, file->text(), QObject::tr("Figures (*.png *.svg *.pdf)"));
+        const QString chosen =
+            QFileDialog::getSaveFileName(&dialog, title, file->text(), QObject::tr("Figures (*.png *.svg *.pdf)"));
         if (!chosen.isEmpty()) {
             file->setText(chosen);
         }
@@ -1144,16 +1185,17 @@ void MainWindow::exportGridInteractive()
     options.title = m_headView->layerGridTitle();
     QString path = QStringLiteral("layer-%1-heads.pdf").arg(m_headView->model().layer());
     QString error;
-    if (askFigureOptions(this, tr("Export all heads of the layer"), &path, &options) && !exportLayerGrid(path, options, &error)) {
+    if (askFigureOptions(this, tr("Export all heads of the layer"), &path, &options) &&
+        !exportLayerGrid(path, options, &error)) {
         m_messages->showError(error);
     }
 }
 
 void MainWindow::exportDataInteractive()
 {
-    const QString path = QFileDialog::getSaveFileName(this, tr("Export view data"),
-                                                      QStringLiteral("%1.csv").arg(currentView() ? currentView()->viewId() : QString()),
-                                                      tr("CSV (*.csv);;JSON (*.json)"));
+    const QString path = QFileDialog::getSaveFileName(
+        this, tr("Export view data"), QStringLiteral("%1.csv").arg(currentView() ? currentView()->viewId() : QString()),
+        tr("CSV (*.csv);;JSON (*.json)"));
     QString error;
     if (!path.isEmpty() && !exportCurrentData(path, &error)) {
         m_messages->showError(error);
@@ -1234,7 +1276,8 @@ void MainWindow::restoreSettings()
     m_presenter = settings.value(QStringLiteral("presenter")).toBool();
     m_darkAction->setChecked(m_theme == Theme::Dark);
     m_presenterAction->setChecked(m_presenter);
-    const QJsonObject views = QJsonDocument::fromJson(settings.value(QStringLiteral("views")).toString().toUtf8()).object();
+    const QJsonObject views =
+        QJsonDocument::fromJson(settings.value(QStringLiteral("views")).toString().toUtf8()).object();
     for (AnalysisView *v : m_views) {
         if (views.contains(v->viewId())) {
             v->restoreState(views.value(v->viewId()).toObject());

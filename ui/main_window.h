@@ -61,9 +61,9 @@ private:
 };
 
 struct MainWindowOptions {
-    QString modelPath;      // empty: the last model used, else the default model
-    QString sessionPath;    // a session to open once the window is up
-    QString prompt;         // empty: the last prompt, else the default prompt
+    QString modelPath;       // empty: the last model used, else the default model
+    QString sessionPath;     // a session to open once the window is up
+    QString prompt;          // empty: the last prompt, else the default prompt
     bool useSettings = true; // read and write QSettings (tests turn this off)
     bool autoRun = true;     // run after loading and after typing pauses
     // The devices to offer (tests); unset: availableDevices(), queried once on the compute thread before

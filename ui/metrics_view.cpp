@@ -191,15 +191,17 @@ MetricsView::MetricsView(QWidget *parent) : AnalysisView(parent)
         }
     });
     connect(m_descendingBox, &QCheckBox::toggled, this, [this](bool on) { sortBy(m_sortMetric, on); });
-    connect(m_table->horizontalHeader(), &QHeaderView::sortIndicatorChanged, this, [this](int column, Qt::SortOrder order) {
-        if (column >= kFixedColumns && m_model->metrics() && column - kFixedColumns < int(m_model->metrics()->headMetrics.size())) {
-            m_sortMetric = m_model->metrics()->headMetrics[size_t(column - kFixedColumns)].name;
-            m_descending = order == Qt::DescendingOrder;
-            const QSignalBlocker b1(m_sortBox), b2(m_descendingBox);
-            m_sortBox->setCurrentIndex(m_sortBox->findData(QString::fromStdString(m_sortMetric)));
-            m_descendingBox->setChecked(m_descending);
-        }
-    });
+    connect(m_table->horizontalHeader(), &QHeaderView::sortIndicatorChanged, this,
+            [this](int column, Qt::SortOrder order) {
+                if (column >= kFixedColumns && m_model->metrics() &&
+                    column - kFixedColumns < int(m_model->metrics()->headMetrics.size())) {
+                    m_sortMetric = m_model->metrics()->headMetrics[size_t(column - kFixedColumns)].name;
+                    m_descending = order == Qt::DescendingOrder;
+                    const QSignalBlocker b1(m_sortBox), b2(m_descendingBox);
+                    m_sortBox->setCurrentIndex(m_sortBox->findData(QString::fromStdString(m_sortMetric)));
+                    m_descendingBox->setChecked(m_descending);
+                }
+            });
     connect(m_table, &QTableView::clicked, this, [this](const QModelIndex &index) {
         const auto [layer, head] = headAtRow(index.row());
         if (layer >= 0) {
@@ -393,13 +395,15 @@ ViewData MetricsView::currentData() const
 
 QJsonObject MetricsView::saveState() const
 {
-    return {{QStringLiteral("sort"), QString::fromStdString(m_sortMetric)}, {QStringLiteral("descending"), m_descending}};
+    return {{QStringLiteral("sort"), QString::fromStdString(m_sortMetric)},
+            {QStringLiteral("descending"), m_descending}};
 }
 
 void MetricsView::restoreState(const QJsonObject &state)
 {
     const QString metric = state.value(QStringLiteral("sort")).toString();
-    sortBy(metric.isEmpty() ? m_sortMetric : metric.toStdString(), state.value(QStringLiteral("descending")).toBool(true));
+    sortBy(metric.isEmpty() ? m_sortMetric : metric.toStdString(),
+           state.value(QStringLiteral("descending")).toBool(true));
 }
 
 } // namespace sinkscope::ui

@@ -92,7 +92,8 @@ QString continuationDisplay(const Model *model, const std::vector<int64_t> &ids)
 
 bool sameWindow(const TokenWindow &a, const TokenWindow &b)
 {
-    return a.firstQuery == b.firstQuery && a.lastQuery == b.lastQuery && a.firstKey == b.firstKey && a.lastKey == b.lastKey;
+    return a.firstQuery == b.firstQuery && a.lastQuery == b.lastQuery && a.firstKey == b.firstKey &&
+           a.lastKey == b.lastKey;
 }
 
 QVector<QString> indexLabels(int64_t n)
@@ -117,49 +118,64 @@ ProgressCallback scaled(const ProgressCallback &progress, double from, double sp
 const std::vector<MitigationMethodInfo> &mitigationMethods()
 {
     static const std::vector<MitigationMethodInfo> methods = {
-        {"mask-sink", "Mask sinks (I2)",
+        {"mask-sink",
+         "Mask sinks (I2)",
          "Logits of the first `sinks` keys pushed to -1e4: the sink disappears and each row renormalises over "
          "the other keys. Xiao et al. 2024; Barbero et al. 2025. An ablation: expected to hurt.",
          {{"sinks", 1, 1, 4096, 0}},
          true},
-        {"streaming", "StreamingLLM mask (I1)",
+        {"streaming",
+         "StreamingLLM mask (I1)",
          "Attention limited to the first `sinks` keys plus the last `window` keys (a sink + window mask at the "
          "original positions; the rolling cache is `sinkscope-cli stream-ppl`). Xiao et al., ICLR 2024.",
          {{"sinks", 4, 0, 4096, 0}, {"window", 252, 1, 1 << 20, 0}},
          false},
-        {"act", "ACT calibration (I3)",
+        {"act",
+         "ACT calibration (I3)",
          "Attention calibration: non-initial keys whose mean attention exceeds `thres` are scaled by `beta`, the "
          "freed mass goes to the other keys; the first sink is untouched. Yu et al., ICML 2024 (released "
          "defaults). Default heads: layers 2..L-2.",
          {{"beta", 0.4, 0, 1, 2}, {"thres", 0.1, 0, 1, 3}},
          true},
-        {"zerotune", "Scale first token (I4)",
+        {"zerotune",
+         "Scale first token (I4)",
          "log(gamma) added to the first key's logit: gamma < 1 takes attention from the sink. ZeroTuning, Han "
          "et al., ICLR 2026.",
          {{"gamma", 0.5, 0.001, 1000, 3}},
          true},
-        {"softmax1", "Softmax off by one (I5)",
-         "A null logit 0 in every softmax. Miller 2023. Counterfactual on a model not trained with it.", {}, true},
-        {"sink-logit", "Sink logit (I5)",
+        {"softmax1",
+         "Softmax off by one (I5)",
+         "A null logit 0 in every softmax. Miller 2023. Counterfactual on a model not trained with it.",
+         {},
+         true},
+        {"sink-logit",
+         "Sink logit (I5)",
          "A learnable-sink style null logit b per head (gpt-oss). Counterfactual on a model not trained with it.",
          {{"b", 0, -100, 100, 2}},
          true},
-        {"temperature", "Temperature (I6)", "Attention logits divided by tau (a perturbation).",
+        {"temperature",
+         "Temperature (I6)",
+         "Attention logits divided by tau (a perturbation).",
          {{"tau", 1.5, 0.001, 1000, 3}},
          true},
-        {"value-zero", "Zero sink values (I7)",
+        {"value-zero",
+         "Zero sink values (I7)",
          "Value vectors of the first `sinks` keys set to 0: the sink keeps its weight but contributes nothing. "
          "Gu et al., ICLR 2025.",
          {{"sinks", 1, 1, 4096, 0}},
          true},
-        {"resid", "Massive activations (I7)",
+        {"resid",
+         "Massive activations (I7)",
          "Massive activations of the sink tokens after `layer` set to zero (mode 0) or to their mean (mode 1). "
          "Sun et al., COLM 2024. layer -1: the first layer that has any.",
          {{"mode", 0, 0, 1, 0}, {"layer", -1, -1, 4096, 0}},
          false},
         {"head-zero", "Zero heads (I8)", "The heads' attention set to 0 (dormancy test, Guo et al. 2024).", {}, true},
-        {"move-to-bos", "Move to first token (I8)",
-         "All of the heads' attention on key 0 (dormancy test, Guo et al. 2024).", {}, true},
+        {"move-to-bos",
+         "Move to first token (I8)",
+         "All of the heads' attention on key 0 (dormancy test, Guo et al. 2024).",
+         {},
+         true},
     };
     return methods;
 }
@@ -459,16 +475,18 @@ MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget
             return;
         }
         const double v = values->data[size_t(layer * values->shape[1] + head)];
-        QToolTip::showText(pos, dormancy ? tr("layer %1, head %2\n\u0394 loss %3 nats (%4)")
-                                               .arg(layer)
-                                               .arg(head)
-                                               .arg(v, 0, 'f', 4)
-                                               .arg(m_dormancyMethod)
-                                         : tr("layer %1, head %2\nattention change %3").arg(layer).arg(head).arg(v, 0, 'f', 4));
+        QToolTip::showText(
+            pos, dormancy ? tr("layer %1, head %2\n\u0394 loss %3 nats (%4)")
+                                .arg(layer)
+                                .arg(head)
+                                .arg(v, 0, 'f', 4)
+                                .arg(m_dormancyMethod)
+                          : tr("layer %1, head %2\nattention change %3").arg(layer).arg(head).arg(v, 0, 'f', 4));
     });
     connect(m_headQuantityBox, &QComboBox::currentIndexChanged, this, [this] { refreshHeadPlot(); });
     connect(m_dormancyButton, &QPushButton::clicked, this, [this] {
-        runDormancy(m_dormancyMethodBox->currentIndex() == 0 ? MitigationMethod::HeadZero : MitigationMethod::MoveToBos);
+        runDormancy(m_dormancyMethodBox->currentIndex() == 0 ? MitigationMethod::HeadZero
+                                                             : MitigationMethod::MoveToBos);
     });
 
     // A job cancelled from the status bar ends without a result: drop the "Running" line.
@@ -994,7 +1012,8 @@ void MitigationView::refresh()
     refreshOutputs();
 }
 
-void MitigationView::fillMaps(HeatmapPlot *basePlot, HeatmapPlot *mitPlot, HeatmapPlot *diffPlot, int64_t maxCells) const
+void MitigationView::fillMaps(HeatmapPlot *basePlot, HeatmapPlot *mitPlot, HeatmapPlot *diffPlot,
+                              int64_t maxCells) const
 {
     const auto &attention = m_baseline->forward.attention;
     const FloatArray &a = attention[size_t(m_layer)];
@@ -1041,7 +1060,8 @@ void MitigationView::fillMaps(HeatmapPlot *basePlot, HeatmapPlot *mitPlot, Heatm
     const Panel panels[] = {
         {basePlot, &base, tr("key \u2014 baseline"), tr("attention"), range, Pooling::Max},
         {mitPlot, &mitigated, tr("key \u2014 %1").arg(abbreviate(spec, 48)), tr("attention"), range, Pooling::Max},
-        {diffPlot, &difference, tr("key \u2014 mitigated \u2212 baseline"), tr("\u0394 attention"), diffRange, Pooling::Mean},
+        {diffPlot, &difference, tr("key \u2014 mitigated \u2212 baseline"), tr("\u0394 attention"), diffRange,
+         Pooling::Mean},
     };
     for (const Panel &p : panels) {
         p.plot->setAxes(labels, labels, p.title, tr("query"));
@@ -1050,7 +1070,8 @@ void MitigationView::fillMaps(HeatmapPlot *basePlot, HeatmapPlot *mitPlot, Heatm
             p.plot->setVisibleWindow(window);
         }
         const QSize budget = maxCells > 0 ? QSize(int(maxCells), int(maxCells)) : p.plot->pixelBudget();
-        const PooledGrid grid = poolWindow(*p.head, p.plot->visibleWindow(), budget.width(), budget.height(), p.pooling);
+        const PooledGrid grid =
+            poolWindow(*p.head, p.plot->visibleWindow(), budget.width(), budget.height(), p.pooling);
         p.plot->setGrid(grid, p.range, ScaleMapping::Linear);
     }
     diffPlot->colourMap()->setGradient(divergingGradient());
@@ -1081,18 +1102,19 @@ void MitigationView::refreshMaps()
     fillMaps(m_basePlot, m_mitPlot, m_diffPlot, 0);
     m_syncing = wasSyncing;
     const auto effects = shownEffects();
-    QString text = effects ? tr("Layer %1, head %2 \u2014 %3; attention change of this head %4 (mean total variation)")
-                                 .arg(m_layer)
-                                 .arg(m_head)
-                                 .arg(QString::fromStdString(effects->spec))
-                                 .arg(effects->headDifference.empty()
-                                          ? 0.0
-                                          : double(effects->headDifference.data[size_t(m_layer * m_snapshot->heads + m_head)]),
-                                      0, 'f', 4)
-                           : tr("Layer %1, head %2 \u2014 baseline (mitigation %3)")
-                                 .arg(m_layer)
-                                 .arg(m_head)
-                                 .arg(m_enabledBox->isChecked() ? tr("none") : tr("off"));
+    QString text =
+        effects ? tr("Layer %1, head %2 \u2014 %3; attention change of this head %4 (mean total variation)")
+                      .arg(m_layer)
+                      .arg(m_head)
+                      .arg(QString::fromStdString(effects->spec))
+                      .arg(effects->headDifference.empty()
+                               ? 0.0
+                               : double(effects->headDifference.data[size_t(m_layer * m_snapshot->heads + m_head)]),
+                           0, 'f', 4)
+                : tr("Layer %1, head %2 \u2014 baseline (mitigation %3)")
+                      .arg(m_layer)
+                      .arg(m_head)
+                      .arg(m_enabledBox->isChecked() ? tr("none") : tr("off"));
     if (m_stale) {
         text += tr(" \u2014 the prompt changed since: press Apply");
     }
@@ -1178,20 +1200,22 @@ void MitigationView::refreshOutputs()
         }
     }
     m_table->setHorizontalHeaderLabels(
-        {tr("baseline"), tr("p"), effects ? abbreviate(QString::fromStdString(effects->spec), 28) : tr("mitigated"), tr("p")});
+        {tr("baseline"), tr("p"), effects ? abbreviate(QString::fromStdString(effects->spec), 28) : tr("mitigated"),
+         tr("p")});
     if (effects) {
         const double change = effects->baselinePerplexity > 0
                                   ? 100.0 * (effects->mitigatedPerplexity / effects->baselinePerplexity - 1.0)
                                   : 0.0;
-        QString text = tr("<b>%1</b> \u2014 next-token KL(baseline \u2016 mitigated) %2 nats; prompt perplexity %3 \u2192 %4 "
-                          "(%5%6 %); mitigated pass %7 s")
-                           .arg(QString::fromStdString(effects->spec).toHtmlEscaped())
-                           .arg(effects->nextTokenKl, 0, 'f', 4)
-                           .arg(effects->baselinePerplexity, 0, 'f', 2)
-                           .arg(effects->mitigatedPerplexity, 0, 'f', 2)
-                           .arg(change >= 0 ? QStringLiteral("+") : QString())
-                           .arg(change, 0, 'f', 1)
-                           .arg(effects->seconds, 0, 'f', 2);
+        QString text =
+            tr("<b>%1</b> \u2014 next-token KL(baseline \u2016 mitigated) %2 nats; prompt perplexity %3 \u2192 %4 "
+               "(%5%6 %); mitigated pass %7 s")
+                .arg(QString::fromStdString(effects->spec).toHtmlEscaped())
+                .arg(effects->nextTokenKl, 0, 'f', 4)
+                .arg(effects->baselinePerplexity, 0, 'f', 2)
+                .arg(effects->mitigatedPerplexity, 0, 'f', 2)
+                .arg(change >= 0 ? QStringLiteral("+") : QString())
+                .arg(change, 0, 'f', 1)
+                .arg(effects->seconds, 0, 'f', 2);
         if (effects->streamingAsMask) {
             text += tr("<br>streaming runs here as a sink + window mask at the original positions; the rolling "
                        "cache is <tt>sinkscope-cli stream-ppl</tt>.");
@@ -1302,7 +1326,7 @@ void MitigationView::renderFigure(QCPPainter *painter, const QSize &size)
 ViewData MitigationView::currentData() const
 {
     ViewData data;
-    data.columns = {QStringLiteral("query"), QStringLiteral("key"), QStringLiteral("query_token"),
+    data.columns = {QStringLiteral("query"),     QStringLiteral("key"),      QStringLiteral("query_token"),
                     QStringLiteral("key_token"), QStringLiteral("baseline"), QStringLiteral("mitigated"),
                     QStringLiteral("difference")};
     const auto effects = shownEffects();
@@ -1363,9 +1387,9 @@ ViewData MitigationView::currentData() const
                                 row[6].toDouble()});
     }
     json[QStringLiteral("cells")] = cells;
-    json[QStringLiteral("cell_columns")] = QJsonArray{QStringLiteral("query"), QStringLiteral("key"),
-                                                      QStringLiteral("baseline"), QStringLiteral("mitigated"),
-                                                      QStringLiteral("difference")};
+    json[QStringLiteral("cell_columns")] =
+        QJsonArray{QStringLiteral("query"), QStringLiteral("key"), QStringLiteral("baseline"),
+                   QStringLiteral("mitigated"), QStringLiteral("difference")};
     data.json = json;
     return data;
 }

@@ -41,10 +41,10 @@ class HeatmapPlot;
 // One method of the spec grammar as the builder offers it (core/include/sinkscope/mitigation.h).
 struct MitigationParamInfo {
     const char *name;
-    double value;    // default shown in the builder
+    double value; // default shown in the builder
     double minimum;
     double maximum;
-    int decimals;    // 0: integer
+    int decimals; // 0: integer
 };
 struct MitigationMethodInfo {
     const char *name;        // spec name
@@ -135,7 +135,7 @@ public:
     QTableWidget *outputsTable() const { return m_table; }
 
 signals:
-    void effectsShown();   // the panel shows a new baseline/mitigated pair (or the baseline alone)
+    void effectsShown(); // the panel shows a new baseline/mitigated pair (or the baseline alone)
     void continuationShown();
     void dormancyShown();
     void headActivated(int64_t layer, int64_t head);
@@ -168,12 +168,12 @@ private:
     const Model *m_baselineModel = nullptr; // the model m_baseline (and every cache) was computed with
     // Most recent first; every entry belongs to m_baseline's tokens.
     std::list<std::pair<QString, std::shared_ptr<const MitigationEffects>>> m_cache;
-    QString m_shownSpec;        // canonical spec of the shown mitigated run ("" when none)
-    QString m_pendingSpec;      // spec of the run in flight
+    QString m_shownSpec;                                  // canonical spec of the shown mitigated run ("" when none)
+    QString m_pendingSpec;                                // spec of the run in flight
     QHash<QString, std::vector<int64_t>> m_continuations; // canonical spec ("none" = baseline) -> ids
-    FloatArray m_dormancy;      // [L, H] loss change; empty until run
+    FloatArray m_dormancy;                                // [L, H] loss change; empty until run
     QString m_dormancyMethod;
-    bool m_stale = false;       // the prompt changed since the shown result
+    bool m_stale = false; // the prompt changed since the shown result
 
     int64_t m_layer = 0;
     int64_t m_head = 0;

@@ -72,7 +72,8 @@ OverviewView::OverviewView(QWidget *parent) : AnalysisView(parent)
         }
     });
     connect(m_plot, &HeatmapPlot::left, this, [] { QToolTip::hideText(); });
-    connect(m_plot, &HeatmapPlot::clicked, this, [this](int64_t head, int64_t layer) { emit headActivated(layer, head); });
+    connect(m_plot, &HeatmapPlot::clicked, this,
+            [this](int64_t head, int64_t layer) { emit headActivated(layer, head); });
 }
 
 void OverviewView::fillMetricBox()
@@ -142,7 +143,9 @@ QString OverviewView::summaryText() const
     const SinkMetrics &m = *m_snapshot->metrics;
     QStringList parts;
     parts << tr("%1 layers \u00d7 %2 heads, %3 tokens").arg(m.layers).arg(m.heads).arg(m.length);
-    parts << tr("sink heads (\u03b1\u2081 > %1): %2%").arg(m.settings.sinkEpsilon).arg(double(m.sinkFraction) * 100, 0, 'f', 0);
+    parts << tr("sink heads (\u03b1\u2081 > %1): %2%")
+                 .arg(m.settings.sinkEpsilon)
+                 .arg(double(m.sinkFraction) * 100, 0, 'f', 0);
     QStringList sinks;
     for (const DetectedSink &s : m.sinks) {
         QString text = s.position < static_cast<int64_t>(m.tokenTexts.size())
@@ -152,8 +155,9 @@ QString OverviewView::summaryText() const
     }
     parts << tr("detected sinks (received > %1): %2")
                  .arg(m.settings.sinkThreshold)
-                 .arg(sinks.isEmpty() ? tr("none") : sinks.mid(0, 6).join(QStringLiteral(", ")) +
-                                                         (sinks.size() > 6 ? QStringLiteral(", \u2026") : QString()));
+                 .arg(sinks.isEmpty() ? tr("none")
+                                      : sinks.mid(0, 6).join(QStringLiteral(", ")) +
+                                            (sinks.size() > 6 ? QStringLiteral(", \u2026") : QString()));
     if (m.hasHidden && !m.activationsByLayer.empty()) {
         const LayerActivations &top = m.topActivation;
         QString token = top.topToken < static_cast<int64_t>(m.tokenTexts.size())
@@ -240,18 +244,17 @@ ViewData OverviewView::currentData() const
                                        {QStringLiteral("median"), double(a.median)},
                                        {QStringLiteral("ratio"), double(a.ratio)}});
     }
-    data.json = QJsonObject{{QStringLiteral("view"), viewId()},
-                            {QStringLiteral("metric"), QString::fromStdString(m_metric)},
-                            {QStringLiteral("layers"), qint64(m.layers)},
-                            {QStringLiteral("heads"), qint64(m.heads)},
-                            {QStringLiteral("per_head"), heads},
-                            {QStringLiteral("massive_activations"), activations}};
+    data.json = QJsonObject{
+        {QStringLiteral("view"), viewId()},           {QStringLiteral("metric"), QString::fromStdString(m_metric)},
+        {QStringLiteral("layers"), qint64(m.layers)}, {QStringLiteral("heads"), qint64(m.heads)},
+        {QStringLiteral("per_head"), heads},          {QStringLiteral("massive_activations"), activations}};
     return data;
 }
 
 QJsonObject OverviewView::saveState() const
 {
-    return {{QStringLiteral("metric"), QString::fromStdString(m_metric)}, {QStringLiteral("activations"), m_showActivations}};
+    return {{QStringLiteral("metric"), QString::fromStdString(m_metric)},
+            {QStringLiteral("activations"), m_showActivations}};
 }
 
 void OverviewView::restoreState(const QJsonObject &state)

@@ -28,9 +28,12 @@ constexpr Stops kGreys = {0xffffff, 0xf0f0f0, 0xd9d9d9, 0xbdbdbd, 0xa3a3a3, 0x89
 const Stops &stopsOf(ColourMap map)
 {
     switch (map) {
-    case ColourMap::Magma: return kMagma;
-    case ColourMap::Greys: return kGreys;
-    case ColourMap::Viridis: break;
+    case ColourMap::Magma:
+        return kMagma;
+    case ColourMap::Greys:
+        return kGreys;
+    case ColourMap::Viridis:
+        break;
     }
     return kViridis;
 }
@@ -45,9 +48,12 @@ QStringList colourMapNames()
 QString colourMapKey(ColourMap map)
 {
     switch (map) {
-    case ColourMap::Magma: return QStringLiteral("magma");
-    case ColourMap::Greys: return QStringLiteral("greys");
-    case ColourMap::Viridis: break;
+    case ColourMap::Magma:
+        return QStringLiteral("magma");
+    case ColourMap::Greys:
+        return QStringLiteral("greys");
+    case ColourMap::Viridis:
+        break;
     }
     return QStringLiteral("viridis");
 }
@@ -71,7 +77,8 @@ QColor colourAt(ColourMap map, double t)
     const double f = t - double(i);
     const QColor a(stops[i]);
     const QColor b(stops[i + 1]);
-    return QColor::fromRgbF(float(a.redF() + (b.redF() - a.redF()) * f), float(a.greenF() + (b.greenF() - a.greenF()) * f),
+    return QColor::fromRgbF(float(a.redF() + (b.redF() - a.redF()) * f),
+                            float(a.greenF() + (b.greenF() - a.greenF()) * f),
                             float(a.blueF() + (b.blueF() - a.blueF()) * f));
 }
 

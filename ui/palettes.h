@@ -16,10 +16,10 @@ namespace sinkscope::ui {
 
 enum class ColourMap { Viridis, Magma, Greys };
 
-QStringList colourMapNames();              // display names in enum order
-QString colourMapKey(ColourMap map);       // stable key for settings/session files ("viridis", ...)
+QStringList colourMapNames();                   // display names in enum order
+QString colourMapKey(ColourMap map);            // stable key for settings/session files ("viridis", ...)
 ColourMap colourMapFromKey(const QString &key); // unknown keys give Viridis
-QColor colourAt(ColourMap map, double t);  // t in [0, 1], clamped
+QColor colourAt(ColourMap map, double t);       // t in [0, 1], clamped
 QCPColorGradient makeGradient(ColourMap map);
 
 enum class Theme { Light, Dark };
@@ -32,10 +32,10 @@ struct PlotStyle {
     QColor background;
     QColor foreground;
     QColor grid;
-    QColor accent;     // bars, highlights
-    QColor masked;     // cells a query cannot see
-    QFont font;        // tick labels
-    QFont titleFont;   // axis labels, figure titles
+    QColor accent;   // bars, highlights
+    QColor masked;   // cells a query cannot see
+    QFont font;      // tick labels
+    QFont titleFont; // axis labels, figure titles
     double lineWidth = 1.0;
 };
 

@@ -184,8 +184,7 @@ Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &req
     }
     deriveSummaries(snap);
     snap.forwardSeconds = fr.seconds;
-    snap.analysisSeconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - analysisStart).count();
+    snap.analysisSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - analysisStart).count();
     return snap;
 }
 
@@ -200,8 +199,10 @@ Result<FloatArray> computeHeadMap(const RunSnapshot &snapshot, int64_t layer, in
     }
     const auto q = snapshot.queries->find(static_cast<int>(layer));
     const auto k = snapshot.keys->find(static_cast<int>(layer));
-    if (q == snapshot.queries->end() || k == snapshot.keys->end() || q->second.shape.size() != 3 || k->second.shape.size() != 3) {
-        return makeError(ErrorCode::InvalidArgument, "layer " + std::to_string(layer) + " has no queries and keys in this run");
+    if (q == snapshot.queries->end() || k == snapshot.keys->end() || q->second.shape.size() != 3 ||
+        k->second.shape.size() != 3) {
+        return makeError(ErrorCode::InvalidArgument,
+                         "layer " + std::to_string(layer) + " has no queries and keys in this run");
     }
     LayerAttentionInput in;
     in.q = q->second.data.data();

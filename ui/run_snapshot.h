@@ -6,8 +6,8 @@
 
 #include "attention_math.h"
 
-#include "sinkscope/common/array.h"
 #include "sinkscope/analysis/metrics.h"
+#include "sinkscope/common/array.h"
 #include "sinkscope/model/model.h"
 
 #include <cstdint>
@@ -20,8 +20,8 @@ namespace sinkscope::ui {
 
 struct TokenInfo {
     int64_t id = 0;
-    std::string text;    // decoded bytes (may be a partial UTF-8 sequence)
-    std::string piece;   // raw vocabulary entry
+    std::string text;     // decoded bytes (may be a partial UTF-8 sequence)
+    std::string piece;    // raw vocabulary entry
     bool special = false; // control or user-defined token
     bool bos = false;     // the tokenizer's BOS id
 };
@@ -50,11 +50,11 @@ struct RunSnapshot {
     // Every sink metric of the run (sinkscope::computeMetrics, materialised path): per-head tables,
     // detected sinks, massive activations. Null for hand-built snapshots (tests) and failed metrics.
     std::shared_ptr<const SinkMetrics> metrics;
-    FloatArray received;               // [L, T]: mean over heads of R_j / T (metrics->receivedSum)
+    FloatArray received; // [L, T]: mean over heads of R_j / T (metrics->receivedSum)
     // Colour-range sketches of every head, [layer * heads + head][transform] (sketchHead()).
     std::vector<std::array<ScaleSketch, 2>> sketches;
-    std::vector<TopToken> top;         // next-token distribution after the last token
-    std::vector<std::string> topText;  // decoded text of `top`
+    std::vector<TopToken> top;        // next-token distribution after the last token
+    std::vector<std::string> topText; // decoded text of `top`
     double forwardSeconds = 0;
     double analysisSeconds = 0;
 
@@ -64,7 +64,10 @@ struct RunSnapshot {
         return layer >= 0 && layer < static_cast<int64_t>(attention.size()) && !attention[size_t(layer)].empty();
     }
     // A per-head metric [L, H] by name (metrics.h), or null.
-    const HeadMetric *headMetric(const std::string &name) const { return metrics ? metrics->headMetric(name) : nullptr; }
+    const HeadMetric *headMetric(const std::string &name) const
+    {
+        return metrics ? metrics->headMetric(name) : nullptr;
+    }
     // Positions of the detected sink tokens (metrics->sinks), ascending.
     std::vector<int64_t> sinkPositions() const;
     // The sketch of (layer, head) under a transform, or null when not computed.

@@ -15,7 +15,8 @@ QJsonObject Session::toJson() const
     }
     return {{QStringLiteral("format"), QStringLiteral("sinkscope-session")},
             {QStringLiteral("version"), kVersion},
-            {QStringLiteral("model"), QJsonObject{{QStringLiteral("path"), modelPath}, {QStringLiteral("sha256"), modelSha256}}},
+            {QStringLiteral("model"),
+             QJsonObject{{QStringLiteral("path"), modelPath}, {QStringLiteral("sha256"), modelSha256}}},
             {QStringLiteral("prompt"), QJsonObject{{QStringLiteral("text"), prompt},
                                                    {QStringLiteral("prepend_bos"), prependBos},
                                                    {QStringLiteral("tokens"), ids}}},
@@ -38,7 +39,8 @@ std::optional<Session> Session::fromJson(const QJsonObject &json, QString *error
     }
     const int version = json.value(QStringLiteral("version")).toInt();
     if (version < 1 || version > kVersion) {
-        return fail(QObject::tr("session version %1 is not supported (this build reads %2)").arg(version).arg(kVersion));
+        return fail(
+            QObject::tr("session version %1 is not supported (this build reads %2)").arg(version).arg(kVersion));
     }
     Session s;
     const QJsonObject model = json.value(QStringLiteral("model")).toObject();

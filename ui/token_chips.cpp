@@ -140,12 +140,13 @@ QVariant TokenChipModel::data(const QModelIndex &index, int role) const
             tip += QStringLiteral("\n") + tr("special token");
         }
         if (!m_weights.empty()) {
-            tip += QStringLiteral("\n") + tr("attention received: %1").arg(double(m_weights[size_t(index.row())]), 0, 'g', 4);
+            tip += QStringLiteral("\n") +
+                   tr("attention received: %1").arg(double(m_weights[size_t(index.row())]), 0, 'g', 4);
         }
         if (isSink(index.row())) {
             tip += QStringLiteral("\n") + tr("detected sink: peak score %1 (threshold %2)")
-                                               .arg(double(m_sinkScores[size_t(index.row())]), 0, 'g', 3)
-                                               .arg(m_sinkThreshold);
+                                              .arg(double(m_sinkScores[size_t(index.row())]), 0, 'g', 3)
+                                              .arg(m_sinkThreshold);
         }
         return tip;
     }
@@ -193,7 +194,8 @@ void TokenChipDelegate::paint(QPainter *painter, const QStyleOptionViewItem &opt
         // Emphasis by attention received: blend towards the highlight colour.
         const double w = std::sqrt(std::clamp(weight.toDouble(), 0.0, 1.0));
         const QColor h = pal.color(QPalette::Highlight);
-        fill = QColor::fromRgbF(float(fill.redF() + (h.redF() - fill.redF()) * w), float(fill.greenF() + (h.greenF() - fill.greenF()) * w),
+        fill = QColor::fromRgbF(float(fill.redF() + (h.redF() - fill.redF()) * w),
+                                float(fill.greenF() + (h.greenF() - fill.greenF()) * w),
                                 float(fill.blueF() + (h.blueF() - fill.blueF()) * w));
     }
     if (bos) {

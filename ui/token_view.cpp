@@ -93,7 +93,10 @@ TokenView::TokenView(QWidget *parent) : AnalysisView(parent)
             return;
         }
         QToolTip::showText(event->globalPosition().toPoint(),
-                           tr("token %1 \u00ab%2\u00bb: %3").arg(t).arg(displayTokenText(m_snapshot->tokens[size_t(t)].text)).arg(double(m_values[size_t(t)]), 0, 'f', 4),
+                           tr("token %1 \u00ab%2\u00bb: %3")
+                               .arg(t)
+                               .arg(displayTokenText(m_snapshot->tokens[size_t(t)].text))
+                               .arg(double(m_values[size_t(t)]), 0, 'f', 4),
                            m_plot);
     });
 }
@@ -191,10 +194,12 @@ ViewData TokenView::currentData() const
                                   {QStringLiteral("text"), QString::fromStdString(info.text)},
                                   {QStringLiteral("received"), double(m_values[t])}});
     }
-    data.json = QJsonObject{{QStringLiteral("view"), viewId()},
-                            {QStringLiteral("layer"), m_layer < 0 ? QJsonValue(QStringLiteral("all")) : QJsonValue(qint64(m_layer))},
-                            {QStringLiteral("definition"), QStringLiteral("mean over heads and all T queries of the attention paid to the token")},
-                            {QStringLiteral("tokens"), tokens}};
+    data.json = QJsonObject{
+        {QStringLiteral("view"), viewId()},
+        {QStringLiteral("layer"), m_layer < 0 ? QJsonValue(QStringLiteral("all")) : QJsonValue(qint64(m_layer))},
+        {QStringLiteral("definition"),
+         QStringLiteral("mean over heads and all T queries of the attention paid to the token")},
+        {QStringLiteral("tokens"), tokens}};
     return data;
 }
 
@@ -291,19 +296,21 @@ void OutputsView::renderFigure(QCPPainter *painter, const QSize &size)
 ViewData OutputsView::currentData() const
 {
     ViewData data;
-    data.columns = {QStringLiteral("rank"), QStringLiteral("id"), QStringLiteral("token"), QStringLiteral("probability"),
-                    QStringLiteral("logit")};
+    data.columns = {QStringLiteral("rank"), QStringLiteral("id"), QStringLiteral("token"),
+                    QStringLiteral("probability"), QStringLiteral("logit")};
     QJsonArray top;
     for (size_t i = 0; m_snapshot && i < m_snapshot->top.size(); ++i) {
         const TopToken &t = m_snapshot->top[i];
-        data.rows.push_back({QString::number(i + 1), QString::number(t.id), QString::fromStdString(m_snapshot->topText[i]),
+        data.rows.push_back({QString::number(i + 1), QString::number(t.id),
+                             QString::fromStdString(m_snapshot->topText[i]),
                              QString::number(double(t.probability), 'g', 8), QString::number(double(t.logit), 'g', 8)});
         top.append(QJsonObject{{QStringLiteral("id"), qint64(t.id)},
                                {QStringLiteral("text"), QString::fromStdString(m_snapshot->topText[i])},
                                {QStringLiteral("probability"), double(t.probability)},
                                {QStringLiteral("logit"), double(t.logit)}});
     }
-    data.json = QJsonObject{{QStringLiteral("view"), viewId()}, {QStringLiteral("top"), top},
+    data.json = QJsonObject{{QStringLiteral("view"), viewId()},
+                            {QStringLiteral("top"), top},
                             {QStringLiteral("greedy_continuation"), m_continuationText}};
     return data;
 }

@@ -3,24 +3,23 @@
 #include "cli_probe.h"
 
 #include "sinkscope/analysis/attention_stats.h"
-#include "sinkscope/config.h"
-#include "sinkscope/model/convert.h"
-#include "sinkscope/runtime/device.h"
 #include "sinkscope/analysis/metrics.h"
+#include "sinkscope/config.h"
 #include "sinkscope/interventions/effects.h"
 #include "sinkscope/interventions/mitigation.h"
+#include "sinkscope/interventions/streaming.h"
+#include "sinkscope/model/convert.h"
 #include "sinkscope/model/model.h"
+#include "sinkscope/runtime/device.h"
 #include "sinkscope/runtime/paths.h"
 #include "sinkscope/runtime/runtime.h"
-#include "sinkscope/interventions/streaming.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -140,7 +139,8 @@ tensors), dequantizes it to fp32 and writes a self-contained SinkScope model arc
 weights, config and tokenizer).
 )";
 
-constexpr const char *kRunHelp = R"(Usage: sinkscope-cli run --prompt TEXT [--model FILE] [--top-k K] [--bos | --no-bos] [--ids 1,2,3] [--json]
+constexpr const char *kRunHelp =
+    R"(Usage: sinkscope-cli run --prompt TEXT [--model FILE] [--top-k K] [--bos | --no-bos] [--ids 1,2,3] [--json]
 
 Runs one forward pass and prints the tokens (id, text, special tokens marked), the top-k next tokens with
 probabilities, and per layer and head the mean attention that queries 1..T-1 pay to the first token.
@@ -148,13 +148,15 @@ probabilities, and per layer and head the mean attention that queries 1..T-1 pay
 JSON keys: model, tokens, top_k, first_token_mass ([layer][head]), seconds.
 )";
 
-constexpr const char *kGenerateHelp = R"(Usage: sinkscope-cli generate --prompt TEXT [--model FILE] [-n N] [--temperature T --seed S] [--bos | --no-bos]
+constexpr const char *kGenerateHelp =
+    R"(Usage: sinkscope-cli generate --prompt TEXT [--model FILE] [-n N] [--temperature T --seed S] [--bos | --no-bos]
 
 Continues the prompt, printing tokens as they come. Greedy by default; --temperature > 0 samples with the
 given --seed (reproducible).
 )";
 
-constexpr const char *kAnalyzeHelp = R"(Usage: sinkscope-cli analyze --prompt TEXT --out DIR [--model FILE] [--bos | --no-bos] [--ids 1,2,3]
+constexpr const char *kAnalyzeHelp =
+    R"(Usage: sinkscope-cli analyze --prompt TEXT --out DIR [--model FILE] [--bos | --no-bos] [--ids 1,2,3]
                              [--sinks 0,5] [--epsilon E] [--threshold X] [--path auto|materialized|streaming] [--json]
                              [--format png,svg,pdf | --no-figures] [--heatmap-metric NAME] [--top-heads N]
 
@@ -312,9 +314,15 @@ std::string visible(const std::string &s)
     std::string out;
     for (unsigned char ch : s) {
         switch (ch) {
-        case '\n': out += "\\n"; break;
-        case '\t': out += "\\t"; break;
-        case '\r': out += "\\r"; break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
         default:
             if (ch < 0x20) {
                 char buf[8];
@@ -361,15 +369,18 @@ int cmdInfo(const Args &a, std::ostream &out, std::ostream &err)
             j["limitation"] = info.limitation;
         }
         if (tok) {
-            j["tokenizer"] = {{"model", tok->data().model}, {"pre", tok->data().pre}, {"vocab_size", tok->vocabSize()},
+            j["tokenizer"] = {{"model", tok->data().model},
+                              {"pre", tok->data().pre},
+                              {"vocab_size", tok->vocabSize()},
                               {"add_bos", tok->data().addBos}};
         }
         out << j.dump(2) << "\n";
         return 0;
     }
     out << "model          " << info.path << "\n";
-    out << "contract       " << (contract ? "SinkScope archive, version " + std::to_string(c.contractVersion)
-                                          : "generic TorchScript (" + info.limitation + ")")
+    out << "contract       "
+        << (contract ? "SinkScope archive, version " + std::to_string(c.contractVersion)
+                     : "generic TorchScript (" + info.limitation + ")")
         << "\n";
     if (contract) {
         out << "name           " << c.name << "\n";
@@ -488,8 +499,8 @@ int cmdRun(const Args &a, std::ostream &out, std::ostream &err)
     }
     out << "\n\nnext token (top " << top.size() << "):\n";
     for (const auto &t : top) {
-        out << "  " << std::setw(7) << std::fixed << std::setprecision(4) << t.probability << "  " << std::setw(6) << t.id
-            << "  '" << visible(tokenString(*model, t.id)) << "'\n";
+        out << "  " << std::setw(7) << std::fixed << std::setprecision(4) << t.probability << "  " << std::setw(6)
+            << t.id << "  '" << visible(tokenString(*model, t.id)) << "'\n";
     }
     out << "\nattention mass on the first token (mean over queries 1..T-1), layer x head:\n";
     out << "  layer";
@@ -603,7 +614,8 @@ void writeAnalyzeFiguresFor(const Model &model, const std::vector<int64_t> &toke
     }
     ForwardResult attention;
     if (!layers.empty() && tokens.size() <= kMaxMapTokens) {
-        auto r = model.forward(ForwardRequest{.tokens = tokens, .capture = {.attentionLayers = layers, .lastLogitsOnly = true}});
+        auto r = model.forward(
+            ForwardRequest{.tokens = tokens, .capture = {.attentionLayers = layers, .lastLogitsOnly = true}});
         if (!r) {
             throw Failure{r.error().message};
         }
@@ -621,12 +633,13 @@ void writeAnalyzeFiguresFor(const Model &model, const std::vector<int64_t> &toke
     if (text.size() > 160) {
         text = text.substr(0, 157) + "...";
     }
-    request.caption = "Model: " + model.config().name + " (" + std::filesystem::path(model.info().path).filename().string() +
-                      "). Prompt (" + std::to_string(tokens.size()) + " tokens): \"" + text + "\". " +
+    request.caption = "Model: " + model.config().name + " (" +
+                      std::filesystem::path(model.info().path).filename().string() + "). Prompt (" +
+                      std::to_string(tokens.size()) + " tokens): \"" + text + "\". " +
                       "Metrics: " + metricsPathName(metrics->path) + " path, epsilon " +
                       std::to_string(metrics->settings.sinkEpsilon).substr(0, 4) + ", sink threshold " +
-                      std::to_string(metrics->settings.sinkThreshold).substr(0, 4) + ". sinkscope-cli " + SINKSCOPE_VERSION +
-                      " analyze.";
+                      std::to_string(metrics->settings.sinkThreshold).substr(0, 4) + ". sinkscope-cli " +
+                      SINKSCOPE_VERSION + " analyze.";
     std::vector<std::string> written, notes;
     std::string error;
     if (!writeAnalyzeFigures(request, &written, &notes, &error)) {
@@ -702,8 +715,8 @@ int cmdAnalyze(const Args &a, std::ostream &out, std::ostream &err)
     std::error_code ec;
     std::filesystem::create_directories(*dir, ec);
     const std::string json = (*metrics)->toJson();
-    for (const auto &[name, text] : {std::pair{std::string("metrics.json"), json},
-                                     std::pair{std::string("heads.csv"), (*metrics)->headsCsv()}}) {
+    for (const auto &[name, text] :
+         {std::pair{std::string("metrics.json"), json}, std::pair{std::string("heads.csv"), (*metrics)->headsCsv()}}) {
         const auto path = (std::filesystem::path(*dir) / name).string();
         std::ofstream f(path, std::ios::binary);
         f << text;
@@ -725,7 +738,8 @@ int cmdAnalyze(const Args &a, std::ostream &out, std::ostream &err)
         throw Failure{"figures need a build with SINKSCOPE_BUILD_GUI=ON (this one has no Qt); " + *dir +
                       "/metrics.json and heads.csv were written"};
     }
-    writeAnalyzeFiguresFor(*model, tokens, *metrics, *dir, formats, heatmapMetric, topHeads, a.has("--json") ? err : out);
+    writeAnalyzeFiguresFor(*model, tokens, *metrics, *dir, formats, heatmapMetric, topHeads,
+                           a.has("--json") ? err : out);
     return 0;
 }
 
@@ -740,8 +754,12 @@ int cmdDoctor(const Args &a, std::ostream &out, std::ostream &)
         j["matmul_n"] = check.n;
         j["slow_blas"] = check.slow;
         for (const auto &d : availableDevices()) {
-            j["devices"].push_back({{"id", d.id}, {"name", d.name}, {"total_memory", d.totalMemory},
-                                    {"runs_model", d.runsModel}, {"kernels", d.kernels}, {"note", d.note}});
+            j["devices"].push_back({{"id", d.id},
+                                    {"name", d.name},
+                                    {"total_memory", d.totalMemory},
+                                    {"runs_model", d.runsModel},
+                                    {"kernels", d.kernels},
+                                    {"note", d.note}});
         }
         out << j.dump(2) << "\n";
     } else {
@@ -783,7 +801,8 @@ JSON: one object per method with keys method, sinks, window, tokens, ppl, ppl_af
 seconds, tokens_per_second and nll (per token, nats); --sweep prints {"runs": [...]}.
 )";
 
-constexpr const char *kActSearchHelp = R"(Usage: sinkscope-cli act-search (--text FILE | --prompt TEXT) [--model FILE] [--layers A-B]
+constexpr const char *kActSearchHelp =
+    R"(Usage: sinkscope-cli act-search (--text FILE | --prompt TEXT) [--model FILE] [--layers A-B]
                               [--beta B] [--thres T] [--min-gain G] [--top N] [--max-tokens N] [--json]
 
 Finds the heads ACT attention calibration (Yu et al., ICML 2024) should act on: applies ACT to one head
@@ -856,7 +875,8 @@ int cmdActSearch(const Args &a, std::ostream &out, std::ostream &err)
             last = first;
         }
         if (first < 0 || last < first || last >= layers) {
-            throw UsageError{"--layers: '" + *range + "' is outside the model's layers 0-" + std::to_string(layers - 1)};
+            throw UsageError{"--layers: '" + *range + "' is outside the model's layers 0-" +
+                             std::to_string(layers - 1)};
         }
         for (int l = first; l <= last; ++l) {
             searchLayers.push_back(l);
@@ -922,7 +942,8 @@ int cmdActSearch(const Args &a, std::ostream &out, std::ostream &err)
     return 0;
 }
 
-constexpr const char *kCompareHelp = R"(Usage: sinkscope-cli compare --prompt TEXT --mitigation SPEC[,SPEC...] [--model FILE] [--top-k K]
+constexpr const char *kCompareHelp =
+    R"(Usage: sinkscope-cli compare --prompt TEXT --mitigation SPEC[,SPEC...] [--model FILE] [--top-k K]
                            [-n N] [--bos | --no-bos] [--ids 1,2,3] [--json]
 
 Runs the prompt without controls (the baseline) and with each mitigation, and reports against the
@@ -1018,7 +1039,8 @@ int cmdCompare(const Args &a, std::ostream &out, std::ostream &err)
         effects.push_back(std::move(e).value());
     }
     const int64_t vocab = baseline->forward.logits.shape.at(1);
-    const auto baseTop = topK(baseline->forward.logits.data.data() + (static_cast<int64_t>(tokens.size()) - 1) * vocab, vocab, opt.topK);
+    const auto baseTop =
+        topK(baseline->forward.logits.data.data() + (static_cast<int64_t>(tokens.size()) - 1) * vocab, vocab, opt.topK);
     const double basePpl = std::exp(meanNextTokenNll(baseline->forward.logits, tokens));
     if (a.has("--json")) {
         nlohmann::ordered_json j;
@@ -1027,7 +1049,8 @@ int cmdCompare(const Args &a, std::ostream &out, std::ostream &err)
         j["baseline"] = {{"top_k", topKJson(*model, baseTop)},
                          {"ppl", basePpl},
                          {"continuation", baseline->continuation},
-                         {"continuation_text", nlohmann::ordered_json::parse(jsonSafe(continuationText(*model, baseline->continuation)))}};
+                         {"continuation_text",
+                          nlohmann::ordered_json::parse(jsonSafe(continuationText(*model, baseline->continuation)))}};
         j["mitigations"] = nlohmann::ordered_json::array();
         for (const auto &e : effects) {
             nlohmann::ordered_json m;
@@ -1047,7 +1070,8 @@ int cmdCompare(const Args &a, std::ostream &out, std::ostream &err)
             }
             m["head_difference"] = heads;
             m["continuation"] = e.mitigatedContinuation;
-            m["continuation_text"] = nlohmann::ordered_json::parse(jsonSafe(continuationText(*model, e.mitigatedContinuation)));
+            m["continuation_text"] =
+                nlohmann::ordered_json::parse(jsonSafe(continuationText(*model, e.mitigatedContinuation)));
             m["streaming_as_mask"] = e.streamingAsMask;
             m["seconds"] = e.seconds;
             j["mitigations"].push_back(m);
@@ -1071,7 +1095,8 @@ int cmdCompare(const Args &a, std::ostream &out, std::ostream &err)
                 str.resize(std::max<size_t>(str.size(), 28), ' ');
                 return str;
             };
-            out << "  " << std::setw(2) << i + 1 << "                    " << cell(baseTop) << "  " << cell(e.mitigatedTop) << "\n";
+            out << "  " << std::setw(2) << i + 1 << "                    " << cell(baseTop) << "  "
+                << cell(e.mitigatedTop) << "\n";
         }
         out << std::setprecision(6) << "  KL(baseline || mitigated), last position: " << e.nextTokenKl << " nats\n";
         out << std::setprecision(3) << "  prompt perplexity: baseline " << e.baselinePerplexity << ", mitigated "
@@ -1086,7 +1111,8 @@ int cmdCompare(const Args &a, std::ostream &out, std::ostream &err)
             for (int64_t l = 0; l < e.headDifference.shape[0]; ++l) {
                 out << "    " << std::setw(5) << l;
                 for (int64_t h = 0; h < heads; ++h) {
-                    out << std::setw(6) << std::setprecision(2) << e.headDifference.data[static_cast<size_t>(l * heads + h)];
+                    out << std::setw(6) << std::setprecision(2)
+                        << e.headDifference.data[static_cast<size_t>(l * heads + h)];
                 }
                 out << "\n";
             }
@@ -1177,7 +1203,8 @@ void writeStreamOutputs(const Args &a, const std::vector<StreamingResult> &resul
         figure.yLabel = "NLL, trailing mean over " + std::to_string(kSpan) + " tokens (nats)";
         figure.caption = "Model: " + modelName + ". Text: " + textName +
                          ". Per-token NLL of each cache policy (StreamingLLM evaluation, Xiao et al. 2024), averaged "
-                         "over the previous " + std::to_string(kSpan) + " positions. sinkscope-cli stream-ppl.";
+                         "over the previous " +
+                         std::to_string(kSpan) + " positions. sinkscope-cli stream-ppl.";
         for (const auto &r : results) {
             figure.names.push_back(r.options.label());
             std::vector<double> x, y;
@@ -1234,7 +1261,7 @@ std::vector<StreamingResult> readStreamRuns(const std::string &files, std::strin
             try {
                 StreamingResult r;
                 const std::string method = run.at("method").get<std::string>();
-                r.options.mode = method == "dense"                  ? StreamingMode::Dense
+                r.options.mode = method == "dense"                   ? StreamingMode::Dense
                                  : method.rfind("recompute", 0) == 0 ? StreamingMode::Recompute
                                                                      : StreamingMode::Cache;
                 r.options.sinks = run.at("sinks").get<int>();
@@ -1351,7 +1378,8 @@ int cmdStreamPpl(const Args &a, std::ostream &out, std::ostream &err)
     return 0;
 }
 
-constexpr const char *kProbeHelp = R"(Usage: sinkscope-cli probe [--set FILE] [--model FILE] [--compare SPEC[,SPEC...]] [--category C]
+constexpr const char *kProbeHelp =
+    R"(Usage: sinkscope-cli probe [--set FILE] [--model FILE] [--compare SPEC[,SPEC...]] [--category C]
                            [--limit N] [--json] [--detector [--sink-excluded]] [--out DIR]
 
 Runs a probe set (default: resources/probes/default.json; docs/probes.md) under each mitigation setting
@@ -1420,7 +1448,10 @@ int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream
         {"convert", {kConvertHelp, {}, {"-o", "--output"}, cmdConvert}},
         {"run", {kRunHelp, {"--json", "--bos", "--no-bos"}, {"--model", "--prompt", "--top-k", "--ids"}, cmdRun}},
         {"generate",
-         {kGenerateHelp, {"--bos", "--no-bos"}, {"--model", "--prompt", "-n", "--temperature", "--seed", "--ids"}, cmdGenerate}},
+         {kGenerateHelp,
+          {"--bos", "--no-bos"},
+          {"--model", "--prompt", "-n", "--temperature", "--seed", "--ids"},
+          cmdGenerate}},
         {"doctor", {kDoctorHelp, {"--json"}, {}, cmdDoctor}},
         {"analyze",
          {kAnalyzeHelp,
@@ -1429,13 +1460,25 @@ int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream
            "--heatmap-metric", "--top-heads"},
           cmdAnalyze}},
         {"stream-ppl",
-         {kStreamPplHelp, {"--json", "--dense", "--recompute", "--sweep"}, {"--model", "--text", "--tokens", "--window", "--sinks", "--csv", "--plot", "--replot"}, cmdStreamPpl}},
+         {kStreamPplHelp,
+          {"--json", "--dense", "--recompute", "--sweep"},
+          {"--model", "--text", "--tokens", "--window", "--sinks", "--csv", "--plot", "--replot"},
+          cmdStreamPpl}},
         {"probe",
-         {kProbeHelp, {"--json", "--detector", "--sink-excluded"}, {"--model", "--set", "--compare", "--category", "--limit", "--out"}, cmdProbe}},
+         {kProbeHelp,
+          {"--json", "--detector", "--sink-excluded"},
+          {"--model", "--set", "--compare", "--category", "--limit", "--out"},
+          cmdProbe}},
         {"act-search",
-         {kActSearchHelp, {"--json"}, {"--model", "--text", "--prompt", "--layers", "--beta", "--thres", "--min-gain", "--top", "--max-tokens"}, cmdActSearch}},
+         {kActSearchHelp,
+          {"--json"},
+          {"--model", "--text", "--prompt", "--layers", "--beta", "--thres", "--min-gain", "--top", "--max-tokens"},
+          cmdActSearch}},
         {"compare",
-         {kCompareHelp, {"--json", "--bos", "--no-bos"}, {"--model", "--prompt", "--mitigation", "--top-k", "-n", "--ids"}, cmdCompare}},
+         {kCompareHelp,
+          {"--json", "--bos", "--no-bos"},
+          {"--model", "--prompt", "--mitigation", "--top-k", "-n", "--ids"},
+          cmdCompare}},
     };
     auto it = commands.find(cmd);
     if (it != commands.end() &&

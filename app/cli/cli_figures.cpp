@@ -53,7 +53,8 @@ bool writeAnalyzeFigures(const AnalyzeFigures &request, std::vector<std::string>
     }
     QStringList files, skipped;
     QString message;
-    const bool ok = ui::writeStandardFigures(QString::fromStdString(request.dir), formats, set, &files, &skipped, &message);
+    const bool ok =
+        ui::writeStandardFigures(QString::fromStdString(request.dir), formats, set, &files, &skipped, &message);
     for (const QString &f : files) {
         written->push_back(QDir::toNativeSeparators(f).toStdString());
     }

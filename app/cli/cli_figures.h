@@ -3,8 +3,8 @@
 // figuresAvailable() is false and the commands say that figures need the GUI build.
 #pragma once
 
-#include "sinkscope/common/array.h"
 #include "sinkscope/analysis/metrics.h"
+#include "sinkscope/common/array.h"
 
 #include <algorithm>
 #include <map>
@@ -47,18 +47,18 @@ inline std::vector<std::string> parseFormatList(const std::string &list, std::st
 
 struct AnalyzeFigures {
     std::string dir;
-    std::vector<std::string> formats;                   // from parseFormatList
+    std::vector<std::string> formats; // from parseFormatList
     std::shared_ptr<const SinkMetrics> metrics;
-    std::map<int64_t, const FloatArray *> attention;    // layer -> [H, T, T] for the top heads' maps
+    std::map<int64_t, const FloatArray *> attention; // layer -> [H, T, T] for the top heads' maps
     std::string heatmapMetric = "first_token_mass";
     int topHeads = 4;
     std::string caption;
 };
 
 struct LineFigure {
-    std::string path;                                   // .png, .svg or .pdf
+    std::string path; // .png, .svg or .pdf
     std::string title, caption, xLabel, yLabel;
-    std::vector<std::string> names;                     // one per series
+    std::vector<std::string> names; // one per series
     std::vector<std::vector<double>> x, y;
 };
 

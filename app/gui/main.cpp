@@ -23,7 +23,9 @@ void scheduleScreenshots(sinkscope::ui::MainWindow *window, const QString &dir)
     using namespace sinkscope::ui;
     QDir().mkpath(dir);
     auto steps = std::make_shared<std::vector<std::function<void()>>>();
-    auto grab = [window, dir](const QString &name) { window->grab().save(dir + QLatin1Char('/') + name + QStringLiteral(".png")); };
+    auto grab = [window, dir](const QString &name) {
+        window->grab().save(dir + QLatin1Char('/') + name + QStringLiteral(".png"));
+    };
     steps->push_back([window] { window->showView(QStringLiteral("overview")); });
     steps->push_back([grab] { grab(QStringLiteral("overview")); });
     steps->push_back([window] {
@@ -86,10 +88,19 @@ void scheduleScreenshots(sinkscope::ui::MainWindow *window, const QString &dir)
     QObject::connect(
         window, &MainWindow::snapshotShown, timer,
         [window, timer] {
-            QObject::connect(window->bridge(), &ComputeBridge::generationFinished, timer,
-                             [timer] { QTimer::singleShot(500, timer, [timer] { if (!timer->isActive()) timer->start(); }); },
-                             Qt::SingleShotConnection);
-            QTimer::singleShot(20000, timer, [timer] { if (!timer->isActive()) timer->start(); });
+            QObject::connect(
+                window->bridge(), &ComputeBridge::generationFinished, timer,
+                [timer] {
+                    QTimer::singleShot(500, timer, [timer] {
+                        if (!timer->isActive())
+                            timer->start();
+                    });
+                },
+                Qt::SingleShotConnection);
+            QTimer::singleShot(20000, timer, [timer] {
+                if (!timer->isActive())
+                    timer->start();
+            });
         },
         Qt::SingleShotConnection);
 }
@@ -106,7 +117,8 @@ int main(int argc, char **argv)
     parser.addHelpOption();
     parser.addPositionalArgument(QStringLiteral("file"), QStringLiteral("A model (.pt, .gguf) or a session (.json)"));
     QCommandLineOption promptOption(QStringLiteral("prompt"), QStringLiteral("Prompt to run"), QStringLiteral("text"));
-    QCommandLineOption noSettings(QStringLiteral("no-settings"), QStringLiteral("Neither read nor write saved settings"));
+    QCommandLineOption noSettings(QStringLiteral("no-settings"),
+                                  QStringLiteral("Neither read nor write saved settings"));
     QCommandLineOption screenshots(QStringLiteral("screenshots"), QStringLiteral("Save the main views as PNG and quit"),
                                    QStringLiteral("dir"));
     parser.addOptions({promptOption, noSettings, screenshots});
@@ -117,7 +129,8 @@ int main(int argc, char **argv)
     sinkscope::ui::MainWindowOptions options;
     const QStringList args = parser.positionalArguments();
     if (!args.isEmpty()) {
-        (args.first().endsWith(QLatin1String(".json"), Qt::CaseInsensitive) ? options.sessionPath : options.modelPath) = args.first();
+        (args.first().endsWith(QLatin1String(".json"), Qt::CaseInsensitive) ? options.sessionPath : options.modelPath) =
+            args.first();
     }
     options.prompt = parser.value(promptOption);
     options.useSettings = !parser.isSet(noSettings) && !parser.isSet(screenshots);

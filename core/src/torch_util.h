@@ -53,8 +53,7 @@ inline std::string firstLine(const std::string &text)
     return text;
 }
 
-template<typename F>
-auto guardTorch(const std::string &context, F &&f) -> decltype(f())
+template <typename F> auto guardTorch(const std::string &context, F &&f) -> decltype(f())
 {
     try {
         return f();

@@ -136,8 +136,8 @@ CudaStatus activationStats(const ActivationArgs &args, void *stream)
     if (!args.hidden || args.layers <= 0 || args.tokens <= 0 || args.dim <= 0 || args.k < 1 ||
         args.k > kMaxActivationTopK || n >= 0xffffffffll || !args.topValue || !args.topIndex) {
         return detail::invalid("activation statistics: hidden [" + std::to_string(args.layers) + ", " +
-                               std::to_string(args.tokens) + ", " + std::to_string(args.dim) + "], k = " +
-                               std::to_string(args.k) + " (positive sizes, tokens x dim < 2^32, k in 1.." +
+                               std::to_string(args.tokens) + ", " + std::to_string(args.dim) +
+                               "], k = " + std::to_string(args.k) + " (positive sizes, tokens x dim < 2^32, k in 1.." +
                                std::to_string(kMaxActivationTopK) + ", outputs required)");
     }
     detail::activationKernel<<<args.layers, detail::kActThreads, 0, static_cast<cudaStream_t>(stream)>>>(args);

@@ -18,7 +18,7 @@ __device__ inline long long binStart(long long b, long long n, long long bins)
     return b * n / bins;
 }
 
-template<bool kMax>
+template <bool kMax>
 __global__ void __launch_bounds__(kMapThreads) pooledMapKernel(DeviceArgs a, int head, int rows, int cols, float *out)
 {
     const int T = a.tokens, d = a.headDim;
@@ -32,7 +32,7 @@ __global__ void __launch_bounds__(kMapThreads) pooledMapKernel(DeviceArgs a, int
     const float *lse = a.lse; // this head's row normalisers
     const float tempH = a.temperature ? a.temperature[head] : 1.0f;
     double acc = 0.0; // double: a mean bin may hold millions of cells
-    if (c0 < r1) { // some cell of the bin is on or below the diagonal
+    if (c0 < r1) {    // some cell of the bin is on or below the diagonal
         for (long long cell = threadIdx.x; cell < h * w; cell += kMapThreads) {
             const long long i = r0 + cell / w, j = c0 + cell % w;
             if (j > i) {
@@ -78,11 +78,11 @@ CudaStatus attentionMap(const AttentionMapArgs &args, void *stream)
         return ok;
     }
     const int T = args.input.tokens;
-    if (args.head < 0 || args.head >= args.input.heads || args.rows < 1 || args.rows > T || args.rows > 65535 || args.cols < 1 ||
-        args.cols > T || !args.out) {
+    if (args.head < 0 || args.head >= args.input.heads || args.rows < 1 || args.rows > T || args.rows > 65535 ||
+        args.cols < 1 || args.cols > T || !args.out) {
         return detail::invalid("attention map: head " + std::to_string(args.head) + ", resolution " +
-                               std::to_string(args.rows) + " x " + std::to_string(args.cols) + " (head in range, 1..T, rows <= 65535" +
-                               ", output required)");
+                               std::to_string(args.rows) + " x " + std::to_string(args.cols) +
+                               " (head in range, 1..T, rows <= 65535" + ", output required)");
     }
     const auto s = static_cast<cudaStream_t>(stream);
     detail::DeviceArgs d = detail::deviceArgs(args.input);
@@ -94,9 +94,11 @@ CudaStatus attentionMap(const AttentionMapArgs &args, void *stream)
     if (st) {
         const dim3 grid(args.cols, args.rows);
         if (args.pool == MapPool::Max) {
-            detail::pooledMapKernel<true><<<grid, detail::kMapThreads, 0, s>>>(d, args.head, args.rows, args.cols, args.out);
+            detail::pooledMapKernel<true>
+                <<<grid, detail::kMapThreads, 0, s>>>(d, args.head, args.rows, args.cols, args.out);
         } else {
-            detail::pooledMapKernel<false><<<grid, detail::kMapThreads, 0, s>>>(d, args.head, args.rows, args.cols, args.out);
+            detail::pooledMapKernel<false>
+                <<<grid, detail::kMapThreads, 0, s>>>(d, args.head, args.rows, args.cols, args.out);
         }
         const cudaError_t launch = cudaGetLastError();
         if (launch != cudaSuccess) {

@@ -15,18 +15,17 @@ namespace detail {
 
 namespace {
 
-template<bool kStats>
-__global__ void __launch_bounds__(kThreads) attentionTilesKernel(DeviceArgs a)
+template <bool kStats> __global__ void __launch_bounds__(kThreads) attentionTilesKernel(DeviceArgs a)
 {
     extern __shared__ float smem[];
     const int d = a.headDim, ld = d + 1, T = a.tokens;
-    float *qs = smem;                    // [kTileQ][ld]
-    float *ks = qs + kTileQ * ld;        // [kTileK][ld]
-    float *biasS = ks + kTileK * ld;     // [kTileK]
-    float *normS = biasS + kTileK;       // [kTileK]
-    float *weightS = normS + kTileK;     // [kTileK]
-    float *colS = weightS + kTileK;      // [kTileK]
-    float *colPlS = colS + kTileK;       // [kTileK]
+    float *qs = smem;                // [kTileQ][ld]
+    float *ks = qs + kTileQ * ld;    // [kTileK][ld]
+    float *biasS = ks + kTileK * ld; // [kTileK]
+    float *normS = biasS + kTileK;   // [kTileK]
+    float *weightS = normS + kTileK; // [kTileK]
+    float *colS = weightS + kTileK;  // [kTileK]
+    float *colPlS = colS + kTileK;   // [kTileK]
 
     const int h = blockIdx.y + a.headBase;
     const int kvh = h / (a.heads / a.kvHeads);
@@ -59,33 +58,33 @@ __global__ void __launch_bounds__(kThreads) attentionTilesKernel(DeviceArgs a)
             colPlS[tid] = 0.0f;
         }
     };
-    auto tileScores = [&](float (&s)[4][4], int k0) {
-        #pragma unroll
+    auto tileScores = [&](float(&s)[4][4], int k0) {
+#pragma unroll
         for (int x = 0; x < 4; ++x) {
-            #pragma unroll
+#pragma unroll
             for (int y = 0; y < 4; ++y) {
                 s[x][y] = 0.0f;
             }
         }
         for (int c = 0; c < d; ++c) {
             float qv[4], kv[4];
-            #pragma unroll
+#pragma unroll
             for (int x = 0; x < 4; ++x) {
                 qv[x] = qs[(ty * 4 + x) * ld + c];
                 kv[x] = ks[(tx + 16 * x) * ld + c];
             }
-            #pragma unroll
+#pragma unroll
             for (int x = 0; x < 4; ++x) {
-                #pragma unroll
+#pragma unroll
                 for (int y = 0; y < 4; ++y) {
                     s[x][y] = fmaf(qv[x], kv[y], s[x][y]);
                 }
             }
         }
-        #pragma unroll
+#pragma unroll
         for (int x = 0; x < 4; ++x) {
             const int t = q0 + ty * 4 + x;
-            #pragma unroll
+#pragma unroll
             for (int y = 0; y < 4; ++y) {
                 const int j = k0 + tx + 16 * y;
                 float z = s[x][y] * scale + biasS[tx + 16 * y];
@@ -99,7 +98,7 @@ __global__ void __launch_bounds__(kThreads) attentionTilesKernel(DeviceArgs a)
 
     // Sweep 1: online (max, sum) per row.
     float m[4], l[4];
-    #pragma unroll
+#pragma unroll
     for (int x = 0; x < 4; ++x) {
         m[x] = -CUDART_INF_F;
         l[x] = 0.0f;
@@ -110,14 +109,14 @@ __global__ void __launch_bounds__(kThreads) attentionTilesKernel(DeviceArgs a)
         __syncthreads();
         float s[4][4];
         tileScores(s, k0);
-        #pragma unroll
+#pragma unroll
         for (int x = 0; x < 4; ++x) {
             float tileMax = fmaxf(fmaxf(s[x][0], s[x][1]), fmaxf(s[x][2], s[x][3]));
             if (tileMax == -CUDART_INF_F) {
                 continue;
             }
             float sum = 0.0f;
-            #pragma unroll
+#pragma unroll
             for (int y = 0; y < 4; ++y) {
                 sum += __expf(s[x][y] - tileMax);
             }
@@ -125,7 +124,7 @@ __global__ void __launch_bounds__(kThreads) attentionTilesKernel(DeviceArgs a)
         }
     }
     float lse[4];
-    #pragma unroll
+#pragma unroll
     for (int x = 0; x < 4; ++x) {
         // The 16 key groups of a row are 16 consecutive lanes of one warp.
         for (int off = 8; off >= 1; off >>= 1) {
@@ -143,7 +142,7 @@ __global__ void __launch_bounds__(kThreads) attentionTilesKernel(DeviceArgs a)
 
     if constexpr (!kStats) {
         if (tx == 0) {
-            #pragma unroll
+#pragma unroll
             for (int x = 0; x < 4; ++x) {
                 const int t = q0 + ty * 4 + x;
                 if (t < T) {
@@ -161,9 +160,9 @@ __global__ void __launch_bounds__(kThreads) attentionTilesKernel(DeviceArgs a)
             float s[4][4];
             tileScores(s, k0);
             float colP[4] = {0, 0, 0, 0}, colPl[4] = {0, 0, 0, 0};
-            #pragma unroll
+#pragma unroll
             for (int x = 0; x < 4; ++x) {
-                #pragma unroll
+#pragma unroll
                 for (int y = 0; y < 4; ++y) {
                     const float logp = s[x][y] - lse[x];
                     // expf, not __expf: the probabilities themselves are outputs (sweep 1 only sums them).
@@ -179,9 +178,9 @@ __global__ void __launch_bounds__(kThreads) attentionTilesKernel(DeviceArgs a)
                     colPl[y] += pl;
                 }
             }
-            // Lanes l and l + 16 of a warp hold the same keys (two row groups): add them, then one shared
-            // atomic per key from each warp.
-            #pragma unroll
+// Lanes l and l + 16 of a warp hold the same keys (two row groups): add them, then one shared
+// atomic per key from each warp.
+#pragma unroll
             for (int y = 0; y < 4; ++y) {
                 colP[y] += __shfl_down_sync(0xffffffffu, colP[y], 16);
                 colPl[y] += __shfl_down_sync(0xffffffffu, colPl[y], 16);
@@ -201,7 +200,7 @@ __global__ void __launch_bounds__(kThreads) attentionTilesKernel(DeviceArgs a)
                 }
             }
         }
-        #pragma unroll
+#pragma unroll
         for (int x = 0; x < 4; ++x) {
             for (int off = 8; off >= 1; off >>= 1) {
                 rowPl[x] += __shfl_xor_sync(0xffffffffu, rowPl[x], off, 16);
@@ -241,8 +240,9 @@ CudaStatus checkArgs(const AttentionStatsArgs &a)
     }
     if (a.heads <= 0 || a.kvHeads <= 0 || a.tokens <= 0 || a.headDim <= 0 || a.heads % a.kvHeads != 0 ||
         a.headDim > kMaxHeadDim) {
-        return invalid("attention kernels: heads " + std::to_string(a.heads) + ", kv heads " + std::to_string(a.kvHeads) +
-                       ", tokens " + std::to_string(a.tokens) + ", head dim " + std::to_string(a.headDim) +
+        return invalid("attention kernels: heads " + std::to_string(a.heads) + ", kv heads " +
+                       std::to_string(a.kvHeads) + ", tokens " + std::to_string(a.tokens) + ", head dim " +
+                       std::to_string(a.headDim) +
                        " (positive, kv heads dividing heads, head dim <= " + std::to_string(kMaxHeadDim) + ")");
     }
     return {};
@@ -273,8 +273,7 @@ DeviceArgs deviceArgs(const AttentionStatsArgs &a)
     return d;
 }
 
-template<bool kStats>
-CudaStatus launchTiles(const DeviceArgs &d, int headsInGrid, cudaStream_t stream)
+template <bool kStats> CudaStatus launchTiles(const DeviceArgs &d, int headsInGrid, cudaStream_t stream)
 {
     const size_t shared = tileSharedBytes(d.headDim);
     SINKSCOPE_CUDA_CHECK(cudaFuncSetAttribute(attentionTilesKernel<kStats>, cudaFuncAttributeMaxDynamicSharedMemorySize,

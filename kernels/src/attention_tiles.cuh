@@ -10,9 +10,9 @@
 
 namespace sinkscope::cuda::detail {
 
-inline constexpr int kTileQ = 64;     // query rows per block
-inline constexpr int kTileK = 64;     // keys per tile
-inline constexpr int kThreads = 256;  // 16 x 16 threads, each a 4 x 4 block of scores
+inline constexpr int kTileQ = 64;    // query rows per block
+inline constexpr int kTileK = 64;    // keys per tile
+inline constexpr int kThreads = 256; // 16 x 16 threads, each a 4 x 4 block of scores
 inline constexpr int kMaxHeadDim = 256;
 
 struct DeviceArgs {
@@ -21,8 +21,8 @@ struct DeviceArgs {
     float scale;
     const float *logitBias, *temperature, *sinkLogit, *sinkWeight, *valueNorms;
     float *sinkMass, *firstMass, *rowEntropy, *rowMax, *rowWeighted, *received, *receivedPlogp;
-    float *lse;       // [H, T] row normalisers (map path)
-    int headBase;     // blockIdx.y + headBase is the head
+    float *lse;   // [H, T] row normalisers (map path)
+    int headBase; // blockIdx.y + headBase is the head
 };
 
 // Dynamic shared memory of the tiled kernels: Q and K tiles (padded rows) plus per-key side inputs.
@@ -46,7 +46,6 @@ CudaStatus checkArgs(const AttentionStatsArgs &a);
 DeviceArgs deviceArgs(const AttentionStatsArgs &a);
 // kStats = false: sweep 1 only, writing the row normalisers to DeviceArgs::lse for heads
 // headBase .. headBase + headsInGrid - 1.
-template<bool kStats>
-CudaStatus launchTiles(const DeviceArgs &d, int headsInGrid, cudaStream_t stream);
+template <bool kStats> CudaStatus launchTiles(const DeviceArgs &d, int headsInGrid, cudaStream_t stream);
 
 } // namespace sinkscope::cuda::detail

@@ -16,8 +16,8 @@ inline CudaStatus cudaFailure(cudaError_t err, const char *call, const char *fil
     if (const auto slash = f.find_last_of('/'); slash != std::string::npos) {
         f = f.substr(slash + 1);
     }
-    return CudaStatus{static_cast<int>(err), std::string(call) + " at " + f + ":" + std::to_string(line) + ": " +
-                                                 cudaGetErrorString(err)};
+    return CudaStatus{static_cast<int>(err),
+                      std::string(call) + " at " + f + ":" + std::to_string(line) + ": " + cudaGetErrorString(err)};
 }
 
 inline CudaStatus invalid(const std::string &what)

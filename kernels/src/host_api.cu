@@ -47,11 +47,11 @@ CudaStatus attentionStatsFromHost(const AttentionStatsArgs &in, int device, Host
         SINKSCOPE_CUDA_CHECK(cudaMemcpy(d.get(), host, n * sizeof(float), cudaMemcpyHostToDevice));
         return {};
     };
-    for (auto [d, host, n] : {std::tuple{&q, in.q, nq}, std::tuple{&k, in.k, nk}, std::tuple{&bias, in.logitBias, ht},
-                              std::tuple{&tau, in.temperature, static_cast<size_t>(in.heads)},
-                              std::tuple{&sink, in.sinkLogit, static_cast<size_t>(in.heads)},
-                              std::tuple{&weight, in.sinkWeight, static_cast<size_t>(in.tokens)},
-                              std::tuple{&norms, in.valueNorms, ht}}) {
+    for (auto [d, host, n] :
+         {std::tuple{&q, in.q, nq}, std::tuple{&k, in.k, nk}, std::tuple{&bias, in.logitBias, ht},
+          std::tuple{&tau, in.temperature, static_cast<size_t>(in.heads)},
+          std::tuple{&sink, in.sinkLogit, static_cast<size_t>(in.heads)},
+          std::tuple{&weight, in.sinkWeight, static_cast<size_t>(in.tokens)}, std::tuple{&norms, in.valueNorms, ht}}) {
         if (auto st = upload(*d, host, n); !st) {
             return st;
         }
@@ -65,10 +65,10 @@ CudaStatus attentionStatsFromHost(const AttentionStatsArgs &in, int device, Host
     a.sinkLogit = sink.get();
     a.sinkWeight = weight.get();
     a.valueNorms = norms.get();
-    std::vector<float> *hostOut[7] = {&out.sinkMass, &out.firstMass, &out.rowEntropy, &out.rowMax,
-                                      &out.rowWeighted, &out.received, &out.receivedPlogp};
-    float **devOut[7] = {&a.sinkMass, &a.firstMass, &a.rowEntropy, &a.rowMax, &a.rowWeighted, &a.received,
-                         &a.receivedPlogp};
+    std::vector<float> *hostOut[7] = {&out.sinkMass,    &out.firstMass, &out.rowEntropy,   &out.rowMax,
+                                      &out.rowWeighted, &out.received,  &out.receivedPlogp};
+    float **devOut[7] = {&a.sinkMass,    &a.firstMass, &a.rowEntropy,   &a.rowMax,
+                         &a.rowWeighted, &a.received,  &a.receivedPlogp};
     for (int i = 0; i < 7; ++i) {
         *devOut[i] = outs.get() + i * ht;
     }

@@ -58,9 +58,11 @@ TEST_F(Cli, HelpOnEverySubcommand)
 
 TEST_F(Cli, UsageErrorsExitTwoWithOneLine)
 {
-    for (const auto &args : std::vector<std::vector<std::string>>{
-             {"frobnicate"}, {"run", "--bogus"}, {"run", "--model", tinyModel()}, {"run", "--top-k", "zero", "--prompt", "x"},
-             {"convert", "a.gguf"}}) {
+    for (const auto &args : std::vector<std::vector<std::string>>{{"frobnicate"},
+                                                                  {"run", "--bogus"},
+                                                                  {"run", "--model", tinyModel()},
+                                                                  {"run", "--top-k", "zero", "--prompt", "x"},
+                                                                  {"convert", "a.gguf"}}) {
         const CliRun r = cli(args);
         EXPECT_EQ(r.code, 2) << args[0];
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -108,8 +110,10 @@ TEST_F(Cli, RunJsonHasTokensTopKAndFirstTokenMass)
 
 TEST_F(Cli, GenerateStreamsTokensAndIsReproducible)
 {
-    const CliRun a = cli({"generate", "--model", tinyModel(), "--prompt", "the", "-n", "8", "--temperature", "0.8", "--seed", "7"});
-    const CliRun b = cli({"generate", "--model", tinyModel(), "--prompt", "the", "-n", "8", "--temperature", "0.8", "--seed", "7"});
+    const CliRun a =
+        cli({"generate", "--model", tinyModel(), "--prompt", "the", "-n", "8", "--temperature", "0.8", "--seed", "7"});
+    const CliRun b =
+        cli({"generate", "--model", tinyModel(), "--prompt", "the", "-n", "8", "--temperature", "0.8", "--seed", "7"});
     ASSERT_EQ(a.code, 0) << a.err;
     EXPECT_EQ(a.out, b.out);
     EXPECT_EQ(a.out.rfind("the", 0), 0u) << "output starts with the prompt";
@@ -238,7 +242,8 @@ TEST_F(Cli, AnalyzeWritesMetricsJsonAndHeadsCsvOnBothPaths)
         (std::string(path) == "streaming" ? streaming : materialised) = firstRows;
     }
     EXPECT_EQ(materialised.substr(0, 8), streaming.substr(0, 8));
-    const CliRun bad = cli({"analyze", "--model", tinyModel(), "--prompt", "x", "--out", out.file("b"), "--path", "fast"});
+    const CliRun bad =
+        cli({"analyze", "--model", tinyModel(), "--prompt", "x", "--out", out.file("b"), "--path", "fast"});
     EXPECT_EQ(bad.code, 2);
 }
 
@@ -246,14 +251,16 @@ TEST_F(Cli, AnalyzeFiguresNeedTheGuiBuildOrAreWritten)
 {
     TempDir out;
     // A bad format is a usage error before any work.
-    const CliRun bad = cli({"analyze", "--model", tinyModel(), "--prompt", "x", "--out", out.file("a"), "--format", "png,bmp"});
+    const CliRun bad =
+        cli({"analyze", "--model", tinyModel(), "--prompt", "x", "--out", out.file("a"), "--format", "png,bmp"});
     EXPECT_EQ(bad.code, 2);
     EXPECT_NE(bad.err.find("'bmp' is not png, svg or pdf"), std::string::npos) << bad.err;
-    const CliRun both = cli({"analyze", "--model", tinyModel(), "--prompt", "x", "--out", out.file("a"), "--format", "png",
-                             "--no-figures"});
+    const CliRun both = cli({"analyze", "--model", tinyModel(), "--prompt", "x", "--out", out.file("a"), "--format",
+                             "png", "--no-figures"});
     EXPECT_EQ(both.code, 2);
     // --no-figures: metrics only, in every build.
-    const CliRun none = cli({"analyze", "--model", tinyModel(), "--prompt", "the cat", "--out", out.file("n"), "--no-figures"});
+    const CliRun none =
+        cli({"analyze", "--model", tinyModel(), "--prompt", "the cat", "--out", out.file("n"), "--no-figures"});
     ASSERT_EQ(none.code, 0) << none.err;
     EXPECT_TRUE(std::filesystem::exists(out.file("n") + "/metrics.json"));
     EXPECT_FALSE(std::filesystem::exists(out.file("n") + "/sink-heatmap.png"));

@@ -30,7 +30,8 @@ protected:
         const StreamRun r = runCli({"convert", s_dir->file("tiny.gguf"), "-o", s_dir->file("tiny.pt")});
         ASSERT_EQ(r.code, 0) << r.err;
         // Our own words: the tiny vocabulary turns them into about 60 byte-level tokens.
-        std::ofstream(s_dir->file("text.txt")) << "the cat sat on the mat and then the dog ran to the park to see the ducks";
+        std::ofstream(s_dir->file("text.txt"))
+            << "the cat sat on the mat and then the dog ran to the park to see the ducks";
     }
     static void TearDownTestSuite() { s_dir.reset(); }
     static std::string model() { return s_dir->file("tiny.pt"); }
@@ -53,7 +54,8 @@ TEST_F(StreamCli, Help)
 
 TEST_F(StreamCli, DenseAndWindowJson)
 {
-    const StreamRun dense = runCli({"stream-ppl", "--model", model(), "--text", textFile(), "--tokens", "30", "--dense", "--json"});
+    const StreamRun dense =
+        runCli({"stream-ppl", "--model", model(), "--text", textFile(), "--tokens", "30", "--dense", "--json"});
     ASSERT_EQ(dense.code, 0) << dense.err;
     const auto d = nlohmann::json::parse(dense.out);
     ASSERT_EQ(d["nll"].size(), 29u);
@@ -64,8 +66,8 @@ TEST_F(StreamCli, DenseAndWindowJson)
     EXPECT_NEAR(d["ppl"].get<double>(), std::exp(sum / 29), 1e-3 * d["ppl"].get<double>());
     EXPECT_EQ(d["method"], "dense");
 
-    const StreamRun w = runCli({"stream-ppl", "--model", model(), "--text", textFile(), "--tokens", "30", "--window", "6",
-                          "--sinks", "2", "--json"});
+    const StreamRun w = runCli({"stream-ppl", "--model", model(), "--text", textFile(), "--tokens", "30", "--window",
+                                "6", "--sinks", "2", "--json"});
     ASSERT_EQ(w.code, 0) << w.err;
     const auto j = nlohmann::json::parse(w.out);
     EXPECT_EQ(j["method"], "sinks 2+6");
@@ -78,8 +80,8 @@ TEST_F(StreamCli, DenseAndWindowJson)
 TEST_F(StreamCli, SweepAndCsv)
 {
     st::TempDir dir;
-    const StreamRun r = runCli({"stream-ppl", "--model", model(), "--text", textFile(), "--tokens", "16", "--sweep", "--window",
-                          "10", "--csv", dir.file("nll.csv"), "--json"});
+    const StreamRun r = runCli({"stream-ppl", "--model", model(), "--text", textFile(), "--tokens", "16", "--sweep",
+                                "--window", "10", "--csv", dir.file("nll.csv"), "--json"});
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     ASSERT_EQ(j["runs"].size(), 7u);
@@ -102,7 +104,8 @@ TEST_F(StreamCli, UsageErrors)
     const StreamRun badFile = runCli({"stream-ppl", "--model", model(), "--text", "/nonexistent.txt", "--dense"});
     EXPECT_EQ(badFile.code, 1);
     EXPECT_NE(badFile.err.find("/nonexistent.txt"), std::string::npos);
-    const StreamRun badSpec = runCli({"compare", "--model", model(), "--prompt", "the cat", "--mitigation", "none,mask-snk"});
+    const StreamRun badSpec =
+        runCli({"compare", "--model", model(), "--prompt", "the cat", "--mitigation", "none,mask-snk"});
     EXPECT_EQ(badSpec.code, 2);
     EXPECT_NE(badSpec.err.find("unknown method 'mask-snk'"), std::string::npos);
 }
@@ -110,7 +113,7 @@ TEST_F(StreamCli, UsageErrors)
 TEST_F(StreamCli, CompareJson)
 {
     const StreamRun r = runCli({"compare", "--model", model(), "--prompt", "the cat sat on", "--mitigation",
-                          "none,streaming:sinks=1,window=3,head-zero:heads=L0H1+L1H2", "-n", "2", "--json"});
+                                "none,streaming:sinks=1,window=3,head-zero:heads=L0H1+L1H2", "-n", "2", "--json"});
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     ASSERT_EQ(j["mitigations"].size(), 3u);
@@ -122,7 +125,8 @@ TEST_F(StreamCli, CompareJson)
     EXPECT_GT(j["mitigations"][2]["kl"].get<double>(), 0.0);
     EXPECT_EQ(j["mitigations"][2]["continuation"].size(), 2u);
     EXPECT_EQ(j["mitigations"][2]["head_difference"].size(), 2u);
-    const StreamRun text = runCli({"compare", "--model", model(), "--prompt", "the cat sat on", "--mitigation", "mask-sink", "-n", "0"});
+    const StreamRun text =
+        runCli({"compare", "--model", model(), "--prompt", "the cat sat on", "--mitigation", "mask-sink", "-n", "0"});
     ASSERT_EQ(text.code, 0) << text.err;
     EXPECT_NE(text.out.find("== mask-sink:sinks=1"), std::string::npos);
     EXPECT_NE(text.out.find("KL(baseline || mitigated)"), std::string::npos);
@@ -130,8 +134,9 @@ TEST_F(StreamCli, CompareJson)
 
 TEST_F(StreamCli, ActSearchRanksHeadsAndPrintsAUsableSpec)
 {
-    const StreamRun r = runCli({"act-search", "--model", model(), "--prompt", "the cat sat on the mat and the dog sat on the cat",
-                                "--layers", "0-1", "--min-gain", "-1e9", "--json"});
+    const StreamRun r =
+        runCli({"act-search", "--model", model(), "--prompt", "the cat sat on the mat and the dog sat on the cat",
+                "--layers", "0-1", "--min-gain", "-1e9", "--json"});
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_GT(j["baseline_nll"].get<double>(), 0.0);
@@ -146,19 +151,22 @@ TEST_F(StreamCli, ActSearchRanksHeadsAndPrintsAUsableSpec)
     const std::string spec = j["spec"].get<std::string>();
     EXPECT_EQ(spec.rfind("act:beta=0.4,thres=0.1,heads=L", 0), 0u) << spec;
     // The printed spec is accepted as it stands.
-    const StreamRun c = runCli({"compare", "--model", model(), "--prompt", "the cat sat", "--mitigation", spec, "-n", "0", "--json"});
+    const StreamRun c =
+        runCli({"compare", "--model", model(), "--prompt", "the cat sat", "--mitigation", spec, "-n", "0", "--json"});
     EXPECT_EQ(c.code, 0) << c.err;
     // --top keeps the best heads only, in the same order.
-    const StreamRun top = runCli({"act-search", "--model", model(), "--prompt", "the cat sat on the mat and the dog sat on the cat",
-                                  "--layers", "0-1", "--min-gain", "-1e9", "--top", "2", "--json"});
+    const StreamRun top =
+        runCli({"act-search", "--model", model(), "--prompt", "the cat sat on the mat and the dog sat on the cat",
+                "--layers", "0-1", "--min-gain", "-1e9", "--top", "2", "--json"});
     ASSERT_EQ(top.code, 0) << top.err;
     const auto t = nlohmann::json::parse(top.out);
     ASSERT_EQ(t["gains"].size(), 2u);
     EXPECT_EQ(t["gains"][0], gains[0]);
-    const std::string best = "L" + std::to_string(gains[0]["layer"].get<int>()) + "H" + std::to_string(gains[0]["head"].get<int>());
+    const std::string best =
+        "L" + std::to_string(gains[0]["layer"].get<int>()) + "H" + std::to_string(gains[0]["head"].get<int>());
     EXPECT_EQ(t["spec"].get<std::string>().rfind("act:beta=0.4,thres=0.1,heads=" + best + "+L", 0), 0u) << t["spec"];
 
-    EXPECT_EQ(runCli({"act-search", "--model", model()}).code, 2);                              // no probes
+    EXPECT_EQ(runCli({"act-search", "--model", model()}).code, 2);                                          // no probes
     EXPECT_EQ(runCli({"act-search", "--model", model(), "--prompt", "x y z", "--layers", "0-99"}).code, 2); // outside
     const StreamRun missing = runCli({"act-search", "--model", model(), "--text", s_dir->file("absent.txt")});
     EXPECT_EQ(missing.code, 1);
@@ -167,15 +175,16 @@ TEST_F(StreamCli, ActSearchRanksHeadsAndPrintsAUsableSpec)
 
 TEST_F(StreamCli, ReplotRedrawsCsvFromSavedRuns)
 {
-    const StreamRun w = runCli({"stream-ppl", "--model", model(), "--text", textFile(), "--tokens", "30", "--window", "8",
-                                "--sinks", "2", "--json"});
+    const StreamRun w = runCli({"stream-ppl", "--model", model(), "--text", textFile(), "--tokens", "30", "--window",
+                                "8", "--sinks", "2", "--json"});
     ASSERT_EQ(w.code, 0) << w.err;
     std::ofstream(s_dir->file("run.json")) << w.out;
-    const StreamRun d = runCli({"stream-ppl", "--model", model(), "--text", textFile(), "--tokens", "20", "--dense", "--json"});
+    const StreamRun d =
+        runCli({"stream-ppl", "--model", model(), "--text", textFile(), "--tokens", "20", "--dense", "--json"});
     ASSERT_EQ(d.code, 0) << d.err;
     std::ofstream(s_dir->file("dense.json")) << d.out;
-    const StreamRun r = runCli({"stream-ppl", "--replot", s_dir->file("run.json") + "," + s_dir->file("dense.json"), "--csv",
-                                s_dir->file("replot.csv")});
+    const StreamRun r = runCli({"stream-ppl", "--replot", s_dir->file("run.json") + "," + s_dir->file("dense.json"),
+                                "--csv", s_dir->file("replot.csv")});
     ASSERT_EQ(r.code, 0) << r.err;
     std::ifstream csv(s_dir->file("replot.csv"));
     std::string header, first;

@@ -9,13 +9,13 @@
 // T rows in float atomics in any order, 1e-4 + 2e-4 relative. Activations: exact.
 #include "sinkscope/analysis/activation_stats.h"
 #include "sinkscope/analysis/attention_tiles.h"
+#include "sinkscope/analysis/metrics.h"
 #include "sinkscope/kernels/activations.h"
 #include "sinkscope/kernels/attention_map.h"
 #include "sinkscope/kernels/attention_stats.h"
 #include "sinkscope/model/convert.h"
-#include "sinkscope/runtime/device.h"
-#include "sinkscope/analysis/metrics.h"
 #include "sinkscope/model/model.h"
+#include "sinkscope/runtime/device.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
 
@@ -46,12 +46,11 @@ namespace {
         }                                                                                                              \
     } while (0)
 
-constexpr size_t kGuard = 256; // floats on each side of every buffer
+constexpr size_t kGuard = 256;               // floats on each side of every buffer
 constexpr uint32_t kGuardBits = 0x7fc0beefu; // a NaN no kernel produces
 
 // A device buffer of n elements between two guard regions; upload/download of the payload only.
-template<typename T>
-class Guarded
+template <typename T> class Guarded
 {
 public:
     explicit Guarded(size_t n) : m_n(n)
@@ -136,8 +135,8 @@ struct Shape {
 
 std::string name(const Shape &s)
 {
-    return "H" + std::to_string(s.heads) + "_Hkv" + std::to_string(s.kvHeads) + "_T" + std::to_string(s.tokens) +
-           "_d" + std::to_string(s.headDim);
+    return "H" + std::to_string(s.heads) + "_Hkv" + std::to_string(s.kvHeads) + "_T" + std::to_string(s.tokens) + "_d" +
+           std::to_string(s.headDim);
 }
 
 // Random q and k with a planted sink: key 0 gets a large component along a shared direction, as in a
@@ -392,8 +391,8 @@ TEST(ActivationKernel, TopKAndMedianMatchCpuReferenceExactly_CUDA)
     struct Case {
         int layers, tokens, dim, k;
     };
-    for (const Case &c : std::vector<Case>{{1, 1, 1, 1}, {1, 1, 2, 3}, {2, 7, 33, 3}, {30, 257, 576, 8},
-                                           {3, 4097, 64, 32}, {2, 8192, 576, 3}}) {
+    for (const Case &c : std::vector<Case>{
+             {1, 1, 1, 1}, {1, 1, 2, 3}, {2, 7, 33, 3}, {30, 257, 576, 8}, {3, 4097, 64, 32}, {2, 8192, 576, 3}}) {
         SCOPED_TRACE(std::to_string(c.layers) + "x" + std::to_string(c.tokens) + "x" + std::to_string(c.dim) +
                      " k=" + std::to_string(c.k));
         std::mt19937 rng(static_cast<uint32_t>(c.tokens * 31 + c.dim));
@@ -571,7 +570,8 @@ TEST(ModelMetricsDevice, ModelOnTheGpuMatchesTheCpu_CUDA)
 {
     REQUIRE_GPU();
     if (!buildCapabilities().torchCuda) {
-        GTEST_SKIP() << "LibTorch " << buildCapabilities().torchVersion << " is CPU-only: the model cannot run on a GPU";
+        GTEST_SKIP() << "LibTorch " << buildCapabilities().torchVersion
+                     << " is CPU-only: the model cannot run on a GPU";
     }
     TinyOnDisk tiny;
     auto onCpu = Model::load(tiny.path);

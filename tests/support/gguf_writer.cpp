@@ -16,8 +16,7 @@ void putBytes(std::vector<uint8_t> &out, const void *p, size_t n)
     out.insert(out.end(), b, b + n);
 }
 
-template<typename T>
-void put(std::vector<uint8_t> &out, T v)
+template <typename T> void put(std::vector<uint8_t> &out, T v)
 {
     putBytes(out, &v, sizeof v);
 }
@@ -33,8 +32,7 @@ void putType(std::vector<uint8_t> &out, GgufType t)
     put<uint32_t>(out, static_cast<uint32_t>(t));
 }
 
-template<typename T>
-std::vector<uint8_t> scalar(GgufType type, T v)
+template <typename T> std::vector<uint8_t> scalar(GgufType type, T v)
 {
     std::vector<uint8_t> out;
     putType(out, type);
@@ -126,16 +124,46 @@ uint16_t floatToBf16(float f)
 
 GgufWriter::GgufWriter(uint32_t version, uint64_t alignment) : m_version(version), m_alignment(alignment) {}
 
-void GgufWriter::addUint8(const std::string &key, uint8_t v) { m_kvs.push_back({key, scalar(GgufType::Uint8, v)}); }
-void GgufWriter::addInt8(const std::string &key, int8_t v) { m_kvs.push_back({key, scalar(GgufType::Int8, v)}); }
-void GgufWriter::addUint16(const std::string &key, uint16_t v) { m_kvs.push_back({key, scalar(GgufType::Uint16, v)}); }
-void GgufWriter::addInt16(const std::string &key, int16_t v) { m_kvs.push_back({key, scalar(GgufType::Int16, v)}); }
-void GgufWriter::addUint32(const std::string &key, uint32_t v) { m_kvs.push_back({key, scalar(GgufType::Uint32, v)}); }
-void GgufWriter::addInt32(const std::string &key, int32_t v) { m_kvs.push_back({key, scalar(GgufType::Int32, v)}); }
-void GgufWriter::addUint64(const std::string &key, uint64_t v) { m_kvs.push_back({key, scalar(GgufType::Uint64, v)}); }
-void GgufWriter::addInt64(const std::string &key, int64_t v) { m_kvs.push_back({key, scalar(GgufType::Int64, v)}); }
-void GgufWriter::addFloat32(const std::string &key, float v) { m_kvs.push_back({key, scalar(GgufType::Float32, v)}); }
-void GgufWriter::addFloat64(const std::string &key, double v) { m_kvs.push_back({key, scalar(GgufType::Float64, v)}); }
+void GgufWriter::addUint8(const std::string &key, uint8_t v)
+{
+    m_kvs.push_back({key, scalar(GgufType::Uint8, v)});
+}
+void GgufWriter::addInt8(const std::string &key, int8_t v)
+{
+    m_kvs.push_back({key, scalar(GgufType::Int8, v)});
+}
+void GgufWriter::addUint16(const std::string &key, uint16_t v)
+{
+    m_kvs.push_back({key, scalar(GgufType::Uint16, v)});
+}
+void GgufWriter::addInt16(const std::string &key, int16_t v)
+{
+    m_kvs.push_back({key, scalar(GgufType::Int16, v)});
+}
+void GgufWriter::addUint32(const std::string &key, uint32_t v)
+{
+    m_kvs.push_back({key, scalar(GgufType::Uint32, v)});
+}
+void GgufWriter::addInt32(const std::string &key, int32_t v)
+{
+    m_kvs.push_back({key, scalar(GgufType::Int32, v)});
+}
+void GgufWriter::addUint64(const std::string &key, uint64_t v)
+{
+    m_kvs.push_back({key, scalar(GgufType::Uint64, v)});
+}
+void GgufWriter::addInt64(const std::string &key, int64_t v)
+{
+    m_kvs.push_back({key, scalar(GgufType::Int64, v)});
+}
+void GgufWriter::addFloat32(const std::string &key, float v)
+{
+    m_kvs.push_back({key, scalar(GgufType::Float32, v)});
+}
+void GgufWriter::addFloat64(const std::string &key, double v)
+{
+    m_kvs.push_back({key, scalar(GgufType::Float64, v)});
+}
 
 void GgufWriter::addBool(const std::string &key, bool v)
 {

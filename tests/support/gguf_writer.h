@@ -41,12 +41,20 @@ public:
     void addRawTensor(const std::string &name, const std::vector<int64_t> &ne, GgmlType type,
                       const std::vector<uint8_t> &bytes);
 
-    std::vector<uint8_t> bytes() const;            // the whole file
-    void write(const std::string &path) const;    // throws std::runtime_error on I/O failure
+    std::vector<uint8_t> bytes() const;        // the whole file
+    void write(const std::string &path) const; // throws std::runtime_error on I/O failure
 
 private:
-    struct Kv { std::string key; std::vector<uint8_t> encoded; };
-    struct Tensor { std::string name; std::vector<int64_t> ne; GgmlType type; std::vector<uint8_t> bytes; };
+    struct Kv {
+        std::string key;
+        std::vector<uint8_t> encoded;
+    };
+    struct Tensor {
+        std::string name;
+        std::vector<int64_t> ne;
+        GgmlType type;
+        std::vector<uint8_t> bytes;
+    };
     uint32_t m_version;
     uint64_t m_alignment;
     std::vector<Kv> m_kvs;

@@ -2,9 +2,9 @@
 #pragma once
 
 #include <cstdlib>
-#include <unistd.h>
 #include <filesystem>
 #include <string>
+#include <unistd.h>
 
 namespace sinkscope::testing {
 

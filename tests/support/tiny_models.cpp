@@ -242,10 +242,10 @@ std::vector<std::string> tinyMerges()
 {
     // "Ġ" is U+0120, GPT-2's stand-in for the space byte.
     return {
-        "Ġ t", "Ġ a", "h e", "i n", "r e", "o n", "Ġt he", "e r", "Ġ s", "a t", "e n",
-        "o r", "Ġ w", "Ġ o", "e s", "i s", "Ġ c", "a n", "i t", "Ġ b", "Ġ f", "Ġ p",
-        "Ġ m", "Ġo f", "in g", "Ġ i", "a r", "Ġ d", "l e", "o u", "Ġ h", "e d", "Ġa n",
-        "Ġan d", "s t", "Ġt o", "Ġ l", "a l", "Ġ in", "Ġ e", "r o", "Ġ is", "l l", "T he",
+        "Ġ t",   "Ġ a",  "h e",  "i n", "r e", "o n",  "Ġt he", "e r", "Ġ s",  "a t", "e n",
+        "o r",   "Ġ w",  "Ġ o",  "e s", "i s", "Ġ c",  "a n",   "i t", "Ġ b",  "Ġ f", "Ġ p",
+        "Ġ m",   "Ġo f", "in g", "Ġ i", "a r", "Ġ d",  "l e",   "o u", "Ġ h",  "e d", "Ġa n",
+        "Ġan d", "s t",  "Ġt o", "Ġ l", "a l", "Ġ in", "Ġ e",   "r o", "Ġ is", "l l", "T he",
     };
 }
 

@@ -11,9 +11,9 @@
 #include <QAbstractItemModelTester>
 #include <QFile>
 #include <QImage>
-#include <QXmlStreamReader>
 #include <QSignalSpy>
 #include <QTableView>
+#include <QXmlStreamReader>
 
 #include "support/test_paths.h"
 
@@ -117,7 +117,8 @@ TEST(RunSnapshot, SummariesComeFromTheCoreMetrics)
     }
     // Key 0 in layer 0: (1 + 3 * 0.5) / 4 for head 0 and (1 + 3 * 0.6) / 4 for head 1, averaged.
     EXPECT_NEAR(snap.received.data[0], ((1 + 1.5) / 4 + (1 + 1.8) / 4) / 2, 1e-6);
-    EXPECT_EQ(receivedForLayer(snap, 0), std::vector<float>(snap.received.data.begin(), snap.received.data.begin() + T));
+    EXPECT_EQ(receivedForLayer(snap, 0),
+              std::vector<float>(snap.received.data.begin(), snap.received.data.begin() + T));
     // A sketch per head and transform.
     ASSERT_EQ(snap.sketches.size(), size_t(L * H));
     EXPECT_FLOAT_EQ(snap.sketch(1, 1, ScaleTransform::Raw)->maxValue, 1.0f);
@@ -134,7 +135,8 @@ TEST(AttentionMath, SketchGivesTheSameRangesAsTheFullHead)
             const ScaleSketch &sketch = sketches[transform == ScaleTransform::Raw ? 0 : 1];
             for (ScaleMapping mapping : {ScaleMapping::Linear, ScaleMapping::Log}) {
                 for (bool clamp : {false, true}) {
-                    const ColourScale scale{.mapping = mapping, .transform = transform, .clampPercentile = clamp, .percentile = 80};
+                    const ColourScale scale{
+                        .mapping = mapping, .transform = transform, .clampPercentile = clamp, .percentile = 80};
                     const ValueRange full = colourRange(t.values, scale);
                     const ValueRange fromSketch = sketchRange(sketch, scale);
                     EXPECT_NEAR(fromSketch.lower, full.lower, 1e-6) << int(transform) << int(mapping) << clamp;
@@ -159,10 +161,10 @@ TEST(AttentionMath, RenormaliseWithoutSinkKeepsRemovedMassApart)
     const TransformedHead t = transformHead(headMatrix(a, 0), ScaleTransform::RenormaliseWithoutSink);
     ASSERT_EQ(t.removed.size(), 4u);
     EXPECT_FLOAT_EQ(t.removed[2], 0.5f);
-    EXPECT_TRUE(std::isnan(t.values[2 * 4 + 0]));   // the sink column is taken out
-    EXPECT_NEAR(t.values[2 * 4 + 1], 0.5, 1e-6);    // 0.25 / (1 - 0.5)
-    EXPECT_TRUE(std::isnan(t.values[2 * 4 + 3]));   // masked: key after query
-    EXPECT_TRUE(std::isnan(t.values[0 * 4 + 0]));   // row 0 had everything on the sink
+    EXPECT_TRUE(std::isnan(t.values[2 * 4 + 0])); // the sink column is taken out
+    EXPECT_NEAR(t.values[2 * 4 + 1], 0.5, 1e-6);  // 0.25 / (1 - 0.5)
+    EXPECT_TRUE(std::isnan(t.values[2 * 4 + 3])); // masked: key after query
+    EXPECT_TRUE(std::isnan(t.values[0 * 4 + 0])); // row 0 had everything on the sink
     const TransformedHead raw = transformHead(headMatrix(a, 0), ScaleTransform::Raw);
     EXPECT_TRUE(raw.removed.empty());
     EXPECT_FLOAT_EQ(raw.values[2 * 4 + 0], 0.5f);
@@ -286,7 +288,7 @@ TEST(OverviewGrid, LayerByHeadLayout)
     const PooledGrid g = overviewGrid(*snap, "first_token_mass");
     EXPECT_EQ(g.nx, 3);
     EXPECT_EQ(g.ny, 2);
-    EXPECT_FLOAT_EQ(g.at(2, 1), 5); // head 2, layer 1
+    EXPECT_FLOAT_EQ(g.at(2, 1), 5);                       // head 2, layer 1
     EXPECT_EQ(headMetricRange(mass), (ValueRange{0, 1})); // shares keep a fixed scale
     EXPECT_EQ(headMetricRange(bound).upper, 5);           // others their data range, NaN skipped
     EXPECT_EQ(overviewGrid(*snap, "no_such_metric").nx, 0);
@@ -420,7 +422,8 @@ TEST(Figures, LinePlotWritesPngSvgPdf)
     EXPECT_FALSE(xml.hasError()) << xml.errorString().toStdString();
     EXPECT_GE(paths, 2);
     const QString all = texts.join(QLatin1Char('|'));
-    for (const char *expected : {"NLL against position", "position", "log PPL", "dense", "window 0+4", "caption text"}) {
+    for (const char *expected :
+         {"NLL against position", "position", "log PPL", "dense", "window 0+4", "caption text"}) {
         EXPECT_TRUE(all.contains(QLatin1String(expected))) << expected;
     }
     const QString pdf = QString::fromStdString(dir.file("line.pdf"));

@@ -92,9 +92,10 @@ TEST_F(CliFigures, AnalyzeWritesTheStandardFiguresInEveryFormat)
     st::TempDir out;
     const std::string dir = out.file("figures");
     // No display: the CLI must pick the offscreen platform by itself.
-    const st::CliRun r = st::runCli({"analyze", "--model", s_dir->file("tiny.pt"), "--prompt", "the cat sat on the mat. the cat",
-                                     "--out", dir, "--format", "png,svg,pdf", "--top-heads", "2"},
-                                    "env -u QT_QPA_PLATFORM -u DISPLAY -u WAYLAND_DISPLAY");
+    const st::CliRun r =
+        st::runCli({"analyze", "--model", s_dir->file("tiny.pt"), "--prompt", "the cat sat on the mat. the cat",
+                    "--out", dir, "--format", "png,svg,pdf", "--top-heads", "2"},
+                   "env -u QT_QPA_PLATFORM -u DISPLAY -u WAYLAND_DISPLAY");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_TRUE(std::filesystem::exists(dir + "/metrics.json"));
     EXPECT_TRUE(std::filesystem::exists(dir + "/heads.csv"));
@@ -135,14 +136,15 @@ TEST_F(CliFigures, AnalyzeWritesTheStandardFiguresInEveryFormat)
     EXPECT_TRUE(heatmap.text.contains(QStringLiteral("layer")));
     EXPECT_TRUE(readSvg(dir + "/received.svg").text.contains(QStringLiteral("mean attention received")));
     EXPECT_TRUE(readSvg(dir + "/massive-activations.svg").text.contains(QStringLiteral("Massive activations")));
-    const SvgSummary head = readSvg(stems.back() == "massive-activations" ? std::string() : dir + "/" + stems.back() + ".svg");
+    const SvgSummary head =
+        readSvg(stems.back() == "massive-activations" ? std::string() : dir + "/" + stems.back() + ".svg");
     EXPECT_TRUE(head.text.contains(QStringLiteral("Attention, layer")));
     EXPECT_TRUE(head.text.contains(QStringLiteral("key (attended token)")));
 
     // Another per-head metric for the heatmap; an unknown one is a usage error naming the choices.
-    const st::CliRun other = st::runCli({"analyze", "--model", s_dir->file("tiny.pt"), "--prompt", "the cat", "--out",
-                                         out.file("other"), "--format", "svg", "--heatmap-metric", "alpha_first",
-                                         "--top-heads", "0"});
+    const st::CliRun other =
+        st::runCli({"analyze", "--model", s_dir->file("tiny.pt"), "--prompt", "the cat", "--out", out.file("other"),
+                    "--format", "svg", "--heatmap-metric", "alpha_first", "--top-heads", "0"});
     ASSERT_EQ(other.code, 0) << other.err;
     EXPECT_TRUE(readSvg(out.file("other") + "/sink-heatmap.svg").text.contains(QStringLiteral("alpha_first")));
     EXPECT_FALSE(std::filesystem::exists(out.file("other") + "/sink-heatmap.png"));
@@ -155,7 +157,7 @@ TEST_F(CliFigures, AnalyzeWritesTheStandardFiguresInEveryFormat)
 TEST_F(CliFigures, StreamPplPlotsNllAgainstPosition)
 {
     st::TempDir out;
-    std::ofstream(out.file("text.txt")) << "the cat sat on the mat and the dog sat on the log. " 
+    std::ofstream(out.file("text.txt")) << "the cat sat on the mat and the dog sat on the log. "
                                            "the cat sat on the mat and the dog sat on the log.";
     const st::CliRun r = st::runCli({"stream-ppl", "--model", s_dir->file("tiny.pt"), "--text", out.file("text.txt"),
                                      "--window", "8", "--sinks", "2", "--plot", out.file("nll.svg")},

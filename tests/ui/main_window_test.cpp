@@ -16,14 +16,14 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QElapsedTimer>
-#include <QTableView>
 #include <QFile>
-#include <QTest>
 #include <QImage>
 #include <QJsonDocument>
 #include <QPlainTextEdit>
 #include <QSignalSpy>
 #include <QStandardItemModel>
+#include <QTableView>
+#include <QTest>
 #include <QXmlStreamReader>
 
 #include <gtest/gtest.h>
@@ -264,7 +264,8 @@ TEST_F(MainWindowTest, DevicePickerOffersModelDevicesAndKeepsTheModelWhenALoadFa
     EXPECT_EQ(box->currentData().toString(), QStringLiteral("cuda:1")) << "shows the load in progress";
     ASSERT_TRUE(failed.wait(30000));
     EXPECT_EQ(failed.front().at(0).toString(), QLatin1String(ComputeBridge::kModelTag));
-    EXPECT_TRUE(window->messageBar()->text().contains(QStringLiteral("cuda:1"))) << window->messageBar()->text().toStdString();
+    EXPECT_TRUE(window->messageBar()->text().contains(QStringLiteral("cuda:1")))
+        << window->messageBar()->text().toStdString();
     EXPECT_EQ(window->model(), before);
     EXPECT_EQ(window->deviceId(), QStringLiteral("cpu"));
     EXPECT_EQ(box->currentData().toString(), QStringLiteral("cpu"));
@@ -300,7 +301,8 @@ TEST_F(MainWindowTest, LongRunsKeepNoMapsAndComputeTheShownHeadOnDemand)
     ASSERT_FALSE(full->mapsOnDemand);
     for (int64_t l = 0; l < snap->layers; ++l) {
         for (int64_t h = 0; h < snap->heads; ++h) {
-            EXPECT_NEAR(snap->metrics->head("first_token_mass", l, h), full->metrics->head("first_token_mass", l, h), 1e-5);
+            EXPECT_NEAR(snap->metrics->head("first_token_mass", l, h), full->metrics->head("first_token_mass", l, h),
+                        1e-5);
         }
     }
 
@@ -379,7 +381,8 @@ TEST_F(MainWindowTest, ExportsFiguresAndData)
             images += xml.name() == QLatin1String("image");
             if (xml.name() == QLatin1String("text")) {
                 ++texts;
-                titleFound |= xml.readElementText(QXmlStreamReader::IncludeChildElements).contains(QStringLiteral("Attention, layer"));
+                titleFound |= xml.readElementText(QXmlStreamReader::IncludeChildElements)
+                                  .contains(QStringLiteral("Attention, layer"));
             }
         }
     }
@@ -456,6 +459,7 @@ TEST_F(MainWindowTest, SessionRestoresTheSameFigure)
     EXPECT_EQ(restored->headView()->model().layer(), 1);
     EXPECT_EQ(restored->headView()->model().head(), 3);
     EXPECT_EQ(restored->headView()->model().scale(), window->headView()->model().scale());
-    EXPECT_EQ(restored->currentSession().toJson().value(QStringLiteral("views")), saved.toJson().value(QStringLiteral("views")));
+    EXPECT_EQ(restored->currentSession().toJson().value(QStringLiteral("views")),
+              saved.toJson().value(QStringLiteral("views")));
     EXPECT_EQ(restored->headView()->model().range(), window->headView()->model().range());
 }

@@ -8,9 +8,9 @@
 #include "mitigation_view.h"
 #include "tiny_window.h"
 
-#include "sinkscope/model/convert.h"
 #include "sinkscope/interventions/effects.h"
 #include "sinkscope/interventions/mitigation.h"
+#include "sinkscope/model/convert.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
 
@@ -66,7 +66,8 @@ TEST(MitigationBuilder, StepTextForEveryMethodParses)
     }
     const auto &zerotune = *std::find_if(mitigationMethods().begin(), mitigationMethods().end(),
                                          [](const auto &m) { return std::string(m.name) == "zerotune"; });
-    EXPECT_EQ(mitigationStepText(zerotune, {0.25}, QStringLiteral("L2H3")), QStringLiteral("zerotune:gamma=0.25,heads=L2H3"));
+    EXPECT_EQ(mitigationStepText(zerotune, {0.25}, QStringLiteral("L2H3")),
+              QStringLiteral("zerotune:gamma=0.25,heads=L2H3"));
     const auto &resid = *std::find_if(mitigationMethods().begin(), mitigationMethods().end(),
                                       [](const auto &m) { return std::string(m.name) == "resid"; });
     EXPECT_EQ(mitigationStepText(resid, {1, 3}, QStringLiteral("L0")), QStringLiteral("resid:mode=mean,layer=3"));
@@ -121,8 +122,8 @@ TEST_F(MitigationViewTest, MaskSinkShowsBaselineMitigatedAndDifferenceAndCachesB
     const auto at = [&](int q, int k) { return attention.data[size_t(q * T + k)]; }; // head 0
     for (int q = 1; q < T; ++q) {
         EXPECT_NEAR(cell(view->baselinePlot(), 0, q), at(q, 0), 1e-6) << q;
-        EXPECT_NEAR(cell(view->mitigatedPlot(), 0, q), 0.0, 1e-6) << q;         // the sink is masked
-        EXPECT_NEAR(cell(view->differencePlot(), 0, q), -at(q, 0), 1e-6) << q;  // all its mass moved
+        EXPECT_NEAR(cell(view->mitigatedPlot(), 0, q), 0.0, 1e-6) << q;        // the sink is masked
+        EXPECT_NEAR(cell(view->differencePlot(), 0, q), -at(q, 0), 1e-6) << q; // all its mass moved
         double row = 0;
         for (int k = 0; k <= q; ++k) {
             row += cell(view->mitigatedPlot(), k, q);

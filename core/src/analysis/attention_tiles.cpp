@@ -93,7 +93,8 @@ Result<FloatArray> pooledAttentionMap(const LayerAttentionInput &in, int64_t hea
     }
     if (rows < 1 || rows > t || cols < 1 || cols > t) {
         return makeError(ErrorCode::InvalidArgument, "attention map: resolution " + std::to_string(rows) + " x " +
-                                                         std::to_string(cols) + " is not within 1.." + std::to_string(t));
+                                                         std::to_string(cols) + " is not within 1.." +
+                                                         std::to_string(t));
     }
     return detail::guardTorch("attention map", [&]() -> Result<FloatArray> {
         c10::InferenceMode guard;

@@ -3,8 +3,8 @@
 // Formulas: SINKS.md §2 (M1-M6, M9, M11); docs/metrics.md says where each comes from.
 #include "sinkscope/analysis/metrics.h"
 
-#include "model/layer_tensors.h"
 #include "analysis/metrics_internal.h"
+#include "model/layer_tensors.h"
 
 #include <nlohmann/json.hpp>
 
@@ -14,9 +14,9 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
-#include <optional>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -195,8 +195,7 @@ float lowerMedian(const std::vector<float> &values)
     return *mid;
 }
 
-void computeActivations(const FloatArray &hidden, const MetricsOptions &options, SinkMetrics &m,
-                        TokenMetric &maxAbs)
+void computeActivations(const FloatArray &hidden, const MetricsOptions &options, SinkMetrics &m, TokenMetric &maxAbs)
 {
     const int64_t layers = hidden.shape[0], t = hidden.shape[1], d = hidden.shape[2];
     const int64_t n = t * d;
@@ -272,8 +271,8 @@ void computeActivations(const FloatArray &hidden, const MetricsOptions &options,
 
 // Wong et al., JeffreyWong20/Secondary-Attention-Sinks src/hidden_state_base.py: the BOS span from the
 // BOS norm's jumps, then |cos(h_j, h_BOS)| marks per layer, then labels by the number of marked layers.
-void computeSecondarySinks(const FloatArray &hidden, const std::vector<int64_t> &tokens,
-                           const MetricsOptions &options, SinkMetrics &m, TokenMetric &marks)
+void computeSecondarySinks(const FloatArray &hidden, const std::vector<int64_t> &tokens, const MetricsOptions &options,
+                           SinkMetrics &m, TokenMetric &marks)
 {
     const int64_t layers = hidden.shape[0], t = hidden.shape[1], d = hidden.shape[2];
     auto row = [&](int64_t l, int64_t j) { return hidden.data.data() + (l * t + j) * d; };
@@ -380,14 +379,17 @@ void finalizeAttention(const detail::AttentionSums &sums, const std::vector<int6
 
     // M3 detection: head-mean of R_j / (T - j) per layer above the threshold.
     TokenMetric byLayer{"received_mean_by_layer",
-                        "M3: mean over heads of received attention R_j/(T-j), per layer and key (Gu et al. alpha)", {}};
+                        "M3: mean over heads of received attention R_j/(T-j), per layer and key (Gu et al. alpha)",
+                        {}};
     byLayer.values.shape = {layers, t};
     byLayer.values.data.assign(idx(layers * t), 0.0f);
     TokenMetric overall{"received_mean", "M3: mean over layers and heads of R_j/(T-j) per key", {}};
     overall.values.shape = {t};
     overall.values.data.assign(idx(t), 0.0f);
-    TokenMetric headCount{"sink_head_count",
-                          "M3: (layer, head) pairs whose R_j/(T-j) exceeds the sink threshold (keys seen by enough queries)", {}};
+    TokenMetric headCount{
+        "sink_head_count",
+        "M3: (layer, head) pairs whose R_j/(T-j) exceeds the sink threshold (keys seen by enough queries)",
+        {}};
     headCount.values.shape = {t};
     headCount.values.data.assign(idx(t), 0.0f);
     std::vector<DetectedSink> detected(idx(t));
@@ -448,25 +450,36 @@ void finalizeAttention(const detail::AttentionSums &sums, const std::vector<int6
         }
     }
 
-    auto first = makeHeadMetric("first_token_mass", "M1: mean attention of queries t>=1 on token 0 (StreamingLLM)", layers, heads);
-    auto bos = makeHeadMetric("bos_mass", "M1: mean attention of queries t>=1 on BOS tokens (NaN without BOS)", layers, heads);
-    auto setMassMetric = makeHeadMetric("sink_set_mass",
-                                        "M1/M18: mean attention of queries t>=1 on the sink set S (chosen, else detected)",
-                                        layers, heads);
-    auto alpha = makeHeadMetric("alpha_first", "M2: Gu et al. importance alpha_1 = mean of A[t,0] over all T queries", layers, heads);
-    auto topk = makeHeadMetric("received_topk_mass",
-                               "M3: sum of the top-" + std::to_string(options.topK) + " R_j/(T-j) (Guo et al.)", layers, heads);
-    auto rowEnt = makeHeadMetric("row_entropy", "M4: mean over queries of row entropy / log(t+1) (Guo et al., row 0 counts 0)",
-                                 layers, heads);
-    auto colEnt = makeHeadMetric("col_entropy_max", "M4: max over keys of column entropy / log(T-j) (Guo et al.)", layers, heads);
-    auto entSink = makeHeadMetric("entropy_sink_head", "M4: 1 when row_entropy < tau_row and col_entropy_max > tau_col", layers, heads);
+    auto first = makeHeadMetric("first_token_mass", "M1: mean attention of queries t>=1 on token 0 (StreamingLLM)",
+                                layers, heads);
+    auto bos =
+        makeHeadMetric("bos_mass", "M1: mean attention of queries t>=1 on BOS tokens (NaN without BOS)", layers, heads);
+    auto setMassMetric = makeHeadMetric(
+        "sink_set_mass", "M1/M18: mean attention of queries t>=1 on the sink set S (chosen, else detected)", layers,
+        heads);
+    auto alpha = makeHeadMetric("alpha_first", "M2: Gu et al. importance alpha_1 = mean of A[t,0] over all T queries",
+                                layers, heads);
+    auto topk =
+        makeHeadMetric("received_topk_mass",
+                       "M3: sum of the top-" + std::to_string(options.topK) + " R_j/(T-j) (Guo et al.)", layers, heads);
+    auto rowEnt = makeHeadMetric(
+        "row_entropy", "M4: mean over queries of row entropy / log(t+1) (Guo et al., row 0 counts 0)", layers, heads);
+    auto colEnt =
+        makeHeadMetric("col_entropy_max", "M4: max over keys of column entropy / log(T-j) (Guo et al.)", layers, heads);
+    auto entSink = makeHeadMetric("entropy_sink_head", "M4: 1 when row_entropy < tau_row and col_entropy_max > tau_col",
+                                  layers, heads);
     auto eff = makeHeadMetric("effective_first_token_mass",
-                              "M9: mean over t>=1 of A[t,0]|f(x_0)| / sum_j A[t,j]|f(x_j)| (Kobayashi et al. norms)", layers, heads);
-    auto effRatio = makeHeadMetric("effective_to_raw_ratio", "M9: effective_first_token_mass / first_token_mass", layers, heads);
+                              "M9: mean over t>=1 of A[t,0]|f(x_0)| / sum_j A[t,j]|f(x_j)| (Kobayashi et al. norms)",
+                              layers, heads);
+    auto effRatio =
+        makeHeadMetric("effective_to_raw_ratio", "M9: effective_first_token_mass / first_token_mass", layers, heads);
     auto bound = makeHeadMetric("output_norm_bound",
-                                "M5: mean over t of sum_j A[t,j]|f(x_j)|, an upper bound of the head output norm", layers, heads);
-    auto boundLn = makeHeadMetric("output_norm_bound_ln", "M5: output_norm_bound / its mean over the layer's heads", layers, heads);
-    auto dormant = makeHeadMetric("dormant", "M5: 1 when alpha_first > epsilon and output_norm_bound_ln < tau_dormant", layers, heads);
+                                "M5: mean over t of sum_j A[t,j]|f(x_j)|, an upper bound of the head output norm",
+                                layers, heads);
+    auto boundLn = makeHeadMetric("output_norm_bound_ln", "M5: output_norm_bound / its mean over the layer's heads",
+                                  layers, heads);
+    auto dormant = makeHeadMetric("dormant", "M5: 1 when alpha_first > epsilon and output_norm_bound_ln < tau_dormant",
+                                  layers, heads);
 
     const std::vector<int64_t> firstSet{0};
     m.sinkFractionByLayer.assign(idx(layers), 0.0f);
@@ -486,7 +499,8 @@ void finalizeAttention(const detail::AttentionSums &sums, const std::vector<int6
             std::vector<float> means(m.receivedMean.data.begin() + static_cast<std::ptrdiff_t>(i * idx(t)),
                                      m.receivedMean.data.begin() + static_cast<std::ptrdiff_t>((i + 1) * idx(t)));
             const size_t k = std::min(idx(std::max(options.topK, 0)), means.size());
-            std::partial_sort(means.begin(), means.begin() + static_cast<std::ptrdiff_t>(k), means.end(), std::greater<>());
+            std::partial_sort(means.begin(), means.begin() + static_cast<std::ptrdiff_t>(k), means.end(),
+                              std::greater<>());
             topk.values.data[i] = std::accumulate(means.begin(), means.begin() + static_cast<std::ptrdiff_t>(k), 0.0f);
             const double row = s.rowEntropy / static_cast<double>(t);
             double col = 0;
@@ -516,12 +530,15 @@ void finalizeAttention(const detail::AttentionSums &sums, const std::vector<int6
                 const size_t i = idx(l * heads + h);
                 boundLn.values.data[i] = layerBound > 0 ? static_cast<float>(bound.values.data[i] / layerBound) : kNaN;
                 dormant.values.data[i] =
-                    alpha.values.data[i] > options.sinkEpsilon && boundLn.values.data[i] < options.dormantNormRatio ? 1.0f : 0.0f;
+                    alpha.values.data[i] > options.sinkEpsilon && boundLn.values.data[i] < options.dormantNormRatio
+                        ? 1.0f
+                        : 0.0f;
             }
         }
     }
     m.sinkFraction = static_cast<float>(static_cast<double>(sinkHeads) / static_cast<double>(layers * heads));
-    m.headMetrics = {first, bos, setMassMetric, alpha, topk, rowEnt, colEnt, entSink, eff, effRatio, bound, boundLn, dormant};
+    m.headMetrics = {first,   bos, setMassMetric, alpha, topk,    rowEnt, colEnt,
+                     entSink, eff, effRatio,      bound, boundLn, dormant};
     m.tokenMetrics.push_back(std::move(overall));
     m.tokenMetrics.push_back(std::move(byLayer));
     m.tokenMetrics.push_back(std::move(headCount));
@@ -573,9 +590,12 @@ bool metricsProgress(const MetricsOptions &options, double fraction, const std::
 const char *metricsPathName(MetricsPath path)
 {
     switch (path) {
-    case MetricsPath::Auto: return "auto";
-    case MetricsPath::Materialized: return "materialized";
-    case MetricsPath::Streaming: return "streaming";
+    case MetricsPath::Auto:
+        return "auto";
+    case MetricsPath::Materialized:
+        return "materialized";
+    case MetricsPath::Streaming:
+        return "streaming";
     }
     return "?";
 }
@@ -583,9 +603,12 @@ const char *metricsPathName(MetricsPath path)
 const char *secondarySinkKindName(SecondarySinkKind kind)
 {
     switch (kind) {
-    case SecondarySinkKind::Secondary: return "secondary";
-    case SecondarySinkKind::BosLike: return "bos_sink";
-    case SecondarySinkKind::Noise: return "noise";
+    case SecondarySinkKind::Secondary:
+        return "secondary";
+    case SecondarySinkKind::BosLike:
+        return "bos_sink";
+    case SecondarySinkKind::Noise:
+        return "noise";
     }
     return "?";
 }
@@ -640,29 +663,29 @@ namespace {
 // computeMetrics, or with `streamed` the attention sums the streaming path already reduced during the
 // forward pass (analyzeTokens): then `result` has no q/k and only the hidden states and value norms are read.
 Result<std::shared_ptr<const SinkMetrics>> metricsFrom(const ForwardResult &result, const ModelConfig &config,
-                                                       const std::vector<int64_t> &tokens, const MetricsOptions &options,
-                                                       detail::AttentionSums *streamed)
+                                                       const std::vector<int64_t> &tokens,
+                                                       const MetricsOptions &options, detail::AttentionSums *streamed)
 {
     const auto start = std::chrono::steady_clock::now();
     const int64_t layers = config.layers, heads = config.heads, t = static_cast<int64_t>(tokens.size());
     if (t == 0 || layers <= 0 || heads <= 0) {
-        return makeError(ErrorCode::InvalidArgument, "metrics need tokens and a model with layers and heads (got T = " +
-                                                         std::to_string(t) + ", " + std::to_string(layers) + " layers, " +
-                                                         std::to_string(heads) + " heads)");
+        return makeError(ErrorCode::InvalidArgument,
+                         "metrics need tokens and a model with layers and heads (got T = " + std::to_string(t) + ", " +
+                             std::to_string(layers) + " layers, " + std::to_string(heads) + " heads)");
     }
     MetricsPath path = streamed ? MetricsPath::Streaming : options.path;
     if (path == MetricsPath::Auto) {
         path = allAttentionPresent(result, layers, heads, t) ? MetricsPath::Materialized : MetricsPath::Streaming;
     }
     if (path == MetricsPath::Materialized && !allAttentionPresent(result, layers, heads, t)) {
-        return makeError(ErrorCode::InvalidArgument,
-                         "materialised metrics need attention [" + std::to_string(heads) + ", " + std::to_string(t) + ", " +
-                             std::to_string(t) + "] for all " + std::to_string(layers) + " layers");
+        return makeError(ErrorCode::InvalidArgument, "materialised metrics need attention [" + std::to_string(heads) +
+                                                         ", " + std::to_string(t) + ", " + std::to_string(t) +
+                                                         "] for all " + std::to_string(layers) + " layers");
     }
     if (path == MetricsPath::Streaming && !streamed && !allQkPresent(result, layers)) {
         return makeError(ErrorCode::InvalidArgument,
-                         "metrics need the attention or the post-RoPE queries and keys of all " + std::to_string(layers) +
-                             " layers (capture allAttention or qkLayers)");
+                         "metrics need the attention or the post-RoPE queries and keys of all " +
+                             std::to_string(layers) + " layers (capture allAttention or qkLayers)");
     }
     if (!result.valueNorms.empty() && !hasShape(result.valueNorms, {layers, heads, t})) {
         return makeError(ErrorCode::InvalidArgument, "value norms have shape " + shapeText(result.valueNorms.shape) +
@@ -673,8 +696,8 @@ Result<std::shared_ptr<const SinkMetrics>> metricsFrom(const ForwardResult &resu
         (result.hidden.shape.size() != 3 || result.hidden.shape[0] != layers || result.hidden.shape[1] != t ||
          static_cast<int64_t>(result.hidden.data.size()) != result.hidden.numel())) {
         return makeError(ErrorCode::InvalidArgument, "hidden states have shape " + shapeText(result.hidden.shape) +
-                                                         ", expected [" + std::to_string(layers) + ", " + std::to_string(t) +
-                                                         ", D]");
+                                                         ", expected [" + std::to_string(layers) + ", " +
+                                                         std::to_string(t) + ", D]");
     }
 
     auto m = std::make_shared<SinkMetrics>();
@@ -697,8 +720,9 @@ Result<std::shared_ptr<const SinkMetrics>> metricsFrom(const ForwardResult &resu
     if (streamed) {
         sums = std::move(*streamed);
     } else {
-        Status status = path == MetricsPath::Materialized ? materializedAttentionSums(result, layers, heads, t, options, sums)
-                                                          : detail::streamingAttentionSums(result, config, t, options, sums);
+        Status status = path == MetricsPath::Materialized
+                            ? materializedAttentionSums(result, layers, heads, t, options, sums)
+                            : detail::streamingAttentionSums(result, config, t, options, sums);
         if (!status) {
             return status.error();
         }
@@ -706,7 +730,8 @@ Result<std::shared_ptr<const SinkMetrics>> metricsFrom(const ForwardResult &resu
     finalizeAttention(sums, tokens, m->hasValueNorms, options, *m);
     if (m->hasHidden) {
         TokenMetric maxAbs{"max_abs_hidden", "M6: largest |h| per layer and token (Sun et al.)", {}};
-        TokenMetric marks{"secondary_sink_layers", "M11: layers of the BOS span where |cos(h_j, h_BOS)| > threshold", {}};
+        TokenMetric marks{
+            "secondary_sink_layers", "M11: layers of the BOS span where |cos(h_j, h_BOS)| > threshold", {}};
         computeActivations(result.hidden, options, *m, maxAbs);
         computeSecondarySinks(result.hidden, tokens, options, *m, marks);
         m->tokenMetrics.push_back(std::move(maxAbs));
@@ -733,7 +758,8 @@ Result<std::shared_ptr<const SinkMetrics>> analyzeTokens(const Model &model, con
 {
     const ModelConfig &config = model.config();
     const int64_t t = static_cast<int64_t>(tokens.size());
-    ForwardRequest request{.tokens = tokens, .capture = metricsCapture(t, config, materializeUpTo), .controls = {}, .layerHook = {}};
+    ForwardRequest request{
+        .tokens = tokens, .capture = metricsCapture(t, config, materializeUpTo), .controls = {}, .layerHook = {}};
     // The streaming path inside the forward pass: each layer's q/k are reduced as the layer finishes and
     // dropped, on the model's device, so no pass holds every layer's q/k (nor copies them off a GPU).
     std::optional<detail::StreamingAccumulator> streaming;
@@ -840,20 +866,32 @@ std::string SinkMetrics::toJson() const
     for (float f : sinkFractionByLayer) {
         fractionLayers.push_back(floatJson(f));
     }
-    j["sink_fraction"] = {{"epsilon", o.sinkEpsilon}, {"tokens", length}, {"per_layer", fractionLayers},
+    j["sink_fraction"] = {{"epsilon", o.sinkEpsilon},
+                          {"tokens", length},
+                          {"per_layer", fractionLayers},
                           {"overall", floatJson(sinkFraction)}};
     json detected = json::array();
     for (const auto &s : sinks) {
-        detected.push_back({{"position", s.position}, {"token", s.tokenId}, {"layers", s.layers},
-                            {"peak_score", floatJson(s.peakScore)}, {"peak_layer", s.peakLayer}, {"head_count", s.headCount}});
+        detected.push_back({{"position", s.position},
+                            {"token", s.tokenId},
+                            {"layers", s.layers},
+                            {"peak_score", floatJson(s.peakScore)},
+                            {"peak_layer", s.peakLayer},
+                            {"head_count", s.headCount}});
     }
-    j["sinks"] = {{"threshold", o.sinkThreshold}, {"min_queries", o.sinkMinQueries}, {"detected", detected},
+    j["sinks"] = {{"threshold", o.sinkThreshold},
+                  {"min_queries", o.sinkMinQueries},
+                  {"detected", detected},
                   {"sink_set", sinkSet}};
     if (hasHidden) {
         auto layerJson = [](const LayerActivations &a) {
-            return json{{"layer", a.layer}, {"top", {floatJson(a.top[0]), floatJson(a.top[1]), floatJson(a.top[2])}},
-                        {"value", floatJson(a.topValue)}, {"token", a.topToken}, {"dim", a.topDim},
-                        {"median", floatJson(a.median)}, {"ratio", floatJson(a.ratio)}};
+            return json{{"layer", a.layer},
+                        {"top", {floatJson(a.top[0]), floatJson(a.top[1]), floatJson(a.top[2])}},
+                        {"value", floatJson(a.topValue)},
+                        {"token", a.topToken},
+                        {"dim", a.topDim},
+                        {"median", floatJson(a.median)},
+                        {"ratio", floatJson(a.ratio)}};
         };
         json perLayer = json::array();
         for (const auto &a : activationsByLayer) {
@@ -861,19 +899,26 @@ std::string SinkMetrics::toJson() const
         }
         json listed = json::array();
         for (const auto &a : massive) {
-            listed.push_back({{"layer", a.layer}, {"token", a.token}, {"dim", a.dim}, {"value", floatJson(a.value)},
+            listed.push_back({{"layer", a.layer},
+                              {"token", a.token},
+                              {"dim", a.dim},
+                              {"value", floatJson(a.value)},
                               {"ratio", floatJson(a.ratio)}});
         }
         j["massive_activations"] = {{"abs_threshold", o.massiveAbs}, {"ratio_threshold", o.massiveRatio},
-                                    {"per_layer", perLayer}, {"top", layerJson(topActivation)},
-                                    {"count", massiveCount}, {"listed", listed}};
+                                    {"per_layer", perLayer},         {"top", layerJson(topActivation)},
+                                    {"count", massiveCount},         {"listed", listed}};
         json secondary = json::array();
         for (const auto &s : secondarySinks) {
-            secondary.push_back({{"position", s.position}, {"token", s.tokenId}, {"layers", s.layers},
+            secondary.push_back({{"position", s.position},
+                                 {"token", s.tokenId},
+                                 {"layers", s.layers},
                                  {"kind", secondarySinkKindName(s.kind)}});
         }
-        j["secondary_sinks"] = {{"cosine_threshold", o.secondaryCosine}, {"bos_position", bosPosition},
-                                {"bos_span", {bosSpanStart, bosSpanEnd}}, {"tokens", secondary}};
+        j["secondary_sinks"] = {{"cosine_threshold", o.secondaryCosine},
+                                {"bos_position", bosPosition},
+                                {"bos_span", {bosSpanStart, bosSpanEnd}},
+                                {"tokens", secondary}};
     }
     // Token texts may be partial UTF-8 sequences (one byte of a multi-byte character): replace, not throw.
     return j.dump(1, ' ', false, json::error_handler_t::replace);

@@ -20,7 +20,7 @@ struct HeadSums {
     double rowEntropy = 0;        // sum over t >= 1 of -sum_j A log A / log(t + 1)
     double effective = 0;         // sum over t >= 1 of A[t,0] f_0 / sum_j A[t,j] f_j (rows with a non-zero sum)
     int64_t effectiveRows = 0;
-    double weightedNorm = 0;      // sum over t of sum_j A[t,j] f_j (f_j = ||v_j W_O^h||)
+    double weightedNorm = 0; // sum over t of sum_j A[t,j] f_j (f_j = ||v_j W_O^h||)
 };
 
 // Per layer, then head: sums[l * H + h].

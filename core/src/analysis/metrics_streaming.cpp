@@ -75,13 +75,15 @@ void streamingLayerSums(const at::Tensor &queries, const at::Tensor &keys, const
         k = k.repeat_interleave(heads / kvHeads, 0);
     }
     const at::Tensor kT = k.transpose(1, 2); // [H, d, T]
-    const at::Tensor bias = controls.logitBias ? torch::from_blob(const_cast<float *>(controls.logitBias), {heads, 1, t}, torch::kFloat)
-                                               : at::Tensor();
+    const at::Tensor bias =
+        controls.logitBias ? torch::from_blob(const_cast<float *>(controls.logitBias), {heads, 1, t}, torch::kFloat)
+                           : at::Tensor();
     const at::Tensor temperature =
         controls.temperature ? torch::from_blob(const_cast<float *>(controls.temperature), {heads, 1, 1}, torch::kFloat)
                              : at::Tensor();
     const at::Tensor sinkLogit =
-        controls.sinkLogit ? torch::from_blob(const_cast<float *>(controls.sinkLogit), {heads, 1}, torch::kFloat) : at::Tensor();
+        controls.sinkLogit ? torch::from_blob(const_cast<float *>(controls.sinkLogit), {heads, 1}, torch::kFloat)
+                           : at::Tensor();
     const float *fn = controls.valueNorms; // [H, T]
     const float *sinkWeight = controls.sinkWeight;
     const bool extras = out.withRowExtras;
@@ -143,9 +145,10 @@ void streamingLayerSums(const at::Tensor &queries, const at::Tensor &keys, const
         const at::Tensor first = p.select(2, 0).to(torch::kDouble).contiguous(); // [H, bq]
         at::Tensor rowW, rowMax, sinkMass;
         if (fn) {
-            rowW = torch::bmm(p, torch::from_blob(const_cast<float *>(fn), {heads, t, 1}, torch::kFloat).narrow(1, 0, q1))
-                       .to(torch::kDouble)
-                       .contiguous();
+            rowW =
+                torch::bmm(p, torch::from_blob(const_cast<float *>(fn), {heads, t, 1}, torch::kFloat).narrow(1, 0, q1))
+                    .to(torch::kDouble)
+                    .contiguous();
         }
         if (extras) {
             rowMax = (rowTop - lse).exp().to(torch::kDouble).contiguous();
@@ -153,7 +156,8 @@ void streamingLayerSums(const at::Tensor &queries, const at::Tensor &keys, const
                                             .narrow(1, 0, q1)
                                             .expand({heads, q1, 1})
                                       : at::Tensor();
-            sinkMass = (w.defined() ? torch::bmm(p, w.contiguous()) : p.narrow(2, 0, 1)).to(torch::kDouble).contiguous();
+            sinkMass =
+                (w.defined() ? torch::bmm(p, w.contiguous()) : p.narrow(2, 0, 1)).to(torch::kDouble).contiguous();
         }
         for (int64_t h = 0; h < heads; ++h) {
             const double *cs = colSum.data_ptr<double>() + h * q1, *cp = colPl.data_ptr<double>() + h * q1;
@@ -189,7 +193,8 @@ Result<int> metricsCudaDevice(const std::string &device)
     }
     if (!SINKSCOPE_ENABLE_CUDA) {
         return makeError(ErrorCode::InvalidArgument,
-                         "metrics device '" + device + "': this build has no CUDA kernels (-DSINKSCOPE_ENABLE_CUDA=ON)");
+                         "metrics device '" + device +
+                             "': this build has no CUDA kernels (-DSINKSCOPE_ENABLE_CUDA=ON)");
     }
     return *index;
 }
@@ -252,12 +257,15 @@ void fromKernel(const cuda::HostAttentionStats &g, LayerRowColSums &layer)
 
 // The statistics kernel on CUDA tensors (a CUDA LibTorch): reads their memory in place on LibTorch's
 // current stream of their device; the [H, T] outputs are LibTorch tensors there, copied back once.
-Status cudaTensorStats(const at::Tensor &queries, const at::Tensor &keys, const at::Tensor &valueNorms, LayerRowColSums &layer)
+Status cudaTensorStats(const at::Tensor &queries, const at::Tensor &keys, const at::Tensor &valueNorms,
+                       LayerRowColSums &layer)
 {
 #if SINKSCOPE_HAS_CUDA_TORCH
     const c10::cuda::CUDAGuard onDevice(queries.device());
-    const at::Tensor q = queries.to(torch::kFloat).contiguous(), k = keys.to(queries.device(), torch::kFloat).contiguous();
-    const at::Tensor fn = valueNorms.defined() ? valueNorms.to(queries.device(), torch::kFloat).contiguous() : at::Tensor();
+    const at::Tensor q = queries.to(torch::kFloat).contiguous(),
+                     k = keys.to(queries.device(), torch::kFloat).contiguous();
+    const at::Tensor fn =
+        valueNorms.defined() ? valueNorms.to(queries.device(), torch::kFloat).contiguous() : at::Tensor();
     const int64_t heads = q.size(0), t = q.size(1);
     auto out = [&] { return torch::empty({heads, t}, q.options()); };
     at::Tensor first = out(), entropy = out(), received = out(), receivedPlogp = out();
@@ -291,14 +299,16 @@ Status cudaTensorStats(const at::Tensor &queries, const at::Tensor &keys, const 
 
 } // namespace
 
-StreamingAccumulator::StreamingAccumulator(int64_t layers, int64_t heads, int64_t tokens, int64_t tileSize, int cudaDevice)
+StreamingAccumulator::StreamingAccumulator(int64_t layers, int64_t heads, int64_t tokens, int64_t tileSize,
+                                           int cudaDevice)
     : m_layers(layers), m_heads(heads), m_tokens(tokens), m_tileSize(tileSize), m_cudaDevice(cudaDevice)
 {
     m_sums.assign(static_cast<size_t>(layers * heads), {});
     m_done.assign(static_cast<size_t>(layers), false);
 }
 
-Status StreamingAccumulator::addLayer(int64_t l, const at::Tensor &queries, const at::Tensor &keys, const at::Tensor &valueNorms)
+Status StreamingAccumulator::addLayer(int64_t l, const at::Tensor &queries, const at::Tensor &keys,
+                                      const at::Tensor &valueNorms)
 {
     const int64_t heads = m_heads, t = m_tokens;
     const bool qOk = queries.defined() && queries.dim() == 3 && queries.size(0) == heads && queries.size(1) == t;
@@ -315,9 +325,10 @@ Status StreamingAccumulator::addLayer(int64_t l, const at::Tensor &queries, cons
         return s + "]";
     };
     if (l < 0 || l >= m_layers || !qOk || !kOk) {
-        return makeError(ErrorCode::InvalidArgument, "layer " + std::to_string(l) + ": queries " + shape(queries) + " and keys " +
-                                                         shape(keys) + " do not match [" + std::to_string(heads) + ", " +
-                                                         std::to_string(t) + ", d] and [Hkv, T, d] with Hkv dividing the head count");
+        return makeError(ErrorCode::InvalidArgument, "layer " + std::to_string(l) + ": queries " + shape(queries) +
+                                                         " and keys " + shape(keys) + " do not match [" +
+                                                         std::to_string(heads) + ", " + std::to_string(t) +
+                                                         ", d] and [Hkv, T, d] with Hkv dividing the head count");
     }
     const bool norms = valueNorms.defined() && valueNorms.numel() == heads * t;
     // The value norms on the host: the fold reads them, and the CPU path too ([H, T], small).
@@ -327,8 +338,8 @@ Status StreamingAccumulator::addLayer(int64_t l, const at::Tensor &queries, cons
     if (m_cudaDevice < 0 || (queries.is_cuda() && !SINKSCOPE_ENABLE_CUDA)) {
         LayerLogitControls controls;
         controls.valueNorms = fn;
-        streamingLayerSums(queries.to(torch::kCPU, torch::kFloat).contiguous(), keys.to(torch::kCPU, torch::kFloat).contiguous(),
-                           controls, m_tileSize, layer);
+        streamingLayerSums(queries.to(torch::kCPU, torch::kFloat).contiguous(),
+                           keys.to(torch::kCPU, torch::kFloat).contiguous(), controls, m_tileSize, layer);
     }
 #if SINKSCOPE_ENABLE_CUDA
     else if (queries.is_cuda()) {
@@ -336,8 +347,8 @@ Status StreamingAccumulator::addLayer(int64_t l, const at::Tensor &queries, cons
         // memory directly on LibTorch's current stream of that device; only the [H, T] sums come back.
         auto st = cudaTensorStats(queries, keys, norms ? valueNorms : at::Tensor(), layer);
         if (!st) {
-            return makeError(ErrorCode::Internal, "metrics on " + queries.device().str() + ", layer " + std::to_string(l) + ": " +
-                                                      st.error().message);
+            return makeError(ErrorCode::Internal, "metrics on " + queries.device().str() + ", layer " +
+                                                      std::to_string(l) + ": " + st.error().message);
         }
     } else {
         const at::Tensor q = queries.to(torch::kFloat).contiguous(), k = keys.to(torch::kFloat).contiguous();
@@ -374,13 +385,13 @@ Status streamingAttentionSums(const ForwardResult &result, const ModelConfig &co
         const FloatArray &k = result.keys.at(static_cast<int>(l));
         const bool qOk = q.shape.size() == 3 && q.shape[0] == heads && q.shape[1] == t &&
                          static_cast<int64_t>(q.data.size()) == q.numel();
-        const bool kOk = k.shape.size() == 3 && k.shape[0] > 0 && heads % k.shape[0] == 0 && k.shape[1] == t &&
-                         qOk && k.shape[2] == q.shape[2] && static_cast<int64_t>(k.data.size()) == k.numel();
+        const bool kOk = k.shape.size() == 3 && k.shape[0] > 0 && heads % k.shape[0] == 0 && k.shape[1] == t && qOk &&
+                         k.shape[2] == q.shape[2] && static_cast<int64_t>(k.data.size()) == k.numel();
         if (!qOk || !kOk) {
-            return makeError(ErrorCode::InvalidArgument,
-                             "layer " + std::to_string(l) + ": queries " + shapeOf(q) + " and keys " + shapeOf(k) +
-                                 " do not match [" + std::to_string(heads) + ", " + std::to_string(t) +
-                                 ", d] and [Hkv, T, d] with Hkv dividing the head count");
+            return makeError(ErrorCode::InvalidArgument, "layer " + std::to_string(l) + ": queries " + shapeOf(q) +
+                                                             " and keys " + shapeOf(k) + " do not match [" +
+                                                             std::to_string(heads) + ", " + std::to_string(t) +
+                                                             ", d] and [Hkv, T, d] with Hkv dividing the head count");
         }
     }
     const bool norms = result.valueNorms.shape == std::vector<int64_t>{layers, heads, t};
@@ -396,10 +407,12 @@ Status streamingAttentionSums(const ForwardResult &result, const ModelConfig &co
                                  "streaming attention metrics, layer " + std::to_string(l))) {
                 return makeError(ErrorCode::Cancelled, "metrics cancelled");
             }
-            const at::Tensor fn = norms ? torch::from_blob(const_cast<float *>(result.valueNorms.data.data()) + l * heads * t,
-                                                           {heads, t}, torch::kFloat)
-                                        : at::Tensor();
-            if (auto st = acc.addLayer(l, view(result.queries.at(static_cast<int>(l))), view(result.keys.at(static_cast<int>(l))), fn);
+            const at::Tensor fn =
+                norms ? torch::from_blob(const_cast<float *>(result.valueNorms.data.data()) + l * heads * t, {heads, t},
+                                         torch::kFloat)
+                      : at::Tensor();
+            if (auto st = acc.addLayer(l, view(result.queries.at(static_cast<int>(l))),
+                                       view(result.keys.at(static_cast<int>(l))), fn);
                 !st) {
                 return st;
             }

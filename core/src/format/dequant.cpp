@@ -446,26 +446,52 @@ Status dequantize(GgmlType type, const void *src, int64_t count, float *dst)
                          std::string("dequantization of tensor type ") + ggmlTypeName(type) + " is not supported");
     }
     if (count < 0 || count % t->blockElements != 0) {
-        return makeError(ErrorCode::InvalidArgument,
-                         "dequantize: " + std::to_string(count) + " elements is not a multiple of the " + t->name +
-                             " block size " + std::to_string(t->blockElements));
+        return makeError(ErrorCode::InvalidArgument, "dequantize: " + std::to_string(count) +
+                                                         " elements is not a multiple of the " + t->name +
+                                                         " block size " + std::to_string(t->blockElements));
     }
     const auto *x = static_cast<const uint8_t *>(src);
     const int64_t nb = count / t->blockElements;
     switch (type) {
-    case GgmlType::F32: std::memcpy(dst, src, size_t(count) * sizeof(float)); break;
-    case GgmlType::F16: dequantF16(x, count, dst); break;
-    case GgmlType::BF16: dequantBF16(x, count, dst); break;
-    case GgmlType::Q4_0: dequantQ4_0(x, nb, dst); break;
-    case GgmlType::Q4_1: dequantQ4_1(x, nb, dst); break;
-    case GgmlType::Q5_0: dequantQ5_0(x, nb, dst); break;
-    case GgmlType::Q5_1: dequantQ5_1(x, nb, dst); break;
-    case GgmlType::Q8_0: dequantQ8_0(x, nb, dst); break;
-    case GgmlType::Q2_K: dequantQ2_K(x, nb, dst); break;
-    case GgmlType::Q3_K: dequantQ3_K(x, nb, dst); break;
-    case GgmlType::Q4_K: dequantQ4_K(x, nb, dst); break;
-    case GgmlType::Q5_K: dequantQ5_K(x, nb, dst); break;
-    case GgmlType::Q6_K: dequantQ6_K(x, nb, dst); break;
+    case GgmlType::F32:
+        std::memcpy(dst, src, size_t(count) * sizeof(float));
+        break;
+    case GgmlType::F16:
+        dequantF16(x, count, dst);
+        break;
+    case GgmlType::BF16:
+        dequantBF16(x, count, dst);
+        break;
+    case GgmlType::Q4_0:
+        dequantQ4_0(x, nb, dst);
+        break;
+    case GgmlType::Q4_1:
+        dequantQ4_1(x, nb, dst);
+        break;
+    case GgmlType::Q5_0:
+        dequantQ5_0(x, nb, dst);
+        break;
+    case GgmlType::Q5_1:
+        dequantQ5_1(x, nb, dst);
+        break;
+    case GgmlType::Q8_0:
+        dequantQ8_0(x, nb, dst);
+        break;
+    case GgmlType::Q2_K:
+        dequantQ2_K(x, nb, dst);
+        break;
+    case GgmlType::Q3_K:
+        dequantQ3_K(x, nb, dst);
+        break;
+    case GgmlType::Q4_K:
+        dequantQ4_K(x, nb, dst);
+        break;
+    case GgmlType::Q5_K:
+        dequantQ5_K(x, nb, dst);
+        break;
+    case GgmlType::Q6_K:
+        dequantQ6_K(x, nb, dst);
+        break;
     default:
         // The traits table marks exactly the cases above as dequantizable.
         assert(false);

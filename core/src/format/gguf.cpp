@@ -34,7 +34,7 @@ constexpr int kMaxArrayDepth = 8;
 constexpr uint64_t kMaxMetadataValues = uint64_t(1) << 26;
 
 // Smallest encodings, used to bound counts before reading them.
-constexpr uint64_t kMinKvBytes = 8 + 4 + 1;             // empty key, type, one-byte value
+constexpr uint64_t kMinKvBytes = 8 + 4 + 1;                 // empty key, type, one-byte value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8; // empty name, n_dims, one ne, type, offset
 
 // Tensor data is read and dequantized in chunks so a quantized tensor never needs its raw bytes and
@@ -49,19 +49,32 @@ std::string inQuotes(const std::string &s)
 const char *valueTypeName(GgufType type)
 {
     switch (type) {
-    case GgufType::Uint8: return "uint8";
-    case GgufType::Int8: return "int8";
-    case GgufType::Uint16: return "uint16";
-    case GgufType::Int16: return "int16";
-    case GgufType::Uint32: return "uint32";
-    case GgufType::Int32: return "int32";
-    case GgufType::Float32: return "float32";
-    case GgufType::Bool: return "bool";
-    case GgufType::String: return "string";
-    case GgufType::Array: return "array";
-    case GgufType::Uint64: return "uint64";
-    case GgufType::Int64: return "int64";
-    case GgufType::Float64: return "float64";
+    case GgufType::Uint8:
+        return "uint8";
+    case GgufType::Int8:
+        return "int8";
+    case GgufType::Uint16:
+        return "uint16";
+    case GgufType::Int16:
+        return "int16";
+    case GgufType::Uint32:
+        return "uint32";
+    case GgufType::Int32:
+        return "int32";
+    case GgufType::Float32:
+        return "float32";
+    case GgufType::Bool:
+        return "bool";
+    case GgufType::String:
+        return "string";
+    case GgufType::Array:
+        return "array";
+    case GgufType::Uint64:
+        return "uint64";
+    case GgufType::Int64:
+        return "int64";
+    case GgufType::Float64:
+        return "float64";
     }
     return "unknown";
 }
@@ -74,8 +87,14 @@ bool isKnownValueType(uint32_t t)
 bool isIntegerType(GgufType t)
 {
     switch (t) {
-    case GgufType::Uint8: case GgufType::Int8: case GgufType::Uint16: case GgufType::Int16:
-    case GgufType::Uint32: case GgufType::Int32: case GgufType::Uint64: case GgufType::Int64:
+    case GgufType::Uint8:
+    case GgufType::Int8:
+    case GgufType::Uint16:
+    case GgufType::Int16:
+    case GgufType::Uint32:
+    case GgufType::Int32:
+    case GgufType::Uint64:
+    case GgufType::Int64:
         return true;
     default:
         return false;
@@ -86,12 +105,25 @@ bool isIntegerType(GgufType t)
 uint64_t minEncodedSize(GgufType type)
 {
     switch (type) {
-    case GgufType::Uint8: case GgufType::Int8: case GgufType::Bool: return 1;
-    case GgufType::Uint16: case GgufType::Int16: return 2;
-    case GgufType::Uint32: case GgufType::Int32: case GgufType::Float32: return 4;
-    case GgufType::Uint64: case GgufType::Int64: case GgufType::Float64: return 8;
-    case GgufType::String: return 8;
-    case GgufType::Array: return 4 + 8;
+    case GgufType::Uint8:
+    case GgufType::Int8:
+    case GgufType::Bool:
+        return 1;
+    case GgufType::Uint16:
+    case GgufType::Int16:
+        return 2;
+    case GgufType::Uint32:
+    case GgufType::Int32:
+    case GgufType::Float32:
+        return 4;
+    case GgufType::Uint64:
+    case GgufType::Int64:
+    case GgufType::Float64:
+        return 8;
+    case GgufType::String:
+        return 8;
+    case GgufType::Array:
+        return 4 + 8;
     }
     return 1;
 }
@@ -154,8 +186,8 @@ public:
         }
         if (n > remaining()) {
             return failHere(ErrorCode::Corrupt, std::string("file truncated: ") + what + " at offset " +
-                                                    std::to_string(m_pos) + " needs " + std::to_string(n) +
-                                                    " bytes, " + std::to_string(remaining()) + " left");
+                                                    std::to_string(m_pos) + " needs " + std::to_string(n) + " bytes, " +
+                                                    std::to_string(remaining()) + " left");
         }
         auto *out = static_cast<char *>(dst);
         while (n > 0) {
@@ -172,11 +204,7 @@ public:
         return true;
     }
 
-    template<typename T>
-    bool readPod(T &value, const char *what)
-    {
-        return read(&value, sizeof value, what);
-    }
+    template <typename T> bool readPod(T &value, const char *what) { return read(&value, sizeof value, what); }
 
     bool readString(std::string &s, const char *what)
     {
@@ -229,14 +257,22 @@ public:
     {
         out.type = type;
         switch (type) {
-        case GgufType::Uint8: return readUnsigned<uint8_t>(out);
-        case GgufType::Uint16: return readUnsigned<uint16_t>(out);
-        case GgufType::Uint32: return readUnsigned<uint32_t>(out);
-        case GgufType::Uint64: return readUnsigned<uint64_t>(out);
-        case GgufType::Int8: return readSigned<int8_t>(out);
-        case GgufType::Int16: return readSigned<int16_t>(out);
-        case GgufType::Int32: return readSigned<int32_t>(out);
-        case GgufType::Int64: return readSigned<int64_t>(out);
+        case GgufType::Uint8:
+            return readUnsigned<uint8_t>(out);
+        case GgufType::Uint16:
+            return readUnsigned<uint16_t>(out);
+        case GgufType::Uint32:
+            return readUnsigned<uint32_t>(out);
+        case GgufType::Uint64:
+            return readUnsigned<uint64_t>(out);
+        case GgufType::Int8:
+            return readSigned<int8_t>(out);
+        case GgufType::Int16:
+            return readSigned<int16_t>(out);
+        case GgufType::Int32:
+            return readSigned<int32_t>(out);
+        case GgufType::Int64:
+            return readSigned<int64_t>(out);
         case GgufType::Float32: {
             float v = 0;
             if (!m_r.readPod(v, "float32 value")) {
@@ -269,7 +305,8 @@ public:
             out.value = std::move(s);
             return true;
         }
-        case GgufType::Array: return readArray(out, depth + 1);
+        case GgufType::Array:
+            return readArray(out, depth + 1);
         }
         return m_r.failHere(ErrorCode::Corrupt, "unknown value type " + std::to_string(uint32_t(type)));
     }
@@ -289,8 +326,7 @@ public:
     }
 
 private:
-    template<typename T>
-    bool readUnsigned(GgufValue &out)
+    template <typename T> bool readUnsigned(GgufValue &out)
     {
         T v{};
         if (!m_r.readPod(v, "integer value")) {
@@ -300,8 +336,7 @@ private:
         return true;
     }
 
-    template<typename T>
-    bool readSigned(GgufValue &out)
+    template <typename T> bool readSigned(GgufValue &out)
     {
         T v{};
         if (!m_r.readPod(v, "integer value")) {
@@ -326,14 +361,14 @@ private:
             return false;
         }
         if (count > m_r.remaining() / minEncodedSize(elementType)) {
-            return m_r.failHere(ErrorCode::Corrupt,
-                                "file truncated or corrupt: array of " + std::to_string(count) + " " +
-                                    valueTypeName(elementType) + " values at offset " + std::to_string(m_r.pos() - 12) +
-                                    " exceeds the " + std::to_string(m_r.remaining()) + " bytes left in the file");
+            return m_r.failHere(ErrorCode::Corrupt, "file truncated or corrupt: array of " + std::to_string(count) +
+                                                        " " + valueTypeName(elementType) + " values at offset " +
+                                                        std::to_string(m_r.pos() - 12) + " exceeds the " +
+                                                        std::to_string(m_r.remaining()) + " bytes left in the file");
         }
         if (count > kMaxMetadataValues - m_valueCount) {
-            return m_r.failHere(ErrorCode::Unsupported, "metadata holds more than " +
-                                                            std::to_string(kMaxMetadataValues) + " array elements");
+            return m_r.failHere(ErrorCode::Unsupported,
+                                "metadata holds more than " + std::to_string(kMaxMetadataValues) + " array elements");
         }
         m_valueCount += count;
         out.arrayType = elementType;
@@ -468,8 +503,8 @@ Result<std::shared_ptr<const GgufFile>> GgufFile::open(const std::string &path)
             return r.error();
         }
         if (version != 2 && version != 3) {
-            const uint32_t swapped = ((version & 0xffu) << 24) | ((version & 0xff00u) << 8) |
-                                     ((version >> 8) & 0xff00u) | (version >> 24);
+            const uint32_t swapped =
+                ((version & 0xffu) << 24) | ((version & 0xff00u) << 8) | ((version >> 8) & 0xff00u) | (version >> 24);
             if (swapped >= 1 && swapped <= 3) {
                 return withPath(path, ErrorCode::Unsupported,
                                 "big-endian GGUF (version " + std::to_string(swapped) + ") is not supported");
@@ -570,8 +605,7 @@ Result<std::shared_ptr<const GgufFile>> GgufFile::open(const std::string &path)
             int64_t blockElements = 0;
             int64_t blockBytes = 0;
             if (!ggmlBlockGeometry(info.type, blockElements, blockBytes)) {
-                return withPath(path, ErrorCode::Unsupported,
-                                tensor + " has unknown type " + std::to_string(rawType));
+                return withPath(path, ErrorCode::Unsupported, tensor + " has unknown type " + std::to_string(rawType));
             }
             if (info.ne[0] % blockElements != 0) {
                 return withPath(path, ErrorCode::Corrupt,
@@ -703,8 +737,7 @@ Result<std::vector<float>> GgufFile::readTensorF32(const GgufTensorInfo &request
     }
     const std::string tensor = "tensor " + inQuotes(info->name);
     if (!isSupportedTensorType(info->type)) {
-        return withPath(m_path, ErrorCode::Unsupported,
-                        tensor + " has unsupported type " + ggmlTypeName(info->type));
+        return withPath(m_path, ErrorCode::Unsupported, tensor + " has unsupported type " + ggmlTypeName(info->type));
     }
     int64_t blockElements = 0;
     int64_t blockBytes = 0;

@@ -149,7 +149,8 @@ Result<MitigationEffects> compareMitigation(const Model &model, const BaselineRu
     const auto &c = model.config();
     if (options.attentionMaps && baseline.forward.attention.size() == static_cast<size_t>(c.layers) &&
         f->attention.size() == static_cast<size_t>(c.layers)) {
-        e.headDifference = FloatArray{{c.layers, c.heads}, std::vector<float>(static_cast<size_t>(c.layers * c.heads), 0.0f)};
+        e.headDifference =
+            FloatArray{{c.layers, c.heads}, std::vector<float>(static_cast<size_t>(c.layers * c.heads), 0.0f)};
         for (int64_t l = 0; l < c.layers; ++l) {
             const FloatArray &a = baseline.forward.attention[static_cast<size_t>(l)];
             const FloatArray &b = f->attention[static_cast<size_t>(l)];
@@ -163,7 +164,8 @@ Result<MitigationEffects> compareMitigation(const Model &model, const BaselineRu
                 for (int64_t i = 0; i < t * t; ++i) {
                     tv += std::fabs(d[i]);
                 }
-                e.headDifference.data[static_cast<size_t>(l * c.heads + h)] = static_cast<float>(0.5 * tv / static_cast<double>(t));
+                e.headDifference.data[static_cast<size_t>(l * c.heads + h)] =
+                    static_cast<float>(0.5 * tv / static_cast<double>(t));
             }
             e.attentionDifference.push_back(std::move(diff));
         }
@@ -211,7 +213,8 @@ Result<FloatArray> headLossChanges(const Model &model, const std::vector<int64_t
             if (!r) {
                 return r.error();
             }
-            out.data[static_cast<size_t>(l * c.heads + h)] = static_cast<float>(meanNextTokenNll(r->logits, tokens) - baseNll);
+            out.data[static_cast<size_t>(l * c.heads + h)] =
+                static_cast<float>(meanNextTokenNll(r->logits, tokens) - baseNll);
         }
     }
     return out;

@@ -38,7 +38,10 @@ const std::vector<MethodDef> &methodTable()
     constexpr double inf = std::numeric_limits<double>::infinity();
     static const std::vector<MethodDef> table{
         {MitigationMethod::MaskSink, "mask-sink", {{"sinks", 1, 1, 1 << 20, true}}, true},
-        {MitigationMethod::Streaming, "streaming", {{"sinks", 4, 0, 1 << 20, true}, {"window", 252, 1, 1 << 24, true}}, false},
+        {MitigationMethod::Streaming,
+         "streaming",
+         {{"sinks", 4, 0, 1 << 20, true}, {"window", 252, 1, 1 << 24, true}},
+         false},
         {MitigationMethod::Act, "act", {{"beta", 0.4, 0, 1, false}, {"thres", 0.1, 0, 1, false}}, true},
         {MitigationMethod::ZeroTune, "zerotune", {{"gamma", kRequired, 1e-6, 1e6, false}}, true},
         {MitigationMethod::Softmax1, "softmax1", {}, true},
@@ -47,7 +50,9 @@ const std::vector<MethodDef> &methodTable()
         {MitigationMethod::ValueZero, "value-zero", {{"sinks", 1, 1, 1 << 20, true}}, true},
         {MitigationMethod::Resid,
          "resid",
-         {{"mode", kRequired, 0, 1, true}, {"layer", -1, -1, 1 << 16, true}, {"abs", 100, 0, inf, false},
+         {{"mode", kRequired, 0, 1, true},
+          {"layer", -1, -1, 1 << 16, true},
+          {"abs", 100, 0, inf, false},
           {"rel", 1000, 0, inf, false}},
          false},
         {MitigationMethod::HeadZero, "head-zero", {}, true},
@@ -191,8 +196,9 @@ Result<MitigationStep> parseStep(const std::string &text)
                     return bad(name + ": " + key + "='" + value + "' is not a number");
                 }
                 if (v < p->lo || v > p->hi || (p->integer && v != std::floor(v))) {
-                    return bad(name + ": " + key + "=" + value + " is outside " + (p->integer ? "the integers in " : "") +
-                               "[" + formatNumber(p->lo) + ", " + formatNumber(p->hi) + "]");
+                    return bad(name + ": " + key + "=" + value + " is outside " +
+                               (p->integer ? "the integers in " : "") + "[" + formatNumber(p->lo) + ", " +
+                               formatNumber(p->hi) + "]");
                 }
             }
             step.params[key] = v;
@@ -216,7 +222,10 @@ struct Dims {
 
 } // namespace
 
-const char *mitigationMethodName(MitigationMethod method) { return methodDef(method).name; }
+const char *mitigationMethodName(MitigationMethod method)
+{
+    return methodDef(method).name;
+}
 
 bool HeadScope::contains(int layer, int head) const
 {
@@ -239,10 +248,12 @@ std::string HeadScope::toString() const
     for (const auto &i : items) {
         s += s.empty() ? "" : "+";
         if (i.firstLayer >= 0) {
-            s += "L" + std::to_string(i.firstLayer) + (i.lastLayer != i.firstLayer ? "-" + std::to_string(i.lastLayer) : "");
+            s += "L" + std::to_string(i.firstLayer) +
+                 (i.lastLayer != i.firstLayer ? "-" + std::to_string(i.lastLayer) : "");
         }
         if (i.firstHead >= 0) {
-            s += "H" + std::to_string(i.firstHead) + (i.lastHead != i.firstHead ? "-" + std::to_string(i.lastHead) : "");
+            s +=
+                "H" + std::to_string(i.firstHead) + (i.lastHead != i.firstHead ? "-" + std::to_string(i.lastHead) : "");
         }
     }
     return s;
@@ -277,7 +288,8 @@ std::string MitigationStep::toString() const
 
 bool MitigationSpec::hasStreaming() const
 {
-    return std::any_of(steps.begin(), steps.end(), [](const auto &s) { return s.method == MitigationMethod::Streaming; });
+    return std::any_of(steps.begin(), steps.end(),
+                       [](const auto &s) { return s.method == MitigationMethod::Streaming; });
 }
 
 std::string MitigationSpec::toString() const
@@ -355,7 +367,8 @@ Status validateMitigation(const MitigationSpec &spec, const Model &model)
         if (step.method == MitigationMethod::Act) {
             if (c.contractVersion < 2) {
                 return makeError(ErrorCode::Unsupported,
-                                 model.info().path + ": act needs a model archive of contract version 2 or later (this one is " +
+                                 model.info().path +
+                                     ": act needs a model archive of contract version 2 or later (this one is " +
                                      std::to_string(c.contractVersion) + "); convert the GGUF file again");
             }
             if (!step.scoped && c.layers < 4) {
@@ -418,7 +431,8 @@ const std::vector<std::string> &residProbeTexts()
 
 Result<FloatArray> hiddenStates(const Model &model, const std::vector<int64_t> &tokens, const CancelToken *cancel)
 {
-    auto r = model.forward(ForwardRequest{.tokens = tokens, .capture = {.hidden = true, .lastLogitsOnly = true}}, cancel);
+    auto r =
+        model.forward(ForwardRequest{.tokens = tokens, .capture = {.hidden = true, .lastLogitsOnly = true}}, cancel);
     if (!r) {
         return r.error();
     }
@@ -445,11 +459,12 @@ Status addResid(const Model &model, const MitigationStep &step, const std::vecto
         massive = findMassiveActivations(*hidden, layer, absT, relT);
     }
     if (massive.empty()) {
-        return makeError(ErrorCode::InvalidArgument,
-                         "resid: no massive activations (|h| > " + formatNumber(absT) + " and > " + formatNumber(relT) +
-                             "x the median) " +
-                             (step.params.at("layer") < 0 ? std::string("in any layer") : "after layer " + std::to_string(layer)) +
-                             " of this input; lower abs=/rel= or pick another layer=");
+        return makeError(
+            ErrorCode::InvalidArgument,
+            "resid: no massive activations (|h| > " + formatNumber(absT) + " and > " + formatNumber(relT) +
+                "x the median) " +
+                (step.params.at("layer") < 0 ? std::string("in any layer") : "after layer " + std::to_string(layer)) +
+                " of this input; lower abs=/rel= or pick another layer=");
     }
     const int64_t t = static_cast<int64_t>(tokens.size()), d = c.embedding;
     FloatArray mask{{t, d}, std::vector<float>(static_cast<size_t>(t * d), 0.0f)};
@@ -661,7 +676,8 @@ Result<ActSearchResult> searchActHeads(const Model &model, const std::vector<std
     double done = 0;
     for (int l : which) {
         if (l < 0 || l >= c.layers) {
-            return makeError(ErrorCode::InvalidArgument, "act head search: layer " + std::to_string(l) + " is outside the model");
+            return makeError(ErrorCode::InvalidArgument,
+                             "act head search: layer " + std::to_string(l) + " is outside the model");
         }
         for (int h = 0; h < c.heads; ++h) {
             if (progress && !progress(done / total, "L" + std::to_string(l) + "H" + std::to_string(h))) {

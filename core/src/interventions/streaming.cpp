@@ -53,8 +53,9 @@ StreamingEvaluator::~StreamingEvaluator() = default;
 Result<std::unique_ptr<StreamingEvaluator>> StreamingEvaluator::create(std::shared_ptr<const Model> model)
 {
     if (!model || !model->hasContract()) {
-        return makeError(ErrorCode::Unsupported, (model ? model->info().path + ": " : std::string()) +
-                                                     "streaming evaluation needs a SinkScope archive (a key/value cache)");
+        return makeError(ErrorCode::Unsupported,
+                         (model ? model->info().path + ": " : std::string()) +
+                             "streaming evaluation needs a SinkScope archive (a key/value cache)");
     }
     detail::ensureRuntimeConfigured();
     std::unique_ptr<StreamingEvaluator> e(new StreamingEvaluator());
@@ -86,12 +87,14 @@ Result<StreamingResult> StreamingEvaluator::run(const std::vector<int64_t> &allT
     }
     for (int64_t id : tokens) {
         if (id < 0 || id >= c.vocabSize) {
-            return makeError(ErrorCode::InvalidArgument, "token id " + std::to_string(id) + " is outside the vocabulary");
+            return makeError(ErrorCode::InvalidArgument,
+                             "token id " + std::to_string(id) + " is outside the vocabulary");
         }
     }
     const bool dense = options.mode == StreamingMode::Dense;
     if (!dense && (options.sinks < 0 || options.window < 1)) {
-        return makeError(ErrorCode::InvalidArgument, "streaming evaluation: the window must be at least 1 and sinks at least 0");
+        return makeError(ErrorCode::InvalidArgument,
+                         "streaming evaluation: the window must be at least 1 and sinks at least 0");
     }
     const int64_t capacity = dense ? n : static_cast<int64_t>(options.sinks) + options.window;
     if (c.architecture == Architecture::Gpt2 && c.contextLength > 0 && std::min(capacity, n) > c.contextLength) {

@@ -1,9 +1,9 @@
 #include "sinkscope/model/convert.h"
 
+#include "model/torchscript_source.h"
 #include "sinkscope/format/gguf.h"
 #include "sinkscope/tokenizer/tokenizer.h"
 #include "torch_util.h"
-#include "model/torchscript_source.h"
 
 #include <torch/script.h>
 
@@ -95,17 +95,14 @@ struct Builder {
 
     void param(const std::string &name, const at::Tensor &t) { module.register_parameter(name, t, false); }
     void attrInt(const std::string &name, int64_t v) { module.register_attribute(name, c10::IntType::get(), v); }
-    void attrFloat(const std::string &name, double v)
-    {
-        module.register_attribute(name, c10::FloatType::get(), v);
-    }
+    void attrFloat(const std::string &name, double v) { module.register_attribute(name, c10::FloatType::get(), v); }
 };
 
-#define SINKSCOPE_TRY_ASSIGN(var, expr)                                                                          \
-    auto var##_r = (expr);                                                                                       \
-    if (!var##_r) {                                                                                              \
-        return var##_r.error();                                                                                  \
-    }                                                                                                            \
+#define SINKSCOPE_TRY_ASSIGN(var, expr)                                                                                \
+    auto var##_r = (expr);                                                                                             \
+    if (!var##_r) {                                                                                                    \
+        return var##_r.error();                                                                                        \
+    }                                                                                                                  \
     at::Tensor var = std::move(var##_r).value()
 
 // Per layer and head, W_O^h^T W_O^h [L, H, d, d], where W_O^h = wo[:, h*d:(h+1)*d]: value norms after

@@ -87,7 +87,8 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string &path, const 
         f.read(magic, 4);
         if (f.gcount() == 4 && std::string(magic, 4) == "GGUF") {
             return makeError(ErrorCode::NotAModel,
-                             path + ": this is a GGUF file; convert it first (sinkscope-cli convert " + path + " -o model.pt)");
+                             path + ": this is a GGUF file; convert it first (sinkscope-cli convert " + path +
+                                 " -o model.pt)");
         }
         if (f.gcount() < 4 || magic[0] != 'P' || magic[1] != 'K') {
             return makeError(ErrorCode::NotAModel, path + ": not a TorchScript archive (no zip header)");
@@ -112,10 +113,11 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string &path, const 
             const int64_t count = torch::cuda::is_available() ? static_cast<int64_t>(torch::cuda::device_count()) : 0;
             const int64_t index = model->m_impl->device.has_index() ? model->m_impl->device.index() : 0;
             if (index >= count) {
-                return makeError(ErrorCode::InvalidArgument,
-                                 path + ": cannot load on " + options.device + ": " +
-                                     (count == 0 ? std::string("this LibTorch (") + TORCH_VERSION + ") has no CUDA device to use"
-                                                 : "LibTorch sees " + std::to_string(count) + " CUDA device(s)"));
+                return makeError(
+                    ErrorCode::InvalidArgument,
+                    path + ": cannot load on " + options.device + ": " +
+                        (count == 0 ? std::string("this LibTorch (") + TORCH_VERSION + ") has no CUDA device to use"
+                                    : "LibTorch sees " + std::to_string(count) + " CUDA device(s)"));
             }
         }
         try {
@@ -155,8 +157,9 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string &path, const 
         const auto schema = model->m_impl->module.get_method("forward").function().getSchema();
         if (schema.arguments().size() != 3 || !model->m_impl->module.find_method("embed_input") ||
             !model->m_impl->module.find_method("run_block") || !model->m_impl->module.find_method("finish")) {
-            return makeError(ErrorCode::NotAModel, path + ": SinkScope archive without the contract's methods "
-                                                          "(forward(input_ids, controls), embed_input, run_block, finish)");
+            return makeError(ErrorCode::NotAModel,
+                             path + ": SinkScope archive without the contract's methods "
+                                    "(forward(input_ids, controls), embed_input, run_block, finish)");
         }
     } else {
         model->m_info.kind = ModelKind::Generic;
@@ -189,9 +192,9 @@ Result<std::vector<int64_t>> Model::tokenize(const std::string &prompt, std::opt
         return makeError(ErrorCode::InvalidArgument, "the prompt produced no tokens");
     }
     if (m_info.config.contextLength > 0 && static_cast<int64_t>(ids.size()) > m_info.config.contextLength) {
-        return makeError(ErrorCode::InvalidArgument,
-                         "the prompt has " + std::to_string(ids.size()) + " tokens; the model's context is " +
-                             std::to_string(m_info.config.contextLength));
+        return makeError(ErrorCode::InvalidArgument, "the prompt has " + std::to_string(ids.size()) +
+                                                         " tokens; the model's context is " +
+                                                         std::to_string(m_info.config.contextLength));
     }
     return ids;
 }
@@ -262,7 +265,7 @@ at::Tensor findLogits(const c10::IValue &v)
 } // namespace
 
 Result<ForwardResult> Model::forward(const ForwardRequest &request, const CancelToken *cancel,
-                                    const ProgressCallback &progress) const
+                                     const ProgressCallback &progress) const
 {
     const auto &c = m_info.config;
     const auto t = static_cast<int64_t>(request.tokens.size());
@@ -271,11 +274,13 @@ Result<ForwardResult> Model::forward(const ForwardRequest &request, const Cancel
     }
     if (c.contextLength > 0 && t > c.contextLength) {
         return makeError(ErrorCode::InvalidArgument, "the input has " + std::to_string(t) +
-                                                         " tokens; the model's context is " + std::to_string(c.contextLength));
+                                                         " tokens; the model's context is " +
+                                                         std::to_string(c.contextLength));
     }
     for (int64_t id : request.tokens) {
         if (id < 0 || (c.vocabSize > 0 && id >= c.vocabSize)) {
-            return makeError(ErrorCode::InvalidArgument, "token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+            return makeError(ErrorCode::InvalidArgument, "token id " + std::to_string(id) +
+                                                             " is outside the vocabulary (0.." +
                                                              std::to_string(c.vocabSize - 1) + ")");
         }
     }
@@ -406,16 +411,19 @@ Result<ForwardResult> Model::forward(const ForwardRequest &request, const Cancel
 }
 
 Result<std::vector<int64_t>> Model::generate(const std::vector<int64_t> &prompt, const GenerateOptions &options,
-                                             const std::function<void(int64_t)> &onToken, const CancelToken *cancel) const
+                                             const std::function<void(int64_t)> &onToken,
+                                             const CancelToken *cancel) const
 {
     if (prompt.empty()) {
         return makeError(ErrorCode::InvalidArgument, "no tokens to continue (empty prompt)");
     }
     const auto &c = m_info.config;
-    const int64_t budget = c.contextLength > 0 ? c.contextLength - static_cast<int64_t>(prompt.size()) : options.maxNewTokens;
+    const int64_t budget =
+        c.contextLength > 0 ? c.contextLength - static_cast<int64_t>(prompt.size()) : options.maxNewTokens;
     if (budget < 0) {
         return makeError(ErrorCode::InvalidArgument, "the prompt has " + std::to_string(prompt.size()) +
-                                                         " tokens; the model's context is " + std::to_string(c.contextLength));
+                                                         " tokens; the model's context is " +
+                                                         std::to_string(c.contextLength));
     }
     const int maxNew = static_cast<int>(std::min<int64_t>(options.maxNewTokens, budget));
     std::mt19937_64 rng(options.seed);

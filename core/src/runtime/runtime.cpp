@@ -126,8 +126,8 @@ std::string runtimeSummary()
     detail::ensureRuntimeConfigured();
     std::string lib = blasLibraryPath();
     return std::string("LibTorch ") + TORCH_VERSION + ", torch threads " + std::to_string(at::get_num_threads()) +
-           ", OpenBLAS threads " + (openblasGetThreads() ? std::to_string(openblasGetThreads()()) : "n/a") +
-           ", BLAS " + (lib.empty() ? "unknown" : lib);
+           ", OpenBLAS threads " + (openblasGetThreads() ? std::to_string(openblasGetThreads()()) : "n/a") + ", BLAS " +
+           (lib.empty() ? "unknown" : lib);
 }
 
 namespace detail {

@@ -41,11 +41,11 @@ struct PreTokenizerChoice {
 PreTokenizerChoice choosePreTokenizer(const std::string &name)
 {
     static const std::array kGpt2 = {"", "default", "gpt2", "gpt-2", "mpt", "olmo", "jais"};
-    static const std::array kDigitsGpt2 = {"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone",
-                                           "minerva-7b"};
+    static const std::array kDigitsGpt2 = {"smollm",    "starcoder", "refact",    "command-r",
+                                           "codeshell", "exaone",    "minerva-7b"};
     // Llama-3's tokenizer.json sets ignore_merges; llama.cpp does so for its LLAMA3 group only.
-    static const std::array kLlama3 = {"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral",
-                                       "midm-2.0", "lfm2"};
+    static const std::array kLlama3 = {"llama3",    "llama-v3", "llama-bpe", "falcon3",
+                                       "falcon-h1", "pixtral",  "midm-2.0",  "lfm2"};
     static const std::array kLlama3Regex = {"dbrx", "smaug-bpe"};
     const auto in = [&](const auto &names) { return std::find(names.begin(), names.end(), name) != names.end(); };
     if (in(kGpt2)) {
@@ -263,8 +263,7 @@ size_t matchLlama3(const Unit *u, size_t p, size_t end)
 
 using Piece = std::pair<size_t, size_t>; // byte range [first, second) of the text
 
-void splitRegex(const std::vector<Unit> &units, size_t begin, size_t end, PreTokenizer kind,
-                std::vector<Piece> &pieces)
+void splitRegex(const std::vector<Unit> &units, size_t begin, size_t end, PreTokenizer kind, std::vector<Piece> &pieces)
 {
     const Unit *u = units.data();
     for (size_t p = begin; p < end;) {
@@ -335,13 +334,13 @@ bool isValidTokenType(int64_t t)
 struct Tokenizer::Impl {
     PreTokenizerChoice pre;
     std::string warning;
-    std::unordered_map<std::string, int32_t> vocab;        // piece -> lowest id spelling it
-    std::array<int32_t, 256> byteIds{};                    // id of each byte's symbol, -1 if absent
-    std::unordered_map<uint64_t, MergeRule> merges;        // (left, right) -> rank and merged id
-    std::array<std::vector<Special>, 256> specials;        // by first byte, longest first
+    std::unordered_map<std::string, int32_t> vocab; // piece -> lowest id spelling it
+    std::array<int32_t, 256> byteIds{};             // id of each byte's symbol, -1 if absent
+    std::unordered_map<uint64_t, MergeRule> merges; // (left, right) -> rank and merged id
+    std::array<std::vector<Special>, 256> specials; // by first byte, longest first
     bool hasSpecials = false;
-    std::vector<std::string> decoded;                      // id -> bytes
-    std::vector<uint8_t> special;                          // id -> control or user-defined
+    std::vector<std::string> decoded; // id -> bytes
+    std::vector<uint8_t> special;     // id -> control or user-defined
 
     static Result<std::shared_ptr<const Impl>> build(const TokenizerData &data);
     void encodePiece(std::string_view bytes, std::vector<int64_t> &out) const;
@@ -362,8 +361,8 @@ Result<std::shared_ptr<const Tokenizer::Impl>> Tokenizer::Impl::build(const Toke
         return makeError(ErrorCode::Unsupported, "vocabulary of " + std::to_string(n) + " tokens is too large");
     }
     if (!data.types.empty() && data.types.size() != n) {
-        return makeError(ErrorCode::Corrupt, std::to_string(data.types.size()) + " token types for " +
-                                                 std::to_string(n) + " tokens");
+        return makeError(ErrorCode::Corrupt,
+                         std::to_string(data.types.size()) + " token types for " + std::to_string(n) + " tokens");
     }
     for (size_t i = 0; i < data.types.size(); ++i) {
         if (!isValidTokenType(static_cast<int64_t>(data.types[i]))) {
@@ -384,7 +383,8 @@ Result<std::shared_ptr<const Tokenizer::Impl>> Tokenizer::Impl::build(const Toke
     auto impl = std::make_shared<Impl>();
     impl->pre = choosePreTokenizer(data.pre);
     if (!impl->pre.known) {
-        impl->warning = "unknown pre-tokenizer " + quoted(data.pre) + "; using the GPT-2 regex, so some texts "
+        impl->warning = "unknown pre-tokenizer " + quoted(data.pre) +
+                        "; using the GPT-2 regex, so some texts "
                         "may be split differently from the model's own tokenizer";
     }
 

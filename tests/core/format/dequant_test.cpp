@@ -63,9 +63,9 @@ TEST_P(DequantGolden, MatchesGgufPyBitForBit)
         std::memcpy(&want, expectedBytes.data() + 4 * i, 4);
         const uint32_t got = std::bit_cast<uint32_t>(out[size_t(i)]);
         if (got != want && mismatches++ < 10) {
-            ADD_FAILURE() << ggmlTypeName(c.type) << " element " << i << " (block " << i / blockElements
-                          << "): got " << out[size_t(i)] << " (0x" << std::hex << got << "), gguf-py "
-                          << std::bit_cast<float>(want) << " (0x" << want << std::dec << ")";
+            ADD_FAILURE() << ggmlTypeName(c.type) << " element " << i << " (block " << i / blockElements << "): got "
+                          << out[size_t(i)] << " (0x" << std::hex << got << "), gguf-py " << std::bit_cast<float>(want)
+                          << " (0x" << want << std::dec << ")";
         }
     }
     EXPECT_EQ(mismatches, 0);
@@ -143,15 +143,20 @@ TEST(Dequant, CountMustBeWholeBlocks)
 
 TEST(GgmlTypes, GeometryMatchesGgml)
 {
-    struct Row { GgmlType type; int64_t elements; int64_t bytes; bool supported; };
+    struct Row {
+        GgmlType type;
+        int64_t elements;
+        int64_t bytes;
+        bool supported;
+    };
     const Row rows[] = {
-        {GgmlType::F32, 1, 4, true},     {GgmlType::F16, 1, 2, true},       {GgmlType::BF16, 1, 2, true},
-        {GgmlType::Q4_0, 32, 18, true},  {GgmlType::Q4_1, 32, 20, true},    {GgmlType::Q5_0, 32, 22, true},
-        {GgmlType::Q5_1, 32, 24, true},  {GgmlType::Q8_0, 32, 34, true},    {GgmlType::Q8_1, 32, 36, false},
-        {GgmlType::Q2_K, 256, 84, true}, {GgmlType::Q3_K, 256, 110, true},  {GgmlType::Q4_K, 256, 144, true},
-        {GgmlType::Q5_K, 256, 176, true}, {GgmlType::Q6_K, 256, 210, true}, {GgmlType::Q8_K, 256, 292, false},
+        {GgmlType::F32, 1, 4, true},         {GgmlType::F16, 1, 2, true},       {GgmlType::BF16, 1, 2, true},
+        {GgmlType::Q4_0, 32, 18, true},      {GgmlType::Q4_1, 32, 20, true},    {GgmlType::Q5_0, 32, 22, true},
+        {GgmlType::Q5_1, 32, 24, true},      {GgmlType::Q8_0, 32, 34, true},    {GgmlType::Q8_1, 32, 36, false},
+        {GgmlType::Q2_K, 256, 84, true},     {GgmlType::Q3_K, 256, 110, true},  {GgmlType::Q4_K, 256, 144, true},
+        {GgmlType::Q5_K, 256, 176, true},    {GgmlType::Q6_K, 256, 210, true},  {GgmlType::Q8_K, 256, 292, false},
         {GgmlType::IQ2_XXS, 256, 66, false}, {GgmlType::IQ4_NL, 32, 18, false}, {GgmlType::IQ4_XS, 256, 136, false},
-        {GgmlType::IQ1_M, 256, 56, false}, {GgmlType::I8, 1, 1, false},     {GgmlType::F64, 1, 8, false},
+        {GgmlType::IQ1_M, 256, 56, false},   {GgmlType::I8, 1, 1, false},       {GgmlType::F64, 1, 8, false},
     };
     for (const Row &r : rows) {
         int64_t elements = 0;
@@ -202,16 +207,16 @@ TEST(HalfFloat, FloatToHalfRoundsToNearestEven)
 {
     using sst::floatToHalf;
     EXPECT_EQ(floatToHalf(1.0f), 0x3c00);
-    EXPECT_EQ(floatToHalf(1.0f + 0x1p-11f), 0x3c00);         // tie, even stays
-    EXPECT_EQ(floatToHalf(1.0f + 3 * 0x1p-11f), 0x3c02);     // tie, odd rounds up
+    EXPECT_EQ(floatToHalf(1.0f + 0x1p-11f), 0x3c00);     // tie, even stays
+    EXPECT_EQ(floatToHalf(1.0f + 3 * 0x1p-11f), 0x3c02); // tie, odd rounds up
     EXPECT_EQ(floatToHalf(65504.0f), 0x7bff);
     EXPECT_EQ(floatToHalf(65519.0f), 0x7bff);
-    EXPECT_EQ(floatToHalf(65520.0f), 0x7c00);                // overflows to infinity
+    EXPECT_EQ(floatToHalf(65520.0f), 0x7c00); // overflows to infinity
     EXPECT_EQ(floatToHalf(-INFINITY), 0xfc00);
-    EXPECT_EQ(floatToHalf(0x1p-24f), 0x0001);                // smallest subnormal
-    EXPECT_EQ(floatToHalf(0x1p-25f), 0x0000);                // tie to even (zero)
+    EXPECT_EQ(floatToHalf(0x1p-24f), 0x0001); // smallest subnormal
+    EXPECT_EQ(floatToHalf(0x1p-25f), 0x0000); // tie to even (zero)
     EXPECT_EQ(floatToHalf(0x1.8p-25f), 0x0001);
-    EXPECT_EQ(floatToHalf(0x1.ffcp-15f), 0x0400);            // rounds up into the normals
+    EXPECT_EQ(floatToHalf(0x1.ffcp-15f), 0x0400); // rounds up into the normals
     EXPECT_EQ(floatToHalf(-0.0f), 0x8000);
     EXPECT_TRUE(std::isnan(sst::halfToFloat(floatToHalf(NAN))));
 }

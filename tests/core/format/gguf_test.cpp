@@ -56,8 +56,7 @@ void expectOpenError(const std::string &path, ErrorCode code, std::initializer_l
     }
 }
 
-template<typename T>
-void append(std::vector<uint8_t> &out, T v)
+template <typename T> void append(std::vector<uint8_t> &out, T v)
 {
     const auto *b = reinterpret_cast<const uint8_t *>(&v);
     out.insert(out.end(), b, b + sizeof v);
@@ -524,8 +523,8 @@ TEST_F(GgufTest, AbsurdCounts)
 {
     expectOpenError(writeBytes("kvs.gguf", header(3, 0, uint64_t(1) << 62)), ErrorCode::Corrupt,
                     {"header claims", "4611686018427387904 metadata entries"});
-    expectOpenError(writeBytes("tensors.gguf", header(3, std::numeric_limits<uint64_t>::max(), 0)),
-                    ErrorCode::Corrupt, {"header claims", "18446744073709551615 tensors"});
+    expectOpenError(writeBytes("tensors.gguf", header(3, std::numeric_limits<uint64_t>::max(), 0)), ErrorCode::Corrupt,
+                    {"header claims", "18446744073709551615 tensors"});
 }
 
 TEST_F(GgufTest, UnknownValueType)
@@ -770,7 +769,10 @@ TEST(GgufDefaultModel, SmolLM2MetadataTensorsAndValues)
     // Expected values from gguf-py 0.19 (numpy reference dequantizers):
     //   r = gguf.GGUFReader(path); t = {x.name: x for x in r.tensors}
     //   d = gguf.quants.dequantize(t[name].data, t[name].tensor_type).reshape(-1); repr(d[i])
-    struct Probe { int64_t index; float value; };
+    struct Probe {
+        int64_t index;
+        float value;
+    };
     const auto embdRead = g.readTensorF32(*embd);
     ASSERT_TRUE(embdRead.ok()) << embdRead.error().message;
     ASSERT_EQ(embdRead->size(), size_t(576) * 49152);
@@ -780,8 +782,8 @@ TEST(GgufDefaultModel, SmolLM2MetadataTensorsAndValues)
     }
     const auto qRead = g.readTensorF32(*q);
     ASSERT_TRUE(qRead.ok()) << qRead.error().message;
-    for (const Probe p : {Probe{0, -0.09631348f}, Probe{1, 0.15734863f}, Probe{16, -0.22314453f},
-                          Probe{17, 0.2841797f}, Probe{57900, -0.14331055f}, Probe{331775, -0.25585938f}}) {
+    for (const Probe p : {Probe{0, -0.09631348f}, Probe{1, 0.15734863f}, Probe{16, -0.22314453f}, Probe{17, 0.2841797f},
+                          Probe{57900, -0.14331055f}, Probe{331775, -0.25585938f}}) {
         EXPECT_EQ((*qRead)[size_t(p.index)], p.value) << "blk.0.attn_q.weight[" << p.index << "]";
     }
     double qSum = 0;

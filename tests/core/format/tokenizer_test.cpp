@@ -116,10 +116,10 @@ nlohmann::json readJson(const std::string &path)
 // A deterministic English-like text of `words` words with punctuation, digits and newlines.
 std::string longText(size_t words)
 {
-    static const char *vocabulary[] = {"the", "attention", "sink", "token", "receives", "a", "large", "share",
-                                       "of", "probability", "mass", "in", "every", "layer", "and", "head",
-                                       "because", "softmax", "must", "sum", "to", "one", "model's", "first",
-                                       "position", "is", "always", "visible", "Transformer", "language"};
+    static const char *vocabulary[] = {
+        "the",  "attention", "sink",    "token", "receives", "a",    "large",   "share",   "of",          "probability",
+        "mass", "in",        "every",   "layer", "and",      "head", "because", "softmax", "must",        "sum",
+        "to",   "one",       "model's", "first", "position", "is",   "always",  "visible", "Transformer", "language"};
     std::mt19937 rng(7);
     std::string out;
     for (size_t i = 0; i < words; ++i) {
@@ -203,9 +203,13 @@ TEST(TokenizerTiny, DecodeInvertsTheByteMapping)
 {
     const auto t = make(tinyData());
     ASSERT_TRUE(t);
-    const std::vector<std::string> texts = {"", "abc", "hello, world!\n\tx",
-                                            "caf\xc3\xa9 \xe4\xb8\xad\xf0\x9f\xa4\x97", "a <x> b<x><y>",
-                                            "\xff\xfe not utf-8 \xc3", std::string("nul\0byte", 8)};
+    const std::vector<std::string> texts = {"",
+                                            "abc",
+                                            "hello, world!\n\tx",
+                                            "caf\xc3\xa9 \xe4\xb8\xad\xf0\x9f\xa4\x97",
+                                            "a <x> b<x><y>",
+                                            "\xff\xfe not utf-8 \xc3",
+                                            std::string("nul\0byte", 8)};
     for (const std::string &s : texts) {
         EXPECT_EQ(t->decode(t->encode(s)), s);
     }

@@ -12,8 +12,8 @@ TEST(ActivationStats, TopKWithPositionsTiesAndLowerMedian)
 {
     const float nan = std::numeric_limits<float>::quiet_NaN();
     // [L = 2, T = 2, D = 3].
-    const std::vector<float> h{1, -5, 2, 0.5f, 5, -3, //
-                               nan, 1, 1, 1, 1, 1};
+    const std::vector<float> h{1,   -5, 2, 0.5f, 5, -3, //
+                               nan, 1,  1, 1,    1, 1};
     auto s = residualActivationStats(h.data(), 2, 2, 3, 3);
     ASSERT_TRUE(s) << s.error().message;
     ASSERT_EQ(s->size(), 2u);

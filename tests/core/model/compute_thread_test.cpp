@@ -24,7 +24,10 @@ namespace {
 struct Gate {
     std::promise<void> release;
     std::shared_future<void> released{release.get_future().share()};
-    void block(ComputeThread &thread) { thread.submitRaw("gate", [this](const ComputeThread::Job &) { released.wait(); }); }
+    void block(ComputeThread &thread)
+    {
+        thread.submitRaw("gate", [this](const ComputeThread::Job &) { released.wait(); });
+    }
 };
 
 } // namespace
@@ -123,7 +126,8 @@ TEST(ComputeThread, CancelRunningCanBeTurnedOff)
         cancelled = job.cancel.isCancelled();
     });
     started.get_future().wait();
-    thread.submitRaw("gen", [](const ComputeThread::Job &) {}, {}, sinkscope::SubmitOptions{.cancelRunning = false});
+    thread.submitRaw(
+        "gen", [](const ComputeThread::Job &) {}, {}, sinkscope::SubmitOptions{.cancelRunning = false});
     release.set_value();
     thread.waitIdle();
     EXPECT_FALSE(cancelled.load());

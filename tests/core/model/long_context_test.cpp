@@ -40,8 +40,8 @@ TEST(LongContext, RowBlocksMatchTheWholeMap)
     ForwardRequest blocks{.tokens = tokens, .capture = {.lastLogitsOnly = true}, .controls = {}};
     ForwardRequest whole = blocks;
     for (const char *key : {"act_heads", "act_beta", "act_thres"}) {
-        whole.controls.tensors[key] = FloatArray{{c.layers, c.heads},
-                                                 std::vector<float>(static_cast<size_t>(c.layers * c.heads), 0.0f)};
+        whole.controls.tensors[key] =
+            FloatArray{{c.layers, c.heads}, std::vector<float>(static_cast<size_t>(c.layers * c.heads), 0.0f)};
     }
     auto a = (*model)->forward(blocks);
     ASSERT_TRUE(a) << a.error().message;

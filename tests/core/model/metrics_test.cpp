@@ -2,9 +2,9 @@
 // by hand, the materialised and streaming paths against each other (random q/k and the tiny models),
 // and the real-model check of docs/metrics.md on SmolLM2 (skipped when the model is not installed).
 #include "sinkscope/analysis/attention_stats.h"
-#include "sinkscope/model/convert.h"
-#include "sinkscope/config.h"
 #include "sinkscope/analysis/metrics.h"
+#include "sinkscope/config.h"
+#include "sinkscope/model/convert.h"
 #include "sinkscope/model/model.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
@@ -61,8 +61,8 @@ FloatArray array(std::vector<int64_t> shape, std::vector<float> data)
     return FloatArray{std::move(shape), std::move(data)};
 }
 
-std::shared_ptr<const SinkMetrics> compute(const ForwardResult &r, const ModelConfig &c, const std::vector<int64_t> &tokens,
-                                           const MetricsOptions &o = {})
+std::shared_ptr<const SinkMetrics> compute(const ForwardResult &r, const ModelConfig &c,
+                                           const std::vector<int64_t> &tokens, const MetricsOptions &o = {})
 {
     auto m = computeMetrics(r, c, tokens, o);
     EXPECT_TRUE(m) << m.error().message;
@@ -328,7 +328,8 @@ TEST(MetricsActivations, SecondarySinksLabels)
     for (int64_t l = 0; l < layers; ++l) {
         const float n = l < 3 ? 1.f : l < 25 ? 10.f : 2.f;
         const bool t1 = l >= 3 && l <= 8, t3 = l == 0 || (l >= 3 && l <= 5);
-        const std::vector<float> rows = {n, 0, t1 ? 1.f : 0.f, t1 ? 0.1f : 1.f, -1, 0, t3 ? 1.f : 0.f, t3 ? 0.f : 1.f, 1, 0.62f};
+        const std::vector<float> rows = {
+            n, 0, t1 ? 1.f : 0.f, t1 ? 0.1f : 1.f, -1, 0, t3 ? 1.f : 0.f, t3 ? 0.f : 1.f, 1, 0.62f};
         h.insert(h.end(), rows.begin(), rows.end());
     }
     r.hidden = array({layers, t, 2}, h);
@@ -541,7 +542,8 @@ TEST(MetricsStreaming, AgreesWithMaterializedOnRandomQk)
 TEST(MetricsStreaming, AgreesWithMaterializedOnTinyModels)
 {
     st::TempDir dir;
-    for (auto [name, write] : {std::pair{"tiny_llama", &st::writeTinyLlamaGguf}, std::pair{"tiny_gpt2", &st::writeTinyGpt2Gguf}}) {
+    for (auto [name, write] :
+         {std::pair{"tiny_llama", &st::writeTinyLlamaGguf}, std::pair{"tiny_gpt2", &st::writeTinyGpt2Gguf}}) {
         SCOPED_TRACE(name);
         const std::string gguf = dir.file(std::string(name) + ".gguf"), pt = dir.file(std::string(name) + ".pt");
         write(gguf);
@@ -684,8 +686,9 @@ TEST(MetricsRealModel, SmolLM2SinksAfterTheMassiveActivation)
     }
     std::cout << "T = " << m.length << ", heads with first-token mass > 0.5 per layer: " << perLayer << "\n"
               << "Sink_1^0.3 = " << m.sinkFraction << " (layers 12+: " << lateAlpha << "), top activation "
-              << m.topActivation.topValue << " (layer " << m.topActivation.layer << ", token " << m.topActivation.topToken
-              << ", dim " << m.topActivation.topDim << ", " << m.topActivation.ratio << " x median)\n";
+              << m.topActivation.topValue << " (layer " << m.topActivation.layer << ", token "
+              << m.topActivation.topToken << ", dim " << m.topActivation.topDim << ", " << m.topActivation.ratio
+              << " x median)\n";
     EXPECT_LT(early, 11) << early << " of 108 heads in layers 0-11";
     EXPECT_GT(late, 81) << late << " of 162 heads in layers 12-29";
     EXPECT_GT(lateAlpha, 0.8f);

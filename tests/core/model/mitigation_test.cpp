@@ -1,9 +1,9 @@
 // Mitigation specs and their controls, checked on the tiny Llama against hand computation: layer 0's
 // attention depends only on the token embeddings, so its baseline scores (from captured q and k) are the
 // input every method's formula starts from.
-#include "sinkscope/model/convert.h"
 #include "sinkscope/interventions/effects.h"
 #include "sinkscope/interventions/mitigation.h"
+#include "sinkscope/model/convert.h"
 #include "sinkscope/model/model.h"
 #include "support/test_paths.h"
 #include "support/tiny_model_files.h"
@@ -111,7 +111,8 @@ TEST(MitigationSpec, ParsesAndPrintsCanonically)
         {"resid:mode=mean", "resid:mode=mean,abs=100,rel=1000"},
         {"head-zero:heads=L1-3H0-2+H5", "head-zero:heads=L1-3H0-2+H5"},
         {"move-to-bos:heads=L0", "move-to-bos:heads=L0"},
-        {"act:heads=L2H3+L5H0+mask-sink:sinks=2+softmax1", "act:beta=0.4,thres=0.1,heads=L2H3+L5H0+mask-sink:sinks=2+softmax1"},
+        {"act:heads=L2H3+L5H0+mask-sink:sinks=2+softmax1",
+         "act:beta=0.4,thres=0.1,heads=L2H3+L5H0+mask-sink:sinks=2+softmax1"},
     };
     for (const auto &[in, canonical] : cases) {
         auto spec = parseMitigation(in);
@@ -179,7 +180,9 @@ TEST_F(Mitigation, NoneIsBitIdenticalToAPlainRun)
     auto withNone = s_model->forward(ForwardRequest{.tokens = tokens(), .controls = *controls});
     ASSERT_TRUE(plain && withNone);
     ASSERT_EQ(plain->logits.data.size(), withNone->logits.data.size());
-    EXPECT_EQ(std::memcmp(plain->logits.data.data(), withNone->logits.data.data(), plain->logits.data.size() * sizeof(float)), 0);
+    EXPECT_EQ(
+        std::memcmp(plain->logits.data.data(), withNone->logits.data.data(), plain->logits.data.size() * sizeof(float)),
+        0);
 }
 
 TEST_F(Mitigation, MaskSinkRenormalisesOverTheOtherKeysOnScopedHeadsOnly)
@@ -370,8 +373,8 @@ TEST_F(Mitigation, EffectsAgainstTheBaseline)
     EXPECT_GT(e->nextTokenKl, 0.0);
     EXPECT_NE(e->baselinePerplexity, e->mitigatedPerplexity);
     ASSERT_EQ(e->headDifference.shape, (std::vector<int64_t>{2, 4}));
-    EXPECT_EQ(e->headDifference.data[0], 0.0f);  // L0H0 out of scope, same input
-    EXPECT_GT(e->headDifference.data[1], 0.0f);  // L0H1 zeroed
+    EXPECT_EQ(e->headDifference.data[0], 0.0f); // L0H0 out of scope, same input
+    EXPECT_GT(e->headDifference.data[1], 0.0f); // L0H1 zeroed
     EXPECT_EQ(e->attentionDifference.size(), 2u);
     EXPECT_EQ(e->mitigatedContinuation.size(), 3u);
     // The baseline perplexity is exp of the mean teacher-forced NLL.

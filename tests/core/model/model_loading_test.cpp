@@ -122,7 +122,8 @@ TEST(ModelLoading, ArchiveWithCorruptConfigNamesTheEntry)
     TempDir dir;
     const auto path = dir.file("badconfig.pt");
     torch::jit::Module m("BadConfig");
-    m.define("def forward(self, ids: Tensor, controls: Dict[str, Tensor]) -> Dict[str, Tensor]:\n    return controls\n");
+    m.define(
+        "def forward(self, ids: Tensor, controls: Dict[str, Tensor]) -> Dict[str, Tensor]:\n    return controls\n");
     torch::jit::ExtraFilesMap extra{{"sinkscope/config.json", "{\"architecture\": \"llama\", \"layers\": 2"}};
     m.save(path, extra);
     auto model = Model::load(path);
@@ -140,7 +141,8 @@ TEST(ModelLoading, DevicesThatLibTorchCannotUseAreRefusedByName)
     auto missing = Model::load(path, LoadOptions{.device = "cuda:64"});
     ASSERT_FALSE(missing);
     EXPECT_EQ(missing.error().code, ErrorCode::InvalidArgument);
-    EXPECT_NE(missing.error().message.find(path + ": cannot load on cuda:64"), std::string::npos) << missing.error().message;
+    EXPECT_NE(missing.error().message.find(path + ": cannot load on cuda:64"), std::string::npos)
+        << missing.error().message;
 
     auto bogus = Model::load(path, LoadOptions{.device = "tpu"});
     ASSERT_FALSE(bogus);

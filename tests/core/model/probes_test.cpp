@@ -1,11 +1,11 @@
 // Hallucination probes: scoring on hand-made logits and attention, the set validator's line/field errors,
 // answer matching, logistic regression and AUROC on hand-made data, runProbes on the tiny Llama against
 // direct forward passes, and the default set on SmolLM2 against the figure in docs/probes.md.
-#include "sinkscope/model/convert.h"
 #include "sinkscope/interventions/effects.h"
 #include "sinkscope/interventions/mitigation.h"
-#include "sinkscope/runtime/paths.h"
+#include "sinkscope/model/convert.h"
 #include "sinkscope/probes/probes.h"
+#include "sinkscope/runtime/paths.h"
 #include "support/test_paths.h"
 #include "support/tiny_model_files.h"
 #include "support/tiny_models.h"

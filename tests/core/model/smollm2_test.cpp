@@ -132,8 +132,8 @@ TEST_F(SmolLM2, GreedyContinuationsMatchReference)
         SCOPED_TRACE(p["name"].get<std::string>());
         const auto ids = p["input_ids"].get<std::vector<int64_t>>();
         const auto expected = p["greedy"]["ids"].get<std::vector<int64_t>>();
-        auto out = s_model->generate(ids, GenerateOptions{.maxNewTokens = static_cast<int>(expected.size()),
-                                                          .stopAtEos = false});
+        auto out = s_model->generate(
+            ids, GenerateOptions{.maxNewTokens = static_cast<int>(expected.size()), .stopAtEos = false});
         ASSERT_TRUE(out) << out.error().message;
         EXPECT_EQ(*out, expected);
     }
@@ -187,8 +187,8 @@ TEST_F(SmolLM2, SinksPresentInMostHeadsAfterTheFirstLayers)
     // "The capital of France is": past the first two layers, most heads put over half their attention on
     // the first token (the attention-sink phenomenon this tool is about; the reference has 226 of 252).
     const auto &p = s_reference["prompts"][0];
-    auto r = s_model->forward(ForwardRequest{.tokens = p["input_ids"].get<std::vector<int64_t>>(),
-                                             .capture = {.allAttention = true}});
+    auto r = s_model->forward(
+        ForwardRequest{.tokens = p["input_ids"].get<std::vector<int64_t>>(), .capture = {.allAttention = true}});
     ASSERT_TRUE(r) << r.error().message;
     const auto &c = s_model->config();
     const FloatArray mass = firstTokenMass(*r, c.layers, c.heads);

@@ -1,9 +1,9 @@
 // The StreamingLLM evaluation on the tiny Llama: the rolling cache against dense decoding and against
 // teacher-forced forward passes.
-#include "sinkscope/model/convert.h"
 #include "sinkscope/interventions/effects.h"
-#include "sinkscope/model/model.h"
 #include "sinkscope/interventions/streaming.h"
+#include "sinkscope/model/convert.h"
+#include "sinkscope/model/model.h"
 #include "support/test_paths.h"
 #include "support/tiny_model_files.h"
 #include "support/tiny_models.h"
@@ -108,7 +108,8 @@ TEST_F(Streaming, RecomputeRerunsTheSameContextFromScratch)
             ctx.assign(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(i) + 1);
         } else {
             ctx = {tokens[0]};
-            ctx.insert(ctx.end(), tokens.begin() + static_cast<std::ptrdiff_t>(i) - 5, tokens.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+            ctx.insert(ctx.end(), tokens.begin() + static_cast<std::ptrdiff_t>(i) - 5,
+                       tokens.begin() + static_cast<std::ptrdiff_t>(i) + 1);
         }
         ForwardRequest r{.tokens = ctx};
         r.capture.lastLogitsOnly = true;

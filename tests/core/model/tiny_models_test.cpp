@@ -120,7 +120,8 @@ TEST_P(TinyFamily, CapturesHaveTheDocumentedShapes)
     const int64_t t = 6;
     auto r = model->forward(ForwardRequest{
         .tokens = ids,
-        .capture = {.allAttention = true, .hidden = true, .valueNorms = true, .qkLayers = {1}, .lastLogitsOnly = true}});
+        .capture = {
+            .allAttention = true, .hidden = true, .valueNorms = true, .qkLayers = {1}, .lastLogitsOnly = true}});
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->logits.shape, (std::vector<int64_t>{1, c.vocabSize}));
     ASSERT_EQ(r->attention.size(), static_cast<size_t>(c.layers));
@@ -161,7 +162,8 @@ TEST_P(TinyFamily, ControlsReachTheAttentionStep)
     const std::vector<int64_t> ids{9, 8, 7, 6, 5, 4, 3};
     const int64_t t = 7, L = c.layers, H = c.heads;
     auto run = [&](Controls controls) {
-        auto r = model->forward(ForwardRequest{.tokens = ids, .capture = {.allAttention = true}, .controls = std::move(controls)});
+        auto r = model->forward(
+            ForwardRequest{.tokens = ids, .capture = {.allAttention = true}, .controls = std::move(controls)});
         EXPECT_TRUE(r) << r.error().message;
         return std::move(r).value();
     };
@@ -187,7 +189,8 @@ TEST_P(TinyFamily, ControlsReachTheAttentionStep)
     Controls mask;
     mask.tensors["logit_bias"] = filled({L, H, t}, 0.0f);
     for (int64_t h = 0; h < H; ++h) {
-        mask.tensors["logit_bias"].data[static_cast<size_t>((1 * H + h) * t + 0)] = -std::numeric_limits<float>::infinity();
+        mask.tensors["logit_bias"].data[static_cast<size_t>((1 * H + h) * t + 0)] =
+            -std::numeric_limits<float>::infinity();
     }
     const ForwardResult masked = run(mask);
     for (int64_t h = 0; h < H; ++h) {
@@ -260,7 +263,8 @@ TEST(Convert, ArchiveCarriesCodeConfigAndTokenizer)
     TempDir dir;
     st::writeTinyLlamaGguf(dir.file("m.gguf"));
     ASSERT_TRUE(convertGguf(dir.file("m.gguf"), dir.file("m.pt")));
-    torch::jit::ExtraFilesMap extra{{"sinkscope/config.json", ""}, {"sinkscope/tokenizer.json", ""}, {"sinkscope/format", ""}};
+    torch::jit::ExtraFilesMap extra{
+        {"sinkscope/config.json", ""}, {"sinkscope/tokenizer.json", ""}, {"sinkscope/format", ""}};
     auto module = torch::jit::load(dir.file("m.pt"), torch::kCPU, extra);
     EXPECT_EQ(extra["sinkscope/format"], "sinkscope-model\n");
     EXPECT_EQ(json::parse(extra["sinkscope/config.json"])["architecture"], "llama");
@@ -354,11 +358,11 @@ TEST(ValueNorms, MatchDirectComputationOnLayerZero)
     auto x = emb.index_select(0, torch::tensor(ids));
     auto h = module.attr("attn_norm").toTensor()[0] * (x * torch::rsqrt(x.pow(2).mean(-1, true) + c.normEps));
     auto v = torch::matmul(h, module.attr("wv").toTensor()[0].t()).view({5, c.kvHeads, c.headDim}); // [T, Hkv, d]
-    auto wo = module.attr("wo").toTensor()[0];                                                        // [D, H*d]
+    auto wo = module.attr("wo").toTensor()[0];                                                      // [D, H*d]
     const int64_t group = c.heads / c.kvHeads;
     for (int64_t head = 0; head < c.heads; ++head) {
-        auto woh = wo.narrow(1, head * c.headDim, c.headDim);        // [D, d]
-        auto f = torch::matmul(v.select(1, head / group), woh.t());  // [T, D]
+        auto woh = wo.narrow(1, head * c.headDim, c.headDim);       // [D, d]
+        auto f = torch::matmul(v.select(1, head / group), woh.t()); // [T, D]
         auto norms = f.norm(2, {1});
         for (int64_t j = 0; j < 5; ++j) {
             EXPECT_NEAR(r->valueNorms.data[static_cast<size_t>((0 * c.heads + head) * 5 + j)], norms[j].item<float>(),

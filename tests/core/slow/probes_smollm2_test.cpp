@@ -2,8 +2,8 @@
 // answer log-probability must match the figures in docs/probes.md, so a regression in the model path, the
 // tokenizer or the scorer fails here. Takes about 1-2 minutes on two cores (label slow).
 #include "sinkscope/model/model.h"
-#include "sinkscope/runtime/paths.h"
 #include "sinkscope/probes/probes.h"
+#include "sinkscope/runtime/paths.h"
 
 #include <gtest/gtest.h>
 

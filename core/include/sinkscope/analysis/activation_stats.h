@@ -11,7 +11,7 @@
 namespace sinkscope {
 
 struct ActivationEntry {
-    float value = 0;     // signed h
+    float value = 0; // signed h
     int64_t token = 0;
     int64_t dim = 0;
 };
@@ -20,7 +20,8 @@ struct LayerActivationStats {
     // The k largest |h| of the layer, largest first; equal |h| by position (token, then dim) ascending.
     // Fewer than k when the layer has fewer values.
     std::vector<ActivationEntry> top;
-    float median = 0; // the lower median of |h| over tokens and dims (element (n - 1) / 2 of the sorted |h|, as torch.median)
+    float median =
+        0; // the lower median of |h| over tokens and dims (element (n - 1) / 2 of the sorted |h|, as torch.median)
 };
 
 // hidden: [layers, tokens, dim] row-major (the residual stream after every block). NaN values are

@@ -41,11 +41,11 @@ struct LayerAttentionStats {
     int64_t heads = 0;
     int64_t tokens = 0;
     // Per head and query t:
-    std::vector<float> sinkMass;      // sum_j A[t, j] w_j (the mass on the sink positions)
-    std::vector<float> firstMass;     // A[t, 0]
-    std::vector<float> rowEntropy;    // -sum_j A[t, j] log A[t, j], nats, not normalised
-    std::vector<float> rowMax;        // max_j A[t, j]
-    std::vector<float> rowWeighted;   // sum_j A[t, j] f_j
+    std::vector<float> sinkMass;    // sum_j A[t, j] w_j (the mass on the sink positions)
+    std::vector<float> firstMass;   // A[t, 0]
+    std::vector<float> rowEntropy;  // -sum_j A[t, j] log A[t, j], nats, not normalised
+    std::vector<float> rowMax;      // max_j A[t, j]
+    std::vector<float> rowWeighted; // sum_j A[t, j] f_j
     // Per head and key j:
     std::vector<float> received;      // R_j = sum_t A[t, j]
     std::vector<float> receivedPlogp; // sum_t A[t, j] log A[t, j]

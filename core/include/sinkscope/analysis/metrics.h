@@ -20,9 +20,9 @@
 #pragma once
 
 #include "sinkscope/common/array.h"
+#include "sinkscope/common/result.h"
 #include "sinkscope/model/model.h"
 #include "sinkscope/model/model_config.h"
-#include "sinkscope/common/result.h"
 
 #include <cstdint>
 #include <memory>
@@ -72,11 +72,11 @@ struct MetricsOptions {
     std::vector<int64_t> bosCandidates = {0};
 
     MetricsPath path = MetricsPath::Auto;
-    int64_t tileSize = 512;          // streaming: query and key tile length (H x tile^2 floats of scores)
+    int64_t tileSize = 512; // streaming: query and key tile length (H x tile^2 floats of scores)
     // Streaming path only: "cpu", or "cuda" / "cuda:N" to compute the attention sums with the CUDA
     // statistics kernel (needs -DSINKSCOPE_ENABLE_CUDA=ON and a GPU, else InvalidArgument; docs/gpu.md).
     std::string device = "cpu";
-    bool perKeyInJson = true;        // toJson(): include received attention per layer, head and key
+    bool perKeyInJson = true; // toJson(): include received attention per layer, head and key
 
     std::vector<std::string> tokenTexts; // optional, copied into the result and metrics.json
     ProgressCallback progress;           // per layer; returning false cancels
@@ -100,7 +100,7 @@ struct HeadMetric {
 struct TokenMetric {
     std::string name;
     std::string description;
-    FloatArray values;       // [T] or [L, T]
+    FloatArray values; // [T] or [L, T]
 };
 
 // A key that receives, in at least one layer, mean (over heads) visibility-normalised attention above
@@ -108,28 +108,28 @@ struct TokenMetric {
 struct DetectedSink {
     int64_t position = 0;
     int64_t tokenId = 0;
-    std::vector<int> layers;     // layers where it passes the threshold
-    float peakScore = 0;         // the largest head-mean score over layers
+    std::vector<int> layers; // layers where it passes the threshold
+    float peakScore = 0;     // the largest head-mean score over layers
     int peakLayer = 0;
-    int64_t headCount = 0;       // (layer, head) pairs whose own score passes the threshold
+    int64_t headCount = 0; // (layer, head) pairs whose own score passes the threshold
 };
 
 struct LayerActivations {
     int layer = 0;
-    float top[3] = {0, 0, 0};   // the three largest |h| of the layer (any tokens)
-    float topValue = 0;          // the signed value of the largest
+    float top[3] = {0, 0, 0}; // the three largest |h| of the layer (any tokens)
+    float topValue = 0;       // the signed value of the largest
     int64_t topToken = 0;
     int64_t topDim = 0;
-    float median = 0;            // median |h| over tokens and dims (lower median, as torch.median)
-    float ratio = 0;             // top[0] / median
+    float median = 0; // median |h| over tokens and dims (lower median, as torch.median)
+    float ratio = 0;  // top[0] / median
 };
 
 struct MassiveActivation {
     int layer = 0;
     int64_t token = 0;
     int64_t dim = 0;
-    float value = 0;             // signed
-    float ratio = 0;             // |value| / median |h| of the layer
+    float value = 0; // signed
+    float ratio = 0; // |value| / median |h| of the layer
 };
 
 enum class SecondarySinkKind { Secondary, BosLike, Noise };
@@ -138,7 +138,7 @@ const char *secondarySinkKindName(SecondarySinkKind kind); // "secondary", "bos_
 struct SecondarySink {
     int64_t position = 0;
     int64_t tokenId = 0;
-    std::vector<int> layers;     // layers of the BOS span where |cos| > threshold
+    std::vector<int> layers; // layers of the BOS span where |cos| > threshold
     SecondarySinkKind kind = SecondarySinkKind::Noise;
 };
 
@@ -149,13 +149,13 @@ struct SinkMetrics {
     std::vector<std::string> tokenTexts;
     int64_t layers = 0;
     int64_t heads = 0;
-    int64_t length = 0;                 // T
-    MetricsOptions settings;            // as used (callbacks cleared)
+    int64_t length = 0;                           // T
+    MetricsOptions settings;                      // as used (callbacks cleared)
     MetricsPath path = MetricsPath::Materialized; // the path that ran
     bool hasValueNorms = false;
     bool hasHidden = false;
-    double seconds = 0;                 // wall time of computeMetrics
-    double forwardSeconds = 0;          // the forward pass, when analyzeTokens ran it
+    double seconds = 0;        // wall time of computeMetrics
+    double forwardSeconds = 0; // the forward pass, when analyzeTokens ran it
 
     // Per head [L, H], in heads.csv column order; the first is first_token_mass.
     std::vector<HeadMetric> headMetrics;
@@ -172,7 +172,7 @@ struct SinkMetrics {
 
     // M3 detected sinks (threshold settings.sinkThreshold), by position.
     std::vector<DetectedSink> sinks;
-    std::vector<int64_t> sinkSet;       // S used for sink_set_mass
+    std::vector<int64_t> sinkSet; // S used for sink_set_mass
 
     // M6 massive activations.
     std::vector<LayerActivations> activationsByLayer;
@@ -186,8 +186,8 @@ struct SinkMetrics {
     int bosSpanEnd = 0;
     std::vector<SecondarySink> secondarySinks;
 
-    const HeadMetric *headMetric(const std::string &name) const;   // null when absent
-    const TokenMetric *tokenMetric(const std::string &name) const; // null when absent
+    const HeadMetric *headMetric(const std::string &name) const;                 // null when absent
+    const TokenMetric *tokenMetric(const std::string &name) const;               // null when absent
     float head(const std::string &name, int64_t layer, int64_t headIndex) const; // NaN when absent
 
     // metrics.json: every metric with the model, tokens and settings (docs/metrics.md lists the keys).

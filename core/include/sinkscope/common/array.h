@@ -13,10 +13,7 @@ struct FloatArray {
     std::vector<int64_t> shape; // row-major; an empty shape with one element is a scalar
     std::vector<float> data;
 
-    int64_t numel() const
-    {
-        return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
-    }
+    int64_t numel() const { return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>()); }
     int64_t dim(size_t i) const { return shape.at(i); }
     bool empty() const { return data.empty(); }
 };

@@ -30,16 +30,52 @@ namespace sinkscope {
 
 // GGUF metadata value types, numbered as in the format.
 enum class GgufType : uint32_t {
-    Uint8 = 0, Int8 = 1, Uint16 = 2, Int16 = 3, Uint32 = 4, Int32 = 5, Float32 = 6, Bool = 7,
-    String = 8, Array = 9, Uint64 = 10, Int64 = 11, Float64 = 12,
+    Uint8 = 0,
+    Int8 = 1,
+    Uint16 = 2,
+    Int16 = 3,
+    Uint32 = 4,
+    Int32 = 5,
+    Float32 = 6,
+    Bool = 7,
+    String = 8,
+    Array = 9,
+    Uint64 = 10,
+    Int64 = 11,
+    Float64 = 12,
 };
 
 // ggml tensor types, numbered as in ggml.h. Only some are dequantized (see isSupportedTensorType).
 enum class GgmlType : uint32_t {
-    F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
-    Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
-    IQ2_XXS = 16, IQ2_XS = 17, IQ3_XXS = 18, IQ1_S = 19, IQ4_NL = 20, IQ3_S = 21, IQ2_S = 22,
-    IQ4_XS = 23, I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, IQ1_M = 29, BF16 = 30,
+    F32 = 0,
+    F16 = 1,
+    Q4_0 = 2,
+    Q4_1 = 3,
+    Q5_0 = 6,
+    Q5_1 = 7,
+    Q8_0 = 8,
+    Q8_1 = 9,
+    Q2_K = 10,
+    Q3_K = 11,
+    Q4_K = 12,
+    Q5_K = 13,
+    Q6_K = 14,
+    Q8_K = 15,
+    IQ2_XXS = 16,
+    IQ2_XS = 17,
+    IQ3_XXS = 18,
+    IQ1_S = 19,
+    IQ4_NL = 20,
+    IQ3_S = 21,
+    IQ2_S = 22,
+    IQ4_XS = 23,
+    I8 = 24,
+    I16 = 25,
+    I32 = 26,
+    I64 = 27,
+    F64 = 28,
+    IQ1_M = 29,
+    BF16 = 30,
 };
 
 const char *ggmlTypeName(GgmlType type); // "Q4_K", or "type 99" for unknown numbers
@@ -53,8 +89,8 @@ struct GgufValue {
     GgufType arrayType = GgufType::Uint8; // element type when type == Array
 
     // Convenience accessors; they return nullopt when the value is not of a compatible kind.
-    std::optional<int64_t> asInt() const;     // any integer type (or bool)
-    std::optional<double> asFloat() const;    // any numeric type
+    std::optional<int64_t> asInt() const;  // any integer type (or bool)
+    std::optional<double> asFloat() const; // any numeric type
     std::optional<std::string> asString() const;
     const Array *asArray() const;
 };
@@ -63,8 +99,8 @@ struct GgufTensorInfo {
     std::string name;
     std::vector<int64_t> ne; // GGUF order: ne[0] fastest
     GgmlType type = GgmlType::F32;
-    uint64_t offset = 0;     // relative to the start of the data section
-    uint64_t byteSize = 0;   // computed from type and ne
+    uint64_t offset = 0;   // relative to the start of the data section
+    uint64_t byteSize = 0; // computed from type and ne
 
     int64_t numel() const;
 };

@@ -22,34 +22,35 @@ double meanNextTokenNll(const FloatArray &logits, const std::vector<int64_t> &to
 double klDivergence(const float *logitsP, const float *logitsQ, int64_t vocab);
 
 struct EffectsOptions {
-    int topK = 10;                 // next-token candidates listed per side
-    int continuationTokens = 16;   // greedy tokens per side; 0 skips the continuation
-    bool attentionMaps = true;     // per-layer [H, T, T] difference maps (mitigated - baseline)
+    int topK = 10;               // next-token candidates listed per side
+    int continuationTokens = 16; // greedy tokens per side; 0 skips the continuation
+    bool attentionMaps = true;   // per-layer [H, T, T] difference maps (mitigated - baseline)
 };
 
 // One forward pass without controls, reused for every mitigation compared on the same tokens.
 struct BaselineRun {
     std::vector<int64_t> tokens;
-    ForwardResult forward;               // logits [T, V], attention of every layer when maps were asked for
-    std::vector<int64_t> continuation;   // greedy continuation
+    ForwardResult forward;             // logits [T, V], attention of every layer when maps were asked for
+    std::vector<int64_t> continuation; // greedy continuation
 };
 
 struct MitigationEffects {
-    std::string spec;                       // canonical spec string
+    std::string spec; // canonical spec string
     std::vector<TopToken> baselineTop, mitigatedTop;
-    double nextTokenKl = 0;                 // KL(baseline || mitigated) at the last position, nats
-    std::vector<double> positionKl;         // the same at every prompt position [T]
-    double baselinePerplexity = 0;          // exp(mean NLL) of the prompt under teacher forcing
+    double nextTokenKl = 0;         // KL(baseline || mitigated) at the last position, nats
+    std::vector<double> positionKl; // the same at every prompt position [T]
+    double baselinePerplexity = 0;  // exp(mean NLL) of the prompt under teacher forcing
     double mitigatedPerplexity = 0;
-    FloatArray headDifference;              // [L, H]: mean over queries of the total variation 0.5 * sum_j |dA|
+    FloatArray headDifference;                   // [L, H]: mean over queries of the total variation 0.5 * sum_j |dA|
     std::vector<FloatArray> attentionDifference; // per layer [H, T, T]; empty without attentionMaps
     std::vector<int64_t> baselineContinuation, mitigatedContinuation;
-    bool streamingAsMask = false;           // streaming ran as a sink + window mask (positions unchanged)
-    double seconds = 0;                     // wall time of the mitigated passes
+    bool streamingAsMask = false; // streaming ran as a sink + window mask (positions unchanged)
+    double seconds = 0;           // wall time of the mitigated passes
 };
 
-Result<BaselineRun> runBaseline(const Model &model, const std::vector<int64_t> &tokens, const EffectsOptions &options = {},
-                                const CancelToken *cancel = nullptr, const ProgressCallback &progress = {});
+Result<BaselineRun> runBaseline(const Model &model, const std::vector<int64_t> &tokens,
+                                const EffectsOptions &options = {}, const CancelToken *cancel = nullptr,
+                                const ProgressCallback &progress = {});
 
 Result<MitigationEffects> compareMitigation(const Model &model, const BaselineRun &baseline, const MitigationSpec &spec,
                                             const EffectsOptions &options = {}, const CancelToken *cancel = nullptr,
@@ -58,7 +59,8 @@ Result<MitigationEffects> compareMitigation(const Model &model, const BaselineRu
 // Greedy continuation with the mitigation applied at every step (the whole sequence is rerun per token,
 // since the controls cover every position). "none" gives the plain greedy continuation.
 Result<std::vector<int64_t>> greedyContinuation(const Model &model, const std::vector<int64_t> &tokens,
-                                                const MitigationSpec &spec, int count, const CancelToken *cancel = nullptr);
+                                                const MitigationSpec &spec, int count,
+                                                const CancelToken *cancel = nullptr);
 
 // I8 dormancy test: for each (layer, head), the prompt's mean NLL with that head zeroed (or its attention
 // moved to key 0) minus the baseline's. [L, H], nats; positive = the head matters on this input.

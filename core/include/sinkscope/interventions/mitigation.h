@@ -24,8 +24,8 @@
 // Inside a step, "+" continues the heads list when the next piece is a scope item (L.., H..).
 #pragma once
 
-#include "sinkscope/model/model.h"
 #include "sinkscope/common/result.h"
+#include "sinkscope/model/model.h"
 
 #include <map>
 #include <string>

@@ -28,19 +28,19 @@ enum class StreamingMode {
 
 struct StreamingOptions {
     StreamingMode mode = StreamingMode::Cache;
-    int sinks = 4;           // S (Cache, Recompute)
-    int window = 252;        // W (Cache, Recompute)
-    int64_t maxTokens = 0;   // evaluate the first maxTokens tokens of the text; 0: all
+    int sinks = 4;             // S (Cache, Recompute)
+    int window = 252;          // W (Cache, Recompute)
+    int64_t maxTokens = 0;     // evaluate the first maxTokens tokens of the text; 0: all
     std::string label() const; // "dense", "window 0+256", "sinks 4+252", "recompute 4+252"
 };
 
 struct StreamingResult {
     StreamingOptions options;
-    int64_t tokens = 0;        // tokens decoded (N); nll has N - 1 entries
-    std::vector<float> nll;    // nll[i] = -log p(token i+1 | cache after token i), nats
+    int64_t tokens = 0;     // tokens decoded (N); nll has N - 1 entries
+    std::vector<float> nll; // nll[i] = -log p(token i+1 | cache after token i), nats
     double meanNll = 0;
-    double perplexity = 0;     // exp(meanNll)
-    double seconds = 0;        // wall time of the decoding loop
+    double perplexity = 0; // exp(meanNll)
+    double seconds = 0;    // wall time of the decoding loop
     double tokensPerSecond = 0;
 };
 

@@ -1,8 +1,8 @@
 // GGUF -> SinkScope model archive (a self-contained TorchScript file; see docs/model-format.md).
 #pragma once
 
-#include "sinkscope/model/model.h"
 #include "sinkscope/common/result.h"
+#include "sinkscope/model/model.h"
 
 #include <string>
 

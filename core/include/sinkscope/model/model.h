@@ -6,8 +6,8 @@
 #pragma once
 
 #include "sinkscope/common/array.h"
-#include "sinkscope/model/model_config.h"
 #include "sinkscope/common/result.h"
+#include "sinkscope/model/model_config.h"
 #include "sinkscope/tokenizer/tokenizer.h"
 
 #include <atomic>
@@ -38,9 +38,9 @@ enum class ModelKind {
 struct ModelInfo {
     ModelKind kind = ModelKind::SinkScope;
     std::string path;
-    ModelConfig config;           // for Generic models only layers/heads/vocab are known (after a first run)
+    ModelConfig config; // for Generic models only layers/heads/vocab are known (after a first run)
     std::string device = "cpu";
-    std::string limitation;       // Generic: what is unavailable and why
+    std::string limitation; // Generic: what is unavailable and why
 };
 
 // Which intermediate results a forward pass returns. Everything is off by default: a long prompt never
@@ -48,10 +48,10 @@ struct ModelInfo {
 struct CaptureOptions {
     std::vector<int> attentionLayers; // probabilities [H, T, Tk] of these layers
     bool allAttention = false;
-    bool hidden = false;              // residual stream after every layer
-    bool valueNorms = false;          // ||v_j W_O^h|| for every layer, head and key
-    std::vector<int> qkLayers;        // post-RoPE q [H, T, d] and k [Hkv, Tk, d] of these layers
-    bool lastLogitsOnly = false;      // logits of the last position only
+    bool hidden = false;         // residual stream after every layer
+    bool valueNorms = false;     // ||v_j W_O^h|| for every layer, head and key
+    std::vector<int> qkLayers;   // post-RoPE q [H, T, d] and k [Hkv, Tk, d] of these layers
+    bool lastLogitsOnly = false; // logits of the last position only
 };
 
 // Named control tensors passed to the model's attention steps (see docs/model-format.md): e.g.
@@ -82,13 +82,13 @@ struct ForwardRequest {
 
 struct ForwardResult {
     std::vector<int64_t> tokens;
-    FloatArray logits;                    // [T, V], or [1, V] with lastLogitsOnly
-    std::vector<FloatArray> attention;    // per layer; empty FloatArray for layers not captured
-    FloatArray hidden;                    // [L, T, D] when captured
-    FloatArray valueNorms;                // [L, H, Tk] when captured
-    std::map<int, FloatArray> queries;    // layer -> [H, T, d]
-    std::map<int, FloatArray> keys;       // layer -> [Hkv, Tk, d]
-    double seconds = 0;                   // wall time of the forward pass
+    FloatArray logits;                 // [T, V], or [1, V] with lastLogitsOnly
+    std::vector<FloatArray> attention; // per layer; empty FloatArray for layers not captured
+    FloatArray hidden;                 // [L, T, D] when captured
+    FloatArray valueNorms;             // [L, H, Tk] when captured
+    std::map<int, FloatArray> queries; // layer -> [H, T, d]
+    std::map<int, FloatArray> keys;    // layer -> [Hkv, Tk, d]
+    double seconds = 0;                // wall time of the forward pass
 };
 
 struct TopToken {
@@ -105,13 +105,13 @@ std::vector<TopToken> topK(const float *logits, int64_t vocab, int k);
 
 struct GenerateOptions {
     int maxNewTokens = 20;
-    double temperature = 0;        // 0: greedy
+    double temperature = 0; // 0: greedy
     uint64_t seed = 0;
     bool stopAtEos = true;
 };
 
 struct LoadOptions {
-    std::string device = "cpu";    // "cpu" or "cuda" (with a CUDA LibTorch)
+    std::string device = "cpu"; // "cpu" or "cuda" (with a CUDA LibTorch)
     ProgressCallback progress;
 };
 

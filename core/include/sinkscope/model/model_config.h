@@ -26,24 +26,24 @@ inline constexpr int kContractVersion = 3;
 
 struct ModelConfig {
     Architecture architecture = Architecture::Llama;
-    std::string name;              // general.name, or the file name
+    std::string name; // general.name, or the file name
     int64_t layers = 0;
-    int64_t heads = 0;             // query heads
-    int64_t kvHeads = 0;           // key/value heads (== heads without GQA)
-    int64_t embedding = 0;         // d_model
-    int64_t headDim = 0;           // embedding / heads
+    int64_t heads = 0;     // query heads
+    int64_t kvHeads = 0;   // key/value heads (== heads without GQA)
+    int64_t embedding = 0; // d_model
+    int64_t headDim = 0;   // embedding / heads
     int64_t feedForward = 0;
     int64_t vocabSize = 0;
-    int64_t contextLength = 0;     // trained context (GPT-2: the size of the position table)
+    int64_t contextLength = 0; // trained context (GPT-2: the size of the position table)
     double normEps = 1e-5;
-    double ropeTheta = 10000.0;    // Llama only
-    int64_t ropeDim = 0;           // rotated dimensions per head (Llama only; == headDim usually)
-    double ropeScale = 1.0;        // linear position scaling factor (positions are divided by it)
-    bool tiedOutput = true;        // logits use the token embedding matrix
+    double ropeTheta = 10000.0; // Llama only
+    int64_t ropeDim = 0;        // rotated dimensions per head (Llama only; == headDim usually)
+    double ropeScale = 1.0;     // linear position scaling factor (positions are divided by it)
+    bool tiedOutput = true;     // logits use the token embedding matrix
     int64_t parameterCount = 0;
     int contractVersion = kContractVersion;
-    std::string sourceFile;        // file name of the GGUF it was converted from
-    std::string sourceQuantization;// e.g. "Q4_1 x210, F32 x61, Q8_0 x1"
+    std::string sourceFile;         // file name of the GGUF it was converted from
+    std::string sourceQuantization; // e.g. "Q4_1 x210, F32 x61, Q8_0 x1"
 
     std::string toJson() const;
     static Result<ModelConfig> fromJson(const std::string &json, const std::string &origin);

@@ -27,9 +27,9 @@
 #pragma once
 
 #include "sinkscope/common/array.h"
+#include "sinkscope/common/result.h"
 #include "sinkscope/interventions/mitigation.h"
 #include "sinkscope/model/model.h"
-#include "sinkscope/common/result.h"
 
 #include <cstdint>
 #include <memory>

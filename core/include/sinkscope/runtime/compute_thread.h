@@ -21,8 +21,8 @@
 // All member functions are thread safe.
 #pragma once
 
-#include "sinkscope/model/model.h"
 #include "sinkscope/common/result.h"
+#include "sinkscope/model/model.h"
 
 #include <cstdint>
 #include <functional>
@@ -61,10 +61,9 @@ public:
 
     // Typed submission: `work` produces a Result<T>; `done` receives the generation and either the value
     // as an immutable snapshot or the error (also for exceptions and cancellation).
-    template<typename T>
+    template <typename T>
     uint64_t submit(const std::string &tag, std::function<Result<T>(const CancelToken &)> work,
-                    std::function<void(uint64_t, Result<std::shared_ptr<const T>>)> done,
-                    SubmitOptions options = {});
+                    std::function<void(uint64_t, Result<std::shared_ptr<const T>>)> done, SubmitOptions options = {});
 
     // True while `generation` is the newest submission of `tag` and the tag was not cancelled since.
     bool isCurrent(const std::string &tag, uint64_t generation) const;
@@ -87,7 +86,7 @@ private:
     std::unique_ptr<State> m_state;
 };
 
-template<typename T>
+template <typename T>
 uint64_t ComputeThread::submit(const std::string &tag, std::function<Result<T>(const CancelToken &)> work,
                                std::function<void(uint64_t, Result<std::shared_ptr<const T>>)> done,
                                SubmitOptions options)

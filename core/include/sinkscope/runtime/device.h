@@ -21,16 +21,16 @@ enum class DeviceKind { Cpu, Cuda };
 
 struct DeviceInfo {
     DeviceKind kind = DeviceKind::Cpu;
-    int index = 0;                 // CUDA ordinal; 0 for the CPU
-    std::string id;                // "cpu", "cuda:0": what LoadOptions::device takes
-    std::string name;              // CPU model name or CUDA device name
-    int64_t totalMemory = 0;       // bytes: RAM for the CPU, device memory for CUDA; 0 when unknown
-    int64_t freeMemory = 0;        // bytes available now; 0 when unknown
-    int computeMajor = 0;          // CUDA compute capability (0 for the CPU)
+    int index = 0;           // CUDA ordinal; 0 for the CPU
+    std::string id;          // "cpu", "cuda:0": what LoadOptions::device takes
+    std::string name;        // CPU model name or CUDA device name
+    int64_t totalMemory = 0; // bytes: RAM for the CPU, device memory for CUDA; 0 when unknown
+    int64_t freeMemory = 0;  // bytes available now; 0 when unknown
+    int computeMajor = 0;    // CUDA compute capability (0 for the CPU)
     int computeMinor = 0;
-    bool runsModel = false;        // forward passes can run here (CPU: always; CUDA: LibTorch has CUDA)
-    bool kernels = false;          // SinkScope's attention kernels run here (CPU: the reference; CUDA: compiled in)
-    std::string note;              // what is missing and why, empty when everything works
+    bool runsModel = false; // forward passes can run here (CPU: always; CUDA: LibTorch has CUDA)
+    bool kernels = false;   // SinkScope's attention kernels run here (CPU: the reference; CUDA: compiled in)
+    std::string note;       // what is missing and why, empty when everything works
 };
 
 struct BuildCapabilities {
@@ -53,9 +53,9 @@ std::string describeDevices();
 // statistics kernels (the model stays on the CPU); one without the kernels still runs the model (the
 // statistics take the CPU path).
 struct DevicePlan {
-    DeviceInfo device;                 // the entry of `devices` that was chosen
-    std::string modelDevice = "cpu";   // LoadOptions::device
-    std::string kernelDevice = "cpu";  // MetricsOptions::device
+    DeviceInfo device;                // the entry of `devices` that was chosen
+    std::string modelDevice = "cpu";  // LoadOptions::device
+    std::string kernelDevice = "cpu"; // MetricsOptions::device
 };
 
 // The CUDA ordinal of "cuda" (0) or "cuda:N"; nullopt for anything else ("cpu" included).

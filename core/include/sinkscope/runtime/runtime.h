@@ -19,11 +19,11 @@ ThreadSettings defaultThreadSettings();
 std::string applyThreadSettings(const ThreadSettings &settings);
 
 struct BlasCheck {
-    double gflops = 0;          // measured fp32 matmul rate (n x n, median of several runs)
+    double gflops = 0; // measured fp32 matmul rate (n x n, median of several runs)
     int n = 0;
-    std::string library;        // resolved path of the library providing sgemm_, if found
-    bool slow = false;          // below the reference-BLAS threshold
-    std::string message;        // empty when fine; otherwise the warning with the fix
+    std::string library; // resolved path of the library providing sgemm_, if found
+    bool slow = false;   // below the reference-BLAS threshold
+    std::string message; // empty when fine; otherwise the warning with the fix
 };
 
 // Times an n x n fp32 matmul through LibTorch. n = 384 costs ~1 ms with OpenBLAS, ~40 ms without.

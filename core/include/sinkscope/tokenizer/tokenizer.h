@@ -38,17 +38,23 @@ namespace sinkscope {
 class GgufFile;
 
 enum class TokenType : int32_t { // numbered as llama.cpp's llama_token_type
-    Undefined = 0, Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6,
+    Undefined = 0,
+    Normal = 1,
+    Unknown = 2,
+    Control = 3,
+    UserDefined = 4,
+    Unused = 5,
+    Byte = 6,
 };
 
 struct TokenizerData {
-    std::string model = "gpt2";        // tokenizer.ggml.model; only byte-level BPE ("gpt2") is supported
-    std::string pre = "default";       // pre-tokenizer name (tokenizer.ggml.pre): "gpt2", "smollm", "llama-bpe", ...
-    std::vector<std::string> tokens;   // id -> token text (byte-mapped)
-    std::vector<TokenType> types;      // id -> type; empty means all Normal
-    std::vector<std::string> merges;   // "a b" in rank order
+    std::string model = "gpt2";      // tokenizer.ggml.model; only byte-level BPE ("gpt2") is supported
+    std::string pre = "default";     // pre-tokenizer name (tokenizer.ggml.pre): "gpt2", "smollm", "llama-bpe", ...
+    std::vector<std::string> tokens; // id -> token text (byte-mapped)
+    std::vector<TokenType> types;    // id -> type; empty means all Normal
+    std::vector<std::string> merges; // "a b" in rank order
     std::optional<int64_t> bosId, eosId, unkId, padId;
-    bool addBos = false;               // tokenizer.ggml.add_bos_token
+    bool addBos = false; // tokenizer.ggml.add_bos_token
     bool addEos = false;
 };
 
@@ -71,9 +77,9 @@ public:
     // The pre-tokenizer's pieces of text (raw bytes, before byte mapping; no special-token splitting).
     std::vector<std::string> preTokenize(const std::string &text) const;
     std::string decode(const std::vector<int64_t> &ids) const;
-    std::string tokenText(int64_t id) const; // decoded bytes of one token (may be a partial UTF-8 sequence)
+    std::string tokenText(int64_t id) const;         // decoded bytes of one token (may be a partial UTF-8 sequence)
     const std::string &tokenPiece(int64_t id) const; // raw vocabulary entry
-    bool isSpecial(int64_t id) const; // control or user-defined
+    bool isSpecial(int64_t id) const;                // control or user-defined
 
     int64_t vocabSize() const { return static_cast<int64_t>(m_data.tokens.size()); }
     const TokenizerData &data() const { return m_data; }

@@ -17,11 +17,11 @@ struct ActivationArgs {
     int layers = 0;
     int tokens = 0;
     int dim = 0;
-    int k = 3;                     // 1..kMaxActivationTopK
+    int k = 3; // 1..kMaxActivationTopK
     // Outputs, device:
-    float *topValue = nullptr;     // [L, k] signed h
-    int64_t *topIndex = nullptr;   // [L, k] flat index token * D + dim (-1 where the layer has fewer values)
-    float *median = nullptr;       // [L]
+    float *topValue = nullptr;   // [L, k] signed h
+    int64_t *topIndex = nullptr; // [L, k] flat index token * D + dim (-1 where the layer has fewer values)
+    float *median = nullptr;     // [L]
 };
 
 CudaStatus activationStats(const ActivationArgs &args, void *stream = nullptr);

@@ -13,12 +13,12 @@ namespace sinkscope::cuda {
 enum class MapPool { Max, Mean };
 
 struct AttentionMapArgs {
-    AttentionStatsArgs input;   // q, k, sizes and logit controls (its outputs are ignored)
+    AttentionStatsArgs input; // q, k, sizes and logit controls (its outputs are ignored)
     int head = 0;
-    int rows = 0;               // 1..T
-    int cols = 0;               // 1..T
+    int rows = 0; // 1..T
+    int cols = 0; // 1..T
     MapPool pool = MapPool::Max;
-    float *out = nullptr;       // [rows, cols], device
+    float *out = nullptr; // [rows, cols], device
 };
 
 CudaStatus attentionMap(const AttentionMapArgs &args, void *stream = nullptr);

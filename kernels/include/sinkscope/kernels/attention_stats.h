@@ -21,8 +21,8 @@
 namespace sinkscope::cuda {
 
 struct AttentionStatsArgs {
-    const float *q = nullptr;           // [H, T, d]
-    const float *k = nullptr;           // [Hkv, T, d]
+    const float *q = nullptr; // [H, T, d]
+    const float *k = nullptr; // [Hkv, T, d]
     int heads = 0;
     int kvHeads = 0;
     int tokens = 0;
@@ -35,13 +35,13 @@ struct AttentionStatsArgs {
     const float *valueNorms = nullptr;  // [H, T]
 
     // Outputs, [H, T] each (per head and query, or per head and key):
-    float *sinkMass = nullptr;          // sum_j A w_j
-    float *firstMass = nullptr;         // A[t, 0]
-    float *rowEntropy = nullptr;        // -sum_j A log A (nats)
-    float *rowMax = nullptr;            // max_j A
-    float *rowWeighted = nullptr;       // sum_j A f_j (needs valueNorms)
-    float *received = nullptr;          // sum_t A[t, j]       (accumulated: zeroed by the call first)
-    float *receivedPlogp = nullptr;     // sum_t A log A        (accumulated: zeroed by the call first)
+    float *sinkMass = nullptr;      // sum_j A w_j
+    float *firstMass = nullptr;     // A[t, 0]
+    float *rowEntropy = nullptr;    // -sum_j A log A (nats)
+    float *rowMax = nullptr;        // max_j A
+    float *rowWeighted = nullptr;   // sum_j A f_j (needs valueNorms)
+    float *received = nullptr;      // sum_t A[t, j]       (accumulated: zeroed by the call first)
+    float *receivedPlogp = nullptr; // sum_t A log A        (accumulated: zeroed by the call first)
 };
 
 CudaStatus attentionStats(const AttentionStatsArgs &args, void *stream = nullptr);

@@ -11,8 +11,8 @@ namespace sinkscope::cuda {
 // The outcome of a host API call. Every CUDA runtime call goes through one check macro
 // (src/cuda_check.cuh) that reports the call, file and line.
 struct CudaStatus {
-    int code = 0;         // cudaError_t; 0 = success
-    std::string message;  // "cudaMalloc(...) at attention_stats.cu:120: out of memory"
+    int code = 0;        // cudaError_t; 0 = success
+    std::string message; // "cudaMalloc(...) at attention_stats.cu:120: out of memory"
     bool ok() const { return code == 0; }
     explicit operator bool() const { return ok(); }
 };
@@ -24,7 +24,7 @@ struct CudaDevice {
     int64_t freeMemory = 0;
     int major = 0;
     int minor = 0;
-    bool supported = false;   // compute capability >= 8.0 (the kernels are built for sm_80 and sm_90 + PTX)
+    bool supported = false; // compute capability >= 8.0 (the kernels are built for sm_80 and sm_90 + PTX)
 };
 
 // Devices the CUDA runtime sees; empty (with the reason in `why`) without a driver or GPU. Never throws.
