@@ -26,7 +26,8 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git python3 python3-pip
   qt6-base-dev qt6-svg-dev libqcustomplot-dev libqcustomplot2.1-qt6 libgl-dev
   libtorch-dev libopenblas0-pthread
-  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
+  clang-format clang-tidy
   xvfb xauth imagemagick poppler-utils
 )
 missing=()
