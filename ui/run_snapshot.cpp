@@ -3,11 +3,11 @@
 #include "attention_math.h"
 
 #include "sinkscope/analysis/attention_tiles.h"
+#include "sinkscope/runtime/parallel.h"
 
 #include <algorithm>
 #include <chrono>
 #include <limits>
-#include <thread>
 
 namespace sinkscope::ui {
 
@@ -74,27 +74,18 @@ void deriveSummaries(RunSnapshot &snap)
             }
         }
     }
-    // One pass over every head for the shared colour scale, split over the cores: the UI then picks
-    // ranges from the sketches in O(heads).
+    // One pass over every head for the shared colour scale, split over the threads the settings allow: the UI then
+    // picks ranges from the sketches in O(heads).
     const int64_t count = snap.layers * snap.heads;
     snap.sketches.assign(size_t(std::max<int64_t>(0, count)), {});
-    const int threads = static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1u, 8u));
-    auto work = [&snap, count, threads](int worker) {
-        for (int64_t i = worker; i < count; i += threads) {
+    parallelFor(count, 1, [&snap](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
             const int64_t layer = i / snap.heads;
             if (snap.hasAttention(layer)) {
                 snap.sketches[size_t(i)] = sketchHead(headMatrix(snap.attention[size_t(layer)], i % snap.heads));
             }
         }
-    };
-    std::vector<std::thread> pool;
-    for (int w = 1; w < threads; ++w) {
-        pool.emplace_back(work, w);
-    }
-    work(0);
-    for (auto &t : pool) {
-        t.join();
-    }
+    });
 }
 
 Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &request, const CancelToken &cancel,

@@ -5,6 +5,7 @@
 
 #include "analysis/metrics_internal.h"
 #include "model/layer_tensors.h"
+#include "sinkscope/runtime/parallel.h"
 
 #include <nlohmann/json.hpp>
 
@@ -19,7 +20,6 @@
 #include <optional>
 #include <set>
 #include <sstream>
-#include <thread>
 
 namespace sinkscope {
 
@@ -108,33 +108,21 @@ Status materializedAttentionSums(const ForwardResult &r, int64_t layers, int64_t
 {
     const bool norms = hasShape(r.valueNorms, {layers, heads, t});
     sums.assign(idx(layers * heads), {});
-    // Heads are independent; two or more threads halve the time on long prompts, and the per-head sums
-    // keep the result independent of the split.
-    const int threads = static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1u, 8u));
+    // Heads are independent: split them over the threads the settings allow (runtime/parallel.h); the
+    // per-head sums keep the result independent of the split. Short prompts are not worth a thread.
+    const int64_t grain = t < 128 ? heads : 1;
     for (int64_t l = 0; l < layers; ++l) {
         if (!detail::metricsProgress(options, static_cast<double>(l) / static_cast<double>(layers),
                                      "attention metrics, layer " + std::to_string(l))) {
             return makeError(ErrorCode::Cancelled, "metrics cancelled");
         }
         const float *a = r.attention[idx(l)].data.data();
-        auto work = [&](int64_t first, int64_t step) {
-            for (int64_t h = first; h < heads; h += step) {
+        parallelFor(heads, grain, [&](int64_t begin, int64_t end) {
+            for (int64_t h = begin; h < end; ++h) {
                 const float *fn = norms ? r.valueNorms.data.data() + (l * heads + h) * t : nullptr;
                 accumulateHead(a + h * t * t, t, fn, sums[idx(l * heads + h)]);
             }
-        };
-        if (threads == 1 || t < 128) {
-            work(0, 1);
-        } else {
-            std::vector<std::thread> pool;
-            for (int i = 1; i < threads; ++i) {
-                pool.emplace_back(work, i, threads);
-            }
-            work(0, threads);
-            for (auto &th : pool) {
-                th.join();
-            }
-        }
+        });
     }
     return Ok{};
 }
