@@ -15,7 +15,6 @@
 
 #include <QCheckBox>
 #include <QComboBox>
-#include <QElapsedTimer>
 #include <QFile>
 #include <QImage>
 #include <QJsonDocument>
@@ -151,8 +150,9 @@ TEST_F(MainWindowTest, MetricsPanelSinkChipsAndBosPolicy)
         EXPECT_EQ(window->chipModel()->isSink(row), sinks.count(row) > 0) << row;
     }
     // A different prompt: the old marks go with the old tokens.
+    QSignalSpy retokenized(window->chipModel(), &QAbstractItemModel::modelReset);
     window->promptEditor()->setPlainText(QStringLiteral("other words entirely"));
-    QTest::qWait(300);
+    ASSERT_TRUE(retokenized.count() > 0 || retokenized.wait(5000));
     for (int row = 0; row < window->chipModel()->rowCount(); ++row) {
         EXPECT_FALSE(window->chipModel()->isSink(row));
     }
@@ -311,11 +311,7 @@ TEST_F(MainWindowTest, LongRunsKeepNoMapsAndComputeTheShownHeadOnDemand)
     QSignalSpy wanted(head, &HeadView::headMapWanted);
     window->showView(QStringLiteral("head"));
     head->showHead(1, 2);
-    QElapsedTimer clock;
-    clock.start();
-    while (!head->model().valid() && clock.elapsed() < 30000) {
-        QTest::qWait(20);
-    }
+    EXPECT_TRUE(QTest::qWaitFor([&] { return head->model().valid(); }, 30000));
     ASSERT_TRUE(head->model().valid()) << window->messageBar()->text().toStdString();
     EXPECT_EQ(wanted.count(), 1);
     const HeadMatrix shown = head->model().matrix();
@@ -345,10 +341,7 @@ TEST_F(MainWindowTest, LongRunsKeepNoMapsAndComputeTheShownHeadOnDemand)
 
     // Another head: one more request; back to the first: computed again (one map is kept at a time).
     head->showHead(0, 0);
-    clock.restart();
-    while (!head->model().valid() && clock.elapsed() < 30000) {
-        QTest::qWait(20);
-    }
+    EXPECT_TRUE(QTest::qWaitFor([&] { return head->model().valid(); }, 30000));
     EXPECT_TRUE(head->model().valid());
     EXPECT_EQ(wanted.count(), 2);
 }
@@ -435,11 +428,7 @@ TEST_F(MainWindowTest, SessionRestoresTheSameFigure)
 {
     auto window = openAndRun({.modelPath = s_model, .prompt = QStringLiteral("restore me please")});
     // The content hash is computed on the compute thread after the first run.
-    QElapsedTimer clock;
-    clock.start();
-    while (window->currentSession().modelSha256.isEmpty() && clock.elapsed() < 30000) {
-        QTest::qWait(20);
-    }
+    ASSERT_TRUE(QTest::qWaitFor([&] { return !window->currentSession().modelSha256.isEmpty(); }, 30000));
     window->headView()->showHead(1, 3);
     window->headView()->setScale(ColourScale{.mapping = ScaleMapping::Log, .clampPercentile = true, .percentile = 95});
     window->showView(QStringLiteral("head"));
