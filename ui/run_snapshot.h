@@ -29,9 +29,10 @@ struct TokenInfo {
 // Token texts and flags from a tokenizer (or bare ids when the model has none).
 std::vector<TokenInfo> describeTokens(const Tokenizer *tokenizer, const std::vector<int64_t> &ids);
 
-// Above this many tokens a run keeps q/k instead of attention maps (RunSnapshot::mapsOnDemand); 1024
-// tokens of SmolLM2 hold 1 GiB of maps.
-inline constexpr int64_t kMapTokens = 1024;
+// Above this many tokens a run keeps q/k instead of attention maps (RunSnapshot::mapsOnDemand). It is
+// the core's threshold (kStreamingAboveTokens, the one `sinkscope-cli analyze` uses), so the window and
+// the CLI take the same route for every prompt length; 512 tokens of SmolLM2 hold 270 MiB of maps.
+inline constexpr int64_t kMapTokens = kStreamingAboveTokens;
 
 struct RunSnapshot {
     std::string modelPath;
