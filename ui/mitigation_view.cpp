@@ -115,86 +115,20 @@ ProgressCallback scaled(const ProgressCallback &progress, double from, double sp
 
 } // namespace
 
-const std::vector<MitigationMethodInfo> &mitigationMethods()
-{
-    static const std::vector<MitigationMethodInfo> methods = {
-        {"mask-sink",
-         "Mask sinks (I2)",
-         "Logits of the first `sinks` keys pushed to -1e4: the sink disappears and each row renormalises over "
-         "the other keys. Xiao et al. 2024; Barbero et al. 2025. An ablation: expected to hurt.",
-         {{"sinks", 1, 1, 4096, 0}},
-         true},
-        {"streaming",
-         "StreamingLLM mask (I1)",
-         "Attention limited to the first `sinks` keys plus the last `window` keys (a sink + window mask at the "
-         "original positions; the rolling cache is `sinkscope-cli stream-ppl`). Xiao et al., ICLR 2024.",
-         {{"sinks", 4, 0, 4096, 0}, {"window", 252, 1, 1 << 20, 0}},
-         false},
-        {"act",
-         "ACT calibration (I3)",
-         "Attention calibration: non-initial keys whose mean attention exceeds `thres` are scaled by `beta`, the "
-         "freed mass goes to the other keys; the first sink is untouched. Yu et al., ICML 2024 (released "
-         "defaults). Default heads: layers 2..L-2.",
-         {{"beta", 0.4, 0, 1, 2}, {"thres", 0.1, 0, 1, 3}},
-         true},
-        {"zerotune",
-         "Scale first token (I4)",
-         "log(gamma) added to the first key's logit: gamma < 1 takes attention from the sink. ZeroTuning, Han "
-         "et al., ICLR 2026.",
-         {{"gamma", 0.5, 0.001, 1000, 3}},
-         true},
-        {"softmax1",
-         "Softmax off by one (I5)",
-         "A null logit 0 in every softmax. Miller 2023. Counterfactual on a model not trained with it.",
-         {},
-         true},
-        {"sink-logit",
-         "Sink logit (I5)",
-         "A learnable-sink style null logit b per head (gpt-oss). Counterfactual on a model not trained with it.",
-         {{"b", 0, -100, 100, 2}},
-         true},
-        {"temperature",
-         "Temperature (I6)",
-         "Attention logits divided by tau (a perturbation).",
-         {{"tau", 1.5, 0.001, 1000, 3}},
-         true},
-        {"value-zero",
-         "Zero sink values (I7)",
-         "Value vectors of the first `sinks` keys set to 0: the sink keeps its weight but contributes nothing. "
-         "Gu et al., ICLR 2025.",
-         {{"sinks", 1, 1, 4096, 0}},
-         true},
-        {"resid",
-         "Massive activations (I7)",
-         "Massive activations of the sink tokens after `layer` set to zero (mode 0) or to their mean (mode 1). "
-         "Sun et al., COLM 2024. layer -1: the first layer that has any.",
-         {{"mode", 0, 0, 1, 0}, {"layer", -1, -1, 4096, 0}},
-         false},
-        {"head-zero", "Zero heads (I8)", "The heads' attention set to 0 (dormancy test, Guo et al. 2024).", {}, true},
-        {"move-to-bos",
-         "Move to first token (I8)",
-         "All of the heads' attention on key 0 (dormancy test, Guo et al. 2024).",
-         {},
-         true},
-    };
-    return methods;
-}
-
 QString mitigationStepText(const MitigationMethodInfo &method, const std::vector<double> &values, const QString &heads)
 {
     QStringList params;
     for (size_t i = 0; i < method.params.size() && i < values.size(); ++i) {
         const auto &p = method.params[i];
-        QString value = p.decimals == 0 ? QString::number(std::llround(values[i])) : QString::number(values[i], 'g', 6);
-        if (QLatin1String(method.name) == QLatin1String("resid") && QLatin1String(p.name) == QLatin1String("mode")) {
-            value = values[i] > 0.5 ? QStringLiteral("mean") : QStringLiteral("zero");
-        }
-        params << QStringLiteral("%1=%2").arg(QLatin1String(p.name), value);
+        const QString value = !p.choices.empty() ? QString::fromStdString(p.valueText(values[i]))
+                              : p.integer        ? QString::number(std::llround(values[i]))
+                                                 : QString::number(values[i], 'g', 6);
+        params << QStringLiteral("%1=%2").arg(QString::fromStdString(p.name), value);
     }
     if (method.takesHeads && !heads.trimmed().isEmpty()) {
         params << QStringLiteral("heads=%1").arg(heads.trimmed());
     }
-    QString text = QLatin1String(method.name);
+    QString text = QString::fromStdString(method.name);
     if (!params.isEmpty()) {
         text += QLatin1Char(':') + params.join(QLatin1Char(','));
     }
@@ -510,8 +444,10 @@ QWidget *MitigationView::buildBuilder()
 
     m_methodBox = new QComboBox(host);
     for (const auto &m : mitigationMethods()) {
-        m_methodBox->addItem(QString::fromLatin1(m.label), QString::fromLatin1(m.name));
-        m_methodBox->setItemData(m_methodBox->count() - 1, QString::fromLatin1(m.description), Qt::ToolTipRole);
+        m_methodBox->addItem(
+            QStringLiteral("%1 (%2)").arg(QString::fromStdString(m.title), QString::fromStdString(m.code)),
+            QString::fromStdString(m.name));
+        m_methodBox->setItemData(m_methodBox->count() - 1, QString::fromStdString(m.description), Qt::ToolTipRole);
     }
     m_paramHost = new QWidget(host);
     auto *paramLayout = new QHBoxLayout(m_paramHost);
@@ -577,29 +513,42 @@ void MitigationView::rebuildParamFields()
     const int index = std::max(0, m_methodBox->currentIndex());
     const auto &method = mitigationMethods()[size_t(index)];
     for (const auto &p : method.params) {
-        layout->addWidget(new QLabel(QString::fromLatin1(p.name), m_paramHost));
-        auto *field = new QDoubleSpinBox(m_paramHost);
-        field->setDecimals(p.decimals);
-        field->setRange(p.minimum, p.maximum);
-        field->setSingleStep(p.decimals == 0 ? 1.0 : std::pow(10.0, -std::min(p.decimals, 2)));
-        field->setValue(p.value);
-        if (QLatin1String(method.name) == QLatin1String("resid") && QLatin1String(p.name) == QLatin1String("mode")) {
-            field->setToolTip(tr("0: set to zero, 1: set to the mean"));
+        const QString tip = QString::fromStdString(p.description);
+        auto *label = new QLabel(QString::fromStdString(p.name), m_paramHost);
+        label->setToolTip(tip);
+        layout->addWidget(label);
+        QWidget *field = nullptr;
+        if (!p.choices.empty()) {
+            auto *box = new QComboBox(m_paramHost);
+            for (const auto &choice : p.choices) {
+                box->addItem(QString::fromStdString(choice));
+            }
+            box->setCurrentIndex(int(std::llround(p.example)));
+            field = box;
+        } else {
+            auto *spin = new QDoubleSpinBox(m_paramHost);
+            spin->setDecimals(p.decimals);
+            spin->setRange(p.min, p.max);
+            spin->setSingleStep(p.integer ? 1.0 : std::pow(10.0, -std::min(p.decimals, 2)));
+            spin->setValue(p.example);
+            field = spin;
         }
+        field->setToolTip(tip);
         layout->addWidget(field);
         m_paramFields.push_back(field);
     }
     layout->addStretch(1);
     m_headsEdit->setEnabled(method.takesHeads);
-    m_methodBox->setToolTip(QString::fromLatin1(method.description));
+    m_methodBox->setToolTip(QString::fromStdString(method.description));
 }
 
 void MitigationView::addStep()
 {
     const auto &method = mitigationMethods()[size_t(std::max(0, m_methodBox->currentIndex()))];
     std::vector<double> values;
-    for (const QDoubleSpinBox *f : m_paramFields) {
-        values.push_back(f->value());
+    for (const QWidget *f : m_paramFields) {
+        const auto *box = qobject_cast<const QComboBox *>(f);
+        values.push_back(box ? double(box->currentIndex()) : static_cast<const QDoubleSpinBox *>(f)->value());
     }
     const QString step = mitigationStepText(method, values, m_headsEdit->text());
     const QString current = m_specEdit->text().trimmed();

@@ -13,6 +13,7 @@
 #include "attention_math.h"
 
 #include "sinkscope/interventions/effects.h"
+#include "sinkscope/interventions/mitigation_registry.h"
 
 #include <QDialog>
 #include <QHash>
@@ -38,24 +39,8 @@ namespace sinkscope::ui {
 class ComputeBridge;
 class HeatmapPlot;
 
-// One method of the spec grammar as the builder offers it (core/include/sinkscope/mitigation.h).
-struct MitigationParamInfo {
-    const char *name;
-    double value; // default shown in the builder
-    double minimum;
-    double maximum;
-    int decimals; // 0: integer
-};
-struct MitigationMethodInfo {
-    const char *name;        // spec name
-    const char *label;       // builder label
-    const char *description; // tooltip: what it does, the source, counterfactual or not
-    std::vector<MitigationParamInfo> params;
-    bool takesHeads;
-};
-const std::vector<MitigationMethodInfo> &mitigationMethods();
-
-// A spec step from the builder: "name:p=v,...,heads=scope" (heads omitted when empty).
+// A spec step from the builder: "name:p=v,...,heads=scope" (heads omitted when empty). The methods, their
+// parameters, ranges and defaults are the core's registry (mitigationMethods(), mitigation_registry.h).
 QString mitigationStepText(const MitigationMethodInfo &method, const std::vector<double> &values, const QString &heads);
 
 // Heads chosen in a layer x head grid as a scope string: a whole layer as "L5", single heads as "L2H3",
@@ -183,7 +168,7 @@ private:
     QComboBox *m_methodBox = nullptr;
     QFormLayout *m_paramForm = nullptr;
     QWidget *m_paramHost = nullptr;
-    std::vector<QDoubleSpinBox *> m_paramFields;
+    std::vector<QWidget *> m_paramFields; // a QDoubleSpinBox per number, a QComboBox per choice
     QLineEdit *m_headsEdit = nullptr;
     QLineEdit *m_specEdit = nullptr;
     QLabel *m_specStatus = nullptr;

@@ -108,16 +108,17 @@ constexpr const char *kMainHelp = R"(sinkscope-cli — attention sinks in langua
 Usage: sinkscope-cli <command> [options]
 
 Commands:
-  info       describe a model (architecture, sizes, tokenizer, contract)
-  convert    convert a GGUF file into a SinkScope model archive
-  run        one forward pass: tokens, top-k next tokens, first-token attention mass per layer and head
-  generate   continue a prompt, streaming tokens as they come
-  doctor     check the runtime: LibTorch, threads, BLAS speed
-  analyze    sink metrics for every layer and head: metrics.json and heads.csv
-  compare    a prompt with and without mitigations (top-k, KL, perplexity, attention change, continuation)
-  act-search the heads ACT calibration should act on, searched one head at a time on probe texts
-  stream-ppl the StreamingLLM evaluation: per-token NLL with a rolling KV cache (dense, window, sinks)
-  probe      hallucination probes: accuracy and answer log-probability per mitigation setting
+  info        describe a model (architecture, sizes, tokenizer, contract)
+  convert     convert a GGUF file into a SinkScope model archive
+  run         one forward pass: tokens, top-k next tokens, first-token attention mass per layer and head
+  generate    continue a prompt, streaming tokens as they come
+  doctor      check the runtime: LibTorch, threads, BLAS speed
+  analyze     sink metrics for every layer and head: metrics.json and heads.csv
+  compare     a prompt with and without mitigations (top-k, KL, perplexity, attention change, continuation)
+  mitigations the mitigation methods: parameters, ranges, defaults, head scopes and sources
+  act-search  the heads ACT calibration should act on, searched one head at a time on probe texts
+  stream-ppl  the StreamingLLM evaluation: per-token NLL with a rolling KV cache (dense, window, sinks)
+  probe       hallucination probes: accuracy and answer log-probability per mitigation setting
 
 Every command that takes --model uses the default model (SmolLM2-135M-Instruct) without it, and takes
 --device cpu|cuda|cuda:N (default cpu; 'doctor' lists the devices): the model runs there when LibTorch has
@@ -882,7 +883,10 @@ int cmdActSearch(const Args &a, std::ostream &out, std::ostream &err)
             searchLayers.push_back(l);
         }
     }
-    const double beta = a.number("--beta", 0.4, 0, 1), thres = a.number("--thres", 0.1, 0, 1);
+    const MitigationMethodInfo &act = mitigationMethod(MitigationMethod::Act);
+    const MitigationParam &betaParam = *act.param("beta"), &thresParam = *act.param("thres");
+    const double beta = a.number("--beta", betaParam.defaultValue, betaParam.min, betaParam.max);
+    const double thres = a.number("--thres", thresParam.defaultValue, thresParam.min, thresParam.max);
     const double minGain = a.number("--min-gain", 0.0, -1e9, 1e9);
     int lastPercent = -1;
     auto result = searchActHeads(*model, probes, beta, thres, searchLayers, minGain, nullptr,
@@ -942,8 +946,9 @@ int cmdActSearch(const Args &a, std::ostream &out, std::ostream &err)
     return 0;
 }
 
-constexpr const char *kCompareHelp =
-    R"(Usage: sinkscope-cli compare --prompt TEXT --mitigation SPEC[,SPEC...] [--model FILE] [--top-k K]
+std::string compareHelp()
+{
+    return R"(Usage: sinkscope-cli compare --prompt TEXT --mitigation SPEC[,SPEC...] [--model FILE] [--top-k K]
                            [-n N] [--bos | --no-bos] [--ids 1,2,3] [--json]
 
 Runs the prompt without controls (the baseline) and with each mitigation, and reports against the
@@ -952,11 +957,70 @@ prompt perplexity, the per-head attention change (mean total variation over quer
 N greedy tokens side by side (default 16; 0 skips them).
 
 Spec grammar (docs/mitigations.md): none | step+step..., step = method[:param=value,...,heads=L2H3+L5],
-methods mask-sink, streaming, act, zerotune, softmax1, sink-logit, temperature, value-zero, resid,
-head-zero, move-to-bos. Example: --mitigation none,mask-sink,act:beta=0.4,thres=0.1,heads=L2H3+L5H0
+methods )" +
+           mitigationMethodNames() +
+           R"( ('sinkscope-cli mitigations' describes each).
+Example: --mitigation none,mask-sink,act:beta=0.4,thres=0.1,heads=L2H3+L5H0
 In compare, streaming is applied as a sink + window attention mask with the original positions; the
 rolling cache with in-cache positions is stream-ppl.
 )";
+}
+
+constexpr const char *kMitigationsHelp = R"(Usage: sinkscope-cli mitigations [--markdown | --json]
+
+Lists every mitigation method a spec (compare --mitigation, probe --compare, the window's Mitigations
+tab) can name: its parameters with their ranges and defaults, the heads it covers without heads=, the
+model archives it needs and its source. --markdown prints the table of docs/mitigations.md; --json the
+same registry as data (methods[i].name, .params[j].min/.max/.default/.required/.choices, ...).
+)";
+
+int cmdMitigations(const Args &a, std::ostream &out, std::ostream &)
+{
+    if (a.has("--markdown") && a.has("--json")) {
+        throw UsageError{"--markdown and --json exclude each other"};
+    }
+    if (a.has("--markdown")) {
+        out << mitigationMarkdownTable();
+        return 0;
+    }
+    if (!a.has("--json")) {
+        out << "Spec: none | step+step..., step = method[:param=value,...,heads=SCOPE] (docs/mitigations.md)\n\n"
+            << mitigationReference();
+        return 0;
+    }
+    nlohmann::json methods = nlohmann::json::array();
+    for (const auto &m : mitigationMethods()) {
+        nlohmann::json params = nlohmann::json::array();
+        for (const auto &p : m.params) {
+            nlohmann::json jp{{"name", p.name},
+                              {"required", p.required},
+                              {"min", p.min},
+                              {"max", p.max},
+                              {"integer", p.integer},
+                              {"choices", p.choices},
+                              {"description", p.description}};
+            jp["default"] = p.required ? nlohmann::json() : nlohmann::json(p.defaultValue);
+            params.push_back(std::move(jp));
+        }
+        nlohmann::json families = nlohmann::json::array();
+        for (auto arch : m.families) {
+            families.push_back(architectureName(arch));
+        }
+        methods.push_back({{"name", m.name},
+                           {"code", m.code},
+                           {"title", m.title},
+                           {"usage", m.usage()},
+                           {"summary", m.summary},
+                           {"source", m.source},
+                           {"params", params},
+                           {"takes_heads", m.takesHeads},
+                           {"default_scope", m.defaultScope},
+                           {"min_contract", m.minContract},
+                           {"families", families}});
+    }
+    out << nlohmann::json{{"methods", methods}}.dump(2) << "\n";
+    return 0;
+}
 
 // Splits "a:x=1,y=2,b,c:z=3" into specs: a piece holding '=' before any ':' continues the spec before it.
 std::vector<std::string> splitSpecList(const std::string &text)
@@ -1439,7 +1503,7 @@ int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream
     const std::string cmd = args[0];
     const std::vector<std::string> rest(args.begin() + 1, args.end());
     struct Command {
-        const char *help;
+        std::string help;
         std::vector<std::string> switches, valued;
         int (*fn)(const Args &, std::ostream &, std::ostream &);
     };
@@ -1475,10 +1539,11 @@ int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream
           {"--model", "--text", "--prompt", "--layers", "--beta", "--thres", "--min-gain", "--top", "--max-tokens"},
           cmdActSearch}},
         {"compare",
-         {kCompareHelp,
+         {compareHelp(),
           {"--json", "--bos", "--no-bos"},
           {"--model", "--prompt", "--mitigation", "--top-k", "-n", "--ids"},
           cmdCompare}},
+        {"mitigations", {kMitigationsHelp, {"--markdown", "--json"}, {}, cmdMitigations}},
     };
     auto it = commands.find(cmd);
     if (it != commands.end() &&

@@ -4,6 +4,8 @@
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
 
+#include "sinkscope/interventions/mitigation_registry.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -46,7 +48,8 @@ std::unique_ptr<TempDir> Cli::s_dir;
 
 TEST_F(Cli, HelpOnEverySubcommand)
 {
-    for (const char *cmd : {"info", "convert", "run", "generate", "doctor"}) {
+    for (const char *cmd : {"info", "convert", "run", "generate", "doctor", "analyze", "compare", "act-search",
+                            "stream-ppl", "probe", "mitigations"}) {
         const CliRun r = cli({cmd, "--help"});
         EXPECT_EQ(r.code, 0) << cmd;
         EXPECT_NE(r.out.find("Usage: sinkscope-cli " + std::string(cmd)), std::string::npos) << cmd;
@@ -54,6 +57,40 @@ TEST_F(Cli, HelpOnEverySubcommand)
     const CliRun top = cli({"--help"});
     EXPECT_EQ(top.code, 0);
     EXPECT_NE(top.out.find("Commands:"), std::string::npos);
+}
+
+// The CLI's help and `mitigations` come from the core's registry: every method appears in both, with
+// its parameters, ranges and defaults as the registry holds them.
+TEST_F(Cli, MitigationHelpAndListingCoverEveryRegisteredMethod)
+{
+    const CliRun compare = cli({"compare", "--help"});
+    ASSERT_EQ(compare.code, 0);
+    const CliRun listing = cli({"mitigations"});
+    ASSERT_EQ(listing.code, 0) << listing.err;
+    const CliRun json = cli({"mitigations", "--json"});
+    ASSERT_EQ(json.code, 0) << json.err;
+    const auto j = nlohmann::json::parse(json.out);
+    ASSERT_EQ(j.at("methods").size(), mitigationMethods().size());
+    for (size_t i = 0; i < mitigationMethods().size(); ++i) {
+        const auto &m = mitigationMethods()[i];
+        EXPECT_NE(compare.out.find(" " + m.name), std::string::npos) << m.name;
+        EXPECT_NE(listing.out.find(m.usage()), std::string::npos) << m.name;
+        const auto &jm = j["methods"][i];
+        EXPECT_EQ(jm.at("name"), m.name);
+        EXPECT_EQ(jm.at("takes_heads"), m.takesHeads);
+        ASSERT_EQ(jm.at("params").size(), m.params.size()) << m.name;
+        for (size_t k = 0; k < m.params.size(); ++k) {
+            const auto &p = m.params[k];
+            EXPECT_EQ(jm["params"][k].at("name"), p.name);
+            EXPECT_EQ(jm["params"][k].at("min").get<double>(), p.min) << m.name << "." << p.name;
+            EXPECT_EQ(jm["params"][k].at("max").get<double>(), p.max) << m.name << "." << p.name;
+            EXPECT_EQ(jm["params"][k].at("default").is_null(), p.required) << m.name << "." << p.name;
+        }
+    }
+    const CliRun markdown = cli({"mitigations", "--markdown"});
+    ASSERT_EQ(markdown.code, 0);
+    EXPECT_EQ(markdown.out, mitigationMarkdownTable());
+    EXPECT_EQ(cli({"mitigations", "--markdown", "--json"}).code, 2);
 }
 
 TEST_F(Cli, UsageErrorsExitTwoWithOneLine)

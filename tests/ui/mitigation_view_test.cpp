@@ -14,6 +14,7 @@
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
 
+#include <QComboBox>
 #include <QFile>
 #include <QPushButton>
 #include <QSignalSpy>
@@ -55,13 +56,13 @@ TEST(MitigationBuilder, StepTextForEveryMethodParses)
     for (const MitigationMethodInfo &method : mitigationMethods()) {
         std::vector<double> values;
         for (const auto &p : method.params) {
-            values.push_back(p.value);
+            values.push_back(p.example);
         }
         const QString step = mitigationStepText(method, values, QStringLiteral("L1H0+L0"));
         auto parsed = parseMitigation(step.toStdString());
         ASSERT_TRUE(parsed.ok()) << step.toStdString() << ": " << parsed.error().message;
         EXPECT_EQ(parsed->steps.size(), 1u);
-        EXPECT_STREQ(mitigationMethodName(parsed->steps[0].method), method.name);
+        EXPECT_EQ(mitigationMethodName(parsed->steps[0].method), method.name);
         EXPECT_EQ(parsed->steps[0].scoped, method.takesHeads) << step.toStdString();
     }
     const auto &zerotune = *std::find_if(mitigationMethods().begin(), mitigationMethods().end(),
@@ -87,6 +88,43 @@ TEST(MitigationBuilder, HeadScopeTextCompressesWholeLayers)
     // What the dialog writes reads back through the core's scope parser.
     HeadScopeDialog dialog(3, 2, QStringLiteral("L1+L2H1"), nullptr);
     EXPECT_EQ(dialog.scope(), QStringLiteral("L1+L2H1"));
+}
+
+// The builder is the registry's: one entry per method, in its order, and Add with the fields as they
+// open writes a step that parses back to that method with the registry's example values.
+TEST_F(MitigationViewTest, BuilderOffersEveryRegisteredMethodWithItsParameters)
+{
+    MitigationView *view = nullptr;
+    auto window = open(&view);
+    ASSERT_TRUE(view);
+    QComboBox *methods = nullptr;
+    for (auto *box : view->findChildren<QComboBox *>()) {
+        if (box->count() > 0 && box->itemData(0).toString() == QString::fromStdString(mitigationMethods()[0].name)) {
+            methods = box;
+        }
+    }
+    ASSERT_TRUE(methods);
+    ASSERT_EQ(size_t(methods->count()), mitigationMethods().size());
+    QPushButton *add = nullptr;
+    for (auto *button : view->findChildren<QPushButton *>()) {
+        add = button->text() == QLatin1String("Add") ? button : add;
+    }
+    ASSERT_TRUE(add);
+    for (int i = 0; i < methods->count(); ++i) {
+        const auto &m = mitigationMethods()[size_t(i)];
+        EXPECT_EQ(methods->itemData(i).toString().toStdString(), m.name);
+        EXPECT_EQ(methods->itemData(i, Qt::ToolTipRole).toString().toStdString(), m.description);
+        view->setSpec(QStringLiteral("none"));
+        methods->setCurrentIndex(i);
+        add->click();
+        auto spec = parseMitigation(view->canonicalSpec().toStdString());
+        ASSERT_TRUE(spec) << m.name << ": " << view->canonicalSpec().toStdString();
+        ASSERT_EQ(spec->steps.size(), 1u) << m.name;
+        EXPECT_EQ(spec->steps[0].method, m.method);
+        for (const auto &p : m.params) {
+            EXPECT_EQ(spec->steps[0].params.at(p.name), p.example) << m.name << "." << p.name;
+        }
+    }
 }
 
 TEST_F(MitigationViewTest, MaskSinkShowsBaselineMitigatedAndDifferenceAndCachesBoth)

@@ -1,6 +1,7 @@
 #include "sinkscope/interventions/mitigation.h"
 
 #include "sinkscope/interventions/effects.h"
+#include "sinkscope/model/control_keys.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,63 +15,11 @@ namespace sinkscope {
 
 namespace {
 
+namespace ck = control_keys;
+
 // Large enough that exp() underflows to exactly 0 in float next to any unmasked logit, small enough
 // that a query whose every key is masked still gets a finite softmax (see mitigation.h).
 constexpr float kMaskBias = -1e4f;
-constexpr double kRequired = std::numeric_limits<double>::quiet_NaN();
-
-struct ParamDef {
-    const char *name;
-    double fallback; // kRequired: must be given
-    double lo, hi;
-    bool integer;
-};
-
-struct MethodDef {
-    MitigationMethod method;
-    const char *name;
-    std::vector<ParamDef> params;
-    bool scopable;
-};
-
-const std::vector<MethodDef> &methodTable()
-{
-    constexpr double inf = std::numeric_limits<double>::infinity();
-    static const std::vector<MethodDef> table{
-        {MitigationMethod::MaskSink, "mask-sink", {{"sinks", 1, 1, 1 << 20, true}}, true},
-        {MitigationMethod::Streaming,
-         "streaming",
-         {{"sinks", 4, 0, 1 << 20, true}, {"window", 252, 1, 1 << 24, true}},
-         false},
-        {MitigationMethod::Act, "act", {{"beta", 0.4, 0, 1, false}, {"thres", 0.1, 0, 1, false}}, true},
-        {MitigationMethod::ZeroTune, "zerotune", {{"gamma", kRequired, 1e-6, 1e6, false}}, true},
-        {MitigationMethod::Softmax1, "softmax1", {}, true},
-        {MitigationMethod::SinkLogit, "sink-logit", {{"b", kRequired, -1e4, 1e4, false}}, true},
-        {MitigationMethod::Temperature, "temperature", {{"tau", kRequired, 1e-3, 1e3, false}}, true},
-        {MitigationMethod::ValueZero, "value-zero", {{"sinks", 1, 1, 1 << 20, true}}, true},
-        {MitigationMethod::Resid,
-         "resid",
-         {{"mode", kRequired, 0, 1, true},
-          {"layer", -1, -1, 1 << 16, true},
-          {"abs", 100, 0, inf, false},
-          {"rel", 1000, 0, inf, false}},
-         false},
-        {MitigationMethod::HeadZero, "head-zero", {}, true},
-        {MitigationMethod::MoveToBos, "move-to-bos", {}, true},
-    };
-    return table;
-}
-
-const MethodDef &methodDef(MitigationMethod m)
-{
-    for (const auto &d : methodTable()) {
-        if (d.method == m) {
-            return d;
-        }
-    }
-    return methodTable().front();
-}
-
 std::string formatNumber(double v)
 {
     char buf[32];
@@ -116,18 +65,9 @@ Result<MitigationStep> parseStep(const std::string &text)
 {
     const auto colon = text.find(':');
     const std::string name = text.substr(0, colon);
-    const MethodDef *def = nullptr;
-    for (const auto &d : methodTable()) {
-        if (name == d.name) {
-            def = &d;
-        }
-    }
+    const MitigationMethodInfo *def = findMitigationMethod(name);
     if (!def) {
-        std::string known;
-        for (const auto &d : methodTable()) {
-            known += (known.empty() ? "" : ", ") + std::string(d.name);
-        }
-        return bad("unknown method '" + name + "' (known: none, " + known + ")");
+        return bad("unknown method '" + name + "' (known: none, " + mitigationMethodNames() + ")");
     }
     MitigationStep step;
     step.method = def->method;
@@ -145,7 +85,7 @@ Result<MitigationStep> parseStep(const std::string &text)
             }
             const std::string key = part.substr(0, eq), value = part.substr(eq + 1);
             if (key == "heads") {
-                if (!def->scopable) {
+                if (!def->takesHeads) {
                     return bad("'" + name + "' applies to every head; it takes no heads=");
                 }
                 if (step.scoped) {
@@ -163,18 +103,13 @@ Result<MitigationStep> parseStep(const std::string &text)
                 step.scoped = true;
                 continue;
             }
-            const ParamDef *p = nullptr;
-            for (const auto &candidate : def->params) {
-                if (key == candidate.name) {
-                    p = &candidate;
-                }
-            }
+            const MitigationParam *p = def->param(key);
             if (!p) {
                 std::string known;
                 for (const auto &candidate : def->params) {
-                    known += (known.empty() ? "" : ", ") + std::string(candidate.name);
+                    known += (known.empty() ? "" : ", ") + candidate.name;
                 }
-                if (def->scopable) {
+                if (def->takesHeads) {
                     known += (known.empty() ? "" : ", ") + std::string("heads");
                 }
                 return bad("'" + name + "' has no parameter '" + key + "'" +
@@ -184,21 +119,26 @@ Result<MitigationStep> parseStep(const std::string &text)
                 return bad("'" + key + "' given twice in '" + text + "'");
             }
             double v = 0;
-            if (def->method == MitigationMethod::Resid && key == "mode") {
-                if (value != "zero" && value != "mean") {
-                    return bad("resid: mode must be zero or mean, not '" + value + "'");
+            if (!p->choices.empty()) {
+                const auto it = std::find(p->choices.begin(), p->choices.end(), value);
+                if (it == p->choices.end()) {
+                    std::string choices;
+                    for (const auto &c : p->choices) {
+                        choices += (choices.empty() ? "" : " or ") + c;
+                    }
+                    return bad(name + ": " + key + " must be " + choices + ", not '" + value + "'");
                 }
-                v = value == "mean" ? 1 : 0;
+                v = static_cast<double>(it - p->choices.begin());
             } else {
                 char *end = nullptr;
                 v = std::strtod(value.c_str(), &end);
                 if (*end != '\0' || !std::isfinite(v)) {
                     return bad(name + ": " + key + "='" + value + "' is not a number");
                 }
-                if (v < p->lo || v > p->hi || (p->integer && v != std::floor(v))) {
+                if (v < p->min || v > p->max || (p->integer && v != std::floor(v))) {
                     return bad(name + ": " + key + "=" + value + " is outside " +
-                               (p->integer ? "the integers in " : "") + "[" + formatNumber(p->lo) + ", " +
-                               formatNumber(p->hi) + "]");
+                               (p->integer ? "the integers in " : "") + "[" + formatNumber(p->min) + ", " +
+                               formatNumber(p->max) + "]");
                 }
             }
             step.params[key] = v;
@@ -206,11 +146,10 @@ Result<MitigationStep> parseStep(const std::string &text)
     }
     for (const auto &p : def->params) {
         if (!step.params.count(p.name)) {
-            if (std::isnan(p.fallback)) {
-                return bad("'" + name + "' needs " + p.name + "=" +
-                           (def->method == MitigationMethod::Resid ? "zero|mean" : "VALUE"));
+            if (p.required) {
+                return bad("'" + name + "' needs " + p.name + "=" + p.placeholder + " (" + def->usage() + ")");
             }
-            step.params[p.name] = p.fallback;
+            step.params[p.name] = p.defaultValue;
         }
     }
     return step;
@@ -221,11 +160,6 @@ struct Dims {
 };
 
 } // namespace
-
-const char *mitigationMethodName(MitigationMethod method)
-{
-    return methodDef(method).name;
-}
 
 bool HeadScope::contains(int layer, int head) const
 {
@@ -261,21 +195,15 @@ std::string HeadScope::toString() const
 
 std::string MitigationStep::toString() const
 {
-    const MethodDef &def = methodDef(method);
+    const MitigationMethodInfo &def = mitigationMethod(method);
     std::string s = def.name;
     std::string params;
     for (const auto &p : def.params) {
         const double v = this->params.at(p.name);
-        if (method == MitigationMethod::Resid) {
-            if (std::string(p.name) == "mode") {
-                params += ",mode=" + std::string(v > 0.5 ? "mean" : "zero");
-                continue;
-            }
-            if (std::string(p.name) == "layer" && v < 0) {
-                continue; // automatic: the first layer with massive activations
-            }
+        if (method == MitigationMethod::Resid && p.name == "layer" && v < 0) {
+            continue; // automatic: the first layer with massive activations
         }
-        params += "," + std::string(p.name) + "=" + formatNumber(v);
+        params += "," + p.name + "=" + p.valueText(v);
     }
     if (scoped) {
         params += ",heads=" + scope.toString();
@@ -364,13 +292,18 @@ Status validateMitigation(const MitigationSpec &spec, const Model &model)
                            std::to_string(c.heads) + " heads H0-" + std::to_string(c.heads - 1) + ")");
             }
         }
+        const MitigationMethodInfo &method = mitigationMethod(step.method);
+        if (!method.supports(c.architecture)) {
+            return makeError(ErrorCode::Unsupported, model.info().path + ": " + method.name + " is not available for " +
+                                                         architectureName(c.architecture) + " models");
+        }
+        if (c.contractVersion < method.minContract) {
+            return makeError(ErrorCode::Unsupported,
+                             model.info().path + ": " + method.name + " needs a model archive of contract version " +
+                                 std::to_string(method.minContract) + " or later (this one is " +
+                                 std::to_string(c.contractVersion) + "); convert the GGUF file again");
+        }
         if (step.method == MitigationMethod::Act) {
-            if (c.contractVersion < 2) {
-                return makeError(ErrorCode::Unsupported,
-                                 model.info().path +
-                                     ": act needs a model archive of contract version 2 or later (this one is " +
-                                     std::to_string(c.contractVersion) + "); convert the GGUF file again");
-            }
             if (!step.scoped && c.layers < 4) {
                 return bad("act: the released layer range 2..L-2 is empty for a " + std::to_string(c.layers) +
                            "-layer model; give heads=");
@@ -514,9 +447,8 @@ Status addResid(const Model &model, const MitigationStep &step, const std::vecto
             value.data[i] = static_cast<float>(tok == 0 ? firstMean[dim] : otherMean[dim]);
         }
     }
-    const std::string ls = std::to_string(layer);
-    controls.tensors["resid_mask." + ls] = std::move(mask);
-    controls.tensors["resid_value." + ls] = std::move(value);
+    controls.tensors[ck::layerKey(ck::kResidMask, layer)] = std::move(mask);
+    controls.tensors[ck::layerKey(ck::kResidValue, layer)] = std::move(value);
     return Ok{};
 }
 
@@ -564,8 +496,8 @@ Result<Controls> buildControls(const Model &model, const MitigationSpec &spec, c
         case MitigationMethod::ValueZero: {
             const int64_t sinks = std::min<int64_t>(static_cast<int64_t>(p.at("sinks")), n.t);
             const bool mask = step.method == MitigationMethod::MaskSink;
-            FloatArray &a = mask ? tensor("logit_bias", {n.layers, n.heads, n.t}, 0.0f)
-                                 : tensor("value_scale", {n.layers, n.heads, n.t}, 1.0f);
+            FloatArray &a = mask ? tensor(ck::kLogitBias, {n.layers, n.heads, n.t}, 0.0f)
+                                 : tensor(ck::kValueScale, {n.layers, n.heads, n.t}, 1.0f);
             forHeads(step.scope, [&](int64_t l, int64_t h) {
                 for (int64_t j = 0; j < sinks; ++j) {
                     float &x = a.data[static_cast<size_t>((l * n.heads + h) * n.t + j)];
@@ -576,7 +508,7 @@ Result<Controls> buildControls(const Model &model, const MitigationSpec &spec, c
         }
         case MitigationMethod::Streaming: {
             const auto sinks = static_cast<int64_t>(p.at("sinks")), window = static_cast<int64_t>(p.at("window"));
-            FloatArray &a = tensor("attn_mask", {n.t, n.t}, 0.0f);
+            FloatArray &a = tensor(ck::kAttnMask, {n.t, n.t}, 0.0f);
             for (int64_t q = 0; q < n.t; ++q) {
                 for (int64_t j = sinks; j <= q - window; ++j) {
                     a.data[static_cast<size_t>(q * n.t + j)] = -inf;
@@ -589,9 +521,9 @@ Result<Controls> buildControls(const Model &model, const MitigationSpec &spec, c
             if (!step.scoped) {
                 scope.items.push_back({2, static_cast<int>(n.layers) - 2, -1, -1});
             }
-            FloatArray &heads = tensor("act_heads", {n.layers, n.heads}, 0.0f);
-            FloatArray &beta = tensor("act_beta", {n.layers, n.heads}, 0.4f);
-            FloatArray &thres = tensor("act_thres", {n.layers, n.heads}, 0.1f);
+            FloatArray &heads = tensor(ck::kActHeads, {n.layers, n.heads}, 0.0f);
+            FloatArray &beta = tensor(ck::kActBeta, {n.layers, n.heads}, static_cast<float>(kActDefaultBeta));
+            FloatArray &thres = tensor(ck::kActThres, {n.layers, n.heads}, static_cast<float>(kActDefaultThres));
             forHeads(scope, [&](int64_t l, int64_t h) {
                 const auto i = static_cast<size_t>(l * n.heads + h);
                 heads.data[i] = 1.0f;
@@ -601,7 +533,7 @@ Result<Controls> buildControls(const Model &model, const MitigationSpec &spec, c
             break;
         }
         case MitigationMethod::ZeroTune: {
-            FloatArray &a = tensor("logit_bias", {n.layers, n.heads, n.t}, 0.0f);
+            FloatArray &a = tensor(ck::kLogitBias, {n.layers, n.heads, n.t}, 0.0f);
             const auto logGamma = static_cast<float>(std::log(p.at("gamma")));
             forHeads(step.scope,
                      [&](int64_t l, int64_t h) { a.data[static_cast<size_t>((l * n.heads + h) * n.t)] += logGamma; });
@@ -609,20 +541,20 @@ Result<Controls> buildControls(const Model &model, const MitigationSpec &spec, c
         }
         case MitigationMethod::Softmax1:
         case MitigationMethod::SinkLogit: {
-            FloatArray &a = tensor("sink_logit", {n.layers, n.heads}, -inf);
+            FloatArray &a = tensor(ck::kSinkLogit, {n.layers, n.heads}, -inf);
             const float b = step.method == MitigationMethod::Softmax1 ? 0.0f : static_cast<float>(p.at("b"));
             forHeads(step.scope, [&](int64_t l, int64_t h) { a.data[static_cast<size_t>(l * n.heads + h)] = b; });
             break;
         }
         case MitigationMethod::Temperature: {
-            FloatArray &a = tensor("temperature", {n.layers, n.heads}, 1.0f);
+            FloatArray &a = tensor(ck::kTemperature, {n.layers, n.heads}, 1.0f);
             const auto tau = static_cast<float>(p.at("tau"));
             forHeads(step.scope, [&](int64_t l, int64_t h) { a.data[static_cast<size_t>(l * n.heads + h)] *= tau; });
             break;
         }
         case MitigationMethod::HeadZero:
         case MitigationMethod::MoveToBos: {
-            FloatArray &a = tensor("head_mode", {n.layers, n.heads}, 0.0f);
+            FloatArray &a = tensor(ck::kHeadMode, {n.layers, n.heads}, 0.0f);
             const float mode = step.method == MitigationMethod::HeadZero ? 1.0f : 2.0f;
             forHeads(step.scope, [&](int64_t l, int64_t h) { a.data[static_cast<size_t>(l * n.heads + h)] = mode; });
             break;

@@ -1,6 +1,7 @@
 #include "sinkscope/interventions/streaming.h"
 
 #include "runtime/runtime_internal.h"
+#include "sinkscope/model/control_keys.h"
 #include "torch_util.h"
 
 #include <torch/csrc/jit/runtime/graph_executor.h>
@@ -10,6 +11,8 @@
 #include <cmath>
 
 namespace sinkscope {
+
+namespace ck = control_keys;
 
 using detail::guardTorch;
 
@@ -119,10 +122,10 @@ Result<StreamingResult> StreamingEvaluator::run(const std::vector<int64_t> &allT
             return static_cast<float>(-logp[next].item<double>());
         };
         c10::Dict<std::string, at::Tensor> controls;
-        controls.insert("last_logits_only", torch::ones({1}));
+        controls.insert(ck::kLastLogitsOnly, torch::ones({1}));
         std::vector<at::Tensor> keys(static_cast<size_t>(c.layers)), values(static_cast<size_t>(c.layers));
         if (options.mode != StreamingMode::Recompute) {
-            controls.insert("return_cache", torch::ones({1}));
+            controls.insert(ck::kReturnCache, torch::ones({1}));
         }
         const int64_t sinks = options.sinks, recent = options.window;
         for (int64_t i = 0; i + 1 < n; ++i) {
@@ -151,7 +154,7 @@ Result<StreamingResult> StreamingEvaluator::run(const std::vector<int64_t> &allT
                 logits = out.at("logits").toTensor();
                 for (int64_t l = 0; l < c.layers; ++l) {
                     const std::string ls = std::to_string(l);
-                    at::Tensor k = out.at("cache_k." + ls).toTensor(), v = out.at("cache_v." + ls).toTensor();
+                    at::Tensor k = out.at(ck::kCacheK + ls).toTensor(), v = out.at(ck::kCacheV + ls).toTensor();
                     const int64_t len = k.size(1);
                     // Leave room for the next token: it then sees `capacity` keys, itself included.
                     if (!dense && len > capacity - 1) {
@@ -159,8 +162,8 @@ Result<StreamingResult> StreamingEvaluator::run(const std::vector<int64_t> &allT
                         k = torch::cat({k.narrow(1, 0, sinks), k.narrow(1, len - keepRecent, keepRecent)}, 1);
                         v = torch::cat({v.narrow(1, 0, sinks), v.narrow(1, len - keepRecent, keepRecent)}, 1);
                     }
-                    controls.insert_or_assign("cache_k." + ls, k);
-                    controls.insert_or_assign("cache_v." + ls, v);
+                    controls.insert_or_assign(ck::kCacheK + ls, k);
+                    controls.insert_or_assign(ck::kCacheV + ls, v);
                 }
             }
             result.nll.push_back(nllOf(logits, tokens[static_cast<size_t>(i + 1)]));

@@ -2,6 +2,7 @@
 
 #include "model/layer_tensors.h"
 #include "runtime/runtime_internal.h"
+#include "sinkscope/model/control_keys.h"
 #include "torch_util.h"
 
 #include <caffe2/serialize/inline_container.h>
@@ -17,6 +18,8 @@
 #include <random>
 
 namespace sinkscope {
+
+namespace ck = control_keys;
 
 namespace fs = std::filesystem;
 using detail::fromFloatArray;
@@ -319,19 +322,19 @@ Result<ForwardResult> Model::forward(const ForwardRequest &request, const Cancel
             }
             const auto &cap = request.capture;
             if (cap.allAttention || !cap.attentionLayers.empty()) {
-                controls.insert("capture_attn", layerFlags(c.layers, cap.attentionLayers, cap.allAttention));
+                controls.insert(ck::kCaptureAttn, layerFlags(c.layers, cap.attentionLayers, cap.allAttention));
             }
             if (cap.valueNorms) {
-                controls.insert("capture_vnorm", layerFlags(c.layers, {}, true));
+                controls.insert(ck::kCaptureVnorm, layerFlags(c.layers, {}, true));
             }
             if (!cap.qkLayers.empty()) {
-                controls.insert("capture_qk", layerFlags(c.layers, cap.qkLayers, false));
+                controls.insert(ck::kCaptureQk, layerFlags(c.layers, cap.qkLayers, false));
             }
             if (cap.hidden) {
-                controls.insert("capture_hidden", torch::ones({1}));
+                controls.insert(ck::kCaptureHidden, torch::ones({1}));
             }
             if (cap.lastLogitsOnly) {
-                controls.insert("last_logits_only", torch::ones({1}));
+                controls.insert(ck::kLastLogitsOnly, torch::ones({1}));
             }
             // Layer by layer through the archive's own methods (forward() chains the same three), so the
             // request can be cancelled and report progress between layers.
@@ -472,8 +475,8 @@ Result<std::vector<int64_t>> Model::generate(const std::vector<int64_t> &prompt,
         c10::InferenceMode guard;
         std::vector<int64_t> generated;
         c10::Dict<std::string, at::Tensor> controls;
-        controls.insert("return_cache", torch::ones({1}));
-        controls.insert("last_logits_only", torch::ones({1}));
+        controls.insert(ck::kReturnCache, torch::ones({1}));
+        controls.insert(ck::kLastLogitsOnly, torch::ones({1}));
         auto ids = torch::tensor(at::ArrayRef<int64_t>(prompt), torch::kLong).to(m_impl->device);
         for (int i = 0; i < maxNew; ++i) {
             if (cancel && cancel->isCancelled()) {
@@ -490,8 +493,8 @@ Result<std::vector<int64_t>> Model::generate(const std::vector<int64_t> &prompt,
             }
             for (int64_t l = 0; l < c.layers; ++l) {
                 const std::string ls = std::to_string(l);
-                controls.insert_or_assign("cache_k." + ls, out.at("cache_k." + ls).toTensor());
-                controls.insert_or_assign("cache_v." + ls, out.at("cache_v." + ls).toTensor());
+                controls.insert_or_assign(ck::kCacheK + ls, out.at(ck::kCacheK + ls).toTensor());
+                controls.insert_or_assign(ck::kCacheV + ls, out.at(ck::kCacheV + ls).toTensor());
             }
             ids = torch::tensor({next}, torch::kLong).to(m_impl->device);
         }

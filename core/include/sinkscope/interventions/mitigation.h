@@ -7,24 +7,14 @@
 //     param   := name "=" value | "heads=" scope
 //     scope   := item ("+" item)*            items: L2H3 (layer 2, head 3), L2 (every head of layer 2),
 //                                             L2-5 (layers 2..5), L2-5H0-3, H3 (head 3 of every layer)
-// Methods and their parameters (defaults in brackets):
-//     mask-sink[:sinks=1]                 logits of the first `sinks` keys pushed to -1e4 (see below)
-//     streaming[:sinks=4,window=252]      attention limited to the first sinks + the last window keys
-//     act[:beta=0.4,thres=0.1]            ACT calibration (default heads: layers 2..L-2, as released)
-//     zerotune:gamma=G                    log G added to the first key's logit
-//     softmax1                            softmax-off-by-one (a null logit 0)
-//     sink-logit:b=B                      a null logit B
-//     temperature:tau=T                   logits divided by T
-//     value-zero[:sinks=1]                value vectors of the first `sinks` keys set to 0
-//     resid:mode=zero|mean[,layer=l]      massive activations of the sink tokens after layer l set to 0
-//                                         or to their mean over a fixed probe set (Sun et al. 2024)
-//     head-zero                           the head's attention set to 0 (Guo et al. 2024)
-//     move-to-bos                         all of the head's attention on key 0
-// Every method except streaming and resid takes heads=...; without it a method covers every head.
+// Methods, their parameters, ranges, defaults and scope rules: mitigationMethods() in
+// mitigation_registry.h (`sinkscope-cli mitigations` prints them, docs/mitigations.md tabulates them).
+// A method with takesHeads accepts heads=...; without it it covers its default scope.
 // Inside a step, "+" continues the heads list when the next piece is a scope item (L.., H..).
 #pragma once
 
 #include "sinkscope/common/result.h"
+#include "sinkscope/interventions/mitigation_registry.h"
 #include "sinkscope/model/model.h"
 
 #include <map>
@@ -34,22 +24,6 @@
 #include <vector>
 
 namespace sinkscope {
-
-enum class MitigationMethod {
-    MaskSink,
-    Streaming,
-    Act,
-    ZeroTune,
-    Softmax1,
-    SinkLogit,
-    Temperature,
-    ValueZero,
-    Resid,
-    HeadZero,
-    MoveToBos,
-};
-
-const char *mitigationMethodName(MitigationMethod method); // the spec name, e.g. "mask-sink"
 
 // A set of (layer, head) pairs. Ranges are inclusive; -1 means "every" (layer or head).
 struct HeadScope {
@@ -112,8 +86,8 @@ struct ActSearchResult {
     double baselineNll = 0;
 };
 Result<ActSearchResult> searchActHeads(const Model &model, const std::vector<std::vector<int64_t>> &probes,
-                                       double beta = 0.4, double thres = 0.1, const std::vector<int> &layers = {},
-                                       double minGain = 0.0, const CancelToken *cancel = nullptr,
-                                       const ProgressCallback &progress = {});
+                                       double beta = kActDefaultBeta, double thres = kActDefaultThres,
+                                       const std::vector<int> &layers = {}, double minGain = 0.0,
+                                       const CancelToken *cancel = nullptr, const ProgressCallback &progress = {});
 
 } // namespace sinkscope
