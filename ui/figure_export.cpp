@@ -1,5 +1,7 @@
 #include "figure_export.h"
 
+#include "sinkscope/common/csv.h"
+
 #include <qcustomplot.h>
 
 #include <QFile>
@@ -146,31 +148,19 @@ bool exportFigure(const QString &path, FigureFormat format, const FigureOptions 
     return fail(QObject::tr("unknown format"));
 }
 
-QString csvField(const QString &text)
-{
-    if (!text.contains(QLatin1Char(',')) && !text.contains(QLatin1Char('"')) && !text.contains(QLatin1Char('\n')) &&
-        !text.contains(QLatin1Char('\r')) && text.trimmed() == text) {
-        return text;
-    }
-    QString quoted = text;
-    quoted.replace(QLatin1String("\""), QLatin1String("\"\""));
-    return QLatin1Char('"') + quoted + QLatin1Char('"');
-}
-
 QString ViewData::toCsv() const
 {
-    QString out;
-    QStringList header;
-    for (const QString &c : columns) {
-        header << csvField(c);
-    }
-    out += header.join(QLatin1Char(',')) + QLatin1Char('\n');
-    for (const QStringList &row : rows) {
-        QStringList fields;
-        for (const QString &f : row) {
-            fields << csvField(f);
+    auto row = [](const QStringList &fields) {
+        std::vector<std::string> out;
+        out.reserve(size_t(fields.size()));
+        for (const QString &f : fields) {
+            out.push_back(f.toStdString());
         }
-        out += fields.join(QLatin1Char(',')) + QLatin1Char('\n');
+        return QString::fromStdString(csvRow(out));
+    };
+    QString out = row(columns);
+    for (const QStringList &r : rows) {
+        out += row(r);
     }
     return out;
 }

@@ -49,7 +49,4 @@ struct ViewData {
 
 bool writeViewData(const QString &path, const ViewData &data, QString *error); // .csv or .json by suffix
 
-// CSV field quoting (RFC 4180): quotes when needed, doubles inner quotes.
-QString csvField(const QString &text);
-
 } // namespace sinkscope::ui

@@ -4,6 +4,7 @@
 
 #include "sinkscope/analysis/attention_stats.h"
 #include "sinkscope/analysis/metrics.h"
+#include "sinkscope/common/csv.h"
 #include "sinkscope/config.h"
 #include "sinkscope/interventions/effects.h"
 #include "sinkscope/interventions/mitigation.h"
@@ -1224,11 +1225,11 @@ void writeStreamOutputs(const Args &a, const std::vector<StreamingResult> &resul
 {
     if (auto csv = a.get("--csv")) {
         std::ofstream f(*csv);
-        f << "position";
+        std::vector<std::string> header = {"position"};
         for (const auto &r : results) {
-            f << "," << r.options.label();
+            header.push_back(r.options.label());
         }
-        f << "\n";
+        f << csvRow(header);
         size_t rows = 0;
         for (const auto &r : results) {
             rows = std::max(rows, r.nll.size());

@@ -3,6 +3,8 @@
 // Formulas: SINKS.md §2 (M1-M6, M9, M11); docs/metrics.md says where each comes from.
 #include "sinkscope/analysis/metrics.h"
 
+#include "sinkscope/common/csv.h"
+
 #include "analysis/metrics_internal.h"
 #include "model/layer_tensors.h"
 #include "sinkscope/runtime/parallel.h"
@@ -915,11 +917,11 @@ std::string SinkMetrics::toJson() const
 std::string SinkMetrics::headsCsv() const
 {
     std::ostringstream out;
-    out << "layer,head";
+    std::vector<std::string> header = {"layer", "head"};
     for (const auto &m : headMetrics) {
-        out << ',' << m.name;
+        header.push_back(m.name);
     }
-    out << '\n';
+    out << csvRow(header);
     char buf[32];
     for (int64_t l = 0; l < layers; ++l) {
         for (int64_t h = 0; h < heads; ++h) {

@@ -1,6 +1,8 @@
 // Probe scoring: forward passes under a mitigation spec, answer probabilities, greedy answers, Lookback ratios.
 #include "sinkscope/probes/probes.h"
 
+#include "sinkscope/common/csv.h"
+
 #include "sinkscope/interventions/effects.h"
 
 #include <algorithm>
@@ -35,18 +37,6 @@ struct Pass {
     std::vector<int64_t> tokens;
     ForwardResult result;
 };
-
-std::string csvField(const std::string &s)
-{
-    if (s.find_first_of(",\"\n\r") == std::string::npos) {
-        return s;
-    }
-    std::string q = "\"";
-    for (char c : s) {
-        q += c == '"' ? std::string("\"\"") : std::string(1, c);
-    }
-    return q + "\"";
-}
 
 } // namespace
 
