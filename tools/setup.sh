@@ -28,7 +28,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
   clang-format clang-tidy
-  xvfb xauth imagemagick poppler-utils
+  xvfb xauth imagemagick poppler-utils file
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -72,5 +72,5 @@ done
 
 # 4. Convert the default model once (again when an older SinkScope wrote it): the CLI does that
 #    whenever it needs the default model and the archive is missing or stale.
-log "checking the default model archive (models/SmolLM2-135M-Instruct.pt)"
+log "checking the default model archive (${XDG_CACHE_HOME:-$HOME/.cache}/sinkscope/models/SmolLM2-135M-Instruct.pt)"
 "$repo/build/bin/sinkscope-cli" info >/dev/null

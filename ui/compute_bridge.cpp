@@ -7,7 +7,6 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
-#include <QStandardPaths>
 
 #include <chrono>
 #include <mutex>
@@ -86,10 +85,7 @@ ProgressCallback ComputeBridge::progressPoster(ComputeBridge *self, const QStrin
 QString ComputeBridge::convertedPathFor(const QString &ggufPath)
 {
     const QFileInfo info(ggufPath);
-    QString cache = QStandardPaths::writableLocation(QStandardPaths::CacheLocation);
-    if (cache.isEmpty()) {
-        cache = QDir::tempPath() + QStringLiteral("/sinkscope");
-    }
+    const QString cache = QString::fromStdString(cacheDir()); // $XDG_CACHE_HOME/sinkscope (runtime/paths.h)
     return QStringLiteral("%1/models/%2-%3-%4.pt")
         .arg(cache, info.completeBaseName())
         .arg(info.size())

@@ -1447,10 +1447,10 @@ constexpr const char *kProbeHelp =
     R"(Usage: sinkscope-cli probe [--set FILE] [--model FILE] [--compare SPEC[,SPEC...]] [--category C]
                            [--limit N] [--json] [--detector [--sink-excluded]] [--out DIR]
 
-Runs a probe set (default: resources/probes/default.json; docs/probes.md) under each mitigation setting
-(default: none) and prints accuracy, mean answer log-probability and entropy per setting, accuracy per
-category, and which probes flipped right -> wrong or wrong -> right against the first setting. With one
-setting it lists every probe. --json: per setting accuracy, mean_logprob, categories, flips and per-probe
+Runs a probe set (default: <data>/probes/default.json, <data> being share/sinkscope beside the program's
+bin/; docs/probes.md) under each mitigation setting (default: none) and prints accuracy, mean answer
+log-probability and entropy per setting, accuracy per category, and which probes flipped right -> wrong
+or wrong -> right against the first setting. With one setting it lists every probe. --json: per setting accuracy, mean_logprob, categories, flips and per-probe
 scores. --detector fits the Lookback-ratio logistic regression on the first setting's grounded probes
 (held-out AUROC, per-head weights); --out DIR writes scores_<i>.csv, detector.json, detector_weights.csv.
 A bad set file is an error naming file:line and the field.
