@@ -91,73 +91,42 @@ void deriveSummaries(RunSnapshot &snap)
 Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &request, const CancelToken &cancel,
                                        const ProgressCallback &progress)
 {
-    ForwardRequest forward;
-    forward.tokens = request.tokens;
-    // Generic TorchScript modules return their attention whatever is asked: they always materialise.
-    const bool onDemand = model.hasContract() && static_cast<int64_t>(request.tokens.size()) > request.mapTokens;
-    forward.capture.allAttention = !onDemand;
-    for (int64_t l = 0; onDemand && l < model.config().layers; ++l) {
-        forward.capture.qkLayers.push_back(static_cast<int>(l));
-    }
-    forward.capture.lastLogitsOnly = true;
-    forward.capture.hidden = true;     // massive activations, secondary sinks
-    forward.capture.valueNorms = true; // effective (value-weighted) attention, dormant heads
-    auto result = model.forward(forward, &cancel, progress);
-    if (!result.ok()) {
-        return result.error();
-    }
-    const auto analysisStart = std::chrono::steady_clock::now();
-    ForwardResult &fr = result.value();
     RunSnapshot snap;
     snap.modelPath = model.info().path;
     snap.modelName = model.config().name;
-    snap.tokens = describeTokens(model.tokenizer().get(), fr.tokens);
-    snap.layers = static_cast<int64_t>(fr.attention.size());
-    for (const FloatArray &a : fr.attention) {
-        if (a.shape.size() == 3) {
-            snap.heads = a.dim(0);
-            break;
-        }
-    }
-    if (onDemand) {
-        snap.layers = model.config().layers;
-        snap.heads = model.config().heads;
-        snap.mapsOnDemand = true;
-        snap.mapTokens = request.mapTokens;
-    }
+    snap.tokens = describeTokens(model.tokenizer().get(), request.tokens);
     MetricsOptions options = request.metrics;
-    options.path = onDemand ? MetricsPath::Streaming : MetricsPath::Materialized;
     options.cancel = &cancel;
-    options.progress = {};
-    if (const auto tokenizer = model.tokenizer()) {
-        if (!options.bosTokenId) {
-            options.bosTokenId = tokenizer->data().bosId;
-        }
-    }
+    options.progress = progress;
     if (options.tokenTexts.empty()) {
         for (const TokenInfo &t : snap.tokens) {
             options.tokenTexts.push_back(t.text);
         }
     }
-    // A generic TorchScript file may not state its shape: the attention it returned does.
-    ModelConfig config = model.config();
-    if (!model.hasContract() && snap.layers > 0 && snap.heads > 0) {
-        config.layers = snap.layers;
-        config.heads = snap.heads;
-    }
-    auto metrics = computeMetrics(fr, config, fr.tokens, options);
-    if (!metrics.ok()) {
-        if (metrics.error().code == ErrorCode::Cancelled) {
-            return metrics.error();
-        }
-    } else {
-        snap.metrics = metrics.value();
+    // The core's analysis path (the CLI's analyze takes the same one): maps up to the threshold, else the
+    // streaming metrics with each layer's q/k kept for the head view.
+    const auto start = std::chrono::steady_clock::now();
+    auto run = analyzeRun(model, request.tokens, options, AnalysisKeep{.attention = true, .queriesKeys = true},
+                          request.mapTokens);
+    if (!run.ok()) {
+        return run.error();
     }
     if (cancel.isCancelled()) {
         return makeError(ErrorCode::Cancelled, "run cancelled");
     }
-    fr.hidden = {};
-    fr.valueNorms = {};
+    ForwardResult &fr = run->forward;
+    snap.metrics = run->metrics; // null when they failed: the maps still show
+    snap.layers = run->layers;
+    snap.heads = run->heads;
+    snap.mapsOnDemand = run->streamed;
+    if (run->streamed) {
+        snap.mapTokens = request.mapTokens;
+        snap.attention.assign(size_t(snap.layers), FloatArray{});
+        snap.queries = std::make_shared<const std::map<int, FloatArray>>(std::move(fr.queries));
+        snap.keys = std::make_shared<const std::map<int, FloatArray>>(std::move(fr.keys));
+    } else {
+        snap.attention = std::move(fr.attention);
+    }
     if (!fr.logits.empty() && fr.logits.shape.size() == 2) {
         const int64_t vocab = fr.logits.dim(1);
         const float *last = fr.logits.data.data() + (fr.logits.dim(0) - 1) * vocab;
@@ -167,15 +136,10 @@ Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &req
             snap.topText.push_back(tokenizer ? tokenizer->tokenText(t.id) : "#" + std::to_string(t.id));
         }
     }
-    snap.attention = std::move(fr.attention);
-    if (onDemand) {
-        snap.attention.assign(size_t(snap.layers), FloatArray{});
-        snap.queries = std::make_shared<const std::map<int, FloatArray>>(std::move(fr.queries));
-        snap.keys = std::make_shared<const std::map<int, FloatArray>>(std::move(fr.keys));
-    }
     deriveSummaries(snap);
     snap.forwardSeconds = fr.seconds;
-    snap.analysisSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - analysisStart).count();
+    snap.analysisSeconds =
+        std::max(0.0, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() - fr.seconds);
     return snap;
 }
 

@@ -48,7 +48,7 @@ struct RunSnapshot {
     bool mapsOnDemand = false;
     int64_t mapTokens = kMapTokens; // the run's threshold (RunRequest::mapTokens)
     std::shared_ptr<const std::map<int, FloatArray>> queries, keys;
-    // Every sink metric of the run (sinkscope::computeMetrics, materialised path): per-head tables,
+    // Every sink metric of the run (sinkscope::analyzeRun, either path): per-head tables,
     // detected sinks, massive activations. Null for hand-built snapshots (tests) and failed metrics.
     std::shared_ptr<const SinkMetrics> metrics;
     FloatArray received; // [L, T]: mean over heads of R_j / T (metrics->receivedSum)
@@ -86,9 +86,9 @@ struct RunRequest {
     MetricsOptions metrics; // thresholds; bosTokenId and tokenTexts are filled from the tokenizer
 };
 
-// Runs the forward pass with every layer's attention, the hidden states and the value norms captured,
-// computes the sink metrics and derives the summaries. Compute thread only (it calls Model::forward).
-// A metrics failure other than cancellation leaves `metrics` null (the maps still show).
+// Runs the core's analysis (analyzeRun: the forward pass and every sink metric, keeping the maps up to
+// mapTokens tokens, else each layer's q/k) and derives the summaries. Compute thread only (it calls
+// Model::forward). A metrics failure other than cancellation leaves `metrics` null (the maps still show).
 Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &request, const CancelToken &cancel,
                                        const ProgressCallback &progress = {});
 

@@ -9,6 +9,7 @@
 #include "tiny_window.h"
 #include "token_chips.h"
 
+#include "sinkscope/analysis/metrics.h"
 #include "sinkscope/model/convert.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
@@ -304,6 +305,16 @@ TEST_F(MainWindowTest, LongRunsKeepNoMapsAndComputeTheShownHeadOnDemand)
             EXPECT_NEAR(snap->metrics->head("first_token_mass", l, h), full->metrics->head("first_token_mass", l, h),
                         1e-5);
         }
+    }
+
+    // The window and `sinkscope-cli analyze` take one analysis path (analyzeRun): the same numbers on
+    // either side of the threshold.
+    for (const int64_t threshold : {int64_t(4), kStreamingAboveTokens}) {
+        auto cli = analyzeTokens(*window->model(), request.tokens, {}, threshold);
+        ASSERT_TRUE(cli) << cli.error().message;
+        const auto &shownMetrics = threshold == 4 ? snap->metrics : full->metrics;
+        EXPECT_EQ((*cli)->path, shownMetrics->path);
+        EXPECT_EQ((*cli)->headsCsv(), shownMetrics->headsCsv()) << threshold;
     }
 
     // The head view asks for the shown head once, and shows the computed map.

@@ -743,16 +743,22 @@ Result<std::shared_ptr<const SinkMetrics>> computeMetrics(const ForwardResult &r
     return metricsFrom(result, config, tokens, options, nullptr);
 }
 
-Result<std::shared_ptr<const SinkMetrics>> analyzeTokens(const Model &model, const std::vector<int64_t> &tokens,
-                                                         const MetricsOptions &options, int64_t materializeUpTo)
+Result<AnalysisRun> analyzeRun(const Model &model, const std::vector<int64_t> &tokens, const MetricsOptions &options,
+                               const AnalysisKeep &keep, int64_t materializeUpTo)
 {
-    const ModelConfig &config = model.config();
+    ModelConfig config = model.config();
     const int64_t t = static_cast<int64_t>(tokens.size());
     ForwardRequest request{
         .tokens = tokens, .capture = metricsCapture(t, config, materializeUpTo), .controls = {}, .layerHook = {}};
+    if (!model.hasContract()) {
+        request.capture.qkLayers.clear(); // a generic module returns its maps whatever is asked
+        request.capture.allAttention = true;
+    }
     // The streaming path inside the forward pass: each layer's q/k are reduced as the layer finishes and
-    // dropped, on the model's device, so no pass holds every layer's q/k (nor copies them off a GPU).
+    // dropped, on the model's device, so no pass holds every layer's q/k (nor copies them off a GPU)
+    // unless the caller keeps them.
     std::optional<detail::StreamingAccumulator> streaming;
+    std::map<int, FloatArray> keptQueries, keptKeys;
     const bool streamInPass = model.hasContract() && !request.capture.qkLayers.empty() &&
                               options.path != MetricsPath::Materialized && config.layers > 0 && config.heads > 0;
     if (streamInPass) {
@@ -761,7 +767,11 @@ Result<std::shared_ptr<const SinkMetrics>> analyzeTokens(const Model &model, con
             return device.error();
         }
         streaming.emplace(config.layers, config.heads, t, options.tileSize, *device);
-        request.layerHook = [&streaming](int64_t layer, const LayerTensors &lt) {
+        request.layerHook = [&](int64_t layer, const LayerTensors &lt) {
+            if (keep.queriesKeys) {
+                keptQueries[static_cast<int>(layer)] = detail::hostCopy(lt.queries);
+                keptKeys[static_cast<int>(layer)] = detail::hostCopy(lt.keys);
+            }
             return streaming->addLayer(layer, lt.queries, lt.keys, lt.valueNorms);
         };
     }
@@ -773,6 +783,20 @@ Result<std::shared_ptr<const SinkMetrics>> analyzeTokens(const Model &model, con
     if (!forward) {
         return forward.error();
     }
+    AnalysisRun run;
+    run.streamed = streamInPass;
+    // A generic TorchScript module may not state its shape: the attention it returned does.
+    if (!model.hasContract()) {
+        for (const FloatArray &a : forward->attention) {
+            if (a.shape.size() == 3) {
+                config.layers = static_cast<int64_t>(forward->attention.size());
+                config.heads = a.dim(0);
+                break;
+            }
+        }
+    }
+    run.layers = config.layers;
+    run.heads = config.heads;
     std::optional<detail::AttentionSums> streamed;
     if (streaming) {
         auto sums = streaming->take();
@@ -793,12 +817,37 @@ Result<std::shared_ptr<const SinkMetrics>> analyzeTokens(const Model &model, con
         }
     }
     auto metrics = metricsFrom(*forward, config, tokens, o, streamed ? &*streamed : nullptr);
-    if (!metrics) {
+    if (metrics) {
+        auto withTime = std::make_shared<SinkMetrics>(**metrics);
+        withTime->forwardSeconds = forward->seconds;
+        run.metrics = std::move(withTime);
+    } else if (metrics.error().code == ErrorCode::Cancelled) {
         return metrics.error();
+    } else {
+        run.metricsError = metrics.error();
     }
-    auto withTime = std::make_shared<SinkMetrics>(**metrics);
-    withTime->forwardSeconds = forward->seconds;
-    return std::shared_ptr<const SinkMetrics>(std::move(withTime));
+    run.forward = std::move(*forward);
+    run.forward.hidden = {};
+    run.forward.valueNorms = {};
+    if (!keep.attention) {
+        run.forward.attention = {};
+    }
+    run.forward.queries = std::move(keptQueries);
+    run.forward.keys = std::move(keptKeys);
+    return run;
+}
+
+Result<std::shared_ptr<const SinkMetrics>> analyzeTokens(const Model &model, const std::vector<int64_t> &tokens,
+                                                         const MetricsOptions &options, int64_t materializeUpTo)
+{
+    auto run = analyzeRun(model, tokens, options, {}, materializeUpTo);
+    if (!run) {
+        return run.error();
+    }
+    if (run->metricsError) {
+        return *run->metricsError;
+    }
+    return run->metrics;
 }
 
 std::string SinkMetrics::toJson() const

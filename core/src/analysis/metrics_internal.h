@@ -58,6 +58,9 @@ private:
 Status streamingAttentionSums(const ForwardResult &result, const ModelConfig &config, int64_t tokens,
                               const MetricsOptions &options, AttentionSums &sums);
 
+// A layer tensor as a FloatArray in host memory (what analyzeRun keeps of each layer's q/k).
+FloatArray hostCopy(const at::Tensor &tensor);
+
 // Calls options.progress / checks options.cancel; false means stop.
 bool metricsProgress(const MetricsOptions &options, double fraction, const std::string &label);
 

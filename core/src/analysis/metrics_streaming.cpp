@@ -426,4 +426,9 @@ Status streamingAttentionSums(const ForwardResult &result, const ModelConfig &co
     });
 }
 
+FloatArray hostCopy(const at::Tensor &tensor)
+{
+    return toFloatArray(tensor);
+}
+
 } // namespace sinkscope::detail

@@ -204,8 +204,33 @@ Result<std::shared_ptr<const SinkMetrics>> computeMetrics(const ForwardResult &r
                                                           const std::vector<int64_t> &tokens,
                                                           const MetricsOptions &options = {});
 
-// Runs the forward pass with metricsCapture() and computes the metrics; bosTokenId and tokenTexts are
-// filled from the model's tokenizer when the options leave them empty.
+// What a front end keeps of an analysis run besides the metrics (the window keeps one or the other to
+// draw head maps; the CLI keeps nothing).
+struct AnalysisKeep {
+    bool attention = false;   // every layer's maps [H, T, T], when the run materialises them
+    bool queriesKeys = false; // every layer's post-RoPE q [H, T, d] and k [Hkv, T, d], when it streams
+};
+
+struct AnalysisRun {
+    std::shared_ptr<const SinkMetrics> metrics; // null when they could not be computed: metricsError says why
+    std::optional<Error> metricsError;
+    ForwardResult forward; // the last position's logits and what AnalysisKeep asked for (no hidden states)
+    bool streamed = false; // above the threshold: no maps, the metrics came from the streaming path
+    int64_t layers = 0;    // as the run found them (a generic TorchScript module states them by its output)
+    int64_t heads = 0;
+};
+
+// The one analysis path of the CLI's analyze and the window: the forward pass with metricsCapture(), and
+// the metrics from its maps (up to materializeUpTo tokens) or, above that, from each layer's q/k reduced
+// inside the pass and then dropped (SinkScope archives; a generic module always returns its maps).
+// bosTokenId and tokenTexts are filled from the model's tokenizer when the options leave them empty;
+// options.progress sees the pass (to 95 %) and the metrics, options.cancel stops either. Errors: the
+// pass's, and Cancelled; a metrics error other than Cancelled is reported in the run (metricsError).
+Result<AnalysisRun> analyzeRun(const Model &model, const std::vector<int64_t> &tokens,
+                               const MetricsOptions &options = {}, const AnalysisKeep &keep = {},
+                               int64_t materializeUpTo = kStreamingAboveTokens);
+
+// analyzeRun's metrics, or its error.
 Result<std::shared_ptr<const SinkMetrics>> analyzeTokens(const Model &model, const std::vector<int64_t> &tokens,
                                                          const MetricsOptions &options = {},
                                                          int64_t materializeUpTo = kStreamingAboveTokens);
