@@ -105,14 +105,6 @@ QVector<QString> indexLabels(int64_t n)
     return labels;
 }
 
-// Progress of a sub-task mapped into [from, from + span) of the whole job, with a prefix on its label.
-ProgressCallback scaled(const ProgressCallback &progress, double from, double span, const std::string &prefix)
-{
-    return [progress, from, span, prefix](double fraction, const std::string &label) {
-        return !progress || progress(from + span * std::clamp(fraction, 0.0, 1.0), prefix + label);
-    };
-}
-
 } // namespace
 
 QString mitigationStepText(const MitigationMethodInfo &method, const std::vector<double> &values, const QString &heads)
@@ -249,7 +241,7 @@ QString HeadScopeDialog::scope() const
 }
 
 MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget *parent)
-    : AnalysisView(parent), m_bridge(bridge), m_getModel(std::move(model))
+    : AnalysisView(parent), m_controller(new MitigationController(bridge, model, this)), m_getModel(std::move(model))
 {
     auto *layout = new QVBoxLayout(this);
     layout->setContentsMargins(4, 4, 4, 4);
@@ -362,10 +354,10 @@ MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget
             refreshMaps();
         });
         connect(p, &HeatmapPlot::hovered, this, [this](int64_t key, int64_t query, const QPoint &pos) {
-            if (!m_baseline || !m_snapshot) {
+            if (!baseline() || !m_snapshot) {
                 return;
             }
-            const auto &attention = m_baseline->forward.attention;
+            const auto &attention = baseline()->forward.attention;
             if (size_t(m_layer) >= attention.size() || attention[size_t(m_layer)].empty()) {
                 return;
             }
@@ -404,7 +396,8 @@ MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget
     connect(m_headPlot, &HeatmapPlot::hovered, this, [this](int64_t head, int64_t layer, const QPoint &pos) {
         const bool dormancy = m_headQuantityBox->currentIndex() == 1;
         const auto effects = shownEffects();
-        const FloatArray *values = dormancy ? &m_dormancy : (effects ? &effects->headDifference : nullptr);
+        const FloatArray *values =
+            dormancy ? &m_controller->dormancy() : (effects ? &effects->headDifference : nullptr);
         if (!values || values->shape.size() != 2 || layer >= values->shape[0] || head >= values->shape[1]) {
             return;
         }
@@ -414,7 +407,7 @@ MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget
                                 .arg(layer)
                                 .arg(head)
                                 .arg(v, 0, 'f', 4)
-                                .arg(m_dormancyMethod)
+                                .arg(m_controller->dormancyMethod())
                           : tr("layer %1, head %2\nattention change %3").arg(layer).arg(head).arg(v, 0, 'f', 4));
     });
     connect(m_headQuantityBox, &QComboBox::currentIndexChanged, this, [this] { refreshHeadPlot(); });
@@ -423,13 +416,17 @@ MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget
                                                              : MitigationMethod::MoveToBos);
     });
 
-    // A job cancelled from the status bar ends without a result: drop the "Running" line.
-    connect(m_bridge, &ComputeBridge::busyChanged, this, [this](bool busy) {
-        if (!busy && !m_pendingSpec.isEmpty()) {
-            m_pendingSpec.clear();
-            refreshMaps();
-        }
+    connect(m_controller, &MitigationController::effectsShown, this, [this] {
+        refresh();
+        emit effectsShown();
     });
+    connect(m_controller, &MitigationController::continuationShown, this, [this] {
+        refreshOutputs();
+        emit continuationShown();
+    });
+    connect(m_controller, &MitigationController::dormancyShown, this, [this] { onDormancy(); });
+    connect(m_controller, &MitigationController::status, m_info, &QLabel::setText);
+    connect(m_controller, &MitigationController::idle, this, [this] { refreshMaps(); }); // drop "Running"
 
     setPlotStyle(plotStyle(Theme::Light, false));
     validateSpec();
@@ -576,36 +573,22 @@ void MitigationView::setSpec(const QString &spec)
 
 QString MitigationView::spec() const
 {
-    return m_specEdit->text().trimmed();
+    return m_controller->spec();
 }
 
 QString MitigationView::canonicalSpec() const
 {
-    auto parsed = parseMitigation(spec().toStdString());
-    return parsed.ok() ? QString::fromStdString(parsed->toString()) : QString();
+    return m_controller->canonicalSpec();
 }
 
 QString MitigationView::specError() const
 {
-    const QString text = spec();
-    if (text.isEmpty()) {
-        return tr("empty spec (use \u201cnone\u201d for the baseline)");
-    }
-    auto parsed = parseMitigation(text.toStdString());
-    if (!parsed.ok()) {
-        return QString::fromStdString(parsed.error().message);
-    }
-    if (auto model = m_getModel()) {
-        auto status = validateMitigation(*parsed, *model);
-        if (!status.ok()) {
-            return QString::fromStdString(status.error().message);
-        }
-    }
-    return {};
+    return m_controller->specError();
 }
 
 void MitigationView::validateSpec()
 {
+    m_controller->setSpec(m_specEdit->text());
     const QString error = specError();
     QPalette p = m_specEdit->palette();
     if (error.isEmpty()) {
@@ -619,251 +602,21 @@ void MitigationView::validateSpec()
     m_applyButton->setEnabled(error.isEmpty());
 }
 
-std::vector<int64_t> MitigationView::currentTokens() const
-{
-    std::vector<int64_t> ids;
-    if (m_snapshot) {
-        for (const TokenInfo &t : m_snapshot->tokens) {
-            ids.push_back(t.id);
-        }
-    }
-    return ids;
-}
-
-bool MitigationView::tokensMatch(const std::vector<int64_t> &tokens) const
-{
-    return m_baseline && m_baseline->tokens == tokens && m_baselineModel == m_getModel().get();
-}
-
-void MitigationView::clearCaches()
-{
-    m_baseline.reset();
-    m_baselineModel = nullptr;
-    m_cache.clear();
-    m_continuations.clear();
-    m_shownSpec.clear();
-    m_dormancy = {};
-    m_dormancyMethod.clear();
-}
-
-std::shared_ptr<const MitigationEffects> MitigationView::shownEffects() const
-{
-    if (!m_enabledBox->isChecked() || m_shownSpec.isEmpty()) {
-        return nullptr;
-    }
-    for (const auto &[spec, effects] : m_cache) {
-        if (spec == m_shownSpec) {
-            return effects;
-        }
-    }
-    return nullptr;
-}
-
 void MitigationView::apply()
 {
-    auto model = m_getModel();
-    if (!model || !m_snapshot || m_snapshot->tokens.empty()) {
-        m_info->setText(tr("Run a prompt first."));
-        return;
-    }
-    const QString error = specError();
-    if (!error.isEmpty()) {
-        m_info->setText(tr("The spec cannot be applied: %1").arg(error));
-        return;
-    }
-    const QString spec = canonicalSpec();
-    const std::vector<int64_t> tokens = currentTokens();
-    if (!tokensMatch(tokens)) {
-        clearCaches();
-    }
-    m_stale = false;
-    const bool none = spec == QLatin1String("none");
-    if (m_baseline) {
-        if (none) {
-            m_shownSpec.clear();
-            refresh();
-            emit effectsShown();
-            requestContinuations(spec);
-            return;
-        }
-        for (auto it = m_cache.begin(); it != m_cache.end(); ++it) {
-            if (it->first == spec) {
-                m_cache.splice(m_cache.begin(), m_cache, it);
-                m_shownSpec = spec;
-                refresh();
-                emit effectsShown();
-                requestContinuations(spec);
-                return;
-            }
-        }
-    }
-    m_pendingSpec = spec;
-    const bool maps = int64_t(tokens.size()) <= kMaxMapTokens;
-    std::shared_ptr<const BaselineRun> baseline = m_baseline;
-    const std::string specText = spec.toStdString();
-    m_bridge->submit<MitigationOutcome>(
-        QString::fromLatin1(kEffectsTag), none ? tr("Running the baseline") : tr("Running %1").arg(spec),
-        [model, tokens, baseline, specText, maps](const CancelToken &cancel,
-                                                  const ProgressCallback &progress) -> Result<MitigationOutcome> {
-            auto parsed = parseMitigation(specText);
-            if (!parsed.ok()) {
-                return parsed.error();
-            }
-            EffectsOptions options;
-            options.continuationTokens = 0; // continuations follow in their own job
-            options.attentionMaps = maps;
-            MitigationOutcome out;
-            out.baseline = baseline;
-            out.model = model.get();
-            const double split = baseline ? 0.0 : (parsed->isNone() ? 1.0 : 0.5);
-            if (!baseline) {
-                auto base = runBaseline(*model, tokens, options, &cancel, scaled(progress, 0, split, "baseline: "));
-                if (!base.ok()) {
-                    return base.error();
-                }
-                out.baseline = std::make_shared<const BaselineRun>(std::move(base).value());
-            }
-            if (!parsed->isNone()) {
-                auto effects = compareMitigation(*model, *out.baseline, *parsed, options, &cancel,
-                                                 scaled(progress, split, 1 - split, specText + ": "));
-                if (!effects.ok()) {
-                    return effects.error();
-                }
-                out.effects = std::make_shared<const MitigationEffects>(std::move(effects).value());
-            }
-            return out;
-        },
-        [this, spec](std::shared_ptr<const MitigationOutcome> outcome) { onOutcome(outcome, spec); });
-    m_info->setText(tr("Running %1 \u2026").arg(spec));
-}
-
-void MitigationView::onOutcome(const std::shared_ptr<const MitigationOutcome> &outcome, const QString &spec)
-{
-    if (outcome->baseline->tokens != currentTokens() || outcome->model != m_getModel().get()) {
-        return; // the prompt or the model changed while it ran; the next apply() starts over
-    }
-    if (m_baseline != outcome->baseline) {
-        m_cache.clear();
-        m_continuations.clear();
-        m_baseline = outcome->baseline;
-        m_baselineModel = outcome->model;
-    }
-    if (outcome->effects) {
-        m_cache.remove_if([&](const auto &entry) { return entry.first == spec; });
-        m_cache.emplace_front(spec, outcome->effects);
-        while (int(m_cache.size()) > kCachedSpecs) {
-            m_cache.pop_back();
-        }
-        m_shownSpec = spec;
-    } else {
-        m_shownSpec.clear();
-    }
-    m_pendingSpec.clear();
-    refresh();
-    emit effectsShown();
-    requestContinuations(spec);
-}
-
-void MitigationView::requestContinuations(const QString &spec)
-{
-    auto model = m_getModel();
-    if (!model || !m_baseline) {
-        return;
-    }
-    const QString none = QStringLiteral("none");
-    const bool needBase = !m_continuations.contains(none);
-    const bool needMit = spec != none && !m_continuations.contains(spec);
-    if (!needBase && !needMit) {
-        refreshOutputs();
-        emit continuationShown();
-        return;
-    }
-    struct Continuations {
-        std::vector<int64_t> baseline, mitigated;
-    };
-    const std::vector<int64_t> tokens = m_baseline->tokens;
-    const std::string specText = spec.toStdString();
-    m_bridge->submit<Continuations>(
-        QString::fromLatin1(kContinuationTag), tr("Greedy continuations"),
-        [model, tokens, specText, needBase, needMit](const CancelToken &cancel,
-                                                     const ProgressCallback &progress) -> Result<Continuations> {
-            Continuations out;
-            if (needBase) {
-                GenerateOptions options;
-                options.maxNewTokens = kContinuationTokens;
-                auto ids = model->generate(tokens, options, {}, &cancel);
-                if (!ids.ok()) {
-                    return ids.error();
-                }
-                out.baseline = std::move(ids).value();
-            }
-            if (needMit) {
-                auto parsed = parseMitigation(specText);
-                if (!parsed.ok()) {
-                    return parsed.error();
-                }
-                // The controls cover every position, so each token reruns the whole sequence.
-                std::vector<int64_t> seq = tokens;
-                for (int i = 0; i < kContinuationTokens; ++i) {
-                    if (progress && !progress(double(i) / kContinuationTokens, "continuation with " + specText)) {
-                        return makeError(ErrorCode::Cancelled, "continuation cancelled");
-                    }
-                    auto next = greedyContinuation(*model, seq, *parsed, 1, &cancel);
-                    if (!next.ok()) {
-                        return next.error();
-                    }
-                    if (next->empty()) {
-                        break;
-                    }
-                    out.mitigated.push_back(next->front());
-                    seq.push_back(next->front());
-                    auto tok = model->tokenizer();
-                    if (tok && tok->data().eosId && next->front() == *tok->data().eosId) {
-                        break;
-                    }
-                }
-            }
-            return out;
-        },
-        [this, tokens, spec, needBase, needMit, none](std::shared_ptr<const Continuations> result) {
-            if (!m_baseline || m_baseline->tokens != tokens) {
-                return;
-            }
-            if (needBase) {
-                m_continuations.insert(none, result->baseline);
-            }
-            if (needMit) {
-                m_continuations.insert(spec, result->mitigated);
-            }
-            refreshOutputs();
-            emit continuationShown();
-        });
+    m_controller->apply();
 }
 
 void MitigationView::runDormancy(MitigationMethod method)
 {
-    auto model = m_getModel();
-    if (!model || !m_snapshot || m_snapshot->tokens.size() < 2) {
-        m_info->setText(tr("The dormancy test needs a model and a prompt of at least two tokens."));
-        return;
-    }
-    const std::vector<int64_t> tokens = currentTokens();
-    const QString name = QString::fromLatin1(mitigationMethodName(method));
-    m_bridge->submit<FloatArray>(
-        QString::fromLatin1(kDormancyTag), tr("Dormancy test (%1)").arg(name),
-        [model, tokens, method](const CancelToken &cancel, const ProgressCallback &progress) -> Result<FloatArray> {
-            return headLossChanges(*model, tokens, method, &cancel, progress);
-        },
-        [this, tokens, name](std::shared_ptr<const FloatArray> result) {
-            if (tokens != currentTokens()) {
-                return;
-            }
-            m_dormancy = *result;
-            m_dormancyMethod = name;
-            m_headQuantityBox->setCurrentIndex(1);
-            refreshHeadPlot();
-            emit dormancyShown();
-        });
+    m_controller->runDormancy(method);
+}
+
+void MitigationView::onDormancy()
+{
+    m_headQuantityBox->setCurrentIndex(1);
+    refreshHeadPlot();
+    emit dormancyShown();
 }
 
 void MitigationView::setMitigationEnabled(bool on)
@@ -872,28 +625,12 @@ void MitigationView::setMitigationEnabled(bool on)
         m_enabledBox->setChecked(on); // re-enters through toggled()
         return;
     }
-    if (on) {
-        // Show the cached run of the current spec at once, or run it.
-        const QString spec = canonicalSpec();
-        const bool cached = std::any_of(m_cache.begin(), m_cache.end(), [&](const auto &e) { return e.first == spec; });
-        if (cached && tokensMatch(currentTokens())) {
-            m_shownSpec = spec;
-            refresh();
-            emit effectsShown();
-            return;
-        }
-        if (m_snapshot) {
-            apply();
-        }
-        return;
-    }
-    refresh();
-    emit effectsShown();
+    m_controller->setEnabled(on);
 }
 
 bool MitigationView::mitigationEnabled() const
 {
-    return m_enabledBox->isChecked();
+    return m_controller->enabled();
 }
 
 void MitigationView::showHead(int64_t layer, int64_t head)
@@ -916,9 +653,14 @@ void MitigationView::setSnapshot(std::shared_ptr<const RunSnapshot> snapshot)
     m_headBox->setRange(0, m_snapshot ? int(std::max<int64_t>(0, m_snapshot->heads - 1)) : 0);
     m_syncing = false;
     validateSpec(); // the model may have changed (head ranges, contract version)
-    const bool same = tokensMatch(currentTokens());
-    m_stale = m_snapshot && !same;
-    if (m_stale && isVisible() && specError().isEmpty()) {
+    std::vector<int64_t> ids;
+    if (m_snapshot) {
+        for (const TokenInfo &t : m_snapshot->tokens) {
+            ids.push_back(t.id);
+        }
+    }
+    m_controller->setTokens(std::move(ids));
+    if (m_controller->stale() && isVisible() && specError().isEmpty()) {
         apply();
         return;
     }
@@ -929,7 +671,7 @@ void MitigationView::setSnapshot(std::shared_ptr<const RunSnapshot> snapshot)
 void MitigationView::showEvent(QShowEvent *event)
 {
     AnalysisView::showEvent(event);
-    if (m_stale && specError().isEmpty()) {
+    if (m_controller->stale() && specError().isEmpty()) {
         apply();
     }
 }
@@ -964,7 +706,7 @@ void MitigationView::refresh()
 void MitigationView::fillMaps(HeatmapPlot *basePlot, HeatmapPlot *mitPlot, HeatmapPlot *diffPlot,
                               int64_t maxCells) const
 {
-    const auto &attention = m_baseline->forward.attention;
+    const auto &attention = baseline()->forward.attention;
     const FloatArray &a = attention[size_t(m_layer)];
     const HeadMatrix matrix = headMatrix(a, m_head);
     TransformedHead base = transformHead(matrix, ScaleTransform::Raw);
@@ -1028,21 +770,21 @@ void MitigationView::fillMaps(HeatmapPlot *basePlot, HeatmapPlot *mitPlot, Heatm
 
 void MitigationView::refreshMaps()
 {
-    const bool haveMaps = m_baseline && m_snapshot && size_t(m_layer) < m_baseline->forward.attention.size() &&
-                          !m_baseline->forward.attention[size_t(m_layer)].empty();
+    const bool haveMaps = baseline() && m_snapshot && size_t(m_layer) < baseline()->forward.attention.size() &&
+                          !baseline()->forward.attention[size_t(m_layer)].empty();
     if (!haveMaps) {
         for (HeatmapPlot *p : {m_basePlot, m_mitPlot, m_diffPlot}) {
             p->clear();
         }
         if (!m_snapshot) {
             m_info->setText(tr("Run a prompt, choose a mitigation and press Apply."));
-        } else if (m_baseline && m_baseline->tokens.size() > size_t(kMaxMapTokens)) {
+        } else if (baseline() && baseline()->tokens.size() > size_t(kMaxMapTokens)) {
             m_info->setText(tr("%1 tokens: attention maps are compared up to %2 tokens; outputs below.")
-                                .arg(m_baseline->tokens.size())
+                                .arg(baseline()->tokens.size())
                                 .arg(kMaxMapTokens));
-        } else if (!m_baseline) {
-            m_info->setText(m_stale ? tr("The prompt changed: press Apply to compare on it.")
-                                    : tr("Choose a mitigation and press Apply."));
+        } else if (!baseline()) {
+            m_info->setText(m_controller->stale() ? tr("The prompt changed: press Apply to compare on it.")
+                                                  : tr("Choose a mitigation and press Apply."));
         }
         return;
     }
@@ -1064,7 +806,7 @@ void MitigationView::refreshMaps()
                       .arg(m_layer)
                       .arg(m_head)
                       .arg(m_enabledBox->isChecked() ? tr("none") : tr("off"));
-    if (m_stale) {
+    if (m_controller->stale()) {
         text += tr(" \u2014 the prompt changed since: press Apply");
     }
     m_info->setText(text);
@@ -1074,7 +816,7 @@ void MitigationView::fillHeadPlot(HeatmapPlot *plot) const
 {
     const bool dormancy = m_headQuantityBox->currentIndex() == 1;
     const auto effects = shownEffects();
-    const FloatArray *values = dormancy ? &m_dormancy : (effects ? &effects->headDifference : nullptr);
+    const FloatArray *values = dormancy ? &m_controller->dormancy() : (effects ? &effects->headDifference : nullptr);
     if (!values || values->shape.size() != 2 || values->data.empty()) {
         plot->clear();
         return;
@@ -1088,7 +830,7 @@ void MitigationView::fillHeadPlot(HeatmapPlot *plot) const
     plot->setAxes(indexLabels(heads), indexLabels(layers), tr("head"), tr("layer"));
     plot->setExtent(heads, layers);
     if (dormancy) {
-        plot->setColourBarLabel(tr("\u0394 loss, %1 (nats)").arg(m_dormancyMethod));
+        plot->setColourBarLabel(tr("\u0394 loss, %1 (nats)").arg(m_controller->dormancyMethod()));
         plot->setGrid(grid, symmetricRange(grid.data), ScaleMapping::Linear);
         plot->colourMap()->setGradient(divergingGradient());
     } else {
@@ -1114,7 +856,7 @@ void MitigationView::refreshOutputs()
     m_table->setRowCount(0);
     m_baseContinuation->clear();
     m_mitContinuation->clear();
-    if (!m_baseline) {
+    if (!baseline()) {
         m_summary->setText(QString());
         return;
     }
@@ -1122,7 +864,7 @@ void MitigationView::refreshOutputs()
     const Model *mp = model.get();
     const auto effects = shownEffects();
     // Baseline top-k from the cached logits; the mitigated side from the effects.
-    const FloatArray &logits = m_baseline->forward.logits;
+    const FloatArray &logits = baseline()->forward.logits;
     std::vector<TopToken> baseTop;
     if (logits.shape.size() == 2 && logits.shape[0] > 0) {
         const int64_t vocab = logits.shape[1];
@@ -1175,13 +917,11 @@ void MitigationView::refreshOutputs()
                                ? tr("Baseline (spec \u201cnone\u201d): choose a method, Add, Apply.")
                                : tr("Mitigation off: the cached baseline."));
     }
-    const auto base = m_continuations.constFind(QStringLiteral("none"));
-    if (base != m_continuations.constEnd()) {
+    if (const auto *base = m_controller->continuation(QStringLiteral("none"))) {
         m_baseContinuation->setPlainText(tr("baseline: %1").arg(continuationDisplay(mp, *base)));
     }
     if (effects) {
-        const auto mit = m_continuations.constFind(QString::fromStdString(effects->spec));
-        if (mit != m_continuations.constEnd()) {
+        if (const auto *mit = m_controller->continuation(QString::fromStdString(effects->spec))) {
             m_mitContinuation->setPlainText(
                 tr("%1: %2").arg(QString::fromStdString(effects->spec), continuationDisplay(mp, *mit)));
         }
@@ -1204,8 +944,8 @@ QString MitigationView::figureTitle() const
 
 void MitigationView::renderFigure(QCPPainter *painter, const QSize &size)
 {
-    if (!m_baseline || !m_snapshot || size_t(m_layer) >= m_baseline->forward.attention.size() ||
-        m_baseline->forward.attention[size_t(m_layer)].empty()) {
+    if (!baseline() || !m_snapshot || size_t(m_layer) >= baseline()->forward.attention.size() ||
+        baseline()->forward.attention[size_t(m_layer)].empty()) {
         return;
     }
     // Top: baseline | mitigated | difference; bottom: the per-head change (or dormancy) map and the
@@ -1284,12 +1024,12 @@ ViewData MitigationView::currentData() const
     json[QStringLiteral("spec")] = effects ? QString::fromStdString(effects->spec) : QStringLiteral("none");
     json[QStringLiteral("layer")] = qint64(m_layer);
     json[QStringLiteral("head")] = qint64(m_head);
-    if (!m_baseline || !m_snapshot || size_t(m_layer) >= m_baseline->forward.attention.size() ||
-        m_baseline->forward.attention[size_t(m_layer)].empty()) {
+    if (!baseline() || !m_snapshot || size_t(m_layer) >= baseline()->forward.attention.size() ||
+        baseline()->forward.attention[size_t(m_layer)].empty()) {
         data.json = json;
         return data;
     }
-    const FloatArray &a = m_baseline->forward.attention[size_t(m_layer)];
+    const FloatArray &a = baseline()->forward.attention[size_t(m_layer)];
     const int64_t t = a.shape[1];
     const float *d = effects && size_t(m_layer) < effects->attentionDifference.size()
                          ? effects->attentionDifference[size_t(m_layer)].data.data() + m_head * t * t
@@ -1318,16 +1058,16 @@ ViewData MitigationView::currentData() const
         }
         json[QStringLiteral("head_attention_change")] = change;
     }
-    if (m_dormancy.shape.size() == 2) {
+    if (const FloatArray &dormancy = m_controller->dormancy(); dormancy.shape.size() == 2) {
         QJsonArray rows;
-        for (int64_t l = 0; l < m_dormancy.shape[0]; ++l) {
+        for (int64_t l = 0; l < dormancy.shape[0]; ++l) {
             QJsonArray row;
-            for (int64_t h = 0; h < m_dormancy.shape[1]; ++h) {
-                row.append(double(m_dormancy.data[size_t(l * m_dormancy.shape[1] + h)]));
+            for (int64_t h = 0; h < dormancy.shape[1]; ++h) {
+                row.append(double(dormancy.data[size_t(l * dormancy.shape[1] + h)]));
             }
             rows.append(row);
         }
-        json[QStringLiteral("dormancy_method")] = m_dormancyMethod;
+        json[QStringLiteral("dormancy_method")] = m_controller->dormancyMethod();
         json[QStringLiteral("dormancy_loss_change")] = rows;
     }
     QJsonArray cells;
@@ -1363,9 +1103,10 @@ void MitigationView::restoreState(const QJsonObject &state)
         const QSignalBlocker blocker(m_enabledBox);
         m_enabledBox->setChecked(state.value(QStringLiteral("enabled")).toBool(true));
     }
+    m_controller->setEnabled(m_enabledBox->isChecked(), false);
     m_headQuantityBox->setCurrentIndex(std::clamp(state.value(QStringLiteral("head_quantity")).toInt(0), 0, 1));
     showHead(state.value(QStringLiteral("layer")).toInteger(0), state.value(QStringLiteral("head")).toInteger(0));
-    m_stale = m_snapshot != nullptr; // the restored spec applies to the next comparison
+    m_controller->markStale(); // the restored spec applies to the next comparison
 }
 
 } // namespace sinkscope::ui

@@ -11,6 +11,7 @@
 
 #include "analysis_view.h"
 #include "attention_math.h"
+#include "mitigation_controller.h"
 
 #include "sinkscope/interventions/effects.h"
 #include "sinkscope/interventions/mitigation_registry.h"
@@ -59,26 +60,13 @@ private:
     std::vector<std::vector<QCheckBox *>> m_boxes;
 };
 
-// What one mitigation run delivers to the panel.
-struct MitigationOutcome {
-    std::shared_ptr<const BaselineRun> baseline;
-    std::shared_ptr<const MitigationEffects> effects; // null for "none"
-    const Model *model = nullptr;                     // identity only: caches belong to one model
-};
-
 class MitigationView : public AnalysisView
 {
     Q_OBJECT
 public:
-    using ModelGetter = std::function<std::shared_ptr<const Model>()>;
-
-    static constexpr const char *kEffectsTag = "mitigation";
-    static constexpr const char *kContinuationTag = "mitigation-continuation";
-    static constexpr const char *kDormancyTag = "dormancy";
-    // Prompts longer than this are compared on outputs only: a full [L, H, T, T] difference would not fit.
-    static constexpr int64_t kMaxMapTokens = 1024;
-    static constexpr int kContinuationTokens = 12;
-    static constexpr int kCachedSpecs = 4;
+    using ModelGetter = MitigationController::ModelGetter;
+    static constexpr const char *kEffectsTag = MitigationController::kEffectsTag;
+    static constexpr int64_t kMaxMapTokens = MitigationController::kMaxMapTokens;
 
     MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget *parent = nullptr);
 
@@ -109,9 +97,11 @@ public:
     // I8 dormancy test over every head (head-zero or move-to-bos): mean prompt NLL change per head.
     void runDormancy(MitigationMethod method);
 
-    std::shared_ptr<const BaselineRun> baseline() const { return m_baseline; }
-    std::shared_ptr<const MitigationEffects> shownEffects() const; // null when off or "none"
-    const FloatArray &dormancy() const { return m_dormancy; }
+    // The work behind the tab: spec, baseline, cache, continuations, dormancy (mitigation_controller.h).
+    MitigationController *controller() const { return m_controller; }
+    std::shared_ptr<const BaselineRun> baseline() const { return m_controller->baseline(); }
+    std::shared_ptr<const MitigationEffects> shownEffects() const { return m_controller->shownEffects(); }
+    const FloatArray &dormancy() const { return m_controller->dormancy(); }
     QString continuationText(bool mitigated) const;
     HeatmapPlot *baselinePlot() const { return m_basePlot; }
     HeatmapPlot *mitigatedPlot() const { return m_mitPlot; }
@@ -134,31 +124,17 @@ private:
     void addStep();
     void pickHeads();
     void validateSpec();
-    void onOutcome(const std::shared_ptr<const MitigationOutcome> &outcome, const QString &spec);
-    void requestContinuations(const QString &spec);
     void refresh();
     void refreshMaps();
     void refreshHeadPlot();
     void refreshOutputs();
     void fillMaps(HeatmapPlot *base, HeatmapPlot *mitigated, HeatmapPlot *difference, int64_t maxCells) const;
     void fillHeadPlot(HeatmapPlot *plot) const;
-    bool tokensMatch(const std::vector<int64_t> &tokens) const;
-    std::vector<int64_t> currentTokens() const;
-    void clearCaches();
+    void onDormancy();
 
-    ComputeBridge *m_bridge = nullptr;
+    MitigationController *m_controller = nullptr;
     ModelGetter m_getModel;
     std::shared_ptr<const RunSnapshot> m_snapshot;
-    std::shared_ptr<const BaselineRun> m_baseline;
-    const Model *m_baselineModel = nullptr; // the model m_baseline (and every cache) was computed with
-    // Most recent first; every entry belongs to m_baseline's tokens.
-    std::list<std::pair<QString, std::shared_ptr<const MitigationEffects>>> m_cache;
-    QString m_shownSpec;                                  // canonical spec of the shown mitigated run ("" when none)
-    QString m_pendingSpec;                                // spec of the run in flight
-    QHash<QString, std::vector<int64_t>> m_continuations; // canonical spec ("none" = baseline) -> ids
-    FloatArray m_dormancy;                                // [L, H] loss change; empty until run
-    QString m_dormancyMethod;
-    bool m_stale = false; // the prompt changed since the shown result
 
     int64_t m_layer = 0;
     int64_t m_head = 0;
