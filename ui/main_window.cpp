@@ -37,14 +37,12 @@
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
-#include <QRegularExpression>
 #include <QSettings>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QStandardItemModel>
 #include <QStatusBar>
 #include <QTabWidget>
-#include <QThreadPool>
 #include <QToolBar>
 #include <QToolButton>
 #include <QVBoxLayout>
@@ -54,8 +52,6 @@ namespace sinkscope::ui {
 namespace {
 
 constexpr int kMaxRecent = 8;
-constexpr int kTopK = 10;
-constexpr int kGreedyTokens = 20;
 
 bool isModelFile(const QString &path)
 {
@@ -112,17 +108,7 @@ QString MessageBar::text() const
 
 std::vector<int64_t> MainWindow::parseTokenIds(const QString &text)
 {
-    std::vector<int64_t> ids;
-    const QStringList parts = text.split(QRegularExpression(QStringLiteral("[\\s,]+")), Qt::SkipEmptyParts);
-    for (const QString &part : parts) {
-        bool ok = false;
-        const qlonglong id = part.toLongLong(&ok);
-        if (!ok || id < 0) {
-            return {};
-        }
-        ids.push_back(id);
-    }
-    return ids;
+    return RunController::parseTokenIds(text);
 }
 
 QString MainWindow::defaultPrompt()
@@ -134,9 +120,18 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
 {
     setWindowTitle(QStringLiteral("SinkScope"));
     setAcceptDrops(true);
-    m_bridge = new ComputeBridge(this);
+    m_run = new RunController(m_options.mapTokens, this);
     m_chips = new TokenChipModel(this);
 
+    buildLayout();
+    connectWork();
+    connectViews();
+    start();
+}
+
+// The model bar, the prompt panel above the views, the output panel, the status bar and the menus.
+void MainWindow::buildLayout()
+{
     buildModelBar();
     auto *central = new QWidget(this);
     auto *layout = new QVBoxLayout(central);
@@ -156,9 +151,9 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
     addView(m_tokenView);
     m_metricsView = new MetricsView;
     addView(m_metricsView);
-    addView(new MitigationView(m_bridge, [this] { return m_model; }));
+    addView(new MitigationView(m_run->bridge(), [this] { return m_run->model(); }));
     addView(new ProbesView(
-        m_bridge, [this] { return m_model; },
+        m_run->bridge(), [this] { return m_run->model(); },
         [this] {
             auto *m = findChild<MitigationView *>();
             return m ? m->canonicalSpec() : QString();
@@ -188,7 +183,11 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
     m_cancelButton->hide();
 
     buildMenus();
+}
 
+// Typing, running, progress and cancel, and what the run controller reports.
+void MainWindow::connectWork()
+{
     m_tokenizeTimer.setSingleShot(true);
     m_tokenizeTimer.setInterval(120);
     m_runTimer.setSingleShot(true);
@@ -199,7 +198,7 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
     connect(&m_tokenizeTimer, &QTimer::timeout, this, &MainWindow::retokenize);
     connect(&m_runTimer, &QTimer::timeout, this, &MainWindow::runPrompt);
     connect(&m_progressDelay, &QTimer::timeout, this, [this] {
-        if (m_bridge->isBusy()) {
+        if (bridge()->isBusy()) {
             m_progress->show();
             m_cancelButton->show();
         }
@@ -216,12 +215,14 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
             m_runTimer.start();
         }
     });
-    connect(m_cancelButton, &QPushButton::clicked, this, [this] { m_bridge->cancelAll(); });
-    connect(m_bridge, &ComputeBridge::modelLoaded, this, &MainWindow::onModelLoaded);
-    connect(m_bridge, &ComputeBridge::runFinished, this, &MainWindow::onRunFinished);
-    connect(m_bridge, &ComputeBridge::failed, this, &MainWindow::onFailed);
-    connect(m_bridge, &ComputeBridge::busyChanged, this, &MainWindow::updateBusy);
-    connect(m_bridge, &ComputeBridge::progress, this, [this](const QString &, double fraction, const QString &label) {
+    connect(m_cancelButton, &QPushButton::clicked, this, [this] { bridge()->cancelAll(); });
+    connect(m_run, &RunController::modelLoaded, this, &MainWindow::onModelLoaded);
+    connect(m_run, &RunController::snapshotReady, this, &MainWindow::onSnapshotReady);
+    connect(m_run, &RunController::failed, this, &MainWindow::onFailed);
+    connect(m_run, &RunController::notice, m_messages, &MessageBar::showInfo);
+    connect(m_run, &RunController::deviceChanged, this, &MainWindow::rebuildDeviceBox);
+    connect(bridge(), &ComputeBridge::busyChanged, this, &MainWindow::updateBusy);
+    connect(bridge(), &ComputeBridge::progress, this, [this](const QString &, double fraction, const QString &label) {
         if (fraction < 0) {
             m_progress->setRange(0, 0);
         } else {
@@ -231,20 +232,15 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
         m_progress->setFormat(label.left(40));
         m_statusLabel->setText(label);
     });
-    connect(m_bridge, &ComputeBridge::fileHashed, this, [this](const QString &path, const QString &hash) {
-        if (path != m_modelPath) {
-            return;
-        }
-        m_modelHash = hash;
-        updateModelBar();
-    });
-    connect(m_bridge, &ComputeBridge::generatedToken, this, [this](qint64 id) {
-        m_generated.push_back(id);
-        const auto tokenizer = m_model ? m_model->tokenizer() : nullptr;
-        m_outputs->setContinuation(tokenizer ? QString::fromStdString(tokenizer->decode(m_generated)) : QString());
-    });
-    connect(m_bridge, &ComputeBridge::generationFinished, this,
-            [this](bool) { m_outputs->setContinuationBusy(false); });
+    connect(m_run, &RunController::modelHashed, this, [this] { updateModelBar(); });
+    connect(m_run, &RunController::continuationChanged, this,
+            [this] { m_outputs->setContinuation(m_run->continuationText()); });
+    connect(m_run, &RunController::continuationFinished, this, [this] { m_outputs->setContinuationBusy(false); });
+}
+
+// The views' links to each other: a head picked in the overview or the metrics opens in the head view.
+void MainWindow::connectViews()
+{
     connect(m_outputs, &OutputsView::generateRequested, this, &MainWindow::startGenerate);
     connect(m_overview, &OverviewView::headActivated, this, [this](int64_t layer, int64_t head) {
         m_headView->showHead(layer, head);
@@ -254,22 +250,14 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
         m_headView->showHead(layer, head);
         showView(QStringLiteral("head"));
     });
-    connect(m_headView, &HeadView::headMapWanted, this, [this](int64_t layer, int64_t head) {
-        const auto snapshot = m_snapshot;
-        if (!snapshot || !snapshot->mapsOnDemand) {
-            return;
-        }
-        m_bridge->submit<FloatArray>(
-            QStringLiteral("headmap"), tr("Computing the map of layer %1, head %2").arg(layer).arg(head),
-            [snapshot, layer, head](const CancelToken &, const ProgressCallback &) {
-                return computeHeadMap(*snapshot, layer, head);
-            },
-            [this, snapshot, layer, head](std::shared_ptr<const FloatArray> map) {
+    connect(m_headView, &HeadView::headMapWanted, m_run, &RunController::requestHeadMap);
+    connect(m_run, &RunController::headMapReady, this,
+            [this](std::shared_ptr<const RunSnapshot> snapshot, int64_t layer, int64_t head,
+                   std::shared_ptr<const FloatArray> map) {
                 m_headView->setHeadMap(snapshot, layer, head, std::move(map));
                 m_statusLabel->setText(
                     tr("Map of layer %1, head %2 computed from the kept queries and keys").arg(layer).arg(head));
             });
-    });
     connect(m_headView, &HeadView::headChanged, this, [this](int64_t layer, int64_t) {
         if (m_tokenView->layer() >= 0) {
             m_tokenView->setLayer(layer);
@@ -286,7 +274,11 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
         }
         m_chips->setWeights(std::move(weights));
     });
+}
 
+// Saved settings and the prompt, then the devices and the first model (or session).
+void MainWindow::start()
+{
     if (m_options.useSettings) {
         restoreSettings();
     }
@@ -301,17 +293,17 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget *parent) : QMainWindow
     applyStyle();
     resize(1400, 900);
     if (m_options.devices) {
-        setDevices(*m_options.devices);
+        m_run->setDevices(*m_options.devices);
         startLoading();
     } else {
         // Queued before the model, so it loads on the saved device once the list is known.
-        m_bridge->submit<std::vector<DeviceInfo>>(
+        bridge()->submit<std::vector<DeviceInfo>>(
             QString::fromLatin1(ComputeBridge::kDevicesTag), tr("Looking for GPUs"),
             [](const CancelToken &, const ProgressCallback &) -> Result<std::vector<DeviceInfo>> {
                 return availableDevices();
             },
             [this](std::shared_ptr<const std::vector<DeviceInfo>> devices) {
-                setDevices(*devices);
+                m_run->setDevices(*devices);
                 startLoading();
             });
     }
@@ -326,19 +318,11 @@ void MainWindow::startLoading()
     }
 }
 
-void MainWindow::setDevices(std::vector<DeviceInfo> devices)
+void MainWindow::rebuildDeviceBox()
 {
-    if (devices.empty() || devices.front().kind != DeviceKind::Cpu) {
-        DeviceInfo cpu; // the registry always lists the CPU first; this keeps the picker sane without it
-        cpu.id = "cpu";
-        cpu.name = "CPU";
-        cpu.runsModel = cpu.kernels = true;
-        devices.insert(devices.begin(), cpu);
-    }
-    m_devices = std::move(devices);
     auto *items = new QStandardItemModel(m_deviceBox);
     auto gib = [](int64_t bytes) { return QString::number(double(bytes) / (1024.0 * 1024.0 * 1024.0), 'f', 1); };
-    for (const DeviceInfo &d : m_devices) {
+    for (const DeviceInfo &d : m_run->devices()) {
         const QString id = QString::fromStdString(d.id);
         QString text = d.kind == DeviceKind::Cpu ? tr("CPU") : tr("GPU %1").arg(id);
         QStringList tip{QString::fromStdString(d.name)};
@@ -371,21 +355,13 @@ void MainWindow::setDevices(std::vector<DeviceInfo> devices)
     }
     const QSignalBlocker block(m_deviceBox);
     m_deviceBox->setModel(items);
-    auto plan = planDevice(m_deviceId.toStdString(), m_devices);
-    if (!plan.ok() || plan->modelDevice != m_deviceId.toStdString()) {
-        if (m_deviceId != QLatin1String("cpu")) {
-            m_messages->showInfo(
-                tr("The device %1 used last time is not available here; the model runs on the CPU.").arg(m_deviceId));
-        }
-        m_deviceId = QStringLiteral("cpu");
-    }
     syncDeviceBox();
 }
 
 void MainWindow::syncDeviceBox()
 {
     const QSignalBlocker block(m_deviceBox);
-    const int index = m_deviceBox->findData(m_deviceId, Qt::UserRole);
+    const int index = m_deviceBox->findData(m_run->deviceId(), Qt::UserRole);
     m_deviceBox->setCurrentIndex(std::max(0, index));
     if (index >= 0) {
         m_deviceBox->setToolTip(
@@ -395,29 +371,16 @@ void MainWindow::syncDeviceBox()
 
 void MainWindow::chooseDevice(const QString &id)
 {
-    if (id == m_deviceId) {
-        return;
-    }
-    auto plan = planDevice(id.toStdString(), m_devices);
-    if (!plan.ok()) {
-        m_messages->showError(QString::fromStdString(plan.error().message));
-    } else if (plan->modelDevice != id.toStdString()) {
-        m_messages->showError(tr("The model cannot run on %1: %2").arg(id, QString::fromStdString(plan->device.note)));
-    } else {
-        m_deviceId = id;
+    if (const QString refused = m_run->chooseDevice(id); !refused.isEmpty()) {
+        m_messages->showError(refused);
         syncDeviceBox();
-        if (m_model) {
-            openModel(m_modelPath); // the same file; the prompt reruns once it is loaded (with auto-run)
-        }
-        return;
     }
-    syncDeviceBox();
 }
 
 MainWindow::~MainWindow()
 {
     // Stop model work before the views (and the snapshot they share) go away.
-    m_bridge->cancelAll();
+    bridge()->cancelAll();
 }
 
 void MainWindow::buildModelBar()
@@ -428,8 +391,9 @@ void MainWindow::buildModelBar()
     auto *open = new QPushButton(tr("Open model\u2026"), bar);
     open->setToolTip(tr("Open a SinkScope (.pt), TorchScript or GGUF model (Ctrl+O); or drop a file on the window"));
     connect(open, &QPushButton::clicked, this, [this] {
-        const QString path = QFileDialog::getOpenFileName(this, tr("Open model"), QFileInfo(m_modelPath).absolutePath(),
-                                                          tr("Models (*.pt *.ts *.gguf);;All files (*)"));
+        const QString path =
+            QFileDialog::getOpenFileName(this, tr("Open model"), QFileInfo(m_run->modelPath()).absolutePath(),
+                                         tr("Models (*.pt *.ts *.gguf);;All files (*)"));
         if (!path.isEmpty()) {
             openModel(path);
         }
@@ -517,8 +481,9 @@ void MainWindow::buildMenus()
 {
     QMenu *file = menuBar()->addMenu(tr("&File"));
     QAction *open = file->addAction(tr("Open &model\u2026"), this, [this] {
-        const QString path = QFileDialog::getOpenFileName(this, tr("Open model"), QFileInfo(m_modelPath).absolutePath(),
-                                                          tr("Models (*.pt *.ts *.gguf);;All files (*)"));
+        const QString path =
+            QFileDialog::getOpenFileName(this, tr("Open model"), QFileInfo(m_run->modelPath()).absolutePath(),
+                                         tr("Models (*.pt *.ts *.gguf);;All files (*)"));
         if (!path.isEmpty()) {
             openModel(path);
         }
@@ -561,7 +526,7 @@ void MainWindow::buildMenus()
     runAction->setShortcuts({QKeySequence(QStringLiteral("Ctrl+Return")), QKeySequence(QStringLiteral("Ctrl+Enter"))});
     run->addAction(tr("&Generate continuation"), QKeySequence(QStringLiteral("Ctrl+G")), this,
                    &MainWindow::startGenerate);
-    run->addAction(tr("&Cancel"), QKeySequence(Qt::Key_Escape), this, [this] { m_bridge->cancelAll(); });
+    run->addAction(tr("&Cancel"), QKeySequence(Qt::Key_Escape), this, [this] { bridge()->cancelAll(); });
 
     QMenu *view = menuBar()->addMenu(tr("&View"));
     view->addAction(tr("&Overview"), QKeySequence(QStringLiteral("Ctrl+1")), this,
@@ -634,8 +599,8 @@ void MainWindow::addView(AnalysisView *view)
     m_tabs->addTab(view, view->viewTitle());
     view->setPlotStyle(plotStyle(m_theme, m_presenter));
     view->setColourMap(m_colourMap);
-    if (m_snapshot) {
-        view->setSnapshot(m_snapshot);
+    if (snapshot()) {
+        view->setSnapshot(snapshot());
     }
 }
 
@@ -660,24 +625,20 @@ void MainWindow::openModel(const QString &path)
     m_runTimer.stop();
     m_statusLabel->setText(path.isEmpty() ? tr("Loading the default model\u2026")
                                           : tr("Loading %1\u2026").arg(QFileInfo(path).fileName()));
-    m_bridge->loadModel(path, m_deviceId);
+    m_run->loadModel(path);
 }
 
-void MainWindow::onModelLoaded(std::shared_ptr<const Model> model, const QString &path)
+void MainWindow::onModelLoaded()
 {
-    m_model = std::move(model);
-    m_deviceId = QString::fromStdString(m_model->info().device);
-    syncDeviceBox();
-    m_modelPath = path;
-    m_modelHash.clear();
-    m_snapshot.reset();
+    const auto model = m_run->model();
+    const QString path = m_run->modelPath();
     for (AnalysisView *v : m_views) {
         v->setSnapshot(nullptr);
     }
     addRecent(path);
     updateModelBar();
-    if (!m_model->info().limitation.empty()) {
-        m_messages->showInfo(QString::fromStdString(m_model->info().limitation));
+    if (!model->info().limitation.empty()) {
+        m_messages->showInfo(QString::fromStdString(model->info().limitation));
     } else if (!m_messages->isError()) {
         m_messages->hide();
     }
@@ -688,15 +649,15 @@ void MainWindow::onModelLoaded(std::shared_ptr<const Model> model, const QString
         const QSignalBlocker blockBos(m_bosBox);
         m_prompt->setPlainText(m_pendingSession->prompt);
         m_bosBox->setChecked(m_pendingSession->prependBos);
-        m_tokens.assign(m_pendingSession->tokens.begin(), m_pendingSession->tokens.end());
-        m_chips->setTokens(describeTokens(m_model->tokenizer().get(), m_tokens));
-        m_tokenCount->setText(tr("%n token(s)", nullptr, int(m_tokens.size())));
+        m_run->setTokens({m_pendingSession->tokens.begin(), m_pendingSession->tokens.end()});
+        m_chips->setTokens(describeTokens(model->tokenizer().get(), m_run->tokens()));
+        m_tokenCount->setText(tr("%n token(s)", nullptr, int(m_run->tokens().size())));
         m_runFromSession = true;
         runPrompt();
     } else {
         {
             // The model's own policy (tokenizer.ggml.add_bos_token), as the CLI and generate use it.
-            const auto tokenizer = m_model->tokenizer();
+            const auto tokenizer = model->tokenizer();
             const QSignalBlocker blockBos(m_bosBox);
             m_bosBox->setChecked(tokenizer && tokenizer->data().addBos && tokenizer->data().bosId.has_value());
             m_bosBox->setEnabled(tokenizer && tokenizer->data().bosId.has_value());
@@ -706,68 +667,61 @@ void MainWindow::onModelLoaded(std::shared_ptr<const Model> model, const QString
             runPrompt();
         }
     }
-    m_bridge->hashFile(path);
 }
 
 void MainWindow::updateModelBar()
 {
-    if (!m_model) {
+    const auto model = m_run->model();
+    const QString path = m_run->modelPath(), hash = m_run->modelHash();
+    if (!model) {
         m_modelName->setText(tr("No model"));
         m_modelDetails->clear();
         return;
     }
-    const ModelConfig &c = m_model->config();
-    m_modelName->setText(
-        QString::fromStdString(c.name.empty() ? QFileInfo(m_modelPath).fileName().toStdString() : c.name));
+    const ModelConfig &c = model->config();
+    m_modelName->setText(QString::fromStdString(c.name.empty() ? QFileInfo(path).fileName().toStdString() : c.name));
     QString details = tr("%1 \u00b7 %2 layers \u00d7 %3 heads")
                           .arg(QString::fromLatin1(architectureName(c.architecture)))
                           .arg(c.layers)
                           .arg(c.heads);
-    if (!m_model->hasContract()) {
+    if (!model->hasContract()) {
         details += tr(" \u00b7 generic TorchScript");
     }
     m_modelDetails->setText(details);
-    m_modelDetails->setToolTip(m_modelPath +
-                               (m_modelHash.isEmpty() ? QString() : QStringLiteral("\nsha256 ") + m_modelHash));
+    m_modelDetails->setToolTip(path + (hash.isEmpty() ? QString() : QStringLiteral("\nsha256 ") + hash));
     setWindowTitle(QStringLiteral("SinkScope \u2014 %1").arg(m_modelName->text()));
 }
 
 void MainWindow::retokenize()
 {
-    if (!m_model) {
+    const auto model = m_run->model();
+    if (!model) {
         return;
     }
-    const auto tokenizer = m_model->tokenizer();
-    if (!tokenizer) {
-        // A generic TorchScript file carries no tokenizer: the prompt is the token ids themselves.
-        m_tokens = parseTokenIds(m_prompt->toPlainText());
-        m_chips->setTokens(describeTokens(nullptr, m_tokens));
-        m_tokenCount->setText(m_tokens.empty() ? tr("no tokenizer")
-                                               : tr("%n token id(s)", nullptr, int(m_tokens.size())));
-        updateSinkChips();
-        return;
-    }
-    EncodeOptions options;
-    options.addBos = m_bosBox->isChecked() && tokenizer->data().bosId.has_value();
-    m_tokens = tokenizer->encode(m_prompt->toPlainText().toStdString(), options);
-    m_chips->setTokens(describeTokens(tokenizer.get(), m_tokens));
+    const QString problem = m_run->tokenize(m_prompt->toPlainText(), m_bosBox->isChecked());
+    const auto tokenizer = model->tokenizer();
+    const auto &tokens = m_run->tokens();
+    m_chips->setTokens(describeTokens(tokenizer.get(), tokens));
     updateSinkChips();
-    const int64_t context = m_model->config().contextLength;
-    m_tokenCount->setText(tr("%n token(s)", nullptr, int(m_tokens.size())));
-    if (context > 0 && int64_t(m_tokens.size()) > context) {
-        m_messages->showError(
-            tr("The prompt has %1 tokens; the model's context is %2.").arg(m_tokens.size()).arg(context));
+    if (!tokenizer) {
+        m_tokenCount->setText(tokens.empty() ? tr("no tokenizer") : tr("%n token id(s)", nullptr, int(tokens.size())));
+    } else {
+        m_tokenCount->setText(tr("%n token(s)", nullptr, int(tokens.size())));
+    }
+    if (!problem.isEmpty()) {
+        m_messages->showError(problem);
     }
 }
 
 void MainWindow::updateSinkChips()
 {
-    if (!m_snapshot || !m_snapshot->metrics) {
+    const auto snap = snapshot();
+    if (!snap || !snap->metrics) {
         return;
     }
     const auto &chips = m_chips->tokens();
-    if (chips.size() != m_snapshot->tokens.size() ||
-        !std::equal(chips.begin(), chips.end(), m_snapshot->tokens.begin(),
+    if (chips.size() != snap->tokens.size() ||
+        !std::equal(chips.begin(), chips.end(), snap->tokens.begin(),
                     [](const TokenInfo &a, const TokenInfo &b) { return a.id == b.id; })) {
         return; // the prompt changed since the run: its sinks belong to other tokens
     }
@@ -775,18 +729,18 @@ void MainWindow::updateSinkChips()
     // the layers. A key seen by few queries passes the threshold in a layer or two by chance (its
     // visibility-normalised score averages over few rows); the metrics tab and metrics.json list them all.
     std::vector<std::pair<int64_t, float>> sinks;
-    for (const DetectedSink &s : m_snapshot->metrics->sinks) {
-        if (int64_t(s.layers.size()) * 4 >= std::max<int64_t>(1, m_snapshot->layers)) {
+    for (const DetectedSink &s : snap->metrics->sinks) {
+        if (int64_t(s.layers.size()) * 4 >= std::max<int64_t>(1, snap->layers)) {
             sinks.emplace_back(s.position, s.peakScore);
         }
     }
-    m_chips->setSinks(sinks, m_snapshot->metrics->settings.sinkThreshold);
+    m_chips->setSinks(sinks, snap->metrics->settings.sinkThreshold);
 }
 
 void MainWindow::runPrompt()
 {
     m_runTimer.stop();
-    if (!m_model) {
+    if (!m_run->model()) {
         m_messages->showError(tr("No model is loaded."));
         return;
     }
@@ -795,32 +749,16 @@ void MainWindow::runPrompt()
         retokenize();
     }
     m_runFromSession = false;
-    if (m_tokens.empty()) {
-        m_messages->showError(m_model->tokenizer()
-                                  ? tr("The prompt is empty: type some text or tick \u201cPrepend BOS\u201d.")
-                                  : tr("This model has no tokenizer: type token ids separated by spaces or commas "
-                                       "(e.g. 1 2 3)."));
-        return;
+    if (const QString refused = m_run->run(); !refused.isEmpty()) {
+        m_messages->showError(refused);
     }
-    RunRequest request;
-    request.tokens = m_tokens;
-    request.mapTokens = m_options.mapTokens;
-    request.topK = kTopK;
-    m_bridge->run(m_model, std::move(request));
 }
 
-void MainWindow::onRunFinished(std::shared_ptr<const RunSnapshot> snapshot)
+void MainWindow::onSnapshotReady()
 {
-    std::shared_ptr<const RunSnapshot> previous = std::move(m_snapshot);
-    m_snapshot = std::move(snapshot);
+    const auto snap = snapshot();
     for (AnalysisView *v : m_views) {
-        v->setSnapshot(m_snapshot);
-    }
-    // The previous run's maps are a GiB at 1024 tokens: freeing them here stalled the UI for a
-    // noticeable time, so the last reference goes to a pool thread (unless a panel still holds one).
-    if (previous) {
-        QThreadPool::globalInstance()->start([previous]() mutable { previous.reset(); });
-        previous.reset();
+        v->setSnapshot(snap);
     }
     updateSinkChips();
     if (m_pendingSession) {
@@ -841,49 +779,32 @@ void MainWindow::onRunFinished(std::shared_ptr<const RunSnapshot> snapshot)
         m_messages->hide();
     }
     m_statusLabel->setText(tr("%1 tokens: forward %2 ms, analysis %3 ms")
-                               .arg(m_snapshot->tokenCount())
-                               .arg(m_snapshot->forwardSeconds * 1000, 0, 'f', 0)
-                               .arg(m_snapshot->analysisSeconds * 1000, 0, 'f', 0));
+                               .arg(snap->tokenCount())
+                               .arg(snap->forwardSeconds * 1000, 0, 'f', 0)
+                               .arg(snap->analysisSeconds * 1000, 0, 'f', 0));
     emit snapshotShown();
     startGenerate();
 }
 
 void MainWindow::startGenerate()
 {
-    if (!m_model || !m_snapshot || !m_model->hasContract()) {
+    const auto model = m_run->model();
+    if (!model || !snapshot() || !model->hasContract()) {
         return;
     }
-    m_generated.clear();
     m_outputs->clearContinuation();
     m_outputs->setContinuationBusy(true);
-    std::vector<int64_t> prompt;
-    for (const TokenInfo &t : m_snapshot->tokens) {
-        prompt.push_back(t.id);
-    }
-    m_bridge->generate(m_model, std::move(prompt), kGreedyTokens);
+    m_run->generate();
 }
 
-void MainWindow::onFailed(const QString &tag, const QString &message)
+void MainWindow::onFailed(const QString &tag, const QString &what, const QString &message)
 {
-    QString what;
     if (tag == QLatin1String(ComputeBridge::kModelTag)) {
-        what = tr("Could not load the model");
         m_pendingSession.reset();
-        if (m_model) { // the loaded model stays, and so does its device
-            m_deviceId = QString::fromStdString(m_model->info().device);
-        }
-        syncDeviceBox();
     } else if (tag == QLatin1String(ComputeBridge::kDevicesTag)) {
-        what = tr("Could not list the GPUs; the CPU is used");
-        setDevices({});
-        startLoading();
-    } else if (tag == QLatin1String(ComputeBridge::kRunTag)) {
-        what = tr("The run failed");
+        startLoading(); // on the CPU
     } else if (tag == QLatin1String(ComputeBridge::kGenerateTag)) {
-        what = tr("Generation failed");
         m_outputs->setContinuationBusy(false);
-    } else {
-        what = tr("Error");
     }
     m_messages->showError(QStringLiteral("%1: %2").arg(what, message));
     m_statusLabel->setText(what);
@@ -976,17 +897,17 @@ void MainWindow::applyStyle()
 Session MainWindow::currentSession() const
 {
     Session s;
-    s.modelPath = m_modelPath;
-    s.modelSha256 = m_modelHash;
+    s.modelPath = m_run->modelPath();
+    s.modelSha256 = m_run->modelHash();
     s.prompt = m_prompt->toPlainText();
     s.prependBos = m_bosBox->isChecked();
     // The ids that produced the figure on screen, not a re-tokenization of the text.
-    if (m_snapshot) {
-        for (const TokenInfo &t : m_snapshot->tokens) {
+    if (const auto snap = snapshot()) {
+        for (const TokenInfo &t : snap->tokens) {
             s.tokens.push_back(t.id);
         }
     } else {
-        for (int64_t id : m_tokens) {
+        for (int64_t id : m_run->tokens()) {
             s.tokens.push_back(id);
         }
     }
@@ -1015,12 +936,13 @@ void MainWindow::openSession(const QString &path)
         return;
     }
     m_pendingSession = *session;
-    if (m_model && QFileInfo(session->modelPath) == QFileInfo(m_modelPath)) {
-        if (!session->modelSha256.isEmpty() && !m_modelHash.isEmpty() && session->modelSha256 != m_modelHash) {
-            m_messages->showError(
-                tr("The model file %1 changed since the session was saved (content hash differs).").arg(m_modelPath));
+    if (m_run->model() && QFileInfo(session->modelPath) == QFileInfo(m_run->modelPath())) {
+        const QString hash = m_run->modelHash();
+        if (!session->modelSha256.isEmpty() && !hash.isEmpty() && session->modelSha256 != hash) {
+            m_messages->showError(tr("The model file %1 changed since the session was saved (content hash differs).")
+                                      .arg(m_run->modelPath()));
         }
-        onModelLoaded(m_model, m_modelPath);
+        onModelLoaded(); // the loaded model, with the session's prompt
     } else {
         openModel(session->modelPath);
     }
@@ -1028,7 +950,7 @@ void MainWindow::openSession(const QString &path)
         // Checked when the hash of the (re)loaded file arrives.
         const QString expected = session->modelSha256;
         auto *connection = new QMetaObject::Connection;
-        *connection = connect(m_bridge, &ComputeBridge::fileHashed, this,
+        *connection = connect(m_run, &RunController::modelHashed, this,
                               [this, expected, connection](const QString &, const QString &hash) {
                                   if (hash != expected) {
                                       m_messages->showError(tr("The model file differs from the one the session was "
@@ -1055,9 +977,9 @@ FigureOptions MainWindow::defaultFigureOptions() const
         prompt = prompt.left(159) + QChar(0x2026);
     }
     o.caption = tr("Model: %1 (%2%3). Prompt (%4 tokens, BOS %5): \u201c%6\u201d. SinkScope %7.")
-                    .arg(m_modelName->text(), QFileInfo(m_modelPath).fileName(),
-                         m_modelHash.isEmpty() ? QString() : tr(", sha256 %1").arg(m_modelHash.left(12)))
-                    .arg(m_snapshot ? m_snapshot->tokenCount() : int64_t(m_tokens.size()))
+                    .arg(m_modelName->text(), QFileInfo(m_run->modelPath()).fileName(),
+                         m_run->modelHash().isEmpty() ? QString() : tr(", sha256 %1").arg(m_run->modelHash().left(12)))
+                    .arg(snapshot() ? snapshot()->tokenCount() : int64_t(m_run->tokens().size()))
                     .arg(m_bosBox->isChecked() ? tr("prepended") : tr("not prepended"), prompt,
                          QStringLiteral(SINKSCOPE_VERSION));
     return o;
@@ -1079,13 +1001,13 @@ bool MainWindow::exportCurrentView(const QString &path, const FigureOptions &opt
 
 bool MainWindow::exportLayerGrid(const QString &path, const FigureOptions &options, QString *error)
 {
-    if (m_snapshot && m_snapshot->mapsOnDemand) {
+    if (const auto snap = snapshot(); snap && snap->mapsOnDemand) {
         if (error) {
             *error =
                 tr("This run has %1 tokens: runs over %2 tokens keep no attention maps, so there is no grid of every "
                    "head; export the head view, one head at a time.")
-                    .arg(m_snapshot->tokenCount())
-                    .arg(m_snapshot->mapTokens);
+                    .arg(snap->tokenCount())
+                    .arg(snap->mapTokens);
         }
         return false;
     }
@@ -1240,8 +1162,8 @@ void MainWindow::saveSettings() const
 {
     QSettings settings;
     settings.setValue(QStringLiteral("geometry"), saveGeometry());
-    settings.setValue(QStringLiteral("lastModel"), m_modelPath);
-    settings.setValue(QStringLiteral("device"), m_deviceId);
+    settings.setValue(QStringLiteral("lastModel"), m_run->modelPath());
+    settings.setValue(QStringLiteral("device"), m_run->deviceId());
     settings.setValue(QStringLiteral("prompt"), m_prompt->toPlainText());
     settings.setValue(QStringLiteral("autoRun"), m_autoRunBox->isChecked());
     settings.setValue(QStringLiteral("colourMap"), colourMapKey(m_colourMap));
@@ -1264,7 +1186,7 @@ void MainWindow::restoreSettings()
             m_options.modelPath = last;
         }
     }
-    m_deviceId = settings.value(QStringLiteral("device"), QStringLiteral("cpu")).toString();
+    m_run->setDeviceId(settings.value(QStringLiteral("device"), QStringLiteral("cpu")).toString());
     {
         const QSignalBlocker block(m_prompt);
         m_prompt->setPlainText(settings.value(QStringLiteral("prompt")).toString());

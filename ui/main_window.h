@@ -11,6 +11,7 @@
 #include "compute_bridge.h"
 #include "figure_export.h"
 #include "palettes.h"
+#include "run_controller.h"
 #include "session.h"
 
 #include "sinkscope/runtime/device.h"
@@ -85,10 +86,12 @@ public:
     static std::vector<int64_t> parseTokenIds(const QString &text);
 
     void openModel(const QString &path);
+    // The work behind the window: model, devices, tokens, runs (run_controller.h).
+    RunController *runController() const { return m_run; }
     // Loads the current model again on another device ("cpu", "cuda:N"; the model bar's picker). A
     // device the model cannot run on is refused with a message; a failed load keeps the current model.
     void chooseDevice(const QString &id);
-    QString deviceId() const { return m_deviceId; }
+    QString deviceId() const { return m_run->deviceId(); }
     QComboBox *deviceBox() const { return m_deviceBox; }
     void runPrompt();
     void openSession(const QString &path);
@@ -105,10 +108,10 @@ public:
     void setPresenterMode(bool on);
     void setColourMap(ColourMap map);
 
-    ComputeBridge *bridge() const { return m_bridge; }
-    std::shared_ptr<const Model> model() const { return m_model; }
-    std::shared_ptr<const RunSnapshot> snapshot() const { return m_snapshot; }
-    const std::vector<int64_t> &promptTokens() const { return m_tokens; }
+    ComputeBridge *bridge() const { return m_run->bridge(); }
+    std::shared_ptr<const Model> model() const { return m_run->model(); }
+    std::shared_ptr<const RunSnapshot> snapshot() const { return m_run->snapshot(); }
+    const std::vector<int64_t> &promptTokens() const { return m_run->tokens(); }
     QPlainTextEdit *promptEditor() const { return m_prompt; }
     QCheckBox *bosToggle() const { return m_bosBox; }
     TokenChipModel *chipModel() const { return m_chips; }
@@ -130,17 +133,21 @@ protected:
     void closeEvent(QCloseEvent *event) override;
 
 private:
+    void buildLayout();
+    void connectWork();
+    void connectViews();
+    void start();
     void buildMenus();
     void buildModelBar();
     QWidget *buildPromptPanel();
-    void onModelLoaded(std::shared_ptr<const Model> model, const QString &path);
-    void onRunFinished(std::shared_ptr<const RunSnapshot> snapshot);
-    void onFailed(const QString &tag, const QString &message);
+    void onModelLoaded();
+    void onSnapshotReady();
+    void onFailed(const QString &tag, const QString &what, const QString &message);
     void retokenize();
     // Marks the run's detected sinks in the chips when they show the run's tokens.
     void updateSinkChips();
     void updateModelBar();
-    void setDevices(std::vector<DeviceInfo> devices);
+    void rebuildDeviceBox(); // from the controller's devices
     void syncDeviceBox();
     // Opens the session or model of the options, once the devices are known.
     void startLoading();
@@ -157,13 +164,7 @@ private:
     void startGenerate();
 
     MainWindowOptions m_options;
-    ComputeBridge *m_bridge = nullptr;
-    std::shared_ptr<const Model> m_model;
-    QString m_modelPath;
-    QString m_modelHash;
-    std::shared_ptr<const RunSnapshot> m_snapshot;
-    std::vector<int64_t> m_tokens;
-    std::vector<int64_t> m_generated;
+    RunController *m_run = nullptr;
     std::optional<Session> m_pendingSession; // applied when its run arrives
     bool m_runFromSession = false;
 
@@ -171,8 +172,6 @@ private:
     QLabel *m_modelName = nullptr;
     QLabel *m_modelDetails = nullptr;
     QComboBox *m_deviceBox = nullptr;
-    std::vector<DeviceInfo> m_devices;
-    QString m_deviceId = QStringLiteral("cpu"); // where the model is (or is being) loaded
     QToolButton *m_recentButton = nullptr;
     QMenu *m_recentMenu = nullptr;
     QPlainTextEdit *m_prompt = nullptr;
