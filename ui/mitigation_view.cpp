@@ -246,7 +246,6 @@ MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget
     auto *layout = new QVBoxLayout(this);
     layout->setContentsMargins(4, 4, 4, 4);
     layout->addWidget(buildBuilder());
-
     auto *headRow = new QHBoxLayout;
     headRow->addWidget(new QLabel(tr("Layer"), this));
     m_layerBox = new QSpinBox(this);
@@ -260,7 +259,30 @@ MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget
     layout->addLayout(headRow);
 
     auto *vertical = new QSplitter(Qt::Vertical, this);
-    auto *maps = new QSplitter(Qt::Horizontal, vertical);
+    auto *bottom = new QSplitter(Qt::Horizontal, vertical);
+    bottom->addWidget(buildHeadPanel(bottom));
+    bottom->addWidget(buildOutputs(bottom));
+    bottom->setStretchFactor(0, 1);
+    bottom->setStretchFactor(1, 1);
+    vertical->addWidget(buildMaps(vertical));
+    vertical->addWidget(bottom);
+    vertical->setStretchFactor(0, 3);
+    vertical->setStretchFactor(1, 2);
+    vertical->setSizes({600, 360}); // the maps get the larger share at any window height
+    layout->addWidget(vertical, 1);
+
+    connectMaps();
+    connectHeadPanel();
+    connectController();
+    setPlotStyle(plotStyle(Theme::Light, false));
+    validateSpec();
+    refresh();
+}
+
+// Baseline, mitigated and difference maps of one head, side by side.
+QSplitter *MitigationView::buildMaps(QWidget *parent)
+{
+    auto *maps = new QSplitter(Qt::Horizontal, parent);
     m_basePlot = new HeatmapPlot(maps);
     m_mitPlot = new HeatmapPlot(maps);
     m_diffPlot = new HeatmapPlot(maps);
@@ -269,8 +291,13 @@ MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget
         maps->addWidget(p);
     }
 
-    auto *bottom = new QSplitter(Qt::Horizontal, vertical);
-    auto *headHost = new QWidget(bottom);
+    return maps;
+}
+
+// The per-head map (attention change or the dormancy test) with its controls.
+QWidget *MitigationView::buildHeadPanel(QWidget *parent)
+{
+    auto *headHost = new QWidget(parent);
     auto *headLayout = new QVBoxLayout(headHost);
     headLayout->setContentsMargins(0, 0, 0, 0);
     auto *headControls = new QHBoxLayout;
@@ -290,9 +317,14 @@ MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget
     m_headPlot = new HeatmapPlot(headHost);
     m_headPlot->setMinimumSize(220, 160);
     headLayout->addWidget(m_headPlot, 1);
-    bottom->addWidget(headHost);
 
-    auto *outHost = new QWidget(bottom);
+    return headHost;
+}
+
+// Next-token top-k on both sides, the summary line and the greedy continuations.
+QWidget *MitigationView::buildOutputs(QWidget *parent)
+{
+    auto *outHost = new QWidget(parent);
     auto *outLayout = new QVBoxLayout(outHost);
     outLayout->setContentsMargins(0, 0, 0, 0);
     m_summary = new QLabel(outHost);
@@ -316,17 +348,12 @@ MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget
     m_baseContinuation->setPlaceholderText(tr("Greedy continuation, baseline"));
     m_mitContinuation->setPlaceholderText(tr("Greedy continuation, mitigated"));
     outLayout->addLayout(contRow);
-    bottom->addWidget(outHost);
-    bottom->setStretchFactor(0, 1);
-    bottom->setStretchFactor(1, 1);
+    return outHost;
+}
 
-    vertical->addWidget(maps);
-    vertical->addWidget(bottom);
-    vertical->setStretchFactor(0, 3);
-    vertical->setStretchFactor(1, 2);
-    vertical->setSizes({600, 360}); // the maps get the larger share at any window height
-    layout->addWidget(vertical, 1);
-
+// The layer and head pickers, and the three maps: zoom and pan together, hover reads all three.
+void MitigationView::connectMaps()
+{
     connect(m_layerBox, &QSpinBox::valueChanged, this, [this](int v) {
         if (!m_syncing) {
             showHead(v, m_head);
@@ -353,42 +380,49 @@ MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget
             m_syncing = false;
             refreshMaps();
         });
-        connect(p, &HeatmapPlot::hovered, this, [this](int64_t key, int64_t query, const QPoint &pos) {
-            if (!baseline() || !m_snapshot) {
-                return;
-            }
-            const auto &attention = baseline()->forward.attention;
-            if (size_t(m_layer) >= attention.size() || attention[size_t(m_layer)].empty()) {
-                return;
-            }
-            const FloatArray &a = attention[size_t(m_layer)];
-            const int64_t t = a.shape[1];
-            if (key < 0 || query < 0 || key >= t || query >= t || key > query) {
-                QToolTip::hideText();
-                return;
-            }
-            const size_t i = size_t((m_head * t + query) * t + key);
-            const double base = a.data[i];
-            double diff = 0;
-            const auto effects = shownEffects();
-            if (effects && size_t(m_layer) < effects->attentionDifference.size()) {
-                diff = effects->attentionDifference[size_t(m_layer)].data[i];
-            }
-            const auto &tok = m_snapshot->tokens;
-            const QString q = size_t(query) < tok.size() ? displayTokenText(tok[size_t(query)].text) : QString();
-            const QString k = size_t(key) < tok.size() ? displayTokenText(tok[size_t(key)].text) : QString();
-            QToolTip::showText(pos, tr("query %1 \u201c%2\u201d \u2192 key %3 \u201c%4\u201d\nbaseline %5\nmitigated "
-                                       "%6\ndifference %7")
-                                        .arg(query)
-                                        .arg(abbreviate(q, 24))
-                                        .arg(key)
-                                        .arg(abbreviate(k, 24))
-                                        .arg(base, 0, 'f', 4)
-                                        .arg(base + diff, 0, 'f', 4)
-                                        .arg(diff, 0, 'f', 4));
-        });
+        connect(p, &HeatmapPlot::hovered, this, &MitigationView::showCellTip);
         connect(p, &HeatmapPlot::left, this, [] { QToolTip::hideText(); });
     }
+}
+
+void MitigationView::showCellTip(int64_t key, int64_t query, const QPoint &pos)
+{
+    if (!baseline() || !m_snapshot) {
+        return;
+    }
+    const auto &attention = baseline()->forward.attention;
+    if (size_t(m_layer) >= attention.size() || attention[size_t(m_layer)].empty()) {
+        return;
+    }
+    const FloatArray &a = attention[size_t(m_layer)];
+    const int64_t t = a.shape[1];
+    if (key < 0 || query < 0 || key >= t || query >= t || key > query) {
+        QToolTip::hideText();
+        return;
+    }
+    const size_t i = size_t((m_head * t + query) * t + key);
+    const double base = a.data[i];
+    double diff = 0;
+    const auto effects = shownEffects();
+    if (effects && size_t(m_layer) < effects->attentionDifference.size()) {
+        diff = effects->attentionDifference[size_t(m_layer)].data[i];
+    }
+    const auto &tok = m_snapshot->tokens;
+    const QString q = size_t(query) < tok.size() ? displayTokenText(tok[size_t(query)].text) : QString();
+    const QString k = size_t(key) < tok.size() ? displayTokenText(tok[size_t(key)].text) : QString();
+    QToolTip::showText(pos, tr("query %1 \u201c%2\u201d \u2192 key %3 \u201c%4\u201d\nbaseline %5\nmitigated "
+                               "%6\ndifference %7")
+                                .arg(query)
+                                .arg(abbreviate(q, 24))
+                                .arg(key)
+                                .arg(abbreviate(k, 24))
+                                .arg(base, 0, 'f', 4)
+                                .arg(base + diff, 0, 'f', 4)
+                                .arg(diff, 0, 'f', 4));
+}
+
+void MitigationView::connectHeadPanel()
+{
     connect(m_headPlot, &HeatmapPlot::clicked, this, [this](int64_t head, int64_t layer) {
         showHead(layer, head);
         emit headActivated(layer, head);
@@ -415,7 +449,11 @@ MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget
         runDormancy(m_dormancyMethodBox->currentIndex() == 0 ? MitigationMethod::HeadZero
                                                              : MitigationMethod::MoveToBos);
     });
+}
 
+// What the controller reports, drawn; the view's own signals follow the redraw.
+void MitigationView::connectController()
+{
     connect(m_controller, &MitigationController::effectsShown, this, [this] {
         refresh();
         emit effectsShown();
@@ -427,10 +465,6 @@ MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget
     connect(m_controller, &MitigationController::dormancyShown, this, [this] { onDormancy(); });
     connect(m_controller, &MitigationController::status, m_info, &QLabel::setText);
     connect(m_controller, &MitigationController::idle, this, [this] { refreshMaps(); }); // drop "Running"
-
-    setPlotStyle(plotStyle(Theme::Light, false));
-    validateSpec();
-    refresh();
 }
 
 QWidget *MitigationView::buildBuilder()

@@ -33,6 +33,7 @@ class QLineEdit;
 class QPlainTextEdit;
 class QPushButton;
 class QSpinBox;
+class QSplitter;
 class QTableWidget;
 
 namespace sinkscope::ui {
@@ -120,6 +121,13 @@ protected:
 
 private:
     QWidget *buildBuilder();
+    QSplitter *buildMaps(QWidget *parent);
+    QWidget *buildHeadPanel(QWidget *parent);
+    QWidget *buildOutputs(QWidget *parent);
+    void connectMaps();
+    void connectHeadPanel();
+    void connectController();
+    void showCellTip(int64_t key, int64_t query, const QPoint &pos);
     void rebuildParamFields();
     void addStep();
     void pickHeads();
