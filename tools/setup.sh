@@ -28,7 +28,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
   clang-format clang-tidy
-  xvfb xauth imagemagick poppler-utils file
+  xvfb xauth xdotool imagemagick poppler-utils file
 )
 missing=()
 for p in "${packages[@]}"; do
