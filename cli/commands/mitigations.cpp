@@ -1,0 +1,73 @@
+#include "commands.h"
+#include "common.h"
+#include "sinkscope/interventions/mitigation_registry.h"
+
+#include <nlohmann/json.hpp>
+
+namespace sinkscope::cli {
+namespace {
+
+constexpr const char *kMitigationsHelp = R"(Usage: sinkscope-cli mitigations [--markdown | --json]
+
+Lists every mitigation method a spec (compare --mitigation, probe --compare, the window's Mitigations
+tab) can name: its parameters with their ranges and defaults, the heads it covers without heads=, the
+model archives it needs and its source. --markdown prints the table of docs/mitigations.md; --json the
+same registry as data (methods[i].name, .params[j].min/.max/.default/.required/.choices, ...).
+)";
+
+int cmdMitigations(const Args &a, std::ostream &out, std::ostream &)
+{
+    if (a.has("--markdown") && a.has("--json")) {
+        throw UsageError{"--markdown and --json exclude each other"};
+    }
+    if (a.has("--markdown")) {
+        out << mitigationMarkdownTable();
+        return 0;
+    }
+    if (!a.has("--json")) {
+        out << "Spec: none | step+step..., step = method[:param=value,...,heads=SCOPE] (docs/mitigations.md)\n\n"
+            << mitigationReference();
+        return 0;
+    }
+    nlohmann::json methods = nlohmann::json::array();
+    for (const auto &m : mitigationMethods()) {
+        nlohmann::json params = nlohmann::json::array();
+        for (const auto &p : m.params) {
+            nlohmann::json jp{{"name", p.name},
+                              {"required", p.required},
+                              {"min", p.min},
+                              {"max", p.max},
+                              {"integer", p.integer},
+                              {"choices", p.choices},
+                              {"description", p.description}};
+            jp["default"] = p.required ? nlohmann::json() : nlohmann::json(p.defaultValue);
+            params.push_back(std::move(jp));
+        }
+        nlohmann::json families = nlohmann::json::array();
+        for (auto arch : m.families) {
+            families.push_back(architectureName(arch));
+        }
+        methods.push_back({{"name", m.name},
+                           {"code", m.code},
+                           {"title", m.title},
+                           {"usage", m.usage()},
+                           {"summary", m.summary},
+                           {"source", m.source},
+                           {"params", params},
+                           {"takes_heads", m.takesHeads},
+                           {"default_scope", m.defaultScope},
+                           {"min_contract", m.minContract},
+                           {"families", families}});
+    }
+    out << nlohmann::json{{"methods", methods}}.dump(2) << "\n";
+    return 0;
+}
+
+} // namespace
+
+Command mitigationsCommand()
+{
+    return {"mitigations", kMitigationsHelp, {"--markdown", "--json"}, {}, cmdMitigations};
+}
+
+} // namespace sinkscope::cli

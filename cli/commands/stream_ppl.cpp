@@ -1,0 +1,310 @@
+#include "cli_figures.h"
+#include "commands.h"
+#include "common.h"
+#include "sinkscope/common/csv.h"
+#include "sinkscope/interventions/streaming.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+namespace sinkscope::cli {
+namespace {
+
+constexpr const char *kStreamPplHelp = R"(Usage: sinkscope-cli stream-ppl --text FILE [--model FILE] [--tokens N]
+                             (--dense | --window W [--sinks S] [--recompute] | --sweep [--window C])
+                             [--csv FILE] [--plot FILE] [--json]
+       sinkscope-cli stream-ppl --replot RUNS.json[,RUNS.json...] [--csv FILE] [--plot FILE]
+
+The StreamingLLM evaluation (Xiao et al., ICLR 2024): decodes the text one token at a time with a real
+rolling key/value cache (keys cached before RoPE and re-rotated with their positions inside the cache)
+and records the NLL of every next token. The token being decoded sees at most S + W keys, itself
+included: the first S tokens and the W most recent ones.
+
+  --dense        no eviction (the attention span grows with the text)
+  --window W     keep the W most recent tokens; with --sinks S also the first S (default 0: window only)
+  --recompute    sliding window with re-computation: rerun the S + W context from scratch every token
+  --sweep        the standard set at a total cache C (--window, default 256): dense, window 0+C,
+                 sinks S+(C-S) for S = 1, 2, 4, 8, and re-computation 0+C
+  --tokens N     evaluate the first N tokens of the text (default: all)
+  --csv FILE     per-token NLL, one column per method (for plotting NLL against position)
+  --plot FILE    that plot (.png, .svg or .pdf): log PPL so far against position, one line per method
+                 (needs the GUI build)
+  --replot FILES redraw --plot/--csv from earlier --json outputs (one run or a sweep each) without
+                 running the model again
+
+Text: perplexity over all tokens and over the tokens decoded once the cache is full, tokens per second.
+JSON: one object per method with keys method, sinks, window, tokens, ppl, ppl_after_cache, mean_nll,
+seconds, tokens_per_second and nll (per token, nats); --sweep prints {"runs": [...]}.
+)";
+
+nlohmann::ordered_json streamJson(const StreamingResult &r, double pplAfter)
+{
+    nlohmann::ordered_json j;
+    j["method"] = r.options.label();
+    j["sinks"] = r.options.mode == StreamingMode::Dense ? 0 : r.options.sinks;
+    j["window"] = r.options.mode == StreamingMode::Dense ? 0 : r.options.window;
+    j["tokens"] = r.tokens;
+    j["ppl"] = r.perplexity;
+    j["ppl_after_cache"] = pplAfter;
+    j["mean_nll"] = r.meanNll;
+    j["seconds"] = r.seconds;
+    j["tokens_per_second"] = r.tokensPerSecond;
+    j["nll"] = r.nll;
+    return j;
+}
+
+// Perplexity over the tokens predicted once the cache has been full (where evictions can matter).
+double pplAfterCache(const StreamingResult &r)
+{
+    const int64_t from = r.options.mode == StreamingMode::Dense ? 0 : r.options.sinks + r.options.window;
+    double sum = 0;
+    int64_t count = 0;
+    for (size_t i = static_cast<size_t>(std::max<int64_t>(from - 1, 0)); i < r.nll.size(); ++i) {
+        sum += r.nll[i];
+        ++count;
+    }
+    return count > 0 ? std::exp(sum / static_cast<double>(count)) : std::nan("");
+}
+
+// --csv (per-token NLL, one column per method) and --plot (log PPL so far against position).
+void writeStreamOutputs(const Args &a, const std::vector<StreamingResult> &results, const std::string &modelName,
+                        const std::string &textName, std::ostream &err)
+{
+    if (auto csv = a.get("--csv")) {
+        std::ofstream f(*csv);
+        std::vector<std::string> header = {"position"};
+        for (const auto &r : results) {
+            header.push_back(r.options.label());
+        }
+        f << csvRow(header);
+        size_t rows = 0;
+        for (const auto &r : results) {
+            rows = std::max(rows, r.nll.size());
+        }
+        for (size_t i = 0; i < rows; ++i) {
+            f << i + 1;
+            for (const auto &r : results) {
+                f << ",";
+                if (i < r.nll.size()) {
+                    f << r.nll[i]; // runs of different lengths leave their tail empty
+                }
+            }
+            f << "\n";
+        }
+        if (!f) {
+            throw Failure{*csv + ": cannot write"};
+        }
+    }
+    if (auto plot = a.get("--plot")) {
+        if (!figuresAvailable) {
+            throw Failure{"--plot needs a build with SINKSCOPE_BUILD_GUI=ON (this one has no Qt)"};
+        }
+        // NLL against position as a trailing mean over kSpan tokens (the local log perplexity), one line
+        // per method: per-token NLL is too noisy to compare by eye, and a running mean from the start
+        // would hide a late blow-up under the early tokens.
+        constexpr size_t kSpan = 128;
+        LineFigure figure;
+        figure.path = *plot;
+        size_t longest = 0;
+        for (const auto &r : results) {
+            longest = std::max(longest, r.nll.size());
+        }
+        figure.title = "NLL against position (" + std::to_string(longest) + " tokens, mean over the last " +
+                       std::to_string(kSpan) + ")";
+        figure.xLabel = "position (tokens decoded)";
+        figure.yLabel = "NLL, trailing mean over " + std::to_string(kSpan) + " tokens (nats)";
+        figure.caption = "Model: " + modelName + ". Text: " + textName +
+                         ". Per-token NLL of each cache policy (StreamingLLM evaluation, Xiao et al. 2024), averaged "
+                         "over the previous " +
+                         std::to_string(kSpan) + " positions. sinkscope-cli stream-ppl.";
+        for (const auto &r : results) {
+            figure.names.push_back(r.options.label());
+            std::vector<double> x, y;
+            double sum = 0;
+            for (size_t i = 0; i < r.nll.size(); ++i) {
+                sum += r.nll[i];
+                if (i >= kSpan) {
+                    sum -= r.nll[i - kSpan];
+                }
+                if (i + 1 >= std::min(kSpan, r.nll.size())) {
+                    x.push_back(static_cast<double>(i + 1));
+                    y.push_back(sum / static_cast<double>(std::min(i + 1, kSpan)));
+                }
+            }
+            figure.x.push_back(std::move(x));
+            figure.y.push_back(std::move(y));
+        }
+        std::string error;
+        if (!writeLineFigure(figure, &error)) {
+            throw Failure{error};
+        }
+        err << "stream-ppl: wrote " << *plot << "\n";
+    }
+}
+
+// Runs read back from earlier --json outputs (--replot): the label, cache and per-token NLL.
+std::vector<StreamingResult> readStreamRuns(const std::string &files, std::string *modelName, std::string *textName)
+{
+    std::vector<StreamingResult> results;
+    std::vector<std::string> paths;
+    std::stringstream list(files);
+    for (std::string item; std::getline(list, item, ',');) {
+        if (!item.empty()) {
+            paths.push_back(item);
+        }
+    }
+    for (const auto &file : paths) {
+        std::ifstream in(file, std::ios::binary);
+        if (!in) {
+            throw Failure{file + ": cannot open the runs file"};
+        }
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(in);
+        } catch (const nlohmann::json::exception &e) {
+            throw Failure{file + ": not JSON (" + std::string(e.what()) + ")"};
+        }
+        const nlohmann::json runs = j.is_object() && j.contains("runs") ? j["runs"] : nlohmann::json::array({j});
+        if (j.is_object()) {
+            *modelName = j.value("model", *modelName);
+            *textName = j.contains("text") ? std::filesystem::path(j.value("text", "")).filename().string() : *textName;
+        }
+        for (const auto &run : runs) {
+            try {
+                StreamingResult r;
+                const std::string method = run.at("method").get<std::string>();
+                r.options.mode = method == "dense"                   ? StreamingMode::Dense
+                                 : method.rfind("recompute", 0) == 0 ? StreamingMode::Recompute
+                                                                     : StreamingMode::Cache;
+                r.options.sinks = run.at("sinks").get<int>();
+                r.options.window = run.at("window").get<int>();
+                r.nll = run.at("nll").get<std::vector<float>>();
+                r.tokens = static_cast<int64_t>(r.nll.size()) + 1;
+                r.meanNll = run.value("mean_nll", 0.0);
+                r.perplexity = run.value("ppl", std::exp(r.meanNll));
+                r.seconds = run.value("seconds", 0.0);
+                r.tokensPerSecond = run.value("tokens_per_second", 0.0);
+                results.push_back(std::move(r));
+            } catch (const nlohmann::json::exception &e) {
+                throw Failure{file + ": a run lacks method/sinks/window/nll (" + std::string(e.what()) + ")"};
+            }
+        }
+    }
+    if (results.empty()) {
+        throw Failure{files + ": no runs"};
+    }
+    return results;
+}
+
+int cmdStreamPpl(const Args &a, std::ostream &out, std::ostream &err)
+{
+    if (auto replot = a.get("--replot")) {
+        if (a.has("--text") || a.has("--sweep") || a.has("--dense") || a.has("--window") || a.has("--json")) {
+            throw UsageError{"--replot takes only --csv and --plot"};
+        }
+        std::string modelName = "?", textName = "?";
+        auto results = readStreamRuns(*replot, &modelName, &textName);
+        writeStreamOutputs(a, results, modelName, textName, err);
+        return 0;
+    }
+    warnIfSlowBlas(err);
+    const auto textPath = a.get("--text");
+    if (!textPath) {
+        throw UsageError{"--text FILE is required"};
+    }
+    const bool sweep = a.has("--sweep"), dense = a.has("--dense");
+    if (static_cast<int>(sweep) + static_cast<int>(dense) + static_cast<int>(a.has("--window") && !sweep) != 1) {
+        throw UsageError{"choose one of --dense, --window W or --sweep"};
+    }
+    if ((a.has("--sinks") || a.has("--recompute")) && (sweep || dense)) {
+        throw UsageError{"--sinks and --recompute go with --window W"};
+    }
+    std::ifstream in(*textPath, std::ios::binary);
+    if (!in) {
+        throw Failure{*textPath + ": cannot open the text file"};
+    }
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    auto model = loadModel(a, err);
+    auto tok = model->tokenizer();
+    if (!tok) {
+        throw Failure{model->info().path + ": the model carries no tokenizer"};
+    }
+    const std::vector<int64_t> tokens = tok->encode(text, EncodeOptions{});
+    if (tokens.size() < 2) {
+        throw Failure{*textPath + ": the text has fewer than two tokens"};
+    }
+    const auto maxTokens = static_cast<int64_t>(a.number("--tokens", 0, 2, 1e9));
+    std::vector<StreamingOptions> runs;
+    if (sweep) {
+        runs = standardStreamingSweep(static_cast<int>(a.number("--window", 256, 2, 1e7)));
+    } else if (dense) {
+        runs.push_back({.mode = StreamingMode::Dense, .sinks = 0, .window = 0});
+    } else {
+        runs.push_back({.mode = a.has("--recompute") ? StreamingMode::Recompute : StreamingMode::Cache,
+                        .sinks = static_cast<int>(a.number("--sinks", 0, 0, 1e7)),
+                        .window = static_cast<int>(a.number("--window", 256, 1, 1e7))});
+    }
+    auto evaluator = StreamingEvaluator::create(model);
+    if (!evaluator) {
+        throw Failure{evaluator.error().message};
+    }
+    std::vector<StreamingResult> results;
+    for (auto &o : runs) {
+        o.maxTokens = maxTokens;
+        if (sweep) {
+            err << "stream-ppl: " << o.label() << "...\n";
+        }
+        auto r = (*evaluator)->run(tokens, o);
+        if (!r) {
+            throw Failure{r.error().message};
+        }
+        results.push_back(std::move(r).value());
+    }
+    writeStreamOutputs(a, results, model->config().name, std::filesystem::path(*textPath).filename().string(), err);
+    if (a.has("--json")) {
+        if (!sweep) {
+            auto j = streamJson(results.front(), pplAfterCache(results.front()));
+            j["model"] = model->config().name;
+            j["text"] = *textPath;
+            out << j.dump(2) << "\n";
+        } else {
+            nlohmann::ordered_json j;
+            j["text"] = *textPath;
+            j["model"] = model->config().name;
+            j["runs"] = nlohmann::ordered_json::array();
+            for (const auto &r : results) {
+                j["runs"].push_back(streamJson(r, pplAfterCache(r)));
+            }
+            out << j.dump(2) << "\n";
+        }
+        return 0;
+    }
+    out << *textPath << ": " << results.front().tokens << " tokens, model " << model->config().name << "\n";
+    out << "  method               ppl    ppl once full   tokens/s\n";
+    for (const auto &r : results) {
+        std::string label = r.options.label();
+        label.resize(std::max<size_t>(label.size(), 18), ' ');
+        out << "  " << label << std::fixed << std::setprecision(2) << std::setw(8) << r.perplexity << std::setw(16)
+            << pplAfterCache(r) << std::setw(11) << std::setprecision(1) << r.tokensPerSecond << "\n";
+    }
+    return 0;
+}
+
+} // namespace
+
+Command streamPplCommand()
+{
+    return {"stream-ppl",
+            kStreamPplHelp,
+            {"--json", "--dense", "--recompute", "--sweep"},
+            {"--model", "--text", "--tokens", "--window", "--sinks", "--csv", "--plot", "--replot"},
+            cmdStreamPpl};
+}
+
+} // namespace sinkscope::cli
