@@ -4,34 +4,198 @@
 
 #include "sinkscope/config.h"
 
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
+#include <set>
+#include <sstream>
 
 namespace sinkscope::cli {
 namespace {
 
-constexpr const char *kMainHelp = R"(sinkscope-cli — attention sinks in language models, from the command line
+constexpr const char *kProgram = "sinkscope-cli";
 
-Usage: sinkscope-cli <command> [options]
-
-Commands:
-  info        describe a model (architecture, sizes, tokenizer, contract)
-  convert     convert a GGUF file into a SinkScope model archive
-  run         one forward pass: tokens, top-k next tokens, first-token attention mass per layer and head
-  generate    continue a prompt, streaming tokens as they come
-  doctor      check the runtime: LibTorch, threads, BLAS speed
-  analyze     sink metrics for every layer and head: metrics.json and heads.csv
-  compare     a prompt with and without mitigations (top-k, KL, perplexity, attention change, continuation)
-  mitigations the mitigation methods: parameters, ranges, defaults, head scopes and sources
-  act-search  the heads ACT calibration should act on, searched one head at a time on probe texts
-  stream-ppl  the StreamingLLM evaluation: per-token NLL with a rolling KV cache (dense, window, sinks)
-  probe       hallucination probes: accuracy and answer log-probability per mitigation setting
-
-Every command that takes --model uses the default model (SmolLM2-135M-Instruct) without it, and takes
+constexpr const char *kOverviewFooter =
+    R"(Every command that takes --model uses the default model (SmolLM2-135M-Instruct) without it, and takes
 --device cpu|cuda|cuda:N (default cpu; 'doctor' lists the devices): the model runs there when LibTorch has
 CUDA, and analyze's streaming statistics use SinkScope's CUDA kernels there when they are built
 (docs/gpu.md). An unavailable device is an error that says why.
-Run 'sinkscope-cli <command> --help' for the options of a command.
+Run 'sinkscope-cli <command> --help' for the options of a command, 'sinkscope-cli --version' for the version.
 )";
+
+// Help in SinkScope's layout: "Usage: sinkscope-cli <command> ..." first, then the command's prose (its
+// footer), then one line per option with its checks and default. The overview lists the commands as
+// "  name        summary" lines closed by a blank line, which cmake/make_man.cmake reads.
+class HelpFormatter : public CLI::Formatter
+{
+public:
+    std::string make_usage(const CLI::App *app, std::string name) const override
+    {
+        std::string usage = "Usage: " + name;
+        if (app->get_parent() == nullptr) {
+            return usage + " <command> [options]\n";
+        }
+        for (const CLI::Option *opt : app->get_options()) {
+            if (opt->get_positional()) {
+                usage += " " + typeName(opt);
+            } else if (opt->get_required()) {
+                usage += " " + shortestName(opt) + " " + typeName(opt);
+            }
+        }
+        return usage + " [options]\n";
+    }
+
+    std::string make_help(const CLI::App *app, std::string name, CLI::AppFormatMode) const override
+    {
+        return app->get_parent() == nullptr ? overview(app, name) : commandHelp(app, name);
+    }
+
+private:
+    static constexpr size_t kCommandColumn = 12, kOptionColumn = 28, kWidth = 110;
+
+    std::string overview(const CLI::App *app, const std::string &name) const
+    {
+        std::ostringstream out;
+        out << name << " — " << app->get_description() << "\n\n" << make_usage(app, name) << "\nCommands:\n";
+        for (const CLI::App *sub : app->get_subcommands({})) {
+            out << "  " << padded(sub->get_name(), kCommandColumn - 1) << " " << sub->get_description() << "\n";
+        }
+        out << "\n" << app->get_footer();
+        return out.str();
+    }
+
+    std::string commandHelp(const CLI::App *app, const std::string &name) const
+    {
+        std::ostringstream out;
+        out << make_usage(app, name) << "\n" << app->get_footer() << "\nOptions:\n";
+        for (const CLI::Option *opt : app->get_options()) {
+            out << optionLine(opt);
+        }
+        return out.str();
+    }
+
+    // "  --top-k K                 next tokens to list (1 to 1000; default 10)", wrapped at kWidth.
+    static std::string optionLine(const CLI::Option *opt)
+    {
+        std::string names = opt->get_positional() ? opt->get_name() : allNames(opt);
+        if (!opt->get_positional() && opt->get_type_size() != 0) {
+            names += " " + typeName(opt);
+        }
+        std::string text = opt->get_description();
+        const std::vector<std::string> notes = optionNotes(opt);
+        for (size_t i = 0; i < notes.size(); ++i) {
+            text += (i == 0 ? " (" : "; ") + notes[i] + (i + 1 == notes.size() ? ")" : "");
+        }
+        std::string line = "  " + names;
+        line =
+            line.size() < kOptionColumn ? padded(line, kOptionColumn) : line + "\n" + std::string(kOptionColumn, ' ');
+        return line + wrapped(text, kWidth - kOptionColumn, kOptionColumn) + "\n";
+    }
+
+    // What the definition says beyond the description: the checks, required, the default, the others
+    // it excludes or needs.
+    static std::vector<std::string> optionNotes(const CLI::Option *opt)
+    {
+        std::vector<std::string> notes;
+        const std::string type = opt->get_type_name(); // "K:1 to 1000": CLI11 appends the checks after ':'
+        for (size_t colon = type.find(':'); colon != std::string::npos;) {
+            const size_t next = type.find(':', colon + 1);
+            notes.push_back(type.substr(colon + 1, next == std::string::npos ? next : next - colon - 1));
+            colon = next;
+        }
+        if (opt->get_required()) {
+            notes.push_back("required");
+        }
+        if (opt->get_type_size() != 0 && !opt->get_default_str().empty()) {
+            notes.push_back("default " + opt->get_default_str());
+        }
+        if (!opt->get_excludes().empty()) {
+            notes.push_back("excludes " + joinedNames(opt->get_excludes()));
+        }
+        if (!opt->get_needs().empty()) {
+            notes.push_back("needs " + joinedNames(opt->get_needs()));
+        }
+        return notes;
+    }
+
+    // Sorted: CLI11 keeps them in a set of pointers.
+    static std::string joinedNames(const std::set<CLI::Option *> &options)
+    {
+        std::vector<std::string> names;
+        for (const CLI::Option *opt : options) {
+            names.push_back(shortestName(opt));
+        }
+        std::sort(names.begin(), names.end());
+        std::string joined;
+        for (const auto &n : names) {
+            joined += (joined.empty() ? "" : ", ") + n;
+        }
+        return joined;
+    }
+
+    // Breaks at spaces so that no line passes `width`; explicit line breaks stay. Lines after the first
+    // are indented by `indent`.
+    static std::string wrapped(const std::string &text, size_t width, size_t indent)
+    {
+        std::string out, word;
+        size_t column = 0;
+        auto flushWord = [&] {
+            if (word.empty()) {
+                return;
+            }
+            if (column > 0 && column + 1 + word.size() > width) {
+                out += "\n" + std::string(indent, ' ');
+                column = 0;
+            }
+            out += (column > 0 ? " " : "") + word;
+            column += (column > 0 ? 1 : 0) + word.size();
+            word.clear();
+        };
+        for (char c : text) {
+            if (c == ' ' || c == '\n') {
+                flushWord();
+                if (c == '\n') {
+                    out += "\n" + std::string(indent, ' ');
+                    column = 0;
+                }
+            } else {
+                word += c;
+            }
+        }
+        flushWord();
+        return out;
+    }
+
+    // The type name without the validators' descriptions CLI11 appends after ':'.
+    static std::string typeName(const CLI::Option *opt)
+    {
+        const std::string type = opt->get_type_name();
+        return type.substr(0, type.find(':'));
+    }
+
+    static std::string shortestName(const CLI::Option *opt)
+    {
+        return opt->get_snames().empty() ? "--" + opt->get_lnames().front() : "-" + opt->get_snames().front();
+    }
+
+    static std::string allNames(const CLI::Option *opt)
+    {
+        std::string names;
+        for (const auto &s : opt->get_snames()) {
+            names += (names.empty() ? "-" : ", -") + s;
+        }
+        for (const auto &l : opt->get_lnames()) {
+            names += (names.empty() ? "--" : ", --") + l;
+        }
+        return names;
+    }
+
+    static std::string padded(std::string text, size_t width)
+    {
+        text.resize(std::max(text.size(), width), ' ');
+        return text;
+    }
+};
 
 bool wantsHelp(const std::vector<std::string> &args)
 {
@@ -43,48 +207,53 @@ bool wantsHelp(const std::vector<std::string> &args)
 
 int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream &err)
 {
+    CLI::App app("attention sinks in language models, from the command line", kProgram);
+    app.formatter(std::make_shared<HelpFormatter>());
+    app.set_help_flag("-h,--help", "print this help and exit");
+    app.option_defaults()->always_capture_default();
+    app.require_subcommand(1, 1);
+    app.footer(kOverviewFooter);
+    const std::vector<Command> commands{addInfoCommand(app),      addConvertCommand(app),     addRunCommand(app),
+                                        addGenerateCommand(app),  addDoctorCommand(app),      addAnalyzeCommand(app),
+                                        addCompareCommand(app),   addMitigationsCommand(app), addActSearchCommand(app),
+                                        addStreamPplCommand(app), addProbeCommand(app)};
+
     if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-        out << kMainHelp;
+        out << app.help();
         return args.empty() ? 2 : 0;
     }
     if (args[0] == "--version") {
-        out << "sinkscope-cli " << SINKSCOPE_VERSION << "\n";
+        out << kProgram << " " << SINKSCOPE_VERSION << "\n";
         return 0;
     }
-    const std::string cmd = args[0];
-    const std::vector<std::string> rest(args.begin() + 1, args.end());
-    std::vector<Command> commands{infoCommand(),      convertCommand(), runCommand(),        generateCommand(),
-                                  doctorCommand(),    analyzeCommand(), streamPplCommand(),  probeCommand(),
-                                  actSearchCommand(), compareCommand(), mitigationsCommand()};
-    auto it = std::find_if(commands.begin(), commands.end(), [&](const Command &c) { return c.name == cmd; });
-    if (it == commands.end()) {
-        err << "sinkscope-cli: unknown command '" << cmd << "' (try --help)\n";
+    const std::string name = args[0];
+    const auto command =
+        std::find_if(commands.begin(), commands.end(), [&](const Command &c) { return c.app->get_name() == name; });
+    if (command == commands.end()) {
+        err << kProgram << ": unknown command '" << name << "' (try --help)\n";
         return 2;
     }
-    if (std::find(it->valued.begin(), it->valued.end(), "--model") != it->valued.end()) {
-        it->valued.push_back("--device");
-    }
-    if (wantsHelp(rest)) {
-        out << it->help;
+    // Help wins over everything else on the line, as before the parse can object to it.
+    if (wantsHelp(args)) {
+        out << command->app->help(kProgram);
         return 0;
     }
+    const std::string prefix = std::string(kProgram) + " " + name + ": ";
+    const std::string usageHint = " (try '" + std::string(kProgram) + " " + name + " --help')\n";
     try {
-        std::vector<std::string> normalized = rest;
-        for (auto &s : normalized) {
-            if (s == "--output") {
-                s = "-o";
-            }
-        }
-        Args parsed(normalized, it->switches, it->valued);
-        return it->run(parsed, out, err);
+        app.parse(std::vector<std::string>(args.rbegin(), args.rend())); // CLI11 takes them reversed
+        return command->run(out, err);
+    } catch (const CLI::ParseError &e) {
+        err << prefix << e.what() << usageHint;
+        return 2;
     } catch (const UsageError &e) {
-        err << "sinkscope-cli " << cmd << ": " << e.message << " (try 'sinkscope-cli " << cmd << " --help')\n";
+        err << prefix << e.message << usageHint;
         return 2;
     } catch (const Failure &f) {
-        err << "sinkscope-cli " << cmd << ": error: " << f.message << "\n";
+        err << prefix << "error: " << f.message << "\n";
         return 1;
     } catch (const std::exception &e) {
-        err << "sinkscope-cli " << cmd << ": error: " << e.what() << "\n";
+        err << prefix << "error: " << e.what() << "\n";
         return 1;
     }
 }

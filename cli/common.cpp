@@ -5,36 +5,92 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <sstream>
 
 namespace sinkscope::cli {
 
-DevicePlan chosenDevice(const Args &a)
+namespace {
+
+// --device: where the model and the statistics kernels run (sinkscope/device.h).
+DevicePlan chosenDevice(const std::string &id)
 {
-    const auto id = a.get("--device");
-    if (!id || *id == "cpu") {
+    if (id == "cpu") {
         return DevicePlan{};
     }
-    auto plan = planDevice(*id, availableDevices());
+    auto plan = planDevice(id, availableDevices());
     if (!plan) {
         throw Failure{plan.error().message};
     }
     return *plan;
 }
 
-std::shared_ptr<const Model> loadModel(const Args &a, std::ostream &err, DevicePlan *plan)
+// Whether `text` is a comma-separated list of integers; the bad piece in *bad.
+bool isIdList(const std::string &text, std::string *bad)
 {
-    const DevicePlan device = chosenDevice(a);
+    std::stringstream ss(text);
+    for (std::string part; std::getline(ss, part, ',');) {
+        char *end = nullptr;
+        std::strtoll(part.c_str(), &end, 10);
+        if (part.empty() || *end != '\0') {
+            *bad = part;
+            return false;
+        }
+    }
+    return true;
+}
+
+} // namespace
+
+CLI::Validator oneOf(const std::vector<std::string> &choices)
+{
+    std::string names;
+    for (const auto &c : choices) {
+        names += (names.empty() ? "" : "|") + c;
+    }
+    return CLI::IsMember(choices).description(names);
+}
+
+CLI::Validator idList()
+{
+    return CLI::Validator(
+        [](std::string &input) -> std::string {
+            std::string bad;
+            return isIdList(input, &bad) ? std::string() : "'" + bad + "' is not an integer";
+        },
+        "");
+}
+
+std::vector<int64_t> parseIds(const std::string &text)
+{
+    std::vector<int64_t> ids;
+    std::stringstream ss(text);
+    for (std::string part; std::getline(ss, part, ',');) {
+        ids.push_back(std::strtoll(part.c_str(), nullptr, 10));
+    }
+    return ids;
+}
+
+void addModelOptions(CLI::App &command, ModelOptions &options)
+{
+    command
+        .add_option("--model", options.model, "model archive (.pt) or TorchScript file; without it the default model")
+        ->type_name("FILE");
+    command.add_option("--device", options.device, "where the model runs: cpu, cuda or cuda:N; 'doctor' lists them")
+        ->type_name("DEVICE");
+}
+
+std::shared_ptr<const Model> loadModel(const ModelOptions &options, std::ostream &err, DevicePlan *plan)
+{
+    const DevicePlan device = chosenDevice(options.device);
     if (plan) {
         *plan = device;
     }
     if (device.device.kind == DeviceKind::Cuda && device.modelDevice == "cpu") {
         err << "note: the model runs on the CPU (" << device.device.id << ": " << device.device.note << ")\n";
     }
-    std::string path;
-    if (auto m = a.get("--model")) {
-        path = *m;
-    } else {
+    std::string path = options.model;
+    if (path.empty()) {
         bool announced = false;
         auto ensured = ensureDefaultModel([&](double, const std::string &) {
             if (!announced) {
@@ -48,13 +104,51 @@ std::shared_ptr<const Model> loadModel(const Args &a, std::ostream &err, DeviceP
         }
         path = *ensured;
     }
-    LoadOptions options;
-    options.device = device.modelDevice;
-    auto model = Model::load(path, options);
+    LoadOptions load;
+    load.device = device.modelDevice;
+    auto model = Model::load(path, load);
     if (!model) {
         throw Failure{model.error().message};
     }
     return *model;
+}
+
+void addTokenOptions(CLI::App &command, TokenOptions &options)
+{
+    options.promptOption =
+        command.add_option("--prompt", options.prompt, "the prompt text; this or --ids is needed")->type_name("TEXT");
+    options.idsOption = command
+                            .add_option("--ids", options.ids,
+                                        "token ids instead of a prompt, e.g. 1,2,3, for models without a tokenizer")
+                            ->type_name("LIST")
+                            ->check(idList())
+                            ->excludes(options.promptOption);
+    auto *bos =
+        command.add_flag("--bos", options.bos, "add the BOS token; without --bos or --no-bos the tokenizer decides");
+    command.add_flag("--no-bos", options.noBos, "do not add the BOS token")->excludes(bos);
+}
+
+void requirePromptOrIds(const TokenOptions &options)
+{
+    if (options.promptOption->count() == 0 && options.idsOption->count() == 0) {
+        throw UsageError{"--prompt is required"};
+    }
+}
+
+std::vector<int64_t> promptTokens(const Model &model, const TokenOptions &options)
+{
+    requirePromptOrIds(options);
+    if (options.idsOption->count() > 0) {
+        return parseIds(options.ids);
+    }
+    const std::optional<bool> bos = options.bos     ? std::optional(true)
+                                    : options.noBos ? std::optional(false)
+                                                    : std::nullopt;
+    auto ids = model.tokenize(options.prompt, bos);
+    if (!ids) {
+        throw Failure{ids.error().message};
+    }
+    return *ids;
 }
 
 void warnIfSlowBlas(std::ostream &err)
@@ -63,66 +157,6 @@ void warnIfSlowBlas(std::ostream &err)
     if (check.slow) {
         err << "warning: " << check.message << "\n";
     }
-}
-
-std::vector<int64_t> parseIds(const std::string &text)
-{
-    std::vector<int64_t> ids;
-    std::stringstream ss(text);
-    std::string part;
-    while (std::getline(ss, part, ',')) {
-        char *end = nullptr;
-        const long long v = std::strtoll(part.c_str(), &end, 10);
-        if (part.empty() || *end != '\0') {
-            throw UsageError{"--ids: '" + part + "' is not a token id"};
-        }
-        ids.push_back(v);
-    }
-    return ids;
-}
-
-std::optional<bool> bosOption(const Args &a)
-{
-    if (a.has("--bos") && a.has("--no-bos")) {
-        throw UsageError{"--bos and --no-bos exclude each other"};
-    }
-    if (a.has("--bos")) {
-        return true;
-    }
-    if (a.has("--no-bos")) {
-        return false;
-    }
-    return std::nullopt;
-}
-
-void requirePromptOrIds(const Args &a)
-{
-    if (a.has("--ids") && a.has("--prompt")) {
-        throw UsageError{"--prompt and --ids exclude each other"};
-    }
-    if (!a.has("--ids") && !a.has("--prompt")) {
-        throw UsageError{"--prompt is required"};
-    }
-    (void)bosOption(a);
-}
-
-std::vector<int64_t> promptTokens(const Model &model, const Args &a)
-{
-    if (auto ids = a.get("--ids")) {
-        if (a.has("--prompt")) {
-            throw UsageError{"--prompt and --ids exclude each other"};
-        }
-        return parseIds(*ids);
-    }
-    auto prompt = a.get("--prompt");
-    if (!prompt) {
-        throw UsageError{"--prompt is required"};
-    }
-    auto ids = model.tokenize(*prompt, bosOption(a));
-    if (!ids) {
-        throw Failure{ids.error().message};
-    }
-    return *ids;
 }
 
 std::string visible(const std::string &s)

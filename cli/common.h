@@ -1,24 +1,26 @@
-// What the commands of sinkscope-cli share: the errors that set the exit code, the flag parser, loading
-// the model (--model, --device), the prompt's tokens (--prompt, --ids, --bos) and token display.
+// What the commands of sinkscope-cli share: the errors that set the exit code, option helpers for
+// CLI11 (ranges, choices, id lists), loading the model (--model, --device), the prompt's tokens
+// (--prompt, --ids, --bos) and token display.
 #pragma once
 
 #include "sinkscope/model/model.h"
 #include "sinkscope/runtime/device.h"
 
-#include <algorithm>
-#include <cmath>
+#include <CLI/CLI.hpp>
+
 #include <cstdint>
 #include <iosfwd>
-#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace sinkscope::cli {
 
-// A bad command line: exit code 2, one line that points to the command's --help.
+// A bad command line found after parsing (e.g. a value the model rejects as out of its range): exit
+// code 2, one line that points to the command's --help.
 struct UsageError {
     std::string message;
 };
@@ -28,91 +30,60 @@ struct Failure {
     std::string message;
 };
 
-// A small flag parser: --name value, --name=value, -n value, and boolean switches.
-class Args
+// An inclusive range check; the help shows "LO to HI", a bad value gives one line naming the range.
+template <typename T> CLI::Validator between(T lo, T hi)
 {
-public:
-    Args(std::vector<std::string> args, std::vector<std::string> switches, std::vector<std::string> valued)
-    {
-        for (size_t i = 0; i < args.size(); ++i) {
-            std::string a = args[i];
-            if (a.rfind("-", 0) == 0 && a != "-") {
-                std::string value;
-                bool hasValue = false;
-                if (auto eq = a.find('='); eq != std::string::npos) {
-                    value = a.substr(eq + 1);
-                    a = a.substr(0, eq);
-                    hasValue = true;
-                }
-                if (std::find(switches.begin(), switches.end(), a) != switches.end()) {
-                    if (hasValue) {
-                        throw UsageError{"option " + a + " takes no value"};
-                    }
-                    m_flags[a] = "1";
-                } else if (std::find(valued.begin(), valued.end(), a) != valued.end()) {
-                    if (!hasValue) {
-                        if (i + 1 >= args.size()) {
-                            throw UsageError{"option " + a + " needs a value"};
-                        }
-                        value = args[++i];
-                    }
-                    m_flags[a] = value;
-                } else {
-                    throw UsageError{"unknown option " + a};
-                }
-            } else {
-                m_positional.push_back(a);
+    std::ostringstream range;
+    range << lo << " to " << hi;
+    return CLI::Validator(
+        [lo, hi](std::string &input) -> std::string {
+            T value{};
+            if (CLI::detail::lexical_cast(input, value) && value >= lo && value <= hi) {
+                return {};
             }
-        }
-    }
-    bool has(const std::string &k) const { return m_flags.count(k) > 0; }
-    std::optional<std::string> get(const std::string &k) const
-    {
-        auto it = m_flags.find(k);
-        return it == m_flags.end() ? std::nullopt : std::optional(it->second);
-    }
-    const std::vector<std::string> &positional() const { return m_positional; }
-
-    double number(const std::string &k, double fallback, double lo, double hi) const
-    {
-        auto v = get(k);
-        if (!v) {
-            return fallback;
-        }
-        char *end = nullptr;
-        const double d = std::strtod(v->c_str(), &end);
-        if (v->empty() || *end != '\0' || !std::isfinite(d) || d < lo || d > hi) {
             std::ostringstream s;
-            s << "option " << k << ": '" << *v << "' is not a number in [" << lo << ", " << hi << "]";
-            throw UsageError{s.str()};
-        }
-        return d;
-    }
+            s << "'" << input << "' is not " << (std::is_integral_v<T> ? "an integer" : "a number") << " in [" << lo
+              << ", " << hi << "]";
+            return s.str();
+        },
+        range.str());
+}
 
-private:
-    std::map<std::string, std::string> m_flags;
-    std::vector<std::string> m_positional;
-};
+// One of a fixed set of words; the help lists them.
+CLI::Validator oneOf(const std::vector<std::string> &choices);
 
-// --device (default cpu): where the model and the statistics kernels run (sinkscope/device.h).
-DevicePlan chosenDevice(const Args &a);
+// "1,2,3": comma-separated integers (token ids, positions).
+CLI::Validator idList();
 
-// --model, or the default model (converted once). `plan` (optional) receives the --device plan the model
-// was loaded by (the registry is queried once).
-std::shared_ptr<const Model> loadModel(const Args &a, std::ostream &err, DevicePlan *plan = nullptr);
-
-void warnIfSlowBlas(std::ostream &err);
-
-// "1,2,3" -> token ids.
+// "1,2,3" -> integers (checked by idList at parse time).
 std::vector<int64_t> parseIds(const std::string &text);
 
-// --bos / --no-bos, or the tokenizer's own choice.
-std::optional<bool> bosOption(const Args &a);
+// --model and --device, which every command that loads a model takes.
+struct ModelOptions {
+    std::string model; // empty: the default model, converted once
+    std::string device = "cpu";
+};
+void addModelOptions(CLI::App &command, ModelOptions &options);
 
-void requirePromptOrIds(const Args &a);
+// Loads --model (or the default model) on --device. `plan` (optional) receives the device plan the
+// model was loaded by (the registry is queried once).
+std::shared_ptr<const Model> loadModel(const ModelOptions &options, std::ostream &err, DevicePlan *plan = nullptr);
 
-// The tokens of --prompt (tokenized) or --ids.
-std::vector<int64_t> promptTokens(const Model &model, const Args &a);
+// --prompt TEXT or --ids LIST, and --bos / --no-bos.
+struct TokenOptions {
+    std::string prompt, ids;
+    bool bos = false, noBos = false;
+    CLI::Option *promptOption = nullptr, *idsOption = nullptr; // whether each was given
+};
+void addTokenOptions(CLI::App &command, TokenOptions &options);
+
+// One of --prompt and --ids is needed; called before the model loads so that it fails fast.
+void requirePromptOrIds(const TokenOptions &options);
+
+// The tokens of --prompt (tokenized, --bos/--no-bos or the tokenizer's choice) or --ids.
+std::vector<int64_t> promptTokens(const Model &model, const TokenOptions &options);
+
+void warnIfSlowBlas(std::ostream &err);
 
 // Token text for display: control characters escaped so one token stays on one line.
 std::string visible(const std::string &s);

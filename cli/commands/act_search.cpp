@@ -1,5 +1,6 @@
 #include "commands.h"
 #include "common.h"
+
 #include "sinkscope/interventions/mitigation.h"
 
 #include <nlohmann/json.hpp>
@@ -11,11 +12,18 @@
 namespace sinkscope::cli {
 namespace {
 
-constexpr const char *kActSearchHelp =
-    R"(Usage: sinkscope-cli act-search (--text FILE | --prompt TEXT) [--model FILE] [--layers A-B]
-                              [--beta B] [--thres T] [--min-gain G] [--top N] [--max-tokens N] [--json]
+struct ActSearchOptions {
+    ModelOptions model;
+    std::string text, prompt, layers;
+    CLI::Option *textOption = nullptr, *promptOption = nullptr; // whether each was given
+    double beta = 0, thres = 0, minGain = 0;                    // beta and thres: the registry's defaults
+    int top = 0;                                                // 0: every head that gains
+    int maxTokens = 64;
+    bool json = false;
+};
 
-Finds the heads ACT attention calibration (Yu et al., ICML 2024) should act on: applies ACT to one head
+constexpr const char *kProse =
+    R"(Finds the heads ACT attention calibration (Yu et al., ICML 2024) should act on: applies ACT to one head
 at a time and keeps the heads that lower the mean next-token NLL over the probe texts by more than
 --min-gain nats (default 0), at most --top N of them (best first; default all). Probe texts: every non-empty line of --text (each cut to --max-tokens,
 default 64), or --prompt. --layers limits the search (default: every layer); one forward pass per head
@@ -25,22 +33,22 @@ JSON: spec (null when no head gains), baseline_nll, probes, gains of the kept he
 nats; best first).
 )";
 
-int cmdActSearch(const Args &a, std::ostream &out, std::ostream &err)
+int runActSearch(const ActSearchOptions &o, std::ostream &out, std::ostream &err)
 {
     warnIfSlowBlas(err);
-    if (a.has("--text") == a.has("--prompt")) {
+    if (o.textOption->count() == 0 && o.promptOption->count() == 0) {
         throw UsageError{"give one of --text FILE or --prompt TEXT"};
     }
-    auto model = loadModel(a, err);
+    auto model = loadModel(o.model, err);
     auto tok = model->tokenizer();
     if (!tok) {
         throw Failure{model->info().path + ": the model carries no tokenizer"};
     }
     std::vector<std::string> texts;
-    if (auto file = a.get("--text")) {
-        std::ifstream in(*file, std::ios::binary);
+    if (o.textOption->count() > 0) {
+        std::ifstream in(o.text, std::ios::binary);
         if (!in) {
-            throw Failure{*file + ": cannot open the probe text file"};
+            throw Failure{o.text + ": cannot open the probe text file"};
         }
         for (std::string line; std::getline(in, line);) {
             if (line.find_first_not_of(" \t\r") != std::string::npos) {
@@ -48,12 +56,12 @@ int cmdActSearch(const Args &a, std::ostream &out, std::ostream &err)
             }
         }
         if (texts.empty()) {
-            throw Failure{*file + ": no non-empty lines to use as probes"};
+            throw Failure{o.text + ": no non-empty lines to use as probes"};
         }
     } else {
-        texts.push_back(*a.get("--prompt"));
+        texts.push_back(o.prompt);
     }
-    const auto maxTokens = static_cast<size_t>(a.number("--max-tokens", 64, 2, 1e6));
+    const auto maxTokens = static_cast<size_t>(o.maxTokens);
     std::vector<std::vector<int64_t>> probes;
     for (const auto &t : texts) {
         auto ids = model->tokenize(t);
@@ -72,31 +80,27 @@ int cmdActSearch(const Args &a, std::ostream &out, std::ostream &err)
     }
     const int layers = static_cast<int>(model->config().layers);
     std::vector<int> searchLayers;
-    if (auto range = a.get("--layers")) {
+    if (!o.layers.empty()) {
         int first = 0, last = 0;
         char dash = 0;
-        std::istringstream in(*range);
+        std::istringstream in(o.layers);
         in >> first;
         if (in >> dash) {
             if (dash != '-' || !(in >> last)) {
-                throw UsageError{"--layers: '" + *range + "' is not A-B or A"};
+                throw UsageError{"--layers: '" + o.layers + "' is not A-B or A"};
             }
         } else {
             last = first;
         }
         if (first < 0 || last < first || last >= layers) {
-            throw UsageError{"--layers: '" + *range + "' is outside the model's layers 0-" +
+            throw UsageError{"--layers: '" + o.layers + "' is outside the model's layers 0-" +
                              std::to_string(layers - 1)};
         }
         for (int l = first; l <= last; ++l) {
             searchLayers.push_back(l);
         }
     }
-    const MitigationMethodInfo &act = mitigationMethod(MitigationMethod::Act);
-    const MitigationParam &betaParam = *act.param("beta"), &thresParam = *act.param("thres");
-    const double beta = a.number("--beta", betaParam.defaultValue, betaParam.min, betaParam.max);
-    const double thres = a.number("--thres", thresParam.defaultValue, thresParam.min, thresParam.max);
-    const double minGain = a.number("--min-gain", 0.0, -1e9, 1e9);
+    const double beta = o.beta, thres = o.thres, minGain = o.minGain;
     int lastPercent = -1;
     auto result = searchActHeads(*model, probes, beta, thres, searchLayers, minGain, nullptr,
                                  [&](double f, const std::string &label) {
@@ -110,8 +114,8 @@ int cmdActSearch(const Args &a, std::ostream &out, std::ostream &err)
     if (!result) {
         throw Failure{result.error().message};
     }
-    if (a.has("--top")) {
-        const auto keep = static_cast<size_t>(a.number("--top", 0, 1, 1e6));
+    if (o.top > 0) {
+        const auto keep = static_cast<size_t>(o.top);
         if (result->gains.size() > keep) {
             result->gains.resize(keep);
             result->heads.items.resize(keep); // the scope lists the gains' heads in the same order
@@ -123,7 +127,7 @@ int cmdActSearch(const Args &a, std::ostream &out, std::ostream &err)
         specText << ",heads=" << result->heads.toString();
     }
     const bool found = !result->heads.everything();
-    if (a.has("--json")) {
+    if (o.json) {
         nlohmann::ordered_json j;
         j["spec"] = found ? nlohmann::ordered_json(specText.str()) : nlohmann::ordered_json(nullptr);
         j["baseline_nll"] = result->baselineNll;
@@ -155,15 +159,43 @@ int cmdActSearch(const Args &a, std::ostream &out, std::ostream &err)
     return 0;
 }
 
+// A parameter of ACT as an option: its range and default from the core's registry.
+CLI::Option *addActParam(CLI::App &cmd, const std::string &name, const std::string &typeName, double &value)
+{
+    const MitigationParam &param = *mitigationMethod(MitigationMethod::Act).param(name);
+    value = param.defaultValue;
+    return cmd.add_option("--" + name, value, param.description)
+        ->type_name(typeName)
+        ->check(between(param.min, param.max));
+}
+
 } // namespace
 
-Command actSearchCommand()
+Command addActSearchCommand(CLI::App &cli)
 {
-    return {"act-search",
-            kActSearchHelp,
-            {"--json"},
-            {"--model", "--text", "--prompt", "--layers", "--beta", "--thres", "--min-gain", "--top", "--max-tokens"},
-            cmdActSearch};
+    auto o = std::make_shared<ActSearchOptions>();
+    CLI::App *cmd = cli.add_subcommand(
+        "act-search", "the heads ACT calibration should act on, searched one head at a time on probe texts");
+    cmd->footer(kProse);
+    addModelOptions(*cmd, o->model);
+    o->textOption = cmd->add_option("--text", o->text, "probe texts, one per non-empty line")->type_name("FILE");
+    o->promptOption =
+        cmd->add_option("--prompt", o->prompt, "one probe text")->type_name("TEXT")->excludes(o->textOption);
+    cmd->add_option("--layers", o->layers, "the layers to search, A-B or A (default: every layer)")->type_name("A-B");
+    addActParam(*cmd, "beta", "B", o->beta);
+    addActParam(*cmd, "thres", "T", o->thres);
+    cmd->add_option("--min-gain", o->minGain, "keep heads that lower the mean NLL by more than G nats")
+        ->type_name("G")
+        ->check(between(-1e9, 1e9));
+    cmd->add_option("--top", o->top, "keep at most N heads, best first")
+        ->type_name("N")
+        ->check(between(1, 1000000))
+        ->default_str("all");
+    cmd->add_option("--max-tokens", o->maxTokens, "cut each probe text to N tokens")
+        ->type_name("N")
+        ->check(between(2, 1000000));
+    cmd->add_flag("--json", o->json, "print JSON instead of text");
+    return {cmd, [o](std::ostream &out, std::ostream &err) { return runActSearch(*o, out, err); }};
 }
 
 } // namespace sinkscope::cli

@@ -1,6 +1,7 @@
 #include "cli_figures.h"
 #include "commands.h"
 #include "common.h"
+
 #include "sinkscope/analysis/metrics.h"
 #include "sinkscope/config.h"
 
@@ -13,12 +14,19 @@
 namespace sinkscope::cli {
 namespace {
 
-constexpr const char *kAnalyzeHelp =
-    R"(Usage: sinkscope-cli analyze --prompt TEXT --out DIR [--model FILE] [--bos | --no-bos] [--ids 1,2,3]
-                             [--sinks 0,5] [--epsilon E] [--threshold X] [--path auto|materialized|streaming] [--json]
-                             [--format png,svg,pdf | --no-figures] [--heatmap-metric NAME] [--top-heads N]
+struct AnalyzeOptions {
+    ModelOptions model;
+    TokenOptions tokens;
+    MetricsOptions metrics; // epsilon and threshold; the rest set when the model is known
+    std::string dir, sinks, path = "auto";
+    std::string formats = figuresAvailable ? "png" : ""; // figures by default where they can be drawn
+    std::string heatmapMetric = "first_token_mass";
+    int topHeads = 4;
+    bool json = false, noFigures = false;
+};
 
-Computes every sink metric (docs/metrics.md) for every layer and head and writes DIR/metrics.json (all
+constexpr const char *kProse =
+    R"(Computes every sink metric (docs/metrics.md) for every layer and head and writes DIR/metrics.json (all
 metrics with the model, tokens and settings) and DIR/heads.csv (one row per layer and head; the first
 columns are layer,head,first_token_mass). --json also prints metrics.json to stdout. Long prompts use the
 streaming path automatically (no T x T matrix per head is held).
@@ -108,53 +116,39 @@ void writeAnalyzeFiguresFor(const Model &model, const std::vector<int64_t> &toke
     }
 }
 
-int cmdAnalyze(const Args &a, std::ostream &out, std::ostream &err)
+// "png,svg,pdf" (any subset): a bad entry is a usage error before any work.
+CLI::Validator formatList()
 {
-    const auto dir = a.get("--out");
-    if (!dir) {
-        throw UsageError{"--out DIR is required"};
-    }
-    MetricsOptions options;
+    return CLI::Validator(
+        [](std::string &input) {
+            std::string problem;
+            return parseFormatList(input, &problem).empty() ? problem : std::string();
+        },
+        "");
+}
+
+int runAnalyze(const AnalyzeOptions &o, std::ostream &out, std::ostream &err)
+{
+    MetricsOptions options = o.metrics;
     int64_t materializeUpTo = kStreamingAboveTokens;
-    options.sinkEpsilon = a.number("--epsilon", options.sinkEpsilon, 0, 1);
-    options.sinkThreshold = a.number("--threshold", options.sinkThreshold, 0, 1);
-    if (auto sinks = a.get("--sinks")) {
-        options.sinkPositions = parseIds(*sinks);
+    options.sinkPositions = parseIds(o.sinks);
+    if (o.path == "materialized") {
+        options.path = MetricsPath::Materialized;
+        materializeUpTo = std::numeric_limits<int64_t>::max();
+    } else if (o.path == "streaming") {
+        options.path = MetricsPath::Streaming;
+        materializeUpTo = 0;
     }
-    if (auto path = a.get("--path")) {
-        if (*path == "auto") {
-            options.path = MetricsPath::Auto;
-        } else if (*path == "materialized") {
-            options.path = MetricsPath::Materialized;
-            materializeUpTo = std::numeric_limits<int64_t>::max();
-        } else if (*path == "streaming") {
-            options.path = MetricsPath::Streaming;
-            materializeUpTo = 0;
-        } else {
-            throw UsageError{"--path: '" + *path + "' is not auto, materialized or streaming"};
-        }
-    }
-    std::vector<std::string> formats;
-    if (a.has("--no-figures") && a.has("--format")) {
-        throw UsageError{"--format and --no-figures exclude each other"};
-    }
-    if (auto list = a.get("--format")) {
-        std::string problem;
-        formats = parseFormatList(*list, &problem);
-        if (formats.empty()) {
-            throw UsageError{"--format: " + problem};
-        }
-    } else if (figuresAvailable && !a.has("--no-figures")) {
-        formats = {"png"};
-    }
-    const std::string heatmapMetric = a.get("--heatmap-metric").value_or("first_token_mass");
-    const int topHeads = static_cast<int>(a.number("--top-heads", 4, 0, 64));
-    requirePromptOrIds(a);
+    std::string problem;
+    const std::vector<std::string> formats =
+        o.noFigures ? std::vector<std::string>{} : parseFormatList(o.formats, &problem);
+    const std::string &heatmapMetric = o.heatmapMetric;
+    requirePromptOrIds(o.tokens); // before the model loads
     warnIfSlowBlas(err);
     DevicePlan device;
-    auto model = loadModel(a, err, &device);
+    auto model = loadModel(o.model, err, &device);
     options.device = device.kernelDevice; // the streaming statistics (the CUDA kernels on a GPU)
-    const auto tokens = promptTokens(*model, a);
+    const auto tokens = promptTokens(*model, o.tokens);
     auto metrics = analyzeTokens(*model, tokens, options, materializeUpTo);
     if (!metrics) {
         throw Failure{metrics.error().message};
@@ -167,46 +161,72 @@ int cmdAnalyze(const Args &a, std::ostream &out, std::ostream &err)
         throw UsageError{"--heatmap-metric: '" + heatmapMetric + "' is not a per-head metric (" + names + ")"};
     }
     std::error_code ec;
-    std::filesystem::create_directories(*dir, ec);
+    std::filesystem::create_directories(o.dir, ec);
     const std::string json = (*metrics)->toJson();
     for (const auto &[name, text] :
          {std::pair{std::string("metrics.json"), json}, std::pair{std::string("heads.csv"), (*metrics)->headsCsv()}}) {
-        const auto path = (std::filesystem::path(*dir) / name).string();
+        const auto path = (std::filesystem::path(o.dir) / name).string();
         std::ofstream f(path, std::ios::binary);
         f << text;
         if (!f) {
             throw Failure{path + ": cannot write"};
         }
     }
-    if (a.has("--json")) {
+    if (o.json) {
         out << json << "\n";
     } else {
-        out << "wrote " << *dir << "/metrics.json and " << *dir << "/heads.csv (" << (*metrics)->layers << " layers x "
-            << (*metrics)->heads << " heads, " << tokens.size() << " tokens, "
+        out << "wrote " << o.dir << "/metrics.json and " << o.dir << "/heads.csv (" << (*metrics)->layers
+            << " layers x " << (*metrics)->heads << " heads, " << tokens.size() << " tokens, "
             << ((*metrics)->path == MetricsPath::Streaming ? "streaming" : "materialised") << " path)\n";
     }
     if (formats.empty()) {
         return 0;
     }
     if (!figuresAvailable) {
-        throw Failure{"figures need a build with SINKSCOPE_BUILD_GUI=ON (this one has no Qt); " + *dir +
+        throw Failure{"figures need a build with SINKSCOPE_BUILD_GUI=ON (this one has no Qt); " + o.dir +
                       "/metrics.json and heads.csv were written"};
     }
-    writeAnalyzeFiguresFor(*model, tokens, *metrics, *dir, formats, heatmapMetric, topHeads,
-                           a.has("--json") ? err : out);
+    writeAnalyzeFiguresFor(*model, tokens, *metrics, o.dir, formats, heatmapMetric, o.topHeads, o.json ? err : out);
     return 0;
 }
 
 } // namespace
 
-Command analyzeCommand()
+Command addAnalyzeCommand(CLI::App &cli)
 {
-    return {"analyze",
-            kAnalyzeHelp,
-            {"--json", "--bos", "--no-bos", "--no-figures"},
-            {"--model", "--prompt", "--ids", "--out", "--sinks", "--epsilon", "--threshold", "--path", "--format",
-             "--heatmap-metric", "--top-heads"},
-            cmdAnalyze};
+    auto o = std::make_shared<AnalyzeOptions>();
+    CLI::App *cmd = cli.add_subcommand("analyze", "sink metrics for every layer and head: metrics.json and heads.csv");
+    cmd->footer(kProse);
+    addModelOptions(*cmd, o->model);
+    addTokenOptions(*cmd, o->tokens);
+    cmd->add_option("--out", o->dir, "the folder for metrics.json, heads.csv and the figures")
+        ->type_name("DIR")
+        ->required();
+    cmd->add_option("--sinks", o->sinks, "the sink positions for sink_set_mass (default: the detected sinks)")
+        ->type_name("LIST")
+        ->check(idList());
+    cmd->add_option("--epsilon", o->metrics.sinkEpsilon, "a head is a sink head when alpha_1 > epsilon")
+        ->type_name("E")
+        ->check(between(0.0, 1.0));
+    cmd->add_option("--threshold", o->metrics.sinkThreshold,
+                    "a key is a sink when its normalised received attention exceeds this")
+        ->type_name("X")
+        ->check(between(0.0, 1.0));
+    cmd->add_option("--path", o->path,
+                    "the attention statistics: auto (streaming for long prompts), materialized or streaming")
+        ->type_name("PATH")
+        ->check(oneOf({"auto", "materialized", "streaming"}));
+    cmd->add_flag("--json", o->json, "also print metrics.json to stdout");
+    auto *format = cmd->add_option("--format", o->formats, "figure formats, any of png,svg,pdf")
+                       ->type_name("LIST")
+                       ->check(formatList());
+    cmd->add_flag("--no-figures", o->noFigures, "metrics.json and heads.csv only")->excludes(format);
+    cmd->add_option("--heatmap-metric", o->heatmapMetric, "the per-head metric of the heatmap and of the top heads")
+        ->type_name("NAME");
+    cmd->add_option("--top-heads", o->topHeads, "heads with the largest value of that metric to draw attention maps of")
+        ->type_name("N")
+        ->check(between(0, 64));
+    return {cmd, [o](std::ostream &out, std::ostream &err) { return runAnalyze(*o, out, err); }};
 }
 
 } // namespace sinkscope::cli

@@ -1,31 +1,32 @@
-// The commands of sinkscope-cli, one file each in cli/commands/.
+// The commands of sinkscope-cli, one file each in cli/commands/. Each add<Name>Command defines its
+// subcommand on the app (options with their help, types, defaults and checks) and returns what runs it
+// once the command line has parsed.
 #pragma once
 
+#include <functional>
 #include <iosfwd>
-#include <string>
-#include <vector>
+
+namespace CLI {
+class App;
+} // namespace CLI
 
 namespace sinkscope::cli {
 
-class Args;
-
-// A command: its help text, the flags it accepts (switches take no value) and what runs it.
 struct Command {
-    std::string name, help;
-    std::vector<std::string> switches, valued;
-    int (*run)(const Args &, std::ostream &out, std::ostream &err);
+    CLI::App *app = nullptr;
+    std::function<int(std::ostream &out, std::ostream &err)> run; // returns the exit code
 };
 
-Command infoCommand();
-Command convertCommand();
-Command runCommand();
-Command generateCommand();
-Command doctorCommand();
-Command analyzeCommand();
-Command compareCommand();
-Command mitigationsCommand();
-Command actSearchCommand();
-Command streamPplCommand();
-Command probeCommand();
+Command addInfoCommand(CLI::App &cli);
+Command addConvertCommand(CLI::App &cli);
+Command addRunCommand(CLI::App &cli);
+Command addGenerateCommand(CLI::App &cli);
+Command addDoctorCommand(CLI::App &cli);
+Command addAnalyzeCommand(CLI::App &cli);
+Command addCompareCommand(CLI::App &cli);
+Command addMitigationsCommand(CLI::App &cli);
+Command addActSearchCommand(CLI::App &cli);
+Command addStreamPplCommand(CLI::App &cli);
+Command addProbeCommand(CLI::App &cli);
 
 } // namespace sinkscope::cli

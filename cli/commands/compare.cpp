@@ -1,5 +1,6 @@
 #include "commands.h"
 #include "common.h"
+
 #include "sinkscope/analysis/attention_stats.h"
 #include "sinkscope/interventions/effects.h"
 #include "sinkscope/interventions/mitigation.h"
@@ -15,12 +16,18 @@
 namespace sinkscope::cli {
 namespace {
 
-std::string compareHelp()
-{
-    return R"(Usage: sinkscope-cli compare --prompt TEXT --mitigation SPEC[,SPEC...] [--model FILE] [--top-k K]
-                           [-n N] [--bos | --no-bos] [--ids 1,2,3] [--json]
+struct CompareOptions {
+    ModelOptions model;
+    TokenOptions tokens;
+    std::string mitigations;
+    EffectsOptions effects{.topK = 5};
+    bool json = false;
+};
 
-Runs the prompt without controls (the baseline) and with each mitigation, and reports against the
+// The method names come from the core's registry.
+std::string prose()
+{
+    return R"(Runs the prompt without controls (the baseline) and with each mitigation, and reports against the
 baseline on the same tokens: the next-token top-k, KL(baseline || mitigated) at the last position,
 prompt perplexity, the per-head attention change (mean total variation over queries, layer x head) and
 N greedy tokens side by side (default 16; 0 skips them).
@@ -58,31 +65,26 @@ nlohmann::ordered_json topKJson(const Model &model, const std::vector<TopToken> 
     return arr;
 }
 
-int cmdCompare(const Args &a, std::ostream &out, std::ostream &err)
+int runCompare(const CompareOptions &o, std::ostream &out, std::ostream &err)
 {
+    requirePromptOrIds(o.tokens); // before the model loads
     warnIfSlowBlas(err);
-    const auto specText = a.get("--mitigation");
-    if (!specText) {
-        throw UsageError{"--mitigation is required"};
-    }
     std::vector<MitigationSpec> specs;
-    for (const auto &s : splitSpecList(*specText)) {
+    for (const auto &s : splitSpecList(o.mitigations)) {
         auto spec = parseMitigation(s);
         if (!spec) {
             throw UsageError{spec.error().message};
         }
         specs.push_back(std::move(spec).value());
     }
-    auto model = loadModel(a, err);
+    auto model = loadModel(o.model, err);
     for (const auto &spec : specs) {
         if (auto ok = validateMitigation(spec, *model); !ok) {
             throw Failure{ok.error().message};
         }
     }
-    const auto tokens = promptTokens(*model, a);
-    EffectsOptions opt;
-    opt.topK = static_cast<int>(a.number("--top-k", 5, 1, 1000));
-    opt.continuationTokens = static_cast<int>(a.number("-n", 16, 0, 10000));
+    const auto tokens = promptTokens(*model, o.tokens);
+    const EffectsOptions &opt = o.effects;
     auto baseline = runBaseline(*model, tokens, opt);
     if (!baseline) {
         throw Failure{baseline.error().message};
@@ -99,7 +101,7 @@ int cmdCompare(const Args &a, std::ostream &out, std::ostream &err)
     const auto baseTop =
         topK(baseline->forward.logits.data.data() + (static_cast<int64_t>(tokens.size()) - 1) * vocab, vocab, opt.topK);
     const double basePpl = std::exp(meanNextTokenNll(baseline->forward.logits, tokens));
-    if (a.has("--json")) {
+    if (o.json) {
         nlohmann::ordered_json j;
         j["model"] = model->info().path;
         j["tokens"] = tokens;
@@ -184,13 +186,25 @@ int cmdCompare(const Args &a, std::ostream &out, std::ostream &err)
 
 } // namespace
 
-Command compareCommand()
+Command addCompareCommand(CLI::App &cli)
 {
-    return {"compare",
-            compareHelp(),
-            {"--json", "--bos", "--no-bos"},
-            {"--model", "--prompt", "--mitigation", "--top-k", "-n", "--ids"},
-            cmdCompare};
+    auto o = std::make_shared<CompareOptions>();
+    CLI::App *cmd = cli.add_subcommand(
+        "compare", "a prompt with and without mitigations (top-k, KL, perplexity, attention change, continuation)");
+    cmd->footer(prose());
+    addModelOptions(*cmd, o->model);
+    addTokenOptions(*cmd, o->tokens);
+    cmd->add_option("--mitigation", o->mitigations, "the mitigations to compare with the baseline, comma-separated")
+        ->type_name("SPEC[,SPEC...]")
+        ->required();
+    cmd->add_option("--top-k", o->effects.topK, "next tokens to list per side")
+        ->type_name("K")
+        ->check(between(1, 1000));
+    cmd->add_option("-n", o->effects.continuationTokens, "greedy tokens per side; 0 skips them")
+        ->type_name("N")
+        ->check(between(0, 10000));
+    cmd->add_flag("--json", o->json, "print JSON instead of text");
+    return {cmd, [o](std::ostream &out, std::ostream &err) { return runCompare(*o, out, err); }};
 }
 
 } // namespace sinkscope::cli

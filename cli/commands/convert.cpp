@@ -1,35 +1,33 @@
-#include "sinkscope/model/convert.h"
 #include "commands.h"
 #include "common.h"
 
+#include "sinkscope/model/convert.h"
+
 #include <chrono>
 #include <iomanip>
+
 #include <unistd.h>
 
 namespace sinkscope::cli {
 namespace {
 
-constexpr const char *kConvertHelp = R"(Usage: sinkscope-cli convert IN.gguf -o OUT.pt
+struct ConvertCommandOptions {
+    std::string input, output;
+};
 
-Reads a GGUF file (llama or gpt2 family; F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K
+constexpr const char *kProse =
+    R"(Reads a GGUF file (llama or gpt2 family; F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K
 tensors), dequantizes it to fp32 and writes a self-contained SinkScope model archive (TorchScript code,
 weights, config and tokenizer).
 )";
 
-int cmdConvert(const Args &a, std::ostream &out, std::ostream &err)
+int runConvert(const ConvertCommandOptions &o, std::ostream &out, std::ostream &err)
 {
-    if (a.positional().size() != 1) {
-        throw UsageError{"convert needs exactly one input GGUF file"};
-    }
-    auto output = a.get("-o");
-    if (!output) {
-        throw UsageError{"convert needs -o OUT.pt"};
-    }
     const auto start = std::chrono::steady_clock::now();
     // A terminal gets a live percentage; a log file gets a line every 25 %.
     const bool tty = ::isatty(STDERR_FILENO) == 1;
     int lastPercent = -1;
-    Status s = convertGguf(a.positional()[0], *output, ConvertOptions{.progress = [&](double f, const std::string &) {
+    Status s = convertGguf(o.input, o.output, ConvertOptions{.progress = [&](double f, const std::string &) {
                                const int p = static_cast<int>(f * 100);
                                const int step = tty ? 1 : 25;
                                if (p / step != lastPercent / step) {
@@ -46,15 +44,20 @@ int cmdConvert(const Args &a, std::ostream &out, std::ostream &err)
         throw Failure{s.error().message};
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    out << "wrote " << *output << " in " << std::fixed << std::setprecision(1) << secs << " s\n";
+    out << "wrote " << o.output << " in " << std::fixed << std::setprecision(1) << secs << " s\n";
     return 0;
 }
 
 } // namespace
 
-Command convertCommand()
+Command addConvertCommand(CLI::App &cli)
 {
-    return {"convert", kConvertHelp, {}, {"-o", "--output"}, cmdConvert};
+    auto o = std::make_shared<ConvertCommandOptions>();
+    CLI::App *cmd = cli.add_subcommand("convert", "convert a GGUF file into a SinkScope model archive");
+    cmd->footer(kProse);
+    cmd->add_option("IN.gguf", o->input, "the GGUF file to convert")->required();
+    cmd->add_option("-o,--output", o->output, "the model archive to write")->type_name("OUT.pt")->required();
+    return {cmd, [o](std::ostream &out, std::ostream &err) { return runConvert(*o, out, err); }};
 }
 
 } // namespace sinkscope::cli

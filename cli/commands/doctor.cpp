@@ -1,5 +1,6 @@
 #include "commands.h"
 #include "common.h"
+
 #include "sinkscope/runtime/runtime.h"
 
 #include <nlohmann/json.hpp>
@@ -9,16 +10,19 @@
 namespace sinkscope::cli {
 namespace {
 
-constexpr const char *kDoctorHelp = R"(Usage: sinkscope-cli doctor [--json]
+struct DoctorOptions {
+    bool json = false;
+};
 
-Prints the LibTorch version, thread settings, the BLAS library and its measured matmul speed; exits 1 when
+constexpr const char *kProse =
+    R"(Prints the LibTorch version, thread settings, the BLAS library and its measured matmul speed; exits 1 when
 the BLAS is the slow reference implementation.
 )";
 
-int cmdDoctor(const Args &a, std::ostream &out, std::ostream &)
+int runDoctor(const DoctorOptions &o, std::ostream &out)
 {
     const BlasCheck check = checkBlas();
-    if (a.has("--json")) {
+    if (o.json) {
         nlohmann::ordered_json j;
         j["runtime"] = runtimeSummary();
         j["blas_library"] = check.library;
@@ -48,9 +52,13 @@ int cmdDoctor(const Args &a, std::ostream &out, std::ostream &)
 
 } // namespace
 
-Command doctorCommand()
+Command addDoctorCommand(CLI::App &cli)
 {
-    return {"doctor", kDoctorHelp, {"--json"}, {}, cmdDoctor};
+    auto o = std::make_shared<DoctorOptions>();
+    CLI::App *cmd = cli.add_subcommand("doctor", "check the runtime: LibTorch, threads, BLAS speed");
+    cmd->footer(kProse);
+    cmd->add_flag("--json", o->json, "print JSON instead of text: runtime, BLAS, matmul speed, devices");
+    return {cmd, [o](std::ostream &out, std::ostream &) { return runDoctor(*o, out); }};
 }
 
 } // namespace sinkscope::cli

@@ -4,23 +4,23 @@
 namespace sinkscope::cli {
 namespace {
 
-constexpr const char *kGenerateHelp =
-    R"(Usage: sinkscope-cli generate --prompt TEXT [--model FILE] [-n N] [--temperature T --seed S] [--bos | --no-bos]
+struct GenerateCommandOptions {
+    ModelOptions model;
+    TokenOptions tokens;
+    GenerateOptions generate; // its defaults: 20 tokens, greedy
+};
 
-Continues the prompt, printing tokens as they come. Greedy by default; --temperature > 0 samples with the
+constexpr const char *kProse =
+    R"(Continues the prompt, printing tokens as they come. Greedy by default; --temperature > 0 samples with the
 given --seed (reproducible).
 )";
 
-int cmdGenerate(const Args &a, std::ostream &out, std::ostream &err)
+int runGenerate(const GenerateCommandOptions &o, std::ostream &out, std::ostream &err)
 {
-    GenerateOptions opt;
-    opt.maxNewTokens = static_cast<int>(a.number("-n", 20, 0, 1e6));
-    opt.temperature = a.number("--temperature", 0, 0, 100);
-    opt.seed = static_cast<uint64_t>(a.number("--seed", 0, 0, 1e15));
-    requirePromptOrIds(a);
+    requirePromptOrIds(o.tokens); // before the model loads
     warnIfSlowBlas(err);
-    auto model = loadModel(a, err);
-    const auto tokens = promptTokens(*model, a);
+    auto model = loadModel(o.model, err);
+    const auto tokens = promptTokens(*model, o.tokens);
     auto tok = model->tokenizer();
     std::vector<int64_t> generated;
     size_t printed = 0;
@@ -54,7 +54,7 @@ int cmdGenerate(const Args &a, std::ostream &out, std::ostream &err)
     if (tok) {
         out << tok->decode(tokens) << std::flush;
     }
-    auto r = model->generate(tokens, opt, [&](int64_t id) {
+    auto r = model->generate(tokens, o.generate, [&](int64_t id) {
         generated.push_back(id);
         if (tok) {
             flush(false);
@@ -72,13 +72,21 @@ int cmdGenerate(const Args &a, std::ostream &out, std::ostream &err)
 
 } // namespace
 
-Command generateCommand()
+Command addGenerateCommand(CLI::App &cli)
 {
-    return {"generate",
-            kGenerateHelp,
-            {"--bos", "--no-bos"},
-            {"--model", "--prompt", "-n", "--temperature", "--seed", "--ids"},
-            cmdGenerate};
+    auto o = std::make_shared<GenerateCommandOptions>();
+    CLI::App *cmd = cli.add_subcommand("generate", "continue a prompt, streaming tokens as they come");
+    cmd->footer(kProse);
+    addModelOptions(*cmd, o->model);
+    addTokenOptions(*cmd, o->tokens);
+    cmd->add_option("-n", o->generate.maxNewTokens, "tokens to generate")->type_name("N")->check(between(0, 1000000));
+    cmd->add_option("--temperature", o->generate.temperature, "0: greedy; above 0: sample")
+        ->type_name("T")
+        ->check(between(0.0, 100.0));
+    cmd->add_option("--seed", o->generate.seed, "the sampling seed (the same seed, the same tokens)")
+        ->type_name("S")
+        ->check(between<uint64_t>(0, 1000000000000000));
+    return {cmd, [o](std::ostream &out, std::ostream &err) { return runGenerate(*o, out, err); }};
 }
 
 } // namespace sinkscope::cli

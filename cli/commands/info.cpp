@@ -8,20 +8,24 @@
 namespace sinkscope::cli {
 namespace {
 
-constexpr const char *kInfoHelp = R"(Usage: sinkscope-cli info [--model FILE] [--json]
+struct InfoOptions {
+    ModelOptions model;
+    bool json = false;
+};
 
-Prints the architecture, layers, heads, KV heads, context length, parameter count, tokenizer and the
+constexpr const char *kProse =
+    R"(Prints the architecture, layers, heads, KV heads, context length, parameter count, tokenizer and the
 model contract (SinkScope archive or generic TorchScript).
 )";
 
-int cmdInfo(const Args &a, std::ostream &out, std::ostream &err)
+int runInfo(const InfoOptions &o, std::ostream &out, std::ostream &err)
 {
-    auto model = loadModel(a, err);
+    auto model = loadModel(o.model, err);
     const ModelInfo &info = model->info();
     const ModelConfig &c = info.config;
     auto tok = model->tokenizer();
     const bool contract = model->hasContract();
-    if (a.has("--json")) {
+    if (o.json) {
         nlohmann::ordered_json j;
         j["path"] = info.path;
         j["contract"] = contract ? "sinkscope" : "generic";
@@ -74,9 +78,14 @@ int cmdInfo(const Args &a, std::ostream &out, std::ostream &err)
 
 } // namespace
 
-Command infoCommand()
+Command addInfoCommand(CLI::App &cli)
 {
-    return {"info", kInfoHelp, {"--json"}, {"--model"}, cmdInfo};
+    auto o = std::make_shared<InfoOptions>();
+    CLI::App *cmd = cli.add_subcommand("info", "describe a model (architecture, sizes, tokenizer, contract)");
+    cmd->footer(kProse);
+    addModelOptions(*cmd, o->model);
+    cmd->add_flag("--json", o->json, "print JSON instead of text: path, contract, config, tokenizer");
+    return {cmd, [o](std::ostream &out, std::ostream &err) { return runInfo(*o, out, err); }};
 }
 
 } // namespace sinkscope::cli

@@ -1,5 +1,6 @@
 #include "commands.h"
 #include "common.h"
+
 #include "sinkscope/interventions/mitigation_registry.h"
 
 #include <nlohmann/json.hpp>
@@ -7,24 +8,24 @@
 namespace sinkscope::cli {
 namespace {
 
-constexpr const char *kMitigationsHelp = R"(Usage: sinkscope-cli mitigations [--markdown | --json]
+struct MitigationsOptions {
+    bool markdown = false, json = false;
+};
 
-Lists every mitigation method a spec (compare --mitigation, probe --compare, the window's Mitigations
+constexpr const char *kProse =
+    R"(Lists every mitigation method a spec (compare --mitigation, probe --compare, the window's Mitigations
 tab) can name: its parameters with their ranges and defaults, the heads it covers without heads=, the
 model archives it needs and its source. --markdown prints the table of docs/mitigations.md; --json the
 same registry as data (methods[i].name, .params[j].min/.max/.default/.required/.choices, ...).
 )";
 
-int cmdMitigations(const Args &a, std::ostream &out, std::ostream &)
+int runMitigations(const MitigationsOptions &o, std::ostream &out)
 {
-    if (a.has("--markdown") && a.has("--json")) {
-        throw UsageError{"--markdown and --json exclude each other"};
-    }
-    if (a.has("--markdown")) {
+    if (o.markdown) {
         out << mitigationMarkdownTable();
         return 0;
     }
-    if (!a.has("--json")) {
+    if (!o.json) {
         out << "Spec: none | step+step..., step = method[:param=value,...,heads=SCOPE] (docs/mitigations.md)\n\n"
             << mitigationReference();
         return 0;
@@ -65,9 +66,15 @@ int cmdMitigations(const Args &a, std::ostream &out, std::ostream &)
 
 } // namespace
 
-Command mitigationsCommand()
+Command addMitigationsCommand(CLI::App &cli)
 {
-    return {"mitigations", kMitigationsHelp, {"--markdown", "--json"}, {}, cmdMitigations};
+    auto o = std::make_shared<MitigationsOptions>();
+    CLI::App *cmd = cli.add_subcommand("mitigations",
+                                       "the mitigation methods: parameters, ranges, defaults, head scopes and sources");
+    cmd->footer(kProse);
+    auto *markdown = cmd->add_flag("--markdown", o->markdown, "print the table of docs/mitigations.md");
+    cmd->add_flag("--json", o->json, "print the registry as JSON")->excludes(markdown);
+    return {cmd, [o](std::ostream &out, std::ostream &) { return runMitigations(*o, out); }};
 }
 
 } // namespace sinkscope::cli

@@ -1,5 +1,6 @@
 #include "commands.h"
 #include "common.h"
+
 #include "sinkscope/analysis/attention_stats.h"
 
 #include <nlohmann/json.hpp>
@@ -9,23 +10,26 @@
 namespace sinkscope::cli {
 namespace {
 
-constexpr const char *kRunHelp =
-    R"(Usage: sinkscope-cli run --prompt TEXT [--model FILE] [--top-k K] [--bos | --no-bos] [--ids 1,2,3] [--json]
+struct RunOptions {
+    ModelOptions model;
+    TokenOptions tokens;
+    int topK = 10;
+    bool json = false;
+};
 
-Runs one forward pass and prints the tokens (id, text, special tokens marked), the top-k next tokens with
+constexpr const char *kProse =
+    R"(Runs one forward pass and prints the tokens (id, text, special tokens marked), the top-k next tokens with
 probabilities, and per layer and head the mean attention that queries 1..T-1 pay to the first token.
 --ids passes token ids instead of a prompt (needed for models without a tokenizer).
 JSON keys: model, tokens, top_k, first_token_mass ([layer][head]), seconds.
 )";
 
-int cmdRun(const Args &a, std::ostream &out, std::ostream &err)
+int runRun(const RunOptions &o, std::ostream &out, std::ostream &err)
 {
-    // Usage errors first: a bad flag must not wait for a model to load.
-    const int k = static_cast<int>(a.number("--top-k", 10, 1, 1000));
-    requirePromptOrIds(a);
+    requirePromptOrIds(o.tokens); // before the model loads
     warnIfSlowBlas(err);
-    auto model = loadModel(a, err);
-    const auto tokens = promptTokens(*model, a);
+    auto model = loadModel(o.model, err);
+    const auto tokens = promptTokens(*model, o.tokens);
     ForwardRequest req{.tokens = tokens, .capture = {.allAttention = true, .lastLogitsOnly = true}};
     auto result = model->forward(req);
     if (!result) {
@@ -33,13 +37,13 @@ int cmdRun(const Args &a, std::ostream &out, std::ostream &err)
     }
     const FloatArray &logits = result->logits;
     const int64_t vocab = logits.shape.back();
-    const auto top = topK(logits.data.data() + (logits.numel() - vocab), vocab, k);
+    const auto top = topK(logits.data.data() + (logits.numel() - vocab), vocab, o.topK);
     int64_t layers = static_cast<int64_t>(result->attention.size());
     int64_t heads = layers > 0 && !result->attention[0].shape.empty() ? result->attention[0].shape[0] : 0;
     const FloatArray mass = firstTokenMass(*result, layers, heads);
     auto tok = model->tokenizer();
 
-    if (a.has("--json")) {
+    if (o.json) {
         nlohmann::ordered_json j;
         j["model"] = model->info().path;
         j["tokens"] = nlohmann::json::array();
@@ -96,9 +100,17 @@ int cmdRun(const Args &a, std::ostream &out, std::ostream &err)
 
 } // namespace
 
-Command runCommand()
+Command addRunCommand(CLI::App &cli)
 {
-    return {"run", kRunHelp, {"--json", "--bos", "--no-bos"}, {"--model", "--prompt", "--top-k", "--ids"}, cmdRun};
+    auto o = std::make_shared<RunOptions>();
+    CLI::App *cmd = cli.add_subcommand(
+        "run", "one forward pass: tokens, top-k next tokens, first-token attention mass per layer and head");
+    cmd->footer(kProse);
+    addModelOptions(*cmd, o->model);
+    addTokenOptions(*cmd, o->tokens);
+    cmd->add_option("--top-k", o->topK, "next tokens to list")->type_name("K")->check(between(1, 1000));
+    cmd->add_flag("--json", o->json, "print JSON instead of text");
+    return {cmd, [o](std::ostream &out, std::ostream &err) { return runRun(*o, out, err); }};
 }
 
 } // namespace sinkscope::cli

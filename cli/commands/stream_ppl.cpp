@@ -1,6 +1,7 @@
 #include "cli_figures.h"
 #include "commands.h"
 #include "common.h"
+
 #include "sinkscope/common/csv.h"
 #include "sinkscope/interventions/streaming.h"
 
@@ -16,27 +17,23 @@
 namespace sinkscope::cli {
 namespace {
 
-constexpr const char *kStreamPplHelp = R"(Usage: sinkscope-cli stream-ppl --text FILE [--model FILE] [--tokens N]
-                             (--dense | --window W [--sinks S] [--recompute] | --sweep [--window C])
-                             [--csv FILE] [--plot FILE] [--json]
-       sinkscope-cli stream-ppl --replot RUNS.json[,RUNS.json...] [--csv FILE] [--plot FILE]
+struct StreamPplOptions {
+    ModelOptions model;
+    std::string text, csv, plot, replot;
+    int window = 256, sinks = 0;
+    int64_t tokens = 0; // 0: the whole text
+    bool dense = false, recompute = false, sweep = false, json = false;
+    CLI::Option *windowOption = nullptr, *sinksOption = nullptr; // whether each was given
+};
 
-The StreamingLLM evaluation (Xiao et al., ICLR 2024): decodes the text one token at a time with a real
+constexpr const char *kProse =
+    R"(The StreamingLLM evaluation (Xiao et al., ICLR 2024): decodes the text one token at a time with a real
 rolling key/value cache (keys cached before RoPE and re-rotated with their positions inside the cache)
 and records the NLL of every next token. The token being decoded sees at most S + W keys, itself
 included: the first S tokens and the W most recent ones.
 
-  --dense        no eviction (the attention span grows with the text)
-  --window W     keep the W most recent tokens; with --sinks S also the first S (default 0: window only)
-  --recompute    sliding window with re-computation: rerun the S + W context from scratch every token
-  --sweep        the standard set at a total cache C (--window, default 256): dense, window 0+C,
-                 sinks S+(C-S) for S = 1, 2, 4, 8, and re-computation 0+C
-  --tokens N     evaluate the first N tokens of the text (default: all)
-  --csv FILE     per-token NLL, one column per method (for plotting NLL against position)
-  --plot FILE    that plot (.png, .svg or .pdf): log PPL so far against position, one line per method
-                 (needs the GUI build)
-  --replot FILES redraw --plot/--csv from earlier --json outputs (one run or a sweep each) without
-                 running the model again
+With --text FILE, one of: --dense | --window W [--sinks S] [--recompute] | --sweep [--window C].
+--replot RUNS.json[,RUNS.json...] [--csv FILE] [--plot FILE] redraws earlier runs instead.
 
 Text: perplexity over all tokens and over the tokens decoded once the cache is full, tokens per second.
 JSON: one object per method with keys method, sinks, window, tokens, ppl, ppl_after_cache, mean_nll,
@@ -73,11 +70,11 @@ double pplAfterCache(const StreamingResult &r)
 }
 
 // --csv (per-token NLL, one column per method) and --plot (log PPL so far against position).
-void writeStreamOutputs(const Args &a, const std::vector<StreamingResult> &results, const std::string &modelName,
-                        const std::string &textName, std::ostream &err)
+void writeStreamOutputs(const StreamPplOptions &o, const std::vector<StreamingResult> &results,
+                        const std::string &modelName, const std::string &textName, std::ostream &err)
 {
-    if (auto csv = a.get("--csv")) {
-        std::ofstream f(*csv);
+    if (!o.csv.empty()) {
+        std::ofstream f(o.csv);
         std::vector<std::string> header = {"position"};
         for (const auto &r : results) {
             header.push_back(r.options.label());
@@ -98,10 +95,10 @@ void writeStreamOutputs(const Args &a, const std::vector<StreamingResult> &resul
             f << "\n";
         }
         if (!f) {
-            throw Failure{*csv + ": cannot write"};
+            throw Failure{o.csv + ": cannot write"};
         }
     }
-    if (auto plot = a.get("--plot")) {
+    if (!o.plot.empty()) {
         if (!figuresAvailable) {
             throw Failure{"--plot needs a build with SINKSCOPE_BUILD_GUI=ON (this one has no Qt)"};
         }
@@ -110,7 +107,7 @@ void writeStreamOutputs(const Args &a, const std::vector<StreamingResult> &resul
         // would hide a late blow-up under the early tokens.
         constexpr size_t kSpan = 128;
         LineFigure figure;
-        figure.path = *plot;
+        figure.path = o.plot;
         size_t longest = 0;
         for (const auto &r : results) {
             longest = std::max(longest, r.nll.size());
@@ -144,7 +141,7 @@ void writeStreamOutputs(const Args &a, const std::vector<StreamingResult> &resul
         if (!writeLineFigure(figure, &error)) {
             throw Failure{error};
         }
-        err << "stream-ppl: wrote " << *plot << "\n";
+        err << "stream-ppl: wrote " << o.plot << "\n";
     }
 }
 
@@ -202,80 +199,78 @@ std::vector<StreamingResult> readStreamRuns(const std::string &files, std::strin
     return results;
 }
 
-int cmdStreamPpl(const Args &a, std::ostream &out, std::ostream &err)
+int runStreamPpl(const StreamPplOptions &o, std::ostream &out, std::ostream &err)
 {
-    if (auto replot = a.get("--replot")) {
-        if (a.has("--text") || a.has("--sweep") || a.has("--dense") || a.has("--window") || a.has("--json")) {
-            throw UsageError{"--replot takes only --csv and --plot"};
-        }
+    if (!o.replot.empty()) {
         std::string modelName = "?", textName = "?";
-        auto results = readStreamRuns(*replot, &modelName, &textName);
-        writeStreamOutputs(a, results, modelName, textName, err);
+        auto results = readStreamRuns(o.replot, &modelName, &textName);
+        writeStreamOutputs(o, results, modelName, textName, err);
         return 0;
     }
     warnIfSlowBlas(err);
-    const auto textPath = a.get("--text");
-    if (!textPath) {
+    if (o.text.empty()) {
         throw UsageError{"--text FILE is required"};
     }
-    const bool sweep = a.has("--sweep"), dense = a.has("--dense");
-    if (static_cast<int>(sweep) + static_cast<int>(dense) + static_cast<int>(a.has("--window") && !sweep) != 1) {
+    const bool sweep = o.sweep, dense = o.dense, window = o.windowOption->count() > 0 && !sweep;
+    if (static_cast<int>(sweep) + static_cast<int>(dense) + static_cast<int>(window) != 1) {
         throw UsageError{"choose one of --dense, --window W or --sweep"};
     }
-    if ((a.has("--sinks") || a.has("--recompute")) && (sweep || dense)) {
+    if ((o.sinksOption->count() > 0 || o.recompute) && !window) {
         throw UsageError{"--sinks and --recompute go with --window W"};
     }
-    std::ifstream in(*textPath, std::ios::binary);
+    if (sweep && o.window < 2) {
+        throw UsageError{"--window: the sweep needs a cache of at least 2 tokens"};
+    }
+    std::ifstream in(o.text, std::ios::binary);
     if (!in) {
-        throw Failure{*textPath + ": cannot open the text file"};
+        throw Failure{o.text + ": cannot open the text file"};
     }
     const std::string text((std::istreambuf_iterator<char>(in)), {});
-    auto model = loadModel(a, err);
+    auto model = loadModel(o.model, err);
     auto tok = model->tokenizer();
     if (!tok) {
         throw Failure{model->info().path + ": the model carries no tokenizer"};
     }
     const std::vector<int64_t> tokens = tok->encode(text, EncodeOptions{});
     if (tokens.size() < 2) {
-        throw Failure{*textPath + ": the text has fewer than two tokens"};
+        throw Failure{o.text + ": the text has fewer than two tokens"};
     }
-    const auto maxTokens = static_cast<int64_t>(a.number("--tokens", 0, 2, 1e9));
     std::vector<StreamingOptions> runs;
     if (sweep) {
-        runs = standardStreamingSweep(static_cast<int>(a.number("--window", 256, 2, 1e7)));
+        runs = standardStreamingSweep(o.window);
     } else if (dense) {
         runs.push_back({.mode = StreamingMode::Dense, .sinks = 0, .window = 0});
     } else {
-        runs.push_back({.mode = a.has("--recompute") ? StreamingMode::Recompute : StreamingMode::Cache,
-                        .sinks = static_cast<int>(a.number("--sinks", 0, 0, 1e7)),
-                        .window = static_cast<int>(a.number("--window", 256, 1, 1e7))});
+        runs.push_back({.mode = o.recompute ? StreamingMode::Recompute : StreamingMode::Cache,
+                        .sinks = o.sinks,
+                        .window = o.window});
     }
     auto evaluator = StreamingEvaluator::create(model);
     if (!evaluator) {
         throw Failure{evaluator.error().message};
     }
     std::vector<StreamingResult> results;
-    for (auto &o : runs) {
-        o.maxTokens = maxTokens;
+    for (auto &policy : runs) {
+        policy.maxTokens = o.tokens;
         if (sweep) {
-            err << "stream-ppl: " << o.label() << "...\n";
+            err << "stream-ppl: " << policy.label() << "...\n";
         }
-        auto r = (*evaluator)->run(tokens, o);
+        auto r = (*evaluator)->run(tokens, policy);
         if (!r) {
             throw Failure{r.error().message};
         }
         results.push_back(std::move(r).value());
     }
-    writeStreamOutputs(a, results, model->config().name, std::filesystem::path(*textPath).filename().string(), err);
-    if (a.has("--json")) {
+    writeStreamOutputs(o, results, model->config().name, std::filesystem::path(o.text).filename().string(), err);
+    if (o.json) {
         if (!sweep) {
             auto j = streamJson(results.front(), pplAfterCache(results.front()));
             j["model"] = model->config().name;
-            j["text"] = *textPath;
+            j["text"] = o.text;
             out << j.dump(2) << "\n";
         } else {
             nlohmann::ordered_json j;
-            j["text"] = *textPath;
+            j["text"] = o.text;
             j["model"] = model->config().name;
             j["runs"] = nlohmann::ordered_json::array();
             for (const auto &r : results) {
@@ -285,7 +280,7 @@ int cmdStreamPpl(const Args &a, std::ostream &out, std::ostream &err)
         }
         return 0;
     }
-    out << *textPath << ": " << results.front().tokens << " tokens, model " << model->config().name << "\n";
+    out << o.text << ": " << results.front().tokens << " tokens, model " << model->config().name << "\n";
     out << "  method               ppl    ppl once full   tokens/s\n";
     for (const auto &r : results) {
         std::string label = r.options.label();
@@ -298,13 +293,45 @@ int cmdStreamPpl(const Args &a, std::ostream &out, std::ostream &err)
 
 } // namespace
 
-Command streamPplCommand()
+Command addStreamPplCommand(CLI::App &cli)
 {
-    return {"stream-ppl",
-            kStreamPplHelp,
-            {"--json", "--dense", "--recompute", "--sweep"},
-            {"--model", "--text", "--tokens", "--window", "--sinks", "--csv", "--plot", "--replot"},
-            cmdStreamPpl};
+    auto o = std::make_shared<StreamPplOptions>();
+    CLI::App *cmd = cli.add_subcommand(
+        "stream-ppl", "the StreamingLLM evaluation: per-token NLL with a rolling KV cache (dense, window, sinks)");
+    cmd->footer(kProse);
+    auto *text = cmd->add_option("--text", o->text, "the text to evaluate")->type_name("FILE");
+    addModelOptions(*cmd, o->model);
+    cmd->add_option("--tokens", o->tokens, "evaluate the first N tokens of the text")
+        ->type_name("N")
+        ->check(between<int64_t>(2, 1000000000))
+        ->default_str("all");
+    auto *dense = cmd->add_flag("--dense", o->dense, "no eviction: the attention span grows with the text");
+    o->windowOption =
+        cmd->add_option("--window", o->window, "keep the W most recent tokens; with --sweep the total cache C")
+            ->type_name("W")
+            ->check(between(1, 10000000));
+    o->sinksOption = cmd->add_option("--sinks", o->sinks, "with --window: also keep the first S tokens")
+                         ->type_name("S")
+                         ->check(between(0, 10000000));
+    cmd->add_flag("--recompute", o->recompute,
+                  "sliding window with re-computation: rerun the S + W context from scratch every token");
+    auto *sweep = cmd->add_flag("--sweep", o->sweep,
+                                "the standard set at a total cache C (--window): dense, window 0+C, sinks S+(C-S)\n"
+                                "for S = 1, 2, 4, 8, and re-computation 0+C");
+    cmd->add_option("--csv", o->csv, "write the per-token NLL there, one column per method")->type_name("FILE");
+    cmd->add_option("--plot", o->plot,
+                    "draw NLL against position there (.png, .svg or .pdf), one line per method; needs the GUI build")
+        ->type_name("FILE");
+    auto *json = cmd->add_flag("--json", o->json, "print JSON instead of text");
+    cmd->add_option("--replot", o->replot,
+                    "redraw --plot/--csv from earlier --json outputs, a run or a sweep each, without the model")
+        ->type_name("RUNS.json[,...]")
+        ->excludes(text)
+        ->excludes(dense)
+        ->excludes(o->windowOption)
+        ->excludes(sweep)
+        ->excludes(json);
+    return {cmd, [o](std::ostream &out, std::ostream &err) { return runStreamPpl(*o, out, err); }};
 }
 
 } // namespace sinkscope::cli
