@@ -233,7 +233,7 @@ int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream
         err << kProgram << ": unknown command '" << name << "' (try --help)\n";
         return 2;
     }
-    // Help wins over everything else on the line, as before the parse can object to it.
+    // --help anywhere on the line shows the help, before the parse can object to the other arguments.
     if (wantsHelp(args)) {
         out << command->app->help(kProgram);
         return 0;
