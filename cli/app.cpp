@@ -197,6 +197,18 @@ private:
     }
 };
 
+// CLI11's message, except for an option given without its value, which CLI11 words as
+// "--top-k: 1 required K:1 to 1000 missing".
+std::string parseMessage(const CLI::ParseError &e)
+{
+    const std::string message = e.what();
+    if (dynamic_cast<const CLI::ArgumentMismatch *>(&e) && message.find(" missing") != std::string::npos &&
+        message.find(':') != std::string::npos) {
+        return message.substr(0, message.find(':')) + " needs a value";
+    }
+    return message;
+}
+
 bool wantsHelp(const std::vector<std::string> &args)
 {
     return std::find(args.begin(), args.end(), "--help") != args.end() ||
@@ -244,7 +256,7 @@ int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream
         app.parse(std::vector<std::string>(args.rbegin(), args.rend())); // CLI11 takes them reversed
         return command->run(out, err);
     } catch (const CLI::ParseError &e) {
-        err << prefix << e.what() << usageHint;
+        err << prefix << parseMessage(e) << usageHint;
         return 2;
     } catch (const UsageError &e) {
         err << prefix << e.message << usageHint;

@@ -32,10 +32,10 @@ baseline on the same tokens: the next-token top-k, KL(baseline || mitigated) at 
 prompt perplexity, the per-head attention change (mean total variation over queries, layer x head) and
 N greedy tokens side by side (default 16; 0 skips them).
 
-Spec grammar (docs/mitigations.md): none | step+step..., step = method[:param=value,...,heads=L2H3+L5],
-methods )" +
-           mitigationMethodNames() +
-           R"( ('sinkscope-cli mitigations' describes each).
+Spec grammar (docs/mitigations.md): none | step+step..., step = method[:param=value,...,heads=L2H3+L5].
+Methods ('sinkscope-cli mitigations' describes each):
+  )" + mitigationMethodNames() +
+           R"(
 Example: --mitigation none,mask-sink,act:beta=0.4,thres=0.1,heads=L2H3+L5H0
 In compare, streaming is applied as a sink + window attention mask with the original positions; the
 rolling cache with in-cache positions is stream-ppl.

@@ -106,7 +106,8 @@ TEST(CliArgs, UsageErrorsExitTwoWithOneLineNamingTheOption)
                                            {{"analyze", "--prompt", "x"}, "--out"},               // required
                                            {{"analyze", "--prompt", "x", "--out", "d", "--path", "fast"}, "--path"},
                                            {{"run", "--prompt", "x", "--ids", "1,2"}, "--ids"}, // excluded
-                                           {{"generate", "--prompt", "x", "--temperature", "nan"}, "--temperature"}}) {
+                                           {{"generate", "--prompt", "x", "--temperature", "nan"}, "--temperature"},
+                                           {{"run", "--prompt", "x", "--top-k"}, "--top-k needs a value"}}) {
         const Result r = cli(c.args);
         EXPECT_EQ(r.code, 2) << c.args[0] << " " << r.err;
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
