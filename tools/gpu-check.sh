@@ -7,8 +7,8 @@
 #
 #   tools/gpu-check.sh              # on the GPU machine, from anywhere inside the repository copy
 #   tools/gpu-check.sh --bundle     # on a development machine: put GoogleTest and Google Benchmark sources
-#                                   # and nlohmann_json's headers into .deps/gpu-src/ (ignored by git; carry
-#                                   # it to the GPU machine)
+#                                   # and nlohmann_json's and CLI11's headers into .deps/gpu-src/ (ignored by
+#                                   # git; carry it to the GPU machine)
 #
 # Needs: nvidia-smi, nvcc (PATH or /usr/local/cuda/bin), cmake >= 3.25, ninja, python3 with torch
 # (else the system LibTorch). GoogleTest / Google Benchmark: installed CMake packages, or sources in
@@ -39,6 +39,16 @@ if [[ "${1:-}" == "--bundle" ]]; then
             echo "nlohmann_json: $json_cmake -> $dest/nlohmann_json"
     else
         echo "nlohmann_json: not installed here (apt-get install nlohmann-json3-dev)"
+    fi
+    # CLI11 (header-only; sinkscope::cli needs it to configure): the installed headers and CMake files.
+    cli11_cmake=$(compgen -G "/usr/share/cmake/CLI11" || compgen -G "/usr/lib/cmake/CLI11" || compgen -G "/usr/lib/*/cmake/CLI11" | head -n 1)
+    cli11_include=$(dirname "$(dirname "$(dirname "$cli11_cmake")")")/include/CLI
+    if [[ -n "$cli11_cmake" && -d "$cli11_include" ]]; then
+        rm -rf "$dest/CLI11" && mkdir -p "$dest/CLI11/include" "$dest/CLI11/share/cmake" &&
+            cp -r "$cli11_include" "$dest/CLI11/include/" && cp -r "$cli11_cmake" "$dest/CLI11/share/cmake/" &&
+            echo "CLI11: $cli11_cmake -> $dest/CLI11"
+    else
+        echo "CLI11: not installed here (apt-get install libcli11-dev)"
     fi
     if [[ -n "${BENCHMARK_SOURCE_DIR:-}" && -f "$BENCHMARK_SOURCE_DIR/CMakeLists.txt" ]]; then
         rm -rf "$dest/benchmark" && cp -r "$BENCHMARK_SOURCE_DIR" "$dest/benchmark"
@@ -194,6 +204,15 @@ elif [[ -f "$JSON_PREFIX/share/cmake/nlohmann_json/nlohmann_jsonConfig.cmake" ]]
     add "- nlohmann_json: bundled ($JSON_PREFIX)"
 else
     fail "no nlohmann_json (the core needs it): install it, or bring it (tools/gpu-check.sh --bundle on a development machine)"
+fi
+CLI11_PREFIX=$ROOT/.deps/gpu-src/CLI11
+if have_package CLI11; then
+    add "- CLI11: installed package"
+elif [[ -f "$CLI11_PREFIX/share/cmake/CLI11/CLI11Config.cmake" ]]; then
+    PREFIXES="$PREFIXES;$CLI11_PREFIX"
+    add "- CLI11: bundled ($CLI11_PREFIX)"
+else
+    fail "no CLI11 (the CLI library needs it to configure): install it, or bring it (tools/gpu-check.sh --bundle on a development machine)"
 fi
 GTEST_SRC=$(first_dir "${GTEST_SOURCE_DIR:-}" "$ROOT/.deps/gpu-src/googletest" /usr/src/googletest)
 if have_package GTest; then
