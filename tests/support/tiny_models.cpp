@@ -269,4 +269,9 @@ void writeTinyLlamaGguf(const std::string &path)
     buildLlama().write(path);
 }
 
+GgufWriter tinyLlamaGgufWriter()
+{
+    return buildLlama();
+}
+
 } // namespace sinkscope::testing

@@ -67,6 +67,10 @@ std::vector<std::string> tinyVocabTokens();
 std::vector<int32_t> tinyVocabTokenTypes();
 std::vector<std::string> tinyMerges();
 
+class GgufWriter;
+// The tiny Llama's writer, to add keys or tensors before writing (e.g. a tensor the converter must refuse).
+GgufWriter tinyLlamaGgufWriter();
+
 // Whole GGUF files in memory, and written to `path` (throws std::runtime_error on I/O failure).
 std::vector<uint8_t> tinyGpt2GgufBytes();
 std::vector<uint8_t> tinyLlamaGgufBytes();

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <set>
 
 namespace sinkscope {
 namespace {
@@ -36,6 +37,7 @@ public:
             return makeError(ErrorCode::Corrupt, m_file.path() + ": tensor '" + name + "' has shape " +
                                                      shapeText(torchShape) + ", expected " + shapeText(shape));
         }
+        m_read.insert(name);
         auto data = m_file.readTensorF32(*info);
         if (!data) {
             return data.error();
@@ -65,6 +67,23 @@ public:
         return stacked;
     }
 
+    // Every tensor of the file went into the archive: one the converter does not implement (llama3 RoPE
+    // scaling's rope_freqs, say) would otherwise be dropped and the model would run wrong without a word.
+    Status checkAllUsed(const std::string &architecture) const
+    {
+        for (const auto &t : m_file.tensors()) {
+            if (m_read.count(t.name) == 0) {
+                const std::string why = t.name.rfind("rope_freqs", 0) == 0
+                                            ? " (per-dimension RoPE frequency factors, llama3-style scaling)"
+                                            : "";
+                return makeError(ErrorCode::Unsupported, m_file.path() + ": tensor '" + t.name + "'" + why +
+                                                             " is not implemented for " + architecture +
+                                                             " models; converting without it would change the model");
+            }
+        }
+        return Ok{};
+    }
+
     static std::string shapeText(const std::vector<int64_t> &s)
     {
         std::string out = "[";
@@ -77,6 +96,7 @@ public:
 private:
     const GgufFile &m_file;
     const ProgressCallback &m_progress;
+    std::set<std::string> m_read;
     int64_t m_total = 0;
     int64_t m_done = 0;
 };
@@ -239,6 +259,9 @@ Status convertGguf(const std::string &ggufPath, const std::string &outPath, cons
         Status built = c.architecture == Architecture::Llama ? buildLlama(c, loader, b) : buildGpt2(c, loader, b);
         if (!built) {
             return built;
+        }
+        if (Status used = loader.checkAllUsed(architectureName(c.architecture)); !used) {
+            return used;
         }
         b.attrInt("n_layers", c.layers);
         b.attrInt("n_heads", c.heads);
