@@ -122,11 +122,7 @@ Result<MitigationStep> parseStep(const std::string &text)
             if (!p->choices.empty()) {
                 const auto it = std::find(p->choices.begin(), p->choices.end(), value);
                 if (it == p->choices.end()) {
-                    std::string choices;
-                    for (const auto &c : p->choices) {
-                        choices += (choices.empty() ? "" : " or ") + c;
-                    }
-                    return bad(name + ": " + key + " must be " + choices + ", not '" + value + "'");
+                    return bad(name + ": " + key + " must be " + p->choicesText() + ", not '" + value + "'");
                 }
                 v = static_cast<double>(it - p->choices.begin());
             } else {

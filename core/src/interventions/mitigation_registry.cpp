@@ -216,6 +216,15 @@ std::string MitigationParam::valueText(double value) const
     return integer ? std::to_string(std::llround(value)) : number(value);
 }
 
+std::string MitigationParam::choicesText() const
+{
+    std::string text;
+    for (const auto &c : choices) {
+        text += (text.empty() ? "" : " or ") + c;
+    }
+    return text;
+}
+
 std::string MitigationMethodInfo::usage() const
 {
     std::string req, opt;
@@ -298,11 +307,7 @@ std::string mitigationReference()
         for (const auto &p : m.params) {
             s += "    " + p.name + ": " + p.description + "; ";
             if (!p.choices.empty()) {
-                std::string choices;
-                for (const auto &c : p.choices) {
-                    choices += (choices.empty() ? "" : " or ") + c;
-                }
-                s += choices;
+                s += p.choicesText();
             } else {
                 s += (p.integer ? "an integer in [" : "[") + p.valueText(p.min) + ", " + p.valueText(p.max) + "]";
             }

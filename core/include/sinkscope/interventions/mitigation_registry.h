@@ -43,6 +43,7 @@ struct MitigationParam {
     std::string description;
 
     std::string valueText(double value) const; // "0.4", "mean"
+    std::string choicesText() const;           // "zero or mean"
 };
 
 struct MitigationMethodInfo {
