@@ -66,6 +66,7 @@ public:
     // I8 dormancy test over every head (head-zero or move-to-bos). False (and status()) when it cannot run.
     bool runDormancy(MitigationMethod method);
 
+    std::shared_ptr<const Model> model() const { return m_getModel(); } // the window's current model
     std::shared_ptr<const BaselineRun> baseline() const { return m_baseline; }
     std::shared_ptr<const MitigationEffects> shownEffects() const; // null when off or "none"
     QStringList cachedSpecs() const;                               // canonical, most recent first

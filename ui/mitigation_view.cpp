@@ -241,7 +241,7 @@ QString HeadScopeDialog::scope() const
 }
 
 MitigationView::MitigationView(ComputeBridge *bridge, ModelGetter model, QWidget *parent)
-    : AnalysisView(parent), m_controller(new MitigationController(bridge, model, this)), m_getModel(std::move(model))
+    : AnalysisView(parent), m_controller(new MitigationController(bridge, std::move(model), this))
 {
     auto *layout = new QVBoxLayout(this);
     layout->setContentsMargins(4, 4, 4, 4);
@@ -588,7 +588,7 @@ void MitigationView::addStep()
 
 void MitigationView::pickHeads()
 {
-    auto model = m_getModel();
+    auto model = m_controller->model();
     if (!model || model->config().layers <= 0 || model->config().heads <= 0) {
         m_specStatus->setText(tr("Load a model first: the grid needs its layers and heads."));
         return;
@@ -894,7 +894,7 @@ void MitigationView::refreshOutputs()
         m_summary->setText(QString());
         return;
     }
-    auto model = m_getModel();
+    auto model = m_controller->model();
     const Model *mp = model.get();
     const auto effects = shownEffects();
     // Baseline top-k from the cached logits; the mitigated side from the effects.
@@ -1022,7 +1022,7 @@ void MitigationView::renderFigure(QCPPainter *painter, const QSize &size)
     painter->setFont(m_style.font);
     QStringList lines;
     const auto effects = shownEffects();
-    auto model = m_getModel();
+    auto model = m_controller->model();
     if (effects) {
         lines << tr("KL(baseline \u2016 mitigated), next token: %1 nats").arg(effects->nextTokenKl, 0, 'f', 4);
         lines << tr("prompt perplexity: %1 \u2192 %2")

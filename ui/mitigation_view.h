@@ -141,7 +141,6 @@ private:
     void onDormancy();
 
     MitigationController *m_controller = nullptr;
-    ModelGetter m_getModel;
     std::shared_ptr<const RunSnapshot> m_snapshot;
 
     int64_t m_layer = 0;
