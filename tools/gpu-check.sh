@@ -30,26 +30,22 @@ if [[ "${1:-}" == "--bundle" ]]; then
     else
         echo "googletest: no sources at $gtest (apt-get install googletest, or set GTEST_SOURCE_DIR)"
     fi
-    # nlohmann_json (header-only; the core needs it): the installed headers and CMake files as a prefix.
-    json_cmake=$(compgen -G "/usr/share/cmake/nlohmann_json" || compgen -G "/usr/lib/cmake/nlohmann_json" || compgen -G "/usr/lib/*/cmake/nlohmann_json" | head -n 1)
-    json_include=$(dirname "$(dirname "$(dirname "$json_cmake")")")/include/nlohmann
-    if [[ -n "$json_cmake" && -d "$json_include" ]]; then
-        rm -rf "$dest/nlohmann_json" && mkdir -p "$dest/nlohmann_json/include" "$dest/nlohmann_json/share/cmake" &&
-            cp -r "$json_include" "$dest/nlohmann_json/include/" && cp -r "$json_cmake" "$dest/nlohmann_json/share/cmake/" &&
-            echo "nlohmann_json: $json_cmake -> $dest/nlohmann_json"
-    else
-        echo "nlohmann_json: not installed here (apt-get install nlohmann-json3-dev)"
-    fi
-    # CLI11 (header-only; sinkscope::cli needs it to configure): the installed headers and CMake files.
-    cli11_cmake=$(compgen -G "/usr/share/cmake/CLI11" || compgen -G "/usr/lib/cmake/CLI11" || compgen -G "/usr/lib/*/cmake/CLI11" | head -n 1)
-    cli11_include=$(dirname "$(dirname "$(dirname "$cli11_cmake")")")/include/CLI
-    if [[ -n "$cli11_cmake" && -d "$cli11_include" ]]; then
-        rm -rf "$dest/CLI11" && mkdir -p "$dest/CLI11/include" "$dest/CLI11/share/cmake" &&
-            cp -r "$cli11_include" "$dest/CLI11/include/" && cp -r "$cli11_cmake" "$dest/CLI11/share/cmake/" &&
-            echo "CLI11: $cli11_cmake -> $dest/CLI11"
-    else
-        echo "CLI11: not installed here (apt-get install libcli11-dev)"
-    fi
+    # Header-only packages the configure needs (nlohmann_json for the core, CLI11 for sinkscope::cli): the
+    # installed headers and CMake files, copied as a prefix. bundle_headers NAME INCLUDE_DIR DEBIAN_PACKAGE
+    bundle_headers() {
+        local cmake include
+        cmake=$(compgen -G "/usr/share/cmake/$1" || compgen -G "/usr/lib/cmake/$1" || compgen -G "/usr/lib/*/cmake/$1" | head -n 1)
+        include=$(dirname "$(dirname "$(dirname "$cmake")")")/include/$2
+        if [[ -n "$cmake" && -d "$include" ]]; then
+            rm -rf "${dest:?}/$1" && mkdir -p "$dest/$1/include" "$dest/$1/share/cmake" &&
+                cp -r "$include" "$dest/$1/include/" && cp -r "$cmake" "$dest/$1/share/cmake/" &&
+                echo "$1: $cmake -> $dest/$1"
+        else
+            echo "$1: not installed here (apt-get install $3)"
+        fi
+    }
+    bundle_headers nlohmann_json nlohmann nlohmann-json3-dev
+    bundle_headers CLI11 CLI libcli11-dev
     if [[ -n "${BENCHMARK_SOURCE_DIR:-}" && -f "$BENCHMARK_SOURCE_DIR/CMakeLists.txt" ]]; then
         rm -rf "$dest/benchmark" && cp -r "$BENCHMARK_SOURCE_DIR" "$dest/benchmark"
         echo "benchmark: $BENCHMARK_SOURCE_DIR -> $dest/benchmark"
@@ -196,24 +192,20 @@ build_dep() { # NAME SOURCE_DIR extra cmake args...
         touch "$DEPS/$name.done"
 }
 first_dir() { for d in "$@"; do [[ -n "$d" && -f "$d/CMakeLists.txt" ]] && { echo "$d"; return; }; done; }
-JSON_PREFIX=$ROOT/.deps/gpu-src/nlohmann_json
-if have_package nlohmann_json; then
-    add "- nlohmann_json: installed package"
-elif [[ -f "$JSON_PREFIX/share/cmake/nlohmann_json/nlohmann_jsonConfig.cmake" ]]; then
-    PREFIXES="$PREFIXES;$JSON_PREFIX"
-    add "- nlohmann_json: bundled ($JSON_PREFIX)"
-else
-    fail "no nlohmann_json (the core needs it): install it, or bring it (tools/gpu-check.sh --bundle on a development machine)"
-fi
-CLI11_PREFIX=$ROOT/.deps/gpu-src/CLI11
-if have_package CLI11; then
-    add "- CLI11: installed package"
-elif [[ -f "$CLI11_PREFIX/share/cmake/CLI11/CLI11Config.cmake" ]]; then
-    PREFIXES="$PREFIXES;$CLI11_PREFIX"
-    add "- CLI11: bundled ($CLI11_PREFIX)"
-else
-    fail "no CLI11 (the CLI library needs it to configure): install it, or bring it (tools/gpu-check.sh --bundle on a development machine)"
-fi
+# A header-only package: installed, else the copy --bundle made. use_headers NAME WHO_NEEDS_IT
+use_headers() {
+    local prefix=$ROOT/.deps/gpu-src/$1
+    if have_package "$1"; then
+        add "- $1: installed package"
+    elif [[ -f "$prefix/share/cmake/$1/$1Config.cmake" ]]; then
+        PREFIXES="$PREFIXES;$prefix"
+        add "- $1: bundled ($prefix)"
+    else
+        fail "no $1 ($2 needs it): install it, or bring it (tools/gpu-check.sh --bundle on a development machine)"
+    fi
+}
+use_headers nlohmann_json "the core"
+use_headers CLI11 "the CLI library, to configure"
 GTEST_SRC=$(first_dir "${GTEST_SOURCE_DIR:-}" "$ROOT/.deps/gpu-src/googletest" /usr/src/googletest)
 if have_package GTest; then
     add "- GoogleTest: installed package"
