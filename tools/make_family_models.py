@@ -26,6 +26,10 @@ For each family this writes tests/data/families/<family>/:
                    from tokenizer.json and of transformers' AutoTokenizer), versions.
                  Floats are written with 8 significant digits (float32 has ~7.2).
 
+Storage: qwen2 and gpt_oss are saved in bf16, phi3 and gpt_neox in f16 (the random float32 model is cast
+and saved; the reference runs in float32 on the stored, rounded weights; the GGUFs keep those matrices in
+BF16 / F16 and 1-D tensors in F32, as llama.cpp's converter does); the other families are float32.
+
 Also tests/data/families/traced/: llama_traced.pt, a torch.jit.trace of a tiny HF Llama wrapped to the
 shape SinkScope's generic TorchScript loader expects (core/src/model/model.cpp, "Generic";
 tests/support/generic_module.h): forward(input_ids [1, T] int64) -> (logits [1, T, V],
@@ -355,6 +359,8 @@ def randomize(model, gen, gemma=False):
                 v = torch.randn(shape, generator=gen) / (math.sqrt(hidden) if tied else 1.0)
             elif p.dim() == 2:
                 v = torch.randn(shape, generator=gen) / math.sqrt(shape[1])
+            elif p.dim() == 3:  # gpt-oss experts [E, in, out] (then replaced by MXFP4-exact values)
+                v = torch.randn(shape, generator=gen) / math.sqrt(shape[1])
             else:
                 raise ValueError(f"no rule for {name} {tuple(shape)}")
             p.copy_(v.to(p.dtype))
@@ -570,11 +576,11 @@ def ids_of(tok, name):
     return tok.token_to_id(name)
 
 
-def cfg_llama(V, tok, rope):
+def cfg_llama(V, tok, rope, tied=False):
     return transformers.LlamaConfig(
         vocab_size=V, hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5, rope_parameters=rope,
-        tie_word_embeddings=False, bos_token_id=ids_of(tok, "<|begin_of_text|>"),
+        tie_word_embeddings=tied, bos_token_id=ids_of(tok, "<|begin_of_text|>"),
         eos_token_id=ids_of(tok, "<|end_of_text|>"), attention_bias=False, mlp_bias=False)
 
 
@@ -618,7 +624,7 @@ def cfg_gemma3(V, tok):
 
 def cfg_gpt_oss(V, tok):
     return transformers.GptOssConfig(
-        vocab_size=V, hidden_size=64, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
+        vocab_size=V, hidden_size=64, intermediate_size=32, num_hidden_layers=4, num_attention_heads=4,
         num_key_value_heads=2, head_dim=16, sliding_window=8, num_local_experts=4, num_experts_per_tok=2,
         max_position_embeddings=512, rms_norm_eps=1e-5, tie_word_embeddings=False, attention_bias=True,
         layer_types=["sliding_attention", "full_attention"] * 2,
@@ -815,7 +821,9 @@ def write_gguf(path, fam, hf_dir, cfg, tok_kind, V):
     w.add_file_type(ftype_final)
     tok_info = gguf_tokenizer(w, tok_kind, hf_dir, V)
     types = {}
+    intended = {}
     for gname, t in out:
+        intended[gname] = (t[1] if isinstance(t, tuple) else t).detach().to(torch.float32).numpy()
         if isinstance(t, tuple) and t[0] == "MXFP4":
             vals = t[1].contiguous().numpy().astype(np.float32)
             q = gguf.quants.quantize(vals, gguf.GGMLQuantizationType.MXFP4)
@@ -829,13 +837,28 @@ def write_gguf(path, fam, hf_dir, cfg, tok_kind, V):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    return {"tensor_types": types, "notes": notes, "tokenizer": tok_info}
+    # Read the file back: every tensor, dequantized, must equal what was meant to be written (rounded to
+    # its storage type), with numpy shape = reversed ggml ne.
+    worst = 0.0
+    for t in gguf.GGUFReader(path).tensors:
+        want = intended[t.name]
+        got = gguf.quants.dequantize(t.data, t.tensor_type).reshape(want.shape)
+        if t.tensor_type == gguf.GGMLQuantizationType.F16:
+            want = want.astype(np.float16).astype(np.float32)
+        elif t.tensor_type == gguf.GGMLQuantizationType.BF16:
+            want = torch.from_numpy(want).to(torch.bfloat16).float().numpy()
+        assert list(reversed([int(x) for x in t.shape])) == list(want.shape), t.name
+        worst = max(worst, float(np.abs(got.astype(np.float32) - want).max()) if want.size else 0.0)
+    assert worst == 0.0, f"GGUF read-back differs by {worst}"
+    return {"tensor_types": types, "notes": notes, "tokenizer": tok_info,
+            "read_back_check": "every tensor read back with gguf.GGUFReader and dequantized equals the written "
+                               "values exactly"}
 
 
 # ---- verification of a GGUF through transformers' GGUF loader -------------------------------------
 
 
-def verify_gguf(fam, gguf_path, hf_dir, seqs):
+def verify_gguf(fam, gguf_path, hf_dir, seqs, cfg_json):
     """Loads the GGUF with transformers and compares with the HF folder (possibly with a config override
     describing what transformers' GGUF loader cannot read). Returns the record for reference.json."""
     v = fam.get("verify")
@@ -843,6 +866,8 @@ def verify_gguf(fam, gguf_path, hf_dir, seqs):
         return {"verified_with_transformers": False, "why": fam.get("verify_why", "transformers has no GGUF loader "
                                                                                   "for this architecture")}
     gguf_kw, hf_kw, why = v
+    if callable(gguf_kw):
+        gguf_kw = gguf_kw(cfg_json)
     g = load_gguf(gguf_path, **gguf_kw)
     h = load_hf(hf_dir, **hf_kw)
     dl = max_logit_diff(g, h, seqs)
@@ -870,11 +895,11 @@ FAMILIES = [
     dict(name="llama_yarn", tok="llama3", vocab=400, dtype=torch.float32, gguf_arch=None,
          config=lambda V, t: cfg_llama(V, t, {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 8.0,
                                                "original_max_position_embeddings": 16, "beta_fast": 32.0,
-                                               "beta_slow": 1.0}),
-         features=["rope yarn (factor 8 = max_position 128 / original 16, attention_factor default 0.1 ln 8 + 1, truncate default)"]),
+                                               "beta_slow": 1.0}, tied=True),
+         features=["rope yarn (factor 8 = max_position 128 / original 16, attention_factor default 0.1 ln 8 + 1, truncate default)", "tied embeddings"]),
     dict(name="llama_linear", tok="llama3", vocab=400, dtype=torch.float32, gguf_arch=None,
-         config=lambda V, t: cfg_llama(V, t, {"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0}),
-         features=["rope linear (factor 2)"]),
+         config=lambda V, t: cfg_llama(V, t, {"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0}, tied=True),
+         features=["rope linear (factor 2)", "tied embeddings"]),
     dict(name="mistral", tok="spm", vocab=420, dtype=torch.float32, gguf_arch="llama", config=cfg_mistral,
          features=["sliding_window 8 on every layer (sequence 22 > 8)", "GQA 4/2", "SPM tokenizer with <s>",
                    "GGUF arch llama, Q/K permuted, no window key (llama.cpp writes none)"],
@@ -906,20 +931,28 @@ FAMILIES = [
          verify=({"final_logit_softcapping": 3.0}, {},
                  "transformers' GGUF loader reads no final_logit_softcapping (passed explicitly); its fixed "
                  "query_pre_attn_scalar 256, local theta 1e4 and pattern 6 match this config")),
-    dict(name="gpt_oss", tok="o200k", vocab=400, dtype=torch.float32, gguf_arch="gpt-oss", config=cfg_gpt_oss,
+    dict(name="gpt_oss", tok="o200k", vocab=400, dtype=torch.bfloat16, gguf_arch="gpt-oss", config=cfg_gpt_oss,
          features=["learned sinks (sink_share = 1 - row sum)", "4 layers alternate sliding 8 / full",
                    "MoE 4 experts top-2, router bias, expert biases, swiglu clamp 7 alpha 1.702",
                    "rope yarn factor 32, original 16, truncate false", "q/k/v/o biases",
-                   "experts exactly MXFP4-representable: hf/ (f32) and hf_mxfp4/ hold the same weights"],
+                   "experts exactly MXFP4-representable: hf/ (bf16, experts included) and hf_mxfp4/ (bf16, experts "
+                   "as MXFP4 blocks/scales, as the released checkpoints) hold the same weights",
+                   "GGUF: experts MXFP4, other matrices BF16"],
          verify_why="transformers cannot load a gpt-oss GGUF (sinks and experts unmapped; MODELS.md)"),
     dict(name="phi3", tok="spm_phi3", vocab=424, dtype=torch.float16, gguf_arch="phi3", config=cfg_phi3,
          features=["fused qkv_proj and gate_up_proj", "partial_rotary_factor 0.5 (8 of 16 dims)",
                    "rope longrope, original 16, max 64: long factors for the 22-token sequence, short for "
                    "the 9-token one (whole sequence), attention_factor sqrt(1 + ln 4 / ln 16)",
-                   "stored f16 (HF and GGUF matrices)", "GGUF rope_factors_long/short"]),
-    dict(name="gpt_neox", tok="neox", vocab=400, dtype=torch.float32, gguf_arch="gptneox", config=cfg_gpt_neox,
+                   "stored f16 (HF and GGUF matrices)", "GGUF rope_factors_long/short"],
+         verify=(lambda c: {"rope_parameters": c["rope_parameters"],
+                            "original_max_position_embeddings": c["original_max_position_embeddings"]}, {},
+                 "transformers' phi3 GGUF loader reads neither partial rotary nor longrope factors, so the HF "
+                 "config's rope_parameters (longrope, partial_rotary_factor 0.5, factors) and "
+                 "original_max_position_embeddings are passed to from_pretrained; weights and the rest come "
+                 "from the GGUF")),
+    dict(name="gpt_neox", tok="neox", vocab=400, dtype=torch.float16, gguf_arch="gptneox", config=cfg_gpt_neox,
          features=["LayerNorm with bias", "parallel residual", "rotary 25% (4 of 16 dims)", "all linears biased",
-                   "gelu (erf)", "GGUF attn_qkv reordered to [Q;K;V]"],
+                   "gelu (erf)", "stored f16 like the Pythia checkpoints", "GGUF attn_qkv reordered to [Q;K;V]"],
          verify_why="transformers has no gptneox GGUF loader"),
     dict(name="olmo2", tok="olmo2", vocab=400, dtype=torch.float32, gguf_arch="olmo2", config=cfg_olmo2,
          features=["post-norms only (no pre-norms)", "q_norm over all heads (H*d), k_norm over KV*d",
@@ -1050,12 +1083,12 @@ def make_family(fam, idx, root, versions):
 
     if fam.get("gguf_arch"):
         path = os.path.join(out_dir, "model.gguf")
-        info = write_gguf(path, fam, hf_dir, cfg_json, fam["tok"], V)
+        info = write_gguf(path, dict(fam, mxfp4_values=mx), hf_dir, cfg_json, fam["tok"], V)
         keys, tensors = gguf_keys_summary(path)
         info["keys"] = keys
         info["tensors"] = tensors
         info["file"] = "model.gguf"
-        info["verification"] = verify_gguf(fam, path, hf_dir, seqs)
+        info["verification"] = verify_gguf(fam, path, hf_dir, seqs, cfg_json)
         rp = cfg_json.get("rope_parameters") or {}
         if rp.get("rope_type") == "llama3":
             hd = cfg_json["head_dim"]
@@ -1072,7 +1105,8 @@ def make_family(fam, idx, root, versions):
             gref = load_hf(hf_dir, **fam["gguf_reference"])
             info["gguf_reference_note"] = ("gguf_sequences: the reference for what the GGUF encodes (HF folder "
                                            f"loaded with {fam['gguf_reference']})")
-            info["gguf_sequences"] = run_reference(gref, seqs)
+            info["gguf_sequences"] = [{k: e[k] for k in ("input_ids", "logits", "argmax_ids", "argmax_margin",
+                                                          "greedy_ids")} for e in run_reference(gref, seqs)]
         doc["gguf"] = info
     else:
         doc["gguf"] = None
