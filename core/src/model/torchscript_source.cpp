@@ -28,9 +28,15 @@ def _probs(self, layer: int, q: Tensor, k: Tensor, mask: Tensor, controls: Dict[
         scores = scores + controls["logit_bias"][layer].unsqueeze(1)
     if "temperature" in controls:
         scores = scores / controls["temperature"][layer].view(-1, 1, 1)
+    # Extra key columns that take part in the softmax and are then dropped: the model's own learned sink
+    # logits (gpt-oss) and the sink_logit mitigation's null key. Rows then sum to 1 - their share.
+    extra: List[Tensor] = [scores]
+    if self.has_sinks != 0:
+        extra.append(self.sinks[layer].view(-1, 1, 1).expand(scores.size(0), scores.size(1), 1))
     if "sink_logit" in controls:
-        null = controls["sink_logit"][layer].view(-1, 1, 1).expand(scores.size(0), scores.size(1), 1)
-        probs = torch.softmax(torch.cat((scores, null), dim=2), dim=2).narrow(2, 0, scores.size(2))
+        extra.append(controls["sink_logit"][layer].view(-1, 1, 1).expand(scores.size(0), scores.size(1), 1))
+    if len(extra) > 1:
+        probs = torch.softmax(torch.cat(extra, dim=2), dim=2).narrow(2, 0, scores.size(2))
     else:
         probs = torch.softmax(scores, dim=2)
     if "act_heads" in controls:
@@ -69,6 +75,8 @@ def _attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, con
         probs = self._probs(layer, q, k, mask, controls)
         if self._captures("capture_attn", layer, controls):
             out["attn." + ls] = probs
+            if self.has_sinks != 0:
+                out["sink_p." + ls] = 1.0 - probs.sum(2)
         ctx = torch.matmul(probs, v)
     if "head_gate" in controls:
         ctx = ctx * controls["head_gate"][layer].view(-1, 1, 1)
@@ -135,9 +143,33 @@ def _patch_residual(self, layer: int, x: Tensor, controls: Dict[str, Tensor]) ->
     return x
 )TS";
 
-constexpr const char *kLlama = R"TS(
-def _rms_norm(self, x: Tensor, w: Tensor) -> Tensor:
+// Every RoPE family (MODELS.md section 2) in one decoder; the differences are module attributes set by
+// the converter from ModelConfig, so one code path serves (and is tested for) all of them:
+//   norm_kind 0 RMSNorm / 1 LayerNorm; norm_place 0 pre / 1 sandwich (Gemma 3) / 2 post only (OLMo 2);
+//   qk_norm 0 none / 1 per head / 2 over all heads; mlp_kind 0 gated / 1 plain / 2 experts;
+//   act 0 SiLU / 1 GELU tanh / 2 GELU erf; windows[l] > 0: layer l sees keys q-W < k <= q;
+//   layer_rope[l] picks a row of the RoPE tables (0 global, 1 local); rope_long_after > 0: longrope's long
+//   factors when the sequence is longer (Phi-3). Absent weights are empty tensors (flags say which exist).
+constexpr const char *kDecoder = R"TS(
+def _norm(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    if self.norm_kind == 1:
+        return torch.layer_norm(x, [x.size(-1)], w, b, self.norm_eps)
     return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.norm_eps))
+
+def _rms(self, x: Tensor, w: Tensor) -> Tensor:
+    return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.norm_eps))
+
+def _lin(self, x: Tensor, w: Tensor, b: Tensor, biased: int) -> Tensor:
+    if biased != 0:
+        return torch.linear(x, w, b)
+    return torch.linear(x, w)
+
+def _activation(self, x: Tensor) -> Tensor:
+    if self.act == 1:
+        return torch.gelu(x, approximate="tanh")
+    if self.act == 2:
+        return torch.gelu(x)
+    return torch.silu(x)
 
 def _rope(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     rd = self.rope_dim
@@ -149,6 +181,13 @@ def _rope(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
         return xr
     return torch.cat((xr, x.narrow(2, rd, self.head_dim - rd)), dim=2)
 
+def _window_mask(self, mask: Tensor, w: int) -> Tensor:
+    t = mask.size(0)
+    past = mask.size(1) - t
+    qi = torch.arange(past, past + t, device=mask.device).unsqueeze(1)
+    kj = torch.arange(mask.size(1), device=mask.device).unsqueeze(0)
+    return mask.masked_fill(kj <= qi - w, float("-inf"))
+
 def embed_input(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
     ids = input_ids.reshape(-1)
     t = ids.size(0)
@@ -157,37 +196,109 @@ def embed_input(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Tuple[T
         pos = controls["positions"].float()
     else:
         pos = torch.arange(past + t, device=self.tok_embd.device).float()
-    ang = (pos / self.rope_scale).unsqueeze(1) * self.inv_freq.unsqueeze(0)
-    emb = torch.cat((ang, ang), dim=1)
-    rope = torch.stack((emb.cos(), emb.sin()))
-    return torch.embedding(self.tok_embd, ids), self._causal_mask(t, past, controls), rope
+    inv = self.rope_inv
+    if self.rope_long_after > 0 and past + t > self.rope_long_after:
+        inv = self.rope_long
+    ang = pos.view(1, -1, 1) * inv.unsqueeze(1)
+    emb = torch.cat((ang, ang), dim=2)
+    scale = self.rope_mscale.view(-1, 1, 1)
+    rope = torch.cat((emb.cos() * scale, emb.sin() * scale), dim=0)
+    x = torch.embedding(self.tok_embd, ids)
+    if self.embed_scale != 1.0:
+        x = x * self.embed_scale
+    return x, self._causal_mask(t, past, controls), rope
 
-def run_block(self, layer: int, x: Tensor, mask: Tensor, rope: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+def _attention(self, layer: int, h: Tensor, mask: Tensor, rope: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
     ls = str(layer)
-    t = x.size(0)
+    t = h.size(0)
     past = mask.size(1) - t
-    h = self._rms_norm(x, self.attn_norm[layer])
-    q = torch.linear(h, self.wq[layer]).view(t, self.n_heads, self.head_dim).transpose(0, 1)
-    k = torch.linear(h, self.wk[layer]).view(t, self.n_kv_heads, self.head_dim).transpose(0, 1)
-    v = torch.linear(h, self.wv[layer]).view(t, self.n_kv_heads, self.head_dim).transpose(0, 1)
+    q = self._lin(h, self.wq[layer], self.bq[layer], self.qkv_bias)
+    k = self._lin(h, self.wk[layer], self.bk[layer], self.qkv_bias)
+    v = self._lin(h, self.wv[layer], self.bv[layer], self.qkv_bias)
+    if self.qk_norm == 2:
+        q = self._rms(q, self.q_norm[layer])
+        k = self._rms(k, self.k_norm[layer])
+    q = q.view(t, self.n_heads, self.head_dim)
+    k = k.view(t, self.n_kv_heads, self.head_dim)
+    v = v.view(t, self.n_kv_heads, self.head_dim)
+    if self.qk_norm == 1:
+        q = self._rms(q, self.q_norm[layer])
+        k = self._rms(k, self.k_norm[layer])
+    q = q.transpose(0, 1)
+    k = k.transpose(0, 1)
+    v = v.transpose(0, 1)
     k, v = self._store_cache(layer, k, v, controls, out)
-    q = self._rope(q, rope[0].narrow(0, past, t), rope[1].narrow(0, past, t))
-    k = self._rope(k, rope[0], rope[1])
+    r = self.layer_rope[layer]
+    n = self.rope_mscale.size(0)
+    q = self._rope(q, rope[r].narrow(0, past, t), rope[n + r].narrow(0, past, t))
+    k = self._rope(k, rope[r], rope[n + r])
     if self._captures("capture_qk", layer, controls):
         out["q." + ls] = q
         out["k." + ls] = k
     if self.n_kv_heads != self.n_heads:
         k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=0)
         v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=0)
+    w = self.windows[layer]
+    if w > 0:
+        mask = self._window_mask(mask, w)
     ctx = self._attend(layer, q, k, v, mask, controls, out)
     ctx = ctx.transpose(0, 1).reshape(t, self.n_heads * self.head_dim)
-    x = x + torch.linear(ctx, self.wo[layer])
-    h = self._rms_norm(x, self.ffn_norm[layer])
-    x = x + torch.linear(torch.silu(torch.linear(h, self.w_gate[layer])) * torch.linear(h, self.w_up[layer]), self.w_down[layer])
+    return self._lin(ctx, self.wo[layer], self.bo[layer], self.o_bias)
+
+def _experts(self, layer: int, h: Tensor) -> Tensor:
+    logits = torch.linear(h, self.router_w[layer], self.router_b[layer])
+    top, idx = torch.topk(logits, self.experts_per_tok, dim=-1)
+    scores = torch.softmax(top, dim=1)
+    y = torch.zeros_like(h)
+    for e in range(self.n_experts):
+        hit = idx == e
+        rows = hit.any(1).nonzero().squeeze(1)
+        if rows.numel() == 0:
+            continue
+        xs = h.index_select(0, rows)
+        gate = torch.linear(xs, self.w_gate[layer][e], self.b_gate[layer][e]).clamp(max=self.swiglu_limit)
+        up = torch.linear(xs, self.w_up[layer][e], self.b_up[layer][e]).clamp(-self.swiglu_limit, self.swiglu_limit)
+        glu = gate * torch.sigmoid(gate * self.swiglu_alpha)
+        ye = torch.linear((up + 1.0) * glu, self.w_down[layer][e], self.b_down[layer][e])
+        weight = (scores * hit.to(scores.dtype)).sum(1).index_select(0, rows)
+        y.index_add_(0, rows, ye * weight.unsqueeze(1))
+    return y
+
+def _mlp(self, layer: int, h: Tensor) -> Tensor:
+    if self.mlp_kind == 2:
+        return self._experts(layer, h)
+    if self.mlp_kind == 1:
+        u = self._activation(self._lin(h, self.w_up[layer], self.b_up[layer], self.mlp_bias))
+    else:
+        u = self._activation(self._lin(h, self.w_gate[layer], self.b_gate[layer], self.mlp_bias)) * self._lin(h, self.w_up[layer], self.b_up[layer], self.mlp_bias)
+    return self._lin(u, self.w_down[layer], self.b_down[layer], self.mlp_bias)
+
+def run_block(self, layer: int, x: Tensor, mask: Tensor, rope: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    h = x
+    if self.norm_place != 2:
+        h = self._norm(x, self.attn_norm[layer], self.attn_norm_b[layer])
+    a = self._attention(layer, h, mask, rope, controls, out)
+    if self.parallel_residual != 0:
+        x = x + a + self._mlp(layer, self._norm(x, self.ffn_norm[layer], self.ffn_norm_b[layer]))
+        return self._end_block(layer, x, controls, out)
+    if self.norm_place != 0:
+        a = self._rms(a, self.post_attn_norm[layer])
+    x = x + a
+    h = x
+    if self.norm_place != 2:
+        h = self._norm(x, self.ffn_norm[layer], self.ffn_norm_b[layer])
+    f = self._mlp(layer, h)
+    if self.norm_place != 0:
+        f = self._rms(f, self.post_ffn_norm[layer])
+    x = x + f
     return self._end_block(layer, x, controls, out)
 
 def finish(self, x: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
-    return self._logits(self._rms_norm(x, self.out_norm), controls, out)
+    logits = self._logits(self._norm(x, self.out_norm, self.out_norm_b), controls, out)
+    if self.softcap > 0.0:
+        logits = torch.tanh(logits / self.softcap) * self.softcap
+        out["logits"] = logits
+    return logits
 )TS";
 
 constexpr const char *kGpt2 = R"TS(
@@ -230,7 +341,7 @@ def finish(self, x: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor])
 
 std::string torchScriptSource(Architecture arch)
 {
-    return std::string(kCommon) + (arch == Architecture::Llama ? kLlama : kGpt2);
+    return std::string(kCommon) + (arch == Architecture::Gpt2 ? kGpt2 : kDecoder);
 }
 
 } // namespace sinkscope::detail
