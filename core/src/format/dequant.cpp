@@ -455,7 +455,7 @@ void dequantMxfp4Hf(const uint8_t *blocks, const uint8_t *scales, int64_t rows, 
         const float scale = e8m0ToFloat(scales[g]);
         const uint8_t *packed = blocks + 16 * g;
         float *out = dst + kQK * g;
-        for (int i = 0; i < kQK / 2; ++i) {
+        for (int64_t i = 0; i < kQK / 2; ++i) {
             out[2 * i] = kE2M1[packed[i] & 0x0f] * scale;
             out[2 * i + 1] = kE2M1[packed[i] >> 4] * scale;
         }
