@@ -10,6 +10,11 @@ Output, under tests/data/dequant/:
   <type>.f32   the expected values, little-endian float32, one per element
   MANIFEST     one line per type: "<type> <elements> <raw bytes>", and how the data was made
 
+MXFP4 also comes in the Hugging Face layout (gpt-oss `*_blocks` u8 [E, N, G, 16] and `*_scales` u8
+[E, N, G], G = K/32), dequantized by transformers' own convert_moe_packed_tensors in float32:
+  mxfp4_hf.blocks, mxfp4_hf.scales   the raw u8 arrays
+  mxfp4_hf.f32                       transformers' result, [E, K, N] (already transposed), float32
+
 The output is deterministic (fixed seed), so rerunning it must not change any file. Run from the
 repository root with the reference environment:
 
@@ -43,6 +48,14 @@ HALF_FIELDS: dict[T, list[int]] = {
     T.Q6_K: [208],      # d after ql[128], qh[64], scales[16]
 }
 
+# E8M0 scale bytes: moderate exponents, plus the subnormal (0, 1) and large (250) corners. 255 and the
+# top of the range would overflow the largest code point to inf, which the finite check refuses.
+MXFP4_EDGE_SCALES = [0, 1, 2, 127, 250]
+
+# Shape of the Hugging Face MXFP4 case: E experts, N output rows, G groups of 32 inputs (all odd or small
+# so a transposed or mis-strided read cannot pass). tests/core/format/dequant_test.cpp repeats it.
+HF_E, HF_N, HF_G = 2, 5, 3
+
 # Blocks per quantized type: enough to cover every sub-block layout several times, small on disk.
 BLOCKS_32 = 8   # 32-element block types
 BLOCKS_256 = 3  # k-quants
@@ -55,11 +68,19 @@ def random_halves(rng: np.random.Generator, n: int) -> np.ndarray:
     return (mag * sign).astype(np.float16)
 
 
+def e8m0_scales(rng: np.random.Generator, n: int) -> np.ndarray:
+    scales = rng.integers(100, 151, size=n, dtype=np.uint8)
+    scales[:len(MXFP4_EDGE_SCALES)] = MXFP4_EDGE_SCALES
+    return scales
+
+
 def quantized_bytes(rng: np.random.Generator, qtype: T) -> bytes:
     block_elems, block_bytes = GGML_QUANT_SIZES[qtype]
     n_blocks = BLOCKS_256 if block_elems == 256 else BLOCKS_32
     raw = rng.integers(0, 256, size=(n_blocks, block_bytes), dtype=np.uint8)
-    for off in HALF_FIELDS[qtype]:
+    if qtype == T.MXFP4:
+        raw[:, 0] = e8m0_scales(rng, n_blocks)  # block_mxfp4 { uint8 e; uint8 qs[16]; }
+    for off in HALF_FIELDS.get(qtype, []):
         raw[:, off:off + 2] = random_halves(rng, n_blocks).view(np.uint8).reshape(n_blocks, 2)
     return raw.tobytes()
 
@@ -89,10 +110,29 @@ def plain_bytes(rng: np.random.Generator, qtype: T) -> bytes:
     raise AssertionError(qtype)
 
 
+def write_mxfp4_hf(rng: np.random.Generator) -> str:
+    import torch
+    from transformers.integrations.mxfp4 import convert_moe_packed_tensors
+
+    blocks = rng.integers(0, 256, size=(HF_E, HF_N, HF_G, 16), dtype=np.uint8)
+    scales = e8m0_scales(rng, HF_E * HF_N * HF_G).reshape(HF_E, HF_N, HF_G)
+    out = convert_moe_packed_tensors(torch.from_numpy(blocks), torch.from_numpy(scales), dtype=torch.float32)
+    out = out.numpy()
+    assert out.shape == (HF_E, HF_G * 32, HF_N), out.shape
+    assert np.all(np.isfinite(out))
+    (OUT_DIR / "mxfp4_hf.blocks").write_bytes(blocks.tobytes())
+    (OUT_DIR / "mxfp4_hf.scales").write_bytes(scales.tobytes())
+    (OUT_DIR / "mxfp4_hf.f32").write_bytes(np.ascontiguousarray(out).astype("<f4").tobytes())
+    return (f"MXFP4_HF {out.size} {blocks.nbytes + scales.nbytes}  # E={HF_E} N={HF_N} G={HF_G}, "
+            f"output [E, K, N]; transformers {importlib.metadata.version('transformers')}, "
+            f"torch {torch.__version__}")
+
+
 def main() -> int:
     rng = np.random.default_rng(SEED)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    types = [T.F32, T.F16, T.BF16, *HALF_FIELDS.keys()]
+    # New types go at the end so the draws for the existing ones, and their files, stay the same.
+    types = [T.F32, T.F16, T.BF16, *HALF_FIELDS.keys(), T.MXFP4]
     manifest = [
         "# Golden dequantization data; regenerate with /work/refenv/bin/python tools/make_dequant_golden.py",
         f"# gguf-py {importlib.metadata.version('gguf')}, numpy {np.__version__}, seed {SEED}",
@@ -110,9 +150,10 @@ def main() -> int:
         (OUT_DIR / f"{name}.raw").write_bytes(raw)
         (OUT_DIR / f"{name}.f32").write_bytes(expected.astype("<f4").tobytes())
         manifest.append(f"{qtype.name} {expected.size} {len(raw)}")
+    manifest.append(write_mxfp4_hf(rng))
     (OUT_DIR / "MANIFEST").write_text("\n".join(manifest) + "\n")
     total = sum(p.stat().st_size for p in OUT_DIR.iterdir())
-    print(f"wrote {len(types)} types to {OUT_DIR} ({total} bytes)")
+    print(f"wrote {len(types)} types and MXFP4_HF to {OUT_DIR} ({total} bytes)")
     return 0
 
 

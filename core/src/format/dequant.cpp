@@ -2,11 +2,13 @@
 //
 // Each dequantizer follows ggml-quants.c dequantize_row_* operation for operation (same products,
 // same order, no fused multiply-add), so results are bit-identical to ggml's reference CPU path and to
-// gguf-py's numpy dequantizers; tests/core/format/dequant_test.cpp holds us to that.
+// gguf-py's numpy dequantizers; tests/core/format/dequant_test.cpp holds us to that. MXFP4 in the
+// Hugging Face layout (dequantMxfp4Hf) follows transformers' convert_moe_packed_tensors instead.
 #include "sinkscope/format/gguf.h"
 
 #include <array>
 #include <bit>
+#include <cassert>
 #include <cstring>
 #include <string>
 
@@ -60,6 +62,7 @@ constexpr TypeTraits kTypeTraits[] = {
     {GgmlType::F64, "F64", 1, 8, false},
     {GgmlType::IQ1_M, "IQ1_M", kQK_K, 56, false},
     {GgmlType::BF16, "BF16", 1, 2, true},
+    {GgmlType::MXFP4, "MXFP4", kQK, 1 + kQK / 2, true},
 };
 
 const TypeTraits *traitsOf(GgmlType type)
@@ -407,7 +410,64 @@ void dequantQ6_K(const uint8_t *x, int64_t nb, float *y)
     }
 }
 
+// E2M1 code points. ggml stores them doubled as int8 (kvalues_mxfp4), so its "-0" is +0, and halves
+// the scale instead; transformers keeps the true values, -0 included. Both give the same magnitudes.
+constexpr float kE2M1Doubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+constexpr float kE2M1[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                             -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+
+// ggml_e8m0_to_fp32_half: 2^(e-128), built from bits so e = 0 and 1 give the exact subnormals and e = 255
+// stays finite (2^127).
+inline float e8m0ToFloatHalf(uint8_t e)
+{
+    const uint32_t bits = e < 2 ? uint32_t(0x00200000) << e : uint32_t(e - 1) << 23;
+    return std::bit_cast<float>(bits);
+}
+
+// 2^(e-127) as transformers computes it (torch.ldexp in fp32): e = 0 is the subnormal 2^-127, e = 255
+// overflows to +inf.
+inline float e8m0ToFloat(uint8_t e)
+{
+    const uint32_t bits = e == 0 ? uint32_t(0x00400000) : uint32_t(e) << 23;
+    return std::bit_cast<float>(bits);
+}
+
+// block_mxfp4 { uint8 e; uint8 qs[16]; } — low nibbles are elements 0..15, high nibbles 16..31.
+void dequantMXFP4(const uint8_t *x, int64_t nb, float *y)
+{
+    for (int64_t i = 0; i < nb; ++i, x += 17, y += kQK) {
+        const float d = e8m0ToFloatHalf(x[0]);
+        const uint8_t *qs = x + 1;
+        for (int j = 0; j < kQK / 2; ++j) {
+            y[j] = kE2M1Doubled[qs[j] & 0x0f] * d;
+            y[j + kQK / 2] = kE2M1Doubled[qs[j] >> 4] * d;
+        }
+    }
+}
+
 } // namespace
+
+void dequantMxfp4Hf(const uint8_t *blocks, const uint8_t *scales, int64_t rows, int64_t groups, float *dst)
+{
+    assert(rows >= 0 && groups >= 0);
+    const int64_t totalGroups = rows * groups;
+    for (int64_t g = 0; g < totalGroups; ++g) {
+        const float scale = e8m0ToFloat(scales[g]);
+        const uint8_t *packed = blocks + 16 * g;
+        float *out = dst + kQK * g;
+        for (int64_t i = 0; i < kQK / 2; ++i) {
+            out[2 * i] = kE2M1[packed[i] & 0x0f] * scale;
+            out[2 * i + 1] = kE2M1[packed[i] >> 4] * scale;
+        }
+    }
+}
+
+std::vector<float> dequantMxfp4Hf(const uint8_t *blocks, const uint8_t *scales, int64_t rows, int64_t groups)
+{
+    std::vector<float> out(size_t(rows * groups * kQK));
+    dequantMxfp4Hf(blocks, scales, rows, groups, out.data());
+    return out;
+}
 
 const char *ggmlTypeName(GgmlType type)
 {
@@ -491,6 +551,9 @@ Status dequantize(GgmlType type, const void *src, int64_t count, float *dst)
         break;
     case GgmlType::Q6_K:
         dequantQ6_K(x, nb, dst);
+        break;
+    case GgmlType::MXFP4:
+        dequantMXFP4(x, nb, dst);
         break;
     default:
         // The traits table marks exactly the cases above as dequantizable.

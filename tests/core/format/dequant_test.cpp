@@ -1,5 +1,5 @@
-// Dequantization against golden data made by gguf-py (tools/make_dequant_golden.py), plus the type
-// table and the fp16/bf16 helpers the tests rely on.
+// Dequantization against golden data made by gguf-py and transformers (tools/make_dequant_golden.py),
+// plus the type table and the fp16/bf16 helpers the tests rely on.
 #include "sinkscope/format/gguf.h"
 #include "support/gguf_writer.h"
 
@@ -78,7 +78,7 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, DequantGolden,
                                            GoldenCase{GgmlType::Q5_1, "q5_1"}, GoldenCase{GgmlType::Q8_0, "q8_0"},
                                            GoldenCase{GgmlType::Q2_K, "q2_k"}, GoldenCase{GgmlType::Q3_K, "q3_k"},
                                            GoldenCase{GgmlType::Q4_K, "q4_k"}, GoldenCase{GgmlType::Q5_K, "q5_k"},
-                                           GoldenCase{GgmlType::Q6_K, "q6_k"}),
+                                           GoldenCase{GgmlType::Q6_K, "q6_k"}, GoldenCase{GgmlType::MXFP4, "mxfp4"}),
                          caseName);
 
 TEST(Dequant, HandWrittenQ8_0Block)
@@ -113,6 +113,79 @@ TEST(Dequant, HandWrittenQ4_1BlockSplitsNibblesIntoHalves)
     EXPECT_EQ(out[0], 10 * 2.0f - 1.0f);
     EXPECT_EQ(out[16], 3 * 2.0f - 1.0f);
     EXPECT_EQ(out[1], -1.0f);
+}
+
+TEST(Dequant, HandWrittenMxfp4Block)
+{
+    // e = 128: ggml's half scale 2^(128-128) = 1 times the doubled E2M1 code points; low nibbles are
+    // elements 0..15, high nibbles 16..31.
+    std::vector<uint8_t> block(17, 0);
+    block[0] = 128;
+    block[1] = 0xf7;  // element 0 -> 7 (+12), element 16 -> 15 (-12)
+    block[16] = 0x19; // element 15 -> 9 (-1), element 31 -> 1 (+1)
+    std::vector<float> out(32);
+    ASSERT_TRUE(dequantize(GgmlType::MXFP4, block.data(), 32, out.data()).ok());
+    EXPECT_EQ(out[0], 12.0f);
+    EXPECT_EQ(out[16], -12.0f);
+    EXPECT_EQ(out[15], -1.0f);
+    EXPECT_EQ(out[31], 1.0f);
+    EXPECT_EQ(out[1], 0.0f);
+}
+
+// transformers' convert_moe_packed_tensors on random gpt-oss style blocks/scales
+// (tools/make_dequant_golden.py: E=2, N=5, G=3). The golden is transformers' [E, K, N] output; ours is
+// [E, N, K], so the comparison transposes.
+TEST(Dequant, Mxfp4HfLayoutMatchesTransformersBitForBit)
+{
+    constexpr int64_t kExperts = 2;
+    constexpr int64_t kRows = 5;
+    constexpr int64_t kGroups = 3;
+    constexpr int64_t kCols = kGroups * 32;
+    const std::string stem = std::string(SINKSCOPE_TEST_DATA_DIR) + "/dequant/mxfp4_hf";
+    const std::vector<uint8_t> blocks = readFileBytes(stem + ".blocks");
+    const std::vector<uint8_t> scales = readFileBytes(stem + ".scales");
+    const std::vector<uint8_t> expectedBytes = readFileBytes(stem + ".f32");
+    ASSERT_EQ(blocks.size(), size_t(kExperts * kRows * kGroups * 16)) << "run tools/make_dequant_golden.py";
+    ASSERT_EQ(scales.size(), size_t(kExperts * kRows * kGroups));
+    ASSERT_EQ(expectedBytes.size(), size_t(kExperts * kCols * kRows * 4));
+
+    const std::vector<float> out = dequantMxfp4Hf(blocks.data(), scales.data(), kExperts * kRows, kGroups);
+    ASSERT_EQ(out.size(), size_t(kExperts * kRows * kCols));
+
+    int mismatches = 0;
+    for (int64_t e = 0; e < kExperts; ++e) {
+        for (int64_t n = 0; n < kRows; ++n) {
+            for (int64_t k = 0; k < kCols; ++k) {
+                const float got = out[size_t((e * kRows + n) * kCols + k)];
+                uint32_t want = 0;
+                std::memcpy(&want, expectedBytes.data() + 4 * ((e * kCols + k) * kRows + n), 4);
+                if (std::bit_cast<uint32_t>(got) != want && mismatches++ < 10) {
+                    ADD_FAILURE() << "expert " << e << " row " << n << " col " << k << ": got " << got << " (0x"
+                                  << std::hex << std::bit_cast<uint32_t>(got) << "), transformers "
+                                  << std::bit_cast<float>(want) << " (0x" << want << std::dec << ")";
+                }
+            }
+        }
+    }
+    EXPECT_EQ(mismatches, 0);
+}
+
+TEST(Dequant, Mxfp4HfNibbleOrderAndScale)
+{
+    // One group: byte 0 = 0x2f -> element 0 is nibble 0xf (-6), element 1 is nibble 0x2 (+1);
+    // scale 126 -> 2^-1; scale 255 -> inf, so a zero code point becomes NaN as in transformers.
+    std::vector<uint8_t> blocks(32, 0);
+    blocks[0] = 0x2f;
+    blocks[16 + 15] = 0x71; // second row, elements 30 and 31
+    const uint8_t scales[2] = {126, 255};
+    const std::vector<float> out = dequantMxfp4Hf(blocks.data(), scales, 2, 1);
+    ASSERT_EQ(out.size(), 64u);
+    EXPECT_EQ(out[0], -3.0f);
+    EXPECT_EQ(out[1], 0.5f);
+    EXPECT_EQ(out[2], 0.0f);
+    EXPECT_EQ(out[32 + 30], INFINITY);
+    EXPECT_EQ(out[32 + 31], INFINITY);
+    EXPECT_TRUE(std::isnan(out[32 + 0]));
 }
 
 TEST(Dequant, UnsupportedTypesAreNamed)
@@ -157,6 +230,7 @@ TEST(GgmlTypes, GeometryMatchesGgml)
         {GgmlType::Q5_K, 256, 176, true},    {GgmlType::Q6_K, 256, 210, true},  {GgmlType::Q8_K, 256, 292, false},
         {GgmlType::IQ2_XXS, 256, 66, false}, {GgmlType::IQ4_NL, 32, 18, false}, {GgmlType::IQ4_XS, 256, 136, false},
         {GgmlType::IQ1_M, 256, 56, false},   {GgmlType::I8, 1, 1, false},       {GgmlType::F64, 1, 8, false},
+        {GgmlType::MXFP4, 32, 17, true},
     };
     for (const Row &r : rows) {
         int64_t elements = 0;

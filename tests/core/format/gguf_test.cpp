@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
@@ -325,6 +326,37 @@ TEST_F(GgufTest, EmptyFileWithNoTensorsOrMetadataOpens)
     EXPECT_TRUE((*opened)->tensors().empty());
     EXPECT_TRUE((*opened)->metadata().empty());
     EXPECT_EQ((*opened)->alignment(), 32u);
+}
+
+// gpt-oss experts are MXFP4 in llama.cpp's files: the reader dequantizes them like gguf-py (golden
+// data from tools/make_dequant_golden.py, 8 blocks of 32 stored as a [2, 128] tensor).
+TEST_F(GgufTest, Mxfp4TensorReadsLikeGgufPy)
+{
+    const std::string stem = sst::testDataDir() + "/dequant/mxfp4";
+    std::ifstream rawIn(stem + ".raw", std::ios::binary);
+    const std::vector<uint8_t> raw{std::istreambuf_iterator<char>(rawIn), std::istreambuf_iterator<char>()};
+    std::ifstream expectedIn(stem + ".f32", std::ios::binary);
+    std::vector<float> expected(256);
+    expectedIn.read(reinterpret_cast<char *>(expected.data()), std::streamsize(expected.size() * sizeof(float)));
+    ASSERT_EQ(raw.size(), 8u * 17u) << "run tools/make_dequant_golden.py";
+    ASSERT_TRUE(expectedIn) << stem << ".f32";
+
+    sst::GgufWriter w;
+    w.addRawTensor("blk.0.ffn_down_exps.weight", {128, 2}, GgmlType::MXFP4, raw);
+    const std::string file = path("mxfp4.gguf");
+    w.write(file);
+    const auto opened = GgufFile::open(file);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    const GgufTensorInfo *info = (*opened)->findTensor("blk.0.ffn_down_exps.weight");
+    ASSERT_NE(info, nullptr);
+    EXPECT_EQ(info->type, GgmlType::MXFP4);
+    EXPECT_EQ(info->byteSize, 136u);
+    const auto values = (*opened)->readTensorF32(*info);
+    ASSERT_TRUE(values.ok()) << values.error().message;
+    ASSERT_EQ(values->size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+        EXPECT_EQ(std::bit_cast<uint32_t>((*values)[i]), std::bit_cast<uint32_t>(expected[i])) << i;
+    }
 }
 
 TEST_F(GgufTest, UnsupportedTensorTypeOpensButCannotBeRead)

@@ -76,6 +76,7 @@ enum class GgmlType : uint32_t {
     F64 = 28,
     IQ1_M = 29,
     BF16 = 30,
+    MXFP4 = 39, // gpt-oss experts: 32 values in 17 bytes (E8M0 scale byte + 16 bytes of E2M1 nibbles)
 };
 
 const char *ggmlTypeName(GgmlType type); // "Q4_K", or "type 99" for unknown numbers
@@ -150,5 +151,20 @@ bool ggmlBlockGeometry(GgmlType type, int64_t &blockElements, int64_t &blockByte
 // to ggml's dequantize_row_*. Returns Unsupported for types that are not dequantized and
 // InvalidArgument when count is not a whole number of blocks.
 Status dequantize(GgmlType type, const void *src, int64_t count, float *dst);
+
+// MXFP4 in the Hugging Face layout (gpt-oss `*_blocks` / `*_scales` safetensors), which differs from
+// GGUF's MXFP4 blocks:
+// - blocks: u8 [rows][groups][16], scales: u8 [rows][groups]; for gpt-oss rows = E·N (experts × output
+//   features) and groups = K/32 (K = input features).
+// - Within a group's 16 bytes, byte i holds element 2i in its low nibble and element 2i+1 in its high
+//   nibble (GGUF instead puts elements 0-15 in the low and 16-31 in the high nibbles).
+// - value = FP4[nibble] · 2^(scale − 127), FP4 = E2M1 {0, .5, 1, 1.5, 2, 3, 4, 6, −0, −.5, …, −6}; scale 255
+//   gives ±inf (0 · inf = NaN), as in transformers.
+// The output is row-major [rows][groups·32], i.e. [E, N, K]. transformers' convert_moe_packed_tensors
+// then transposes to [E, K, N] (the layout GptOssExperts multiplies with); that transpose is the
+// caller's job. Bit-identical to convert_moe_packed_tensors(..., dtype=torch.float32) up to that
+// transpose (tests/core/format/dequant_test.cpp). dst must hold rows·groups·32 floats.
+void dequantMxfp4Hf(const uint8_t *blocks, const uint8_t *scales, int64_t rows, int64_t groups, float *dst);
+std::vector<float> dequantMxfp4Hf(const uint8_t *blocks, const uint8_t *scales, int64_t rows, int64_t groups);
 
 } // namespace sinkscope
