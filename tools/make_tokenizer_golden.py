@@ -352,9 +352,276 @@ def write_gemma3_golden(path: pathlib.Path) -> int:
     return 0
 
 
-def write_json_kinds() -> int:
-    return 0
+# ---- tokenizer.json kinds -----------------------------------------------------------------------------
 
+QWEN2_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+O200K_REGEX = (
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+KINDS_DIR = REPO / "tests" / "data" / "tokenizer"
+METASPACE = "\u2581"
+
+# Extra texts for every kind: case changes and marks (o200k), NFC (composed vs decomposed), numbers.
+KIND_TEXTS = [
+    "HTTPServer parseJSON iPhone McDonald's O'NEILL'S",
+    "\u01c5ungla \u02b0aspirated \u1e9e\u00df",
+    "Cafe\u0301 vs Caf\u00e9, \u212b vs \u00c5, \u1100\u1161\u11a8 vs \uac01",
+    "path/to/file.txt\n/usr/bin//\r\n",
+    "1234567890 12 1 123456",
+]
+
+
+def training_corpus() -> list[str]:
+    rng = random.Random(SEED)
+    words = (
+        "the attention sink token receives a large share of probability mass in every layer and head "
+        "because softmax must sum to one model's first position is always visible Transformer language "
+        "tokenizer merges vocabulary byte fallback space prefix HTTPServer parseJSON hello world"
+    ).split()
+    lines = []
+    for _ in range(120):
+        n = rng.randint(4, 14)
+        line = " ".join(rng.choice(words) for _ in range(n))
+        lines.append(line.capitalize() + rng.choice([".", "!", "?", ",", ":"]))
+    lines += [t for t in TEXTS if t and t != LONG_WORD] * 2
+    lines += [PYTHON_SNIPPET, CPP_SNIPPET] * 3
+    return lines
+
+
+def byte_level_model(corpus, specials, vocab_size=900, pre=None, ignore_merges=False):
+    from tokenizers import trainers
+
+    tok = Tokenizer(models.BPE(ignore_merges=ignore_merges))
+    tok.pre_tokenizer = pre
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer)
+    return tok
+
+
+def spm_model(corpus, specials: list[str], vocab_size=700, normalizer=None, pre=None):
+    """A SentencePiece-style BPE: specials, then <0x00>..<0xFF>, then the trained pieces (as Gemma/Llama 2)."""
+    from tokenizers import trainers
+
+    # Trained on words with their "▁" prefix, as SentencePiece does; the file then gets the family's
+    # own pipeline.
+    t = Tokenizer(models.BPE())
+    t.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[], show_progress=False, limit_alphabet=120)
+    t.train_from_iterator(corpus, trainer)
+    trained = json.loads(t.to_str())["model"]
+    vocab = {}
+    for s in specials:
+        vocab[s] = len(vocab)
+    for b in range(256):
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    for piece, _ in sorted(trained["vocab"].items(), key=lambda kv: kv[1]):
+        if piece not in vocab:
+            vocab[piece] = len(vocab)
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in trained["merges"]]
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, byte_fallback=True, fuse_unk=True, unk_token="<unk>"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
+    return tok
+
+
+def kind_specs():
+    """(name, builder, chat texts, tokenizer_config) for each kind; builders return a Tokenizer."""
+    from tokenizers import normalizers, processors
+
+    corpus = training_corpus()
+
+    def qwen2():
+        pre = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(QWEN2_REGEX), behavior="isolated"),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
+        tok = byte_level_model(corpus, [], pre=pre)
+        tok.normalizer = normalizers.NFC()
+        tok.decoder = decoders.ByteLevel()
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
+        tok.add_special_tokens(
+            [AddedToken(t, special=True, normalized=False) for t in ("<|endoftext|>", "<|im_start|>", "<|im_end|>")]
+        )
+        tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in ("<think>", "</think>")])
+        return tok
+
+    def llama3():
+        pre = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="isolated"),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
+        tok = byte_level_model(corpus, [], pre=pre, ignore_merges=True)
+        tok.decoder = decoders.ByteLevel()
+        names = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in names])
+        bos = tok.token_to_id("<|begin_of_text|>")
+        tok.post_processor = processors.Sequence(
+            [
+                processors.ByteLevel(trim_offsets=False),
+                processors.TemplateProcessing(
+                    single="<|begin_of_text|> $A",
+                    pair="<|begin_of_text|> $A <|begin_of_text|> $B:1",
+                    special_tokens=[("<|begin_of_text|>", bos)],
+                ),
+            ]
+        )
+        return tok
+
+    def neox():
+        pre = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        tok = byte_level_model(corpus, [], pre=pre)
+        tok.normalizer = normalizers.NFC()
+        tok.decoder = decoders.ByteLevel()
+        tok.post_processor = processors.ByteLevel(trim_offsets=True)
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ("<|endoftext|>", "<|padding|>")])
+        # GPT-NeoX adds runs of spaces as plain, normalized tokens.
+        tok.add_tokens([AddedToken(" " * n, special=False, normalized=True) for n in (24, 8, 4, 2)])
+        return tok
+
+    def gpt_oss():
+        pre = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(O200K_REGEX), behavior="isolated"),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
+        tok = byte_level_model(corpus, [], pre=pre, ignore_merges=True)
+        tok.decoder = decoders.ByteLevel()
+        names = ["<|startoftext|>", "<|endoftext|>", "<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>"]
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in names])
+        return tok
+
+    gemma_specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>", "<end_of_turn>", "<unused0>", "<unused1>"]
+
+    def gemma():
+        tok = spm_model(corpus, gemma_specials, normalizer=normalizers.Replace(" ", METASPACE))
+        tok.decoder = decoders.Sequence([decoders.Replace(METASPACE, " "), decoders.ByteFallback(), decoders.Fuse()])
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in gemma_specials])
+        tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in ("\n", "\n\n", "[multimodal]")])
+        tok.post_processor = processors.TemplateProcessing(
+            single="<bos> $A", pair="<bos> $A <bos> $B:1", special_tokens=[("<bos>", 2)]
+        )
+        return tok
+
+    llama_specials = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]"]
+
+    def llama_post():
+        return processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", 1)])
+
+    def mistral():
+        pre = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="first", split=False)
+        tok = spm_model(corpus, llama_specials, pre=pre)
+        tok.decoder = decoders.Sequence(
+            [decoders.Replace(METASPACE, " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+        )
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in llama_specials])
+        tok.post_processor = llama_post()
+        return tok
+
+    def llama2_legacy():
+        norm = normalizers.Sequence([normalizers.Prepend(METASPACE), normalizers.Replace(" ", METASPACE)])
+        tok = spm_model(corpus, llama_specials, normalizer=norm)
+        tok.decoder = decoders.Sequence(
+            [decoders.Replace(METASPACE, " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+        )
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in llama_specials])
+        tok.post_processor = llama_post()
+        return tok
+
+    chat_im = [
+        "<|im_start|>system\nYou are Qwen.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>assistant\n<think>\nhmm\n</think>\n\nAnswer<|im_end|><|endoftext|>",
+        "<|im_start incomplete <|im_end",
+    ]
+    chat_llama3 = [
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
+        "<|end_of_text|> trailing",
+        "<|eot_id incomplete",
+    ]
+    chat_neox = ["<|endoftext|>next document", "a" + " " * 30 + "b", "x        y    z  w", "<|padding|><|padding|>"]
+    chat_oss = [
+        "<|start|>user<|message|>What is 2+2?<|end|><|start|>assistant<|channel|>final<|message|>4<|return|>",
+        "<|startoftext|>text<|endoftext|>",
+        "<|start incomplete",
+    ]
+    chat_gemma = [
+        "<start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\n",
+        "<bos><start_of_turn>user\nWhat is 2+2?<end_of_turn>\n",
+        "<unused0>[multimodal]<unused1>",
+        "  two leading spaces and\n\n\nnewlines",
+        "<start_of_turn incomplete",
+    ]
+    chat_llama = [
+        "<s>[INST] Hello there [/INST] General Kenobi</s>",
+        "[INST]no spaces[/INST]",
+        " leading space",
+        "  two leading spaces",
+        "text <s> after bos",
+    ]
+    return [
+        ("qwen2", qwen2, chat_im, {"add_bos_token": False, "bos_token": None, "eos_token": "<|im_end|>",
+                                   "pad_token": "<|endoftext|>", "unk_token": None}),
+        ("llama3", llama3, chat_llama3, {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}),
+        ("neox", neox, chat_neox, {"add_bos_token": False, "add_eos_token": False, "bos_token": "<|endoftext|>",
+                                   "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}),
+        ("gpt_oss", gpt_oss, chat_oss, {"bos_token": "<|startoftext|>", "eos_token": "<|return|>",
+                                        "pad_token": "<|endoftext|>"}),
+        ("gemma", gemma, chat_gemma, {"add_bos_token": True, "add_eos_token": False, "bos_token": "<bos>",
+                                      "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>"}),
+        ("mistral", mistral, chat_llama, {"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>",
+                                          "eos_token": "</s>", "unk_token": "<unk>"}),
+        ("llama2_legacy", llama2_legacy, chat_llama, {"add_bos_token": True, "add_eos_token": False,
+                                                      "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}),
+    ]
+
+
+def write_json_kinds() -> int:
+    """Small tokenizer.json files in each family's shape, and the ids tokenizers gives for them."""
+    texts = [t for t in TEXTS if t != LONG_WORD] + [LONG_WORD[:200]] + KIND_TEXTS
+    for name, build, chat, config in kind_specs():
+        tok = build()
+        folder = KINDS_DIR / name
+        folder.mkdir(parents=True, exist_ok=True)
+        tok.save(str(folder / "tokenizer.json"))
+        (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+        ref = Tokenizer.from_file(str(folder / "tokenizer.json"))  # what the file says, read back
+        specials = [t.content for t in ref.get_added_tokens_decoder().values() if t.special]
+        cases = []
+        for text in texts + chat:
+            ids = ref.encode(text, add_special_tokens=False).ids
+            case = {"text": text, "ids": ids, "idsWithSpecials": ref.encode(text, add_special_tokens=True).ids}
+            decoded = ref.decode(ids, skip_special_tokens=False)
+            case["decoded"] = decoded
+            if decoded != text:
+                case["roundTrips"] = False
+            if any(s in text for s in specials):
+                ref.encode_special_tokens = True
+                case["idsNoSpecial"] = ref.encode(text, add_special_tokens=False).ids
+                ref.encode_special_tokens = False
+            cases.append(case)
+        doc = {
+            "comment": f"Generated by tools/make_tokenizer_golden.py: tokenizers.Tokenizer.from_file('{name}/"
+            "tokenizer.json'). Do not edit by hand.",
+            "cases": cases,
+        }
+        (folder / "golden.json").write_text(json.dumps(doc, ensure_ascii=True, indent=1) + "\n", encoding="utf-8")
+        size = (folder / "tokenizer.json").stat().st_size
+        print(f"wrote {name}: {len(cases)} cases, tokenizer.json {size // 1024} KB")
+    return 0
 
 
 def main() -> int:

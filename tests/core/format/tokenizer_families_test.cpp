@@ -180,3 +180,71 @@ TEST_F(TokenizerGemma3Gguf, ArchiveJsonRoundTrip)
     EXPECT_EQ((*back)->encode(text), s_tokenizer->encode(text));
     EXPECT_EQ((*back)->decode(s_tokenizer->encode(text, EncodeOptions{.addBos = false})), text);
 }
+
+// ---- tokenizer.json kinds (tests/data/tokenizer/<kind>/) ---------------------------------------------
+
+class TokenizerJsonKind : public ::testing::TestWithParam<const char *>
+{
+protected:
+    std::string dir() const { return sst::testDataDir() + "/tokenizer/" + GetParam(); }
+    std::shared_ptr<const Tokenizer> load() const
+    {
+        auto data = Tokenizer::dataFromTokenizerJson(dir() + "/tokenizer.json", dir() + "/tokenizer_config.json");
+        EXPECT_TRUE(data.ok()) << data.error().message;
+        if (!data.ok()) {
+            return nullptr;
+        }
+        auto t = Tokenizer::create(std::move(data).value());
+        EXPECT_TRUE(t.ok()) << t.error().message;
+        return t.ok() ? std::move(t).value() : nullptr;
+    }
+};
+
+TEST_P(TokenizerJsonKind, MatchesGoldenIds)
+{
+    const auto t = load();
+    ASSERT_TRUE(t);
+    expectGolden(*t, readJson(dir() + "/golden.json"), GetParam());
+}
+
+TEST_P(TokenizerJsonKind, ArchiveJsonRoundTripKeepsTheIds)
+{
+    const auto t = load();
+    ASSERT_TRUE(t);
+    const auto back = Tokenizer::fromJson(t->toJson(), std::string(GetParam()) + ".pt:tokenizer.json");
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    const TokenizerData &a = t->data();
+    const TokenizerData &b = (*back)->data();
+    EXPECT_EQ(a.model, b.model);
+    EXPECT_EQ(a.tokens, b.tokens);
+    EXPECT_EQ(a.types, b.types);
+    EXPECT_EQ(a.merges, b.merges);
+    EXPECT_EQ(a.bosId, b.bosId);
+    EXPECT_EQ(a.eosId, b.eosId);
+    EXPECT_EQ(a.unkId, b.unkId);
+    EXPECT_EQ(a.padId, b.padId);
+    EXPECT_EQ(a.addBos, b.addBos);
+    EXPECT_EQ(a.addEos, b.addEos);
+    EXPECT_EQ(a.byteFallback, b.byteFallback);
+    EXPECT_EQ(a.fuseUnk, b.fuseUnk);
+    EXPECT_EQ(a.ignoreMerges, b.ignoreMerges);
+    ASSERT_TRUE(b.normalizers && b.preTokenizers && b.decoders && b.addedTokens);
+    EXPECT_EQ(a.normalizers->size(), b.normalizers->size());
+    EXPECT_EQ(a.preTokenizers->size(), b.preTokenizers->size());
+    EXPECT_EQ(a.decoders->size(), b.decoders->size());
+    EXPECT_EQ(a.addedTokens->size(), b.addedTokens->size());
+    // Same behaviour on every golden text, both ways.
+    for (const auto &c : readJson(dir() + "/golden.json")["cases"]) {
+        const std::string text = c["text"];
+        const Ids ids = t->encode(text);
+        EXPECT_EQ((*back)->encode(text), ids) << show(text);
+        EXPECT_EQ((*back)->encode(text, EncodeOptions{.parseSpecial = false}),
+                  t->encode(text, EncodeOptions{.parseSpecial = false}))
+            << show(text);
+        EXPECT_EQ((*back)->decode(ids), t->decode(ids)) << show(text);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, TokenizerJsonKind,
+                         ::testing::Values("qwen2", "llama3", "neox", "gpt_oss", "gemma", "mistral", "llama2_legacy"),
+                         [](const ::testing::TestParamInfo<const char *> &info) { return std::string(info.param); });
