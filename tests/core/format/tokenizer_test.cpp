@@ -560,7 +560,7 @@ TEST(TokenizerPreTokenizerGolden, MatchesHuggingFaceSplits)
 {
     const nlohmann::json doc = readJson(sst::testDataDir() + "/tokenizer/pretokenizer_golden.json");
     ASSERT_GE(doc["cases"].size(), 300u);
-    for (const char *pre : {"gpt2", "smollm", "llama-bpe"}) {
+    for (const char *pre : {"gpt2", "smollm", "llama-bpe", "qwen2", "gpt-4o"}) {
         TokenizerData d = tinyData();
         d.pre = pre;
         const auto t = make(d);
@@ -577,6 +577,29 @@ TEST(TokenizerPreTokenizerGolden, MatchesHuggingFaceSplits)
         }
         EXPECT_EQ(failures, 0) << pre;
     }
+}
+
+TEST(TokenizerPreTokenizerGolden, NfcMatchesHuggingFace)
+{
+    const nlohmann::json doc = readJson(sst::testDataDir() + "/tokenizer/pretokenizer_golden.json");
+    ASSERT_GE(doc["nfc"].size(), 300u);
+    TokenizerData d = tinyData();
+    d.normalizers = std::vector<NormalizerStep>{NormalizerStep{.kind = NormalizerStep::Kind::Nfc}};
+    d.preTokenizers = std::vector<PreTokenizerStep>{};
+    const auto t = make(d);
+    ASSERT_TRUE(t);
+    int failures = 0;
+    for (const auto &c : doc["nfc"]) {
+        const std::string text = c["text"];
+        const std::string want = c["nfc"];
+        const auto pieces = t->preTokenize(text);
+        const std::string got = pieces.empty() ? std::string() : pieces.front();
+        if ((got != want || pieces.size() > 1) && ++failures <= 10) {
+            ADD_FAILURE() << nlohmann::json(text).dump() << "\n  expected " << nlohmann::json(want).dump()
+                          << "\n  got      " << nlohmann::json(got).dump();
+        }
+    }
+    EXPECT_EQ(failures, 0);
 }
 
 // ---- the default model (SmolLM2) -----------------------------------------------------------------
