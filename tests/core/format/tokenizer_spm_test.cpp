@@ -37,9 +37,9 @@ TokenizerData spmData()
         d.scores.push_back(0);
     }
     // Higher score merges first: "b c" (-1) beats "a b" (-2), so "abc" is a + bc -> abc.
-    const std::vector<std::pair<std::string, float>> pieces = {
-        {kSp, -10}, {"a", -11}, {"b", -12}, {"c", -13}, {kSp + "a", -3}, {"ab", -2}, {"abc", -4}, {"bc", -1},
-        {kSp + "abc", -5}, {"<turn>", 0}};
+    const std::vector<std::pair<std::string, float>> pieces = {{kSp, -10},        {"a", -11},   {"b", -12},  {"c", -13},
+                                                               {kSp + "a", -3},   {"ab", -2},   {"abc", -4}, {"bc", -1},
+                                                               {kSp + "abc", -5}, {"<turn>", 0}};
     for (const auto &[piece, score] : pieces) {
         d.tokens.push_back(piece);
         d.types.push_back(TokenType::Normal);
@@ -109,8 +109,7 @@ TEST(TokenizerSpm, DecodeStripsThePrefixSpaceOnceAndKeepsAddedTokens)
     EXPECT_EQ(t->tokenText(kSpaceAbc), " abc");
     EXPECT_EQ(t->tokenText(kByte0 + 0x41), "A");
     // User-defined tokens match whole, even without parseSpecial; control tokens only with it.
-    EXPECT_EQ(t->encode("abc<turn>", EncodeOptions{.addBos = false, .parseSpecial = false}),
-              (Ids{kSpaceAbc, kTurn}));
+    EXPECT_EQ(t->encode("abc<turn>", EncodeOptions{.addBos = false, .parseSpecial = false}), (Ids{kSpaceAbc, kTurn}));
     EXPECT_EQ(t->encode("<s>", EncodeOptions{.addBos = false}), Ids{kBos});
     EXPECT_NE(t->encode("<s>", EncodeOptions{.addBos = false, .parseSpecial = false}), Ids{kBos});
 }
