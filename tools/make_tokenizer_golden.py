@@ -66,11 +66,15 @@ idsNoSpecial (special tokens not parsed) when the text holds one, and roundTrips
 decode(ids) != text. encode(text, add_special_tokens=True) is asserted to be [bos] + ids.
 
 The model's own tokenizer (tokenizer.model / tokenizer.json of google/gemma-3-270m) is not available
-offline, so transformers' GGUF rebuild could not be compared with it string by string. What can be
-checked from the file: the scores of all 255,474 normal tokens are exactly -position, so merges ordered
-by position and by score agree for them; only the 6,414 control/user-defined/byte tokens (scores
--1000/0, matched whole or byte fallback) differ between the two orders, and those are never the result
-of a merge in these texts. No disagreement is known.
+offline, so transformers' GGUF rebuild could not be compared with it string by string. What the file
+shows: the 255,474 normal tokens score exactly -position, so for them position order and score order
+agree (SentencePiece BPE scores pieces by merge order). The 6,670 control, user-defined and byte tokens
+all score -1000, among them the 30 space-run tokens ("  " ... 31 spaces, ids 138-167) that become
+"▁▁"... and take part in merges. Ordered by score (what llama.cpp's SPM tokenizer and
+transformers' generic path would use) they rank after the first ~1000 normal tokens instead of at
+position 138, and 9 of the 90 texts here tokenize differently, all with runs of two or more spaces
+("a  b", "  leading", indented code). The golden ids follow transformers (file order), which is the
+order the original vocabulary was built in; SinkScope does the same for Gemma GGUFs.
 
 Run from the repository root with the reference environment:
 
