@@ -1,15 +1,16 @@
-// Byte-level BPE, written to give the same ids as Hugging Face `tokenizers` (the pipeline the
-// vocabularies were trained with) and llama.cpp. Reference points:
-// - pre-tokenizer regexes: tokenizers' ByteLevel / Split(Regex) (Oniguruma semantics: leftmost
-//   alternative wins, greedy quantifiers with backtracking), hand-compiled into one function each;
-// - merges: tokenizers' Word::merge_all (lowest rank first, ties to the leftmost pair);
-// - special tokens: tokenizers' AddedVocabulary (leftmost-longest match before pre-tokenization).
+// BPE as Hugging Face `tokenizers` runs it (the pipeline the vocabularies were trained with), which
+// llama.cpp follows too. Reference points:
+// - added tokens: tokenizers' AddedVocabulary (leftmost-longest match before normalization, lstrip and
+//   rstrip take the neighbouring whitespace);
+// - normalizers, pre-tokenizers and decoders: tokenizers' NFC/Replace/Prepend, Split/ByteLevel/Digits/
+//   Metaspace, and the decoders' decode_chain;
+// - merges: tokenizers' Word::merge_all (lowest rank first, ties to the leftmost pair); unknown
+//   characters: BPE::merge_word (byte fallback, then unk_token, fused when fuse_unk).
 #include "sinkscope/tokenizer/tokenizer.h"
 
-#include "sinkscope/format/gguf.h"
+#include "tokenizer/split_regex.h"
+#include "tokenizer/tokenizer_private.h"
 #include "tokenizer/unicode.h"
-
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <array>
@@ -21,23 +22,37 @@
 namespace sinkscope {
 
 using unicode::CharClass;
+namespace tk = sinkscope::tokenizer;
 
 namespace {
 
-enum class PreTokenizer {
-    Gpt2,       // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-    DigitsGpt2, // every \p{N} alone, then the GPT-2 regex on the text between
-    Llama3,     // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}
-                // | ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-};
+constexpr std::string_view kMetaspace = "\xE2\x96\x81"; // U+2581 "▁"
 
 struct PreTokenizerChoice {
-    PreTokenizer kind = PreTokenizer::Gpt2;
+    std::vector<PreTokenizerStep> steps;
     bool ignoreMerges = false;
     bool known = true;
 };
 
-// Names as llama.cpp's tokenizer.ggml.pre (llama-vocab.cpp), grouped by the regexes it runs for them.
+PreTokenizerStep byteLevelStep(bool useRegex)
+{
+    PreTokenizerStep s;
+    s.kind = PreTokenizerStep::Kind::ByteLevel;
+    s.useRegex = useRegex;
+    return s;
+}
+
+PreTokenizerStep regexSplitStep(SplitRegex regex)
+{
+    PreTokenizerStep s;
+    s.kind = PreTokenizerStep::Kind::Split;
+    s.regex = regex;
+    s.pattern = std::string(tk::splitRegexName(regex));
+    return s;
+}
+
+// Names as llama.cpp's tokenizer.ggml.pre (llama-vocab.cpp), grouped by the regexes it runs for them,
+// written as the tokenizer.json pipelines they stand for.
 PreTokenizerChoice choosePreTokenizer(const std::string &name)
 {
     static const std::array kGpt2 = {"", "default", "gpt2", "gpt-2", "mpt", "olmo", "jais"};
@@ -47,20 +62,26 @@ PreTokenizerChoice choosePreTokenizer(const std::string &name)
     static const std::array kLlama3 = {"llama3",    "llama-v3", "llama-bpe", "falcon3",
                                        "falcon-h1", "pixtral",  "midm-2.0",  "lfm2"};
     static const std::array kLlama3Regex = {"dbrx", "smaug-bpe"};
+    static const std::array kQwen2 = {"qwen2", "deepseek-r1-qwen", "megrez"};
+    static const std::array kO200k = {"gpt-4o", "llama4"};
     const auto in = [&](const auto &names) { return std::find(names.begin(), names.end(), name) != names.end(); };
-    if (in(kGpt2)) {
-        return {PreTokenizer::Gpt2, false, true};
-    }
     if (in(kDigitsGpt2)) {
-        return {PreTokenizer::DigitsGpt2, false, true};
+        PreTokenizerStep digits;
+        digits.kind = PreTokenizerStep::Kind::Digits;
+        digits.individualDigits = true;
+        return {{digits, byteLevelStep(true)}, false, true};
     }
-    if (in(kLlama3)) {
-        return {PreTokenizer::Llama3, true, true};
+    const bool llama3 = in(kLlama3);
+    if (llama3 || in(kLlama3Regex)) {
+        return {{regexSplitStep(SplitRegex::Llama3), byteLevelStep(false)}, llama3, true};
     }
-    if (in(kLlama3Regex)) {
-        return {PreTokenizer::Llama3, false, true};
+    if (in(kQwen2)) {
+        return {{regexSplitStep(SplitRegex::Qwen2), byteLevelStep(false)}, false, true};
     }
-    return {PreTokenizer::Gpt2, false, false};
+    if (in(kO200k)) {
+        return {{regexSplitStep(SplitRegex::O200k), byteLevelStep(false)}, false, true};
+    }
+    return {{byteLevelStep(true)}, false, in(kGpt2)};
 }
 
 // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the other 68 bytes are moved
@@ -127,179 +148,44 @@ std::string byteUnmapped(std::string_view piece)
     return out;
 }
 
-// ---- pre-tokenizer --------------------------------------------------------------------------------
-
-struct Unit {
-    size_t offset; // byte offset in the text
-    char32_t cp;
-    CharClass cls;
-};
-
-void decodeUnits(std::string_view text, std::vector<Unit> &units)
+std::string replaceAll(std::string_view text, std::string_view pattern, std::string_view content)
 {
-    units.clear();
-    for (size_t pos = 0; pos < text.size();) {
-        const unicode::Utf8Char ch = unicode::decodeUtf8(text, pos);
-        // A stray byte is "other": it can only join runs of punctuation, never a word or a number.
-        const CharClass cls = ch.valid ? unicode::charClass(ch.cp) : CharClass::Other;
-        units.push_back({pos, ch.valid ? ch.cp : char32_t(0xFFFD), cls});
-        pos += ch.length;
+    std::string out;
+    if (pattern.empty()) {
+        return std::string(text);
     }
-    units.push_back({text.size(), 0, CharClass::Other}); // end sentinel
+    size_t pos = 0;
+    for (size_t hit = text.find(pattern); hit != std::string_view::npos; hit = text.find(pattern, pos)) {
+        out.append(text.substr(pos, hit - pos));
+        out.append(content);
+        pos = hit + pattern.size();
+    }
+    out.append(text.substr(pos));
+    return out;
 }
 
-size_t runOf(const Unit *u, size_t i, size_t end, CharClass cls)
+// "<0xNN>" (as tokenizers writes byte-fallback tokens) -> the byte, else -1.
+int byteFallbackValue(std::string_view piece)
 {
-    while (i < end && u[i].cls == cls) {
-        ++i;
+    if (piece.size() != 6 || piece.substr(0, 3) != "<0x" || piece[5] != '>') {
+        return -1;
     }
-    return i;
+    int value = 0;
+    for (const char c : piece.substr(3, 2)) {
+        const int digit = (c >= '0' && c <= '9') ? c - '0' : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+        if (digit < 0) {
+            return -1;
+        }
+        value = value * 16 + digit;
+    }
+    return value;
 }
 
-bool isCrLf(char32_t cp)
+bool isWhitespaceAt(std::string_view text, size_t pos, size_t &length)
 {
-    return cp == U'\r' || cp == U'\n';
-}
-
-// `\s+(?!\S)|\s+` at a whitespace unit: the greedy run backs off one unit when a non-space follows, so
-// that unit can lead the next word (" world"), unless the run is a single unit.
-size_t matchWhitespace(const Unit *u, size_t p, size_t end)
-{
-    const size_t q = runOf(u, p, end, CharClass::Whitespace);
-    if (q == p) {
-        return p + 1; // not reached: the callers route every other class elsewhere; keeps progress
-    }
-    return (q == end || q - p == 1) ? q : q - 1;
-}
-
-// `'s|'t|'re|'ve|'m|'ll|'d` with an optional case fold; returns the match end or 0.
-size_t matchContraction(const Unit *u, size_t p, size_t end, bool ignoreCase)
-{
-    if (u[p].cp != U'\'' || p + 1 >= end) {
-        return 0;
-    }
-    const auto fold = [ignoreCase](char32_t c) -> char32_t {
-        if (!ignoreCase) {
-            return c;
-        }
-        if (c == U'\u017F') { // LATIN SMALL LETTER LONG S case-folds to 's' in Oniguruma
-            return U's';
-        }
-        return (c >= U'A' && c <= U'Z') ? c + 32 : c;
-    };
-    const char32_t a = fold(u[p + 1].cp);
-    if (a == U's' || a == U't' || a == U'm' || a == U'd') {
-        return p + 2;
-    }
-    if (p + 2 < end) {
-        const char32_t b = fold(u[p + 2].cp);
-        if ((a == U'r' && b == U'e') || (a == U'v' && b == U'e') || (a == U'l' && b == U'l')) {
-            return p + 3;
-        }
-    }
-    return 0;
-}
-
-size_t matchGpt2(const Unit *u, size_t p, size_t end)
-{
-    if (const size_t m = matchContraction(u, p, end, false)) {
-        return m;
-    }
-    // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: the unit's own class decides which can start here.
-    for (const CharClass cls : {CharClass::Letter, CharClass::Number, CharClass::Other}) {
-        if (u[p].cls == cls) {
-            return runOf(u, p, end, cls);
-        }
-        if (u[p].cp == U' ' && p + 1 < end && u[p + 1].cls == cls) {
-            return runOf(u, p + 1, end, cls);
-        }
-    }
-    return matchWhitespace(u, p, end);
-}
-
-size_t matchLlama3(const Unit *u, size_t p, size_t end)
-{
-    if (const size_t m = matchContraction(u, p, end, true)) {
-        return m;
-    }
-    // [^\r\n\p{L}\p{N}]?\p{L}+
-    if (u[p].cls == CharClass::Letter) {
-        return runOf(u, p, end, CharClass::Letter);
-    }
-    if (p + 1 < end && u[p + 1].cls == CharClass::Letter && u[p].cls != CharClass::Number && !isCrLf(u[p].cp)) {
-        return runOf(u, p + 1, end, CharClass::Letter);
-    }
-    // \p{N}{1,3}
-    if (u[p].cls == CharClass::Number) {
-        size_t q = p;
-        while (q < end && q - p < 3 && u[q].cls == CharClass::Number) {
-            ++q;
-        }
-        return q;
-    }
-    //  ?[^\s\p{L}\p{N}]+[\r\n]*
-    size_t start = end;
-    if (u[p].cls == CharClass::Other) {
-        start = p;
-    } else if (u[p].cp == U' ' && p + 1 < end && u[p + 1].cls == CharClass::Other) {
-        start = p + 1;
-    }
-    if (start != end) {
-        size_t q = runOf(u, start, end, CharClass::Other);
-        while (q < end && isCrLf(u[q].cp)) {
-            ++q;
-        }
-        return q;
-    }
-    // \s*[\r\n]+ : backtracking leaves the match right after the run's last line break.
-    const size_t q = runOf(u, p, end, CharClass::Whitespace);
-    for (size_t r = q; r > p; --r) {
-        if (isCrLf(u[r - 1].cp)) {
-            return r;
-        }
-    }
-    return matchWhitespace(u, p, end);
-}
-
-using Piece = std::pair<size_t, size_t>; // byte range [first, second) of the text
-
-void splitRegex(const std::vector<Unit> &units, size_t begin, size_t end, PreTokenizer kind, std::vector<Piece> &pieces)
-{
-    const Unit *u = units.data();
-    for (size_t p = begin; p < end;) {
-        const size_t q = kind == PreTokenizer::Llama3 ? matchLlama3(u, p, end) : matchGpt2(u, p, end);
-        pieces.emplace_back(u[p].offset, u[q].offset);
-        p = q;
-    }
-}
-
-void preTokenizeInto(std::string_view text, PreTokenizer kind, std::vector<Unit> &units, std::vector<Piece> &pieces)
-{
-    pieces.clear();
-    if (text.empty()) {
-        return;
-    }
-    decodeUnits(text, units);
-    const size_t n = units.size() - 1;
-    if (kind != PreTokenizer::DigitsGpt2) {
-        splitRegex(units, 0, n, kind, pieces);
-        return;
-    }
-    // The digit split runs first and the regex sees each stretch between digits as a whole text, so
-    // its lookahead stops at a digit ("a  1" gives "a", "  ", "1").
-    for (size_t i = 0; i < n;) {
-        if (units[i].cls == CharClass::Number) {
-            pieces.emplace_back(units[i].offset, units[i + 1].offset);
-            ++i;
-            continue;
-        }
-        size_t j = i;
-        while (j < n && units[j].cls != CharClass::Number) {
-            ++j;
-        }
-        splitRegex(units, i, j, PreTokenizer::Gpt2, pieces);
-        i = j;
-    }
+    const unicode::Utf8Char ch = unicode::decodeUtf8(text, pos);
+    length = ch.length;
+    return ch.valid && unicode::charClass(ch.cp) == CharClass::Whitespace;
 }
 
 struct MergeRule {
@@ -312,47 +198,349 @@ uint64_t pairKey(int32_t left, int32_t right)
     return (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
 }
 
-struct Special {
-    std::string text;
-    int32_t id;
-};
-
 std::string quoted(const std::string &s)
 {
     return "'" + s + "'";
 }
 
-bool isValidTokenType(int64_t t)
+// Text flowing through the pre-tokenizers; `atStart` when it begins at the start of the input
+// (Metaspace's prepend_scheme "first").
+struct Piece {
+    std::string text;
+    bool atStart;
+};
+
+// One matcher per kind of added token (matched in the input, or in the normalized text).
+class AddedMatcher
 {
-    return t >= 0 && t <= static_cast<int64_t>(TokenType::Byte);
-}
+public:
+    struct Entry {
+        std::string content;
+        int32_t id;
+        bool special;
+        bool lstrip;
+        bool rstrip;
+    };
+    struct Segment {
+        size_t first;
+        size_t last;
+        int32_t id; // -1: text
+    };
+
+    void add(Entry e)
+    {
+        const auto b = static_cast<unsigned char>(e.content[0]);
+        m_buckets[b].push_back(std::move(e));
+        m_empty = false;
+    }
+    void finish()
+    {
+        for (auto &bucket : m_buckets) {
+            std::stable_sort(bucket.begin(), bucket.end(),
+                             [](const Entry &a, const Entry &b) { return a.content.size() > b.content.size(); });
+        }
+    }
+    bool empty() const { return m_empty; }
+
+    // Leftmost-longest matches; the text between them as id -1 segments (empty ones left out).
+    std::vector<Segment> split(std::string_view text, bool parseSpecial) const
+    {
+        std::vector<Segment> out;
+        size_t textStart = 0;
+        for (size_t i = 0; i < text.size();) {
+            const Entry *found = nullptr;
+            for (const Entry &e : m_buckets[static_cast<unsigned char>(text[i])]) {
+                if ((parseSpecial || !e.special) && text.compare(i, e.content.size(), e.content) == 0) {
+                    found = &e;
+                    break;
+                }
+            }
+            if (!found) {
+                ++i;
+                continue;
+            }
+            size_t first = i;
+            size_t last = i + found->content.size();
+            if (found->lstrip) {
+                // The last non-whitespace character before the match ends the text in front of it.
+                size_t keep = textStart;
+                for (size_t p = textStart, len = 1; p < first; p += len) {
+                    if (!isWhitespaceAt(text, p, len)) {
+                        keep = p + len;
+                    }
+                }
+                first = keep;
+            }
+            if (found->rstrip) {
+                for (size_t len = 1; last < text.size() && isWhitespaceAt(text, last, len);) {
+                    last += len;
+                }
+            }
+            if (first > textStart) {
+                out.push_back({textStart, first, -1});
+            }
+            out.push_back({first, last, found->id});
+            i = last;
+            textStart = last;
+        }
+        if (textStart < text.size()) {
+            out.push_back({textStart, text.size(), -1});
+        }
+        return out;
+    }
+
+private:
+    std::array<std::vector<Entry>, 256> m_buckets;
+    bool m_empty = true;
+};
 
 } // namespace
+
+// ---- merges rebuilt from the vocabulary -----------------------------------------------------------
+
+namespace tokenizer {
+
+std::vector<std::pair<std::string, std::string>> generateMerges(const std::vector<std::string> &tokens,
+                                                                const std::vector<double> &priority)
+{
+    // transformers' generate_merges: every split of a token into two tokens is a merge; sorted by the
+    // token's priority (highest first), then the longer left part, then the longer right part; ties
+    // keep vocabulary order, and the splits of one token are ordered by the ids of their parts.
+    std::unordered_map<std::string_view, int32_t> ids;
+    ids.reserve(tokens.size());
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        ids[tokens[i]] = static_cast<int32_t>(i); // a repeated entry maps to its last id, as a dict would
+    }
+    struct Candidate {
+        double priority;
+        uint32_t leftChars;
+        uint32_t rightChars;
+        int32_t leftId;
+        int32_t rightId;
+        uint32_t splitAt; // byte offset in the token
+        int32_t token;
+    };
+    std::vector<Candidate> all;
+    std::vector<Candidate> local;
+    std::unordered_map<std::string_view, bool> seen;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        const std::string_view t = tokens[i];
+        if (!seen.emplace(t, true).second) {
+            continue;
+        }
+        local.clear();
+        std::vector<size_t> bounds;
+        for (size_t pos = 0; pos < t.size();) {
+            pos += unicode::decodeUtf8(t, pos).length;
+            bounds.push_back(pos);
+        }
+        const auto chars = static_cast<uint32_t>(bounds.size());
+        for (uint32_t k = 0; k + 1 < chars; ++k) {
+            const size_t at = bounds[k];
+            const auto l = ids.find(t.substr(0, at));
+            if (l == ids.end()) {
+                continue;
+            }
+            const auto r = ids.find(t.substr(at));
+            if (r == ids.end()) {
+                continue;
+            }
+            local.push_back({priority[i], k + 1, chars - k - 1, l->second, r->second, static_cast<uint32_t>(at),
+                             static_cast<int32_t>(i)});
+        }
+        std::sort(local.begin(), local.end(), [](const Candidate &a, const Candidate &b) {
+            return std::pair{a.leftId, a.rightId} < std::pair{b.leftId, b.rightId};
+        });
+        all.insert(all.end(), local.begin(), local.end());
+    }
+    std::stable_sort(all.begin(), all.end(), [](const Candidate &a, const Candidate &b) {
+        if (a.priority != b.priority) {
+            return a.priority > b.priority;
+        }
+        if (a.leftChars != b.leftChars) {
+            return a.leftChars > b.leftChars;
+        }
+        return a.rightChars > b.rightChars;
+    });
+    std::vector<std::pair<std::string, std::string>> merges;
+    merges.reserve(all.size());
+    for (const Candidate &c : all) {
+        const std::string &t = tokens[size_t(c.token)];
+        merges.emplace_back(t.substr(0, c.splitAt), t.substr(c.splitAt));
+    }
+    return merges;
+}
+
+} // namespace tokenizer
 
 // ---- Impl ------------------------------------------------------------------------------------------
 
 struct Tokenizer::Impl {
-    PreTokenizerChoice pre;
+    bool byteLevel = true;
+    std::vector<NormalizerStep> normalizers;
+    std::vector<PreTokenizerStep> preTokenizers;
+    bool ignoreMerges = false;
     std::string warning;
-    std::unordered_map<std::string, int32_t> vocab; // piece -> lowest id spelling it
-    std::array<int32_t, 256> byteIds{};             // id of each byte's symbol, -1 if absent
+    std::unordered_map<std::string, int32_t, tk::StringHash, std::equal_to<>> vocab; // piece -> lowest id
+    std::array<int32_t, 256> byteIds{};     // byte-level: id of each byte's symbol, -1 if absent
+    std::array<int32_t, 256> fallbackIds{}; // id of <0xNN>, -1 if absent or no byte fallback
+    bool byteFallback = false;
+    int32_t unkId = -1; // produced for unknown characters ("llama" only)
+    bool fuseUnk = false;
     std::unordered_map<uint64_t, MergeRule> merges; // (left, right) -> rank and merged id
-    std::array<std::vector<Special>, 256> specials; // by first byte, longest first
-    bool hasSpecials = false;
-    std::vector<std::string> decoded; // id -> bytes
-    std::vector<uint8_t> special;     // id -> control or user-defined
+    AddedMatcher rawAdded;                          // matched in the input
+    AddedMatcher normalizedAdded;                   // matched in the normalized text
+    std::vector<std::string> decoded;               // id -> text after the per-token decoder steps
+    std::vector<uint8_t> special;                   // id -> control or user-defined
+    // Decoder steps that act on the whole sequence.
+    bool stripFirstSpace = false; // Metaspace decoder: the first token's leading space
+    std::string stripContent;     // Strip decoder after a fusing step
+    int32_t stripStart = 0;
+    int32_t stripStop = 0;
 
     static Result<std::shared_ptr<const Impl>> build(const TokenizerData &data);
-    void encodePiece(std::string_view bytes, std::vector<int64_t> &out) const;
-    void encodeChunk(std::string_view text, std::vector<int64_t> &out) const;
+    // Returns an error message, or "".
+    std::string buildDecoder(const TokenizerData &data, const std::vector<DecoderStep> &steps,
+                             const std::vector<uint8_t> &added);
+    void encodeWord(std::string_view piece, std::vector<int64_t> &out) const;
+    std::vector<Piece> preTokenize(std::string text, bool atStart) const;
+    void encodeText(std::string_view text, bool atStart, std::vector<int64_t> &out) const;
+    std::string normalize(std::string_view text) const;
 };
+
+namespace {
+
+std::vector<DecoderStep> defaultDecoders(const TokenizerData &data)
+{
+    if (data.model != "llama") {
+        return {DecoderStep{}}; // ByteLevel
+    }
+    DecoderStep replace;
+    replace.kind = DecoderStep::Kind::Replace;
+    replace.pattern = std::string(kMetaspace);
+    replace.content = " ";
+    DecoderStep fallback;
+    fallback.kind = DecoderStep::Kind::ByteFallback;
+    DecoderStep fuse;
+    fuse.kind = DecoderStep::Kind::Fuse;
+    std::vector<DecoderStep> steps = {replace, fallback, fuse};
+    if (data.addSpacePrefix) {
+        DecoderStep strip;
+        strip.kind = DecoderStep::Kind::Strip;
+        strip.content = " ";
+        strip.start = 1;
+        steps.push_back(strip);
+    }
+    return steps;
+}
+
+std::vector<PreTokenizerStep> defaultLlamaPreTokenizers(const TokenizerData &data)
+{
+    PreTokenizerStep metaspace;
+    metaspace.kind = PreTokenizerStep::Kind::Metaspace;
+    metaspace.prependScheme = data.addSpacePrefix ? PrependScheme::First : PrependScheme::Never;
+    metaspace.split = false;
+    return {metaspace};
+}
+
+// Up to `count` copies of the character `content` off one end of `s`.
+void stripChars(std::string &s, const std::string &content, int32_t count, bool front)
+{
+    if (content.empty()) {
+        return;
+    }
+    for (int32_t i = 0; i < count; ++i) {
+        if (front && s.compare(0, content.size(), content) == 0) {
+            s.erase(0, content.size());
+        } else if (!front && s.size() >= content.size() &&
+                   s.compare(s.size() - content.size(), content.size(), content) == 0) {
+            s.erase(s.size() - content.size());
+        } else {
+            return;
+        }
+    }
+}
+
+} // namespace
+
+std::string Tokenizer::Impl::buildDecoder(const TokenizerData &data, const std::vector<DecoderStep> &steps,
+                                          const std::vector<uint8_t> &added)
+{
+    // Steps before the first fusing one (Fuse, or ByteLevel which joins too) act on each token alone, so
+    // they are applied once here; Strip after a fusing step and Metaspace's first-token rule act on the
+    // sequence in decode().
+    bool fused = false;
+    std::vector<const DecoderStep *> perToken;
+    for (const DecoderStep &s : steps) {
+        switch (s.kind) {
+        case DecoderStep::Kind::ByteLevel:
+        case DecoderStep::Kind::Fuse:
+            perToken.push_back(&s);
+            fused = true;
+            break;
+        case DecoderStep::Kind::Strip:
+            if (fused) {
+                if (!stripContent.empty()) {
+                    return "decoder: two Strip steps after a Fuse";
+                }
+                stripContent = s.content;
+                stripStart = s.start;
+                stripStop = s.stop;
+            } else {
+                perToken.push_back(&s);
+            }
+            break;
+        case DecoderStep::Kind::Metaspace:
+            perToken.push_back(&s);
+            stripFirstSpace = stripFirstSpace || s.prependScheme != PrependScheme::Never;
+            break;
+        default:
+            perToken.push_back(&s);
+            break;
+        }
+    }
+    for (size_t i = 0; i < data.tokens.size(); ++i) {
+        if (added[i]) {
+            continue; // set by the caller: added tokens decode to their content
+        }
+        std::string t = data.tokens[i];
+        for (const DecoderStep *s : perToken) {
+            switch (s->kind) {
+            case DecoderStep::Kind::ByteLevel:
+                t = byteUnmapped(t);
+                break;
+            case DecoderStep::Kind::Replace:
+                t = replaceAll(t, s->pattern, s->content);
+                break;
+            case DecoderStep::Kind::ByteFallback:
+                if (const int b = byteFallbackValue(t); b >= 0) {
+                    t = std::string(1, static_cast<char>(b));
+                }
+                break;
+            case DecoderStep::Kind::Fuse:
+                break;
+            case DecoderStep::Kind::Strip:
+                stripChars(t, s->content, s->start, true);
+                stripChars(t, s->content, s->stop, false);
+                break;
+            case DecoderStep::Kind::Metaspace:
+                t = replaceAll(t, s->replacement, " ");
+                break;
+            }
+        }
+        decoded[i] = std::move(t);
+    }
+    return "";
+}
 
 Result<std::shared_ptr<const Tokenizer::Impl>> Tokenizer::Impl::build(const TokenizerData &data)
 {
     const size_t n = data.tokens.size();
-    if (data.model != "gpt2") {
-        return makeError(ErrorCode::Unsupported, "tokenizer model " + quoted(data.model) +
-                                                     " is not supported; only byte-level BPE ('gpt2') is");
+    if (data.model != "gpt2" && data.model != "llama") {
+        return makeError(
+            ErrorCode::Unsupported,
+            "tokenizer model " + quoted(data.model) +
+                " is not supported; only byte-level BPE ('gpt2') and SentencePiece-style BPE ('llama') are");
     }
     if (n == 0) {
         return makeError(ErrorCode::Corrupt, "empty vocabulary");
@@ -364,8 +552,12 @@ Result<std::shared_ptr<const Tokenizer::Impl>> Tokenizer::Impl::build(const Toke
         return makeError(ErrorCode::Corrupt,
                          std::to_string(data.types.size()) + " token types for " + std::to_string(n) + " tokens");
     }
+    if (!data.scores.empty() && data.scores.size() != n) {
+        return makeError(ErrorCode::Corrupt,
+                         std::to_string(data.scores.size()) + " token scores for " + std::to_string(n) + " tokens");
+    }
     for (size_t i = 0; i < data.types.size(); ++i) {
-        if (!isValidTokenType(static_cast<int64_t>(data.types[i]))) {
+        if (!tk::isValidTokenType(static_cast<int64_t>(data.types[i]))) {
             return makeError(ErrorCode::Corrupt, "token " + std::to_string(i) + " has unknown type " +
                                                      std::to_string(static_cast<int32_t>(data.types[i])));
         }
@@ -381,50 +573,104 @@ Result<std::shared_ptr<const Tokenizer::Impl>> Tokenizer::Impl::build(const Toke
     }
 
     auto impl = std::make_shared<Impl>();
-    impl->pre = choosePreTokenizer(data.pre);
-    if (!impl->pre.known) {
-        impl->warning = "unknown pre-tokenizer " + quoted(data.pre) +
-                        "; using the GPT-2 regex, so some texts "
-                        "may be split differently from the model's own tokenizer";
+    impl->byteLevel = data.model == "gpt2";
+    if (data.normalizers) {
+        impl->normalizers = *data.normalizers;
+    }
+    const PreTokenizerChoice choice = choosePreTokenizer(data.pre);
+    if (data.preTokenizers) {
+        impl->preTokenizers = *data.preTokenizers;
+    } else if (impl->byteLevel) {
+        impl->preTokenizers = choice.steps;
+        if (!choice.known) {
+            impl->warning = "unknown pre-tokenizer " + quoted(data.pre) +
+                            "; using the GPT-2 regex, so some texts "
+                            "may be split differently from the model's own tokenizer";
+        }
+    } else {
+        impl->preTokenizers = defaultLlamaPreTokenizers(data);
+    }
+    for (PreTokenizerStep &s : impl->preTokenizers) {
+        if (s.kind == PreTokenizerStep::Kind::Split && !s.regex && s.pattern.empty()) {
+            return makeError(ErrorCode::Corrupt, "Split pre-tokenizer with an empty pattern");
+        }
+        if (s.kind == PreTokenizerStep::Kind::Metaspace && s.replacement.empty()) {
+            return makeError(ErrorCode::Corrupt, "Metaspace pre-tokenizer with an empty replacement");
+        }
+    }
+    impl->ignoreMerges = data.ignoreMerges.value_or(impl->byteLevel && !data.preTokenizers && choice.ignoreMerges);
+    impl->byteFallback = data.byteFallback;
+    impl->fuseUnk = data.fuseUnk;
+    if (!impl->byteLevel && data.unkId) {
+        impl->unkId = static_cast<int32_t>(*data.unkId);
     }
 
     impl->vocab.reserve(n);
     impl->decoded.resize(n);
     impl->special.resize(n);
     for (size_t i = 0; i < n; ++i) {
-        const std::string &piece = data.tokens[i];
-        impl->vocab.emplace(piece, static_cast<int32_t>(i));
+        impl->vocab.emplace(data.tokens[i], static_cast<int32_t>(i));
         const TokenType type = data.types.empty() ? TokenType::Normal : data.types[i];
-        const bool special = type == TokenType::Control || type == TokenType::UserDefined;
-        impl->special[i] = special;
-        impl->decoded[i] = special ? piece : byteUnmapped(piece);
-        if (special && !piece.empty()) {
-            impl->specials[static_cast<unsigned char>(piece[0])].push_back({piece, static_cast<int32_t>(i)});
-            impl->hasSpecials = true;
+        impl->special[i] = type == TokenType::Control || type == TokenType::UserDefined;
+    }
+
+    // Added tokens: given, or every control / user-defined token.
+    std::vector<AddedToken> addedTokens;
+    if (data.addedTokens) {
+        addedTokens = *data.addedTokens;
+    } else {
+        for (size_t i = 0; i < n; ++i) {
+            if (impl->special[i] && !data.tokens[i].empty()) {
+                const bool control = data.types[i] == TokenType::Control;
+                addedTokens.push_back({int64_t(i), data.tokens[i], control, false, false, false});
+            }
         }
     }
-    for (auto &bucket : impl->specials) {
-        std::stable_sort(bucket.begin(), bucket.end(),
-                         [](const Special &a, const Special &b) { return a.text.size() > b.text.size(); });
+    std::vector<uint8_t> isAdded(n, 0);
+    for (const AddedToken &a : addedTokens) {
+        if (a.id < 0 || a.id >= int64_t(n)) {
+            return makeError(ErrorCode::Corrupt, "added token " + quoted(a.content) + " has id " +
+                                                     std::to_string(a.id) + ", outside the vocabulary of " +
+                                                     std::to_string(n) + " tokens");
+        }
+        if (a.content.empty()) {
+            return makeError(ErrorCode::Corrupt, "added token " + std::to_string(a.id) + " has no content");
+        }
+        AddedMatcher &m = a.normalized && !impl->normalizers.empty() ? impl->normalizedAdded : impl->rawAdded;
+        m.add({a.content, static_cast<int32_t>(a.id), a.special, a.lstrip, a.rstrip});
+        isAdded[size_t(a.id)] = 1;
+        impl->decoded[size_t(a.id)] = a.content;
     }
+    impl->rawAdded.finish();
+    impl->normalizedAdded.finish();
+
     for (size_t b = 0; b < 256; ++b) {
         std::string symbol;
         unicode::appendUtf8(symbol, byteToUnicode()[b]);
         const auto it = impl->vocab.find(symbol);
         impl->byteIds[b] = it == impl->vocab.end() ? -1 : it->second;
+        static const char *hex = "0123456789ABCDEF";
+        const std::string fallback = std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">";
+        const auto f = impl->vocab.find(fallback);
+        impl->fallbackIds[b] = f == impl->vocab.end() || !data.byteFallback ? -1 : f->second;
     }
 
-    impl->merges.reserve(data.merges.size());
-    for (size_t rank = 0; rank < data.merges.size(); ++rank) {
-        const std::string &merge = data.merges[rank];
-        const auto where = [&] { return "merge " + std::to_string(rank) + " " + quoted(merge); };
-        // Search from 1 so that a merge whose left part is itself " " still splits correctly.
-        const size_t space = merge.find(' ', 1);
-        if (space == std::string::npos || space + 1 >= merge.size()) {
-            return makeError(ErrorCode::Corrupt, where() + " is not of the form 'left right'");
-        }
-        const std::string left = merge.substr(0, space);
-        const std::string right = merge.substr(space + 1);
+    if (const std::string e = impl->buildDecoder(data, data.decoders ? *data.decoders : defaultDecoders(data), isAdded);
+        !e.empty()) {
+        return makeError(ErrorCode::Unsupported, e);
+    }
+
+    std::vector<std::pair<std::string, std::string>> derived;
+    if (data.merges.empty() && !data.scores.empty() && data.model == "llama") {
+        derived = tk::generateMerges(data.tokens, std::vector<double>(data.scores.begin(), data.scores.end()));
+    }
+    const auto &merges = data.merges.empty() ? derived : data.merges;
+    impl->merges.reserve(merges.size());
+    for (size_t rank = 0; rank < merges.size(); ++rank) {
+        const auto &[left, right] = merges[rank];
+        const auto where = [&, &l = left, &r = right] {
+            return "merge " + std::to_string(rank) + " " + quoted(l + " " + r);
+        };
         const auto l = impl->vocab.find(left);
         const auto r = impl->vocab.find(right);
         for (const auto &[part, it] : {std::pair{&left, l}, std::pair{&right, r}}) {
@@ -438,16 +684,20 @@ Result<std::shared_ptr<const Tokenizer::Impl>> Tokenizer::Impl::build(const Toke
             return makeError(ErrorCode::Corrupt,
                              where() + " makes " + quoted(left + right) + ", which is not in the vocabulary");
         }
-        // A repeated pair keeps its first (best) rank, as llama.cpp does.
+        // A repeated pair keeps its first (best) rank, as llama.cpp and tokenizers do.
         impl->merges.emplace(pairKey(l->second, r->second), MergeRule{static_cast<int32_t>(rank), merged->second});
     }
     return std::shared_ptr<const Impl>(std::move(impl));
 }
 
-void Tokenizer::Impl::encodePiece(std::string_view bytes, std::vector<int64_t> &out) const
+void Tokenizer::Impl::encodeWord(std::string_view piece, std::vector<int64_t> &out) const
 {
-    if (pre.ignoreMerges) {
-        if (const auto it = vocab.find(byteMapped(bytes)); it != vocab.end()) {
+    if (piece.empty()) {
+        return;
+    }
+    if (ignoreMerges) {
+        const auto it = byteLevel ? vocab.find(byteMapped(piece)) : vocab.find(piece);
+        if (it != vocab.end()) {
             out.push_back(it->second);
             return;
         }
@@ -467,15 +717,43 @@ void Tokenizer::Impl::encodePiece(std::string_view bytes, std::vector<int64_t> &
         bool operator>(const Candidate &o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
     };
 
-    // Bytes without a symbol in the vocabulary are left out before merging (tokenizers' BPE without
-    // unk_token), so their neighbours become adjacent.
     std::vector<Symbol> symbols;
-    symbols.reserve(bytes.size());
-    for (const char c : bytes) {
-        const int32_t id = byteIds[static_cast<unsigned char>(c)];
-        if (id >= 0) {
-            const auto index = static_cast<int32_t>(symbols.size());
-            symbols.push_back({id, index - 1, index + 1});
+    symbols.reserve(piece.size());
+    const auto push = [&](int32_t id) {
+        const auto index = static_cast<int32_t>(symbols.size());
+        symbols.push_back({id, index - 1, index + 1});
+    };
+    if (byteLevel) {
+        // Bytes without a symbol in the vocabulary are left out before merging (tokenizers' BPE without
+        // unk_token), so their neighbours become adjacent.
+        for (const char c : piece) {
+            if (const int32_t id = byteIds[static_cast<unsigned char>(c)]; id >= 0) {
+                push(id);
+            }
+        }
+    } else {
+        bool lastWasUnk = false;
+        for (size_t pos = 0; pos < piece.size();) {
+            const size_t len = unicode::decodeUtf8(piece, pos).length;
+            const std::string_view ch = piece.substr(pos, len);
+            pos += len;
+            if (const auto it = vocab.find(ch); it != vocab.end()) {
+                push(it->second);
+                lastWasUnk = false;
+                continue;
+            }
+            if (byteFallback && std::all_of(ch.begin(), ch.end(),
+                                            [&](char c) { return fallbackIds[static_cast<unsigned char>(c)] >= 0; })) {
+                for (const char c : ch) {
+                    push(fallbackIds[static_cast<unsigned char>(c)]);
+                }
+                lastWasUnk = false;
+                continue;
+            }
+            if (unkId >= 0 && !(fuseUnk && lastWasUnk)) {
+                push(unkId);
+                lastWasUnk = true;
+            }
         }
     }
     if (symbols.empty()) {
@@ -520,13 +798,106 @@ void Tokenizer::Impl::encodePiece(std::string_view bytes, std::vector<int64_t> &
     }
 }
 
-void Tokenizer::Impl::encodeChunk(std::string_view text, std::vector<int64_t> &out) const
+std::string Tokenizer::Impl::normalize(std::string_view text) const
 {
-    std::vector<Unit> units;
+    std::string s(text);
+    for (const NormalizerStep &step : normalizers) {
+        switch (step.kind) {
+        case NormalizerStep::Kind::Nfc:
+            s = unicode::nfc(s);
+            break;
+        case NormalizerStep::Kind::Replace:
+            s = replaceAll(s, step.pattern, step.content);
+            break;
+        case NormalizerStep::Kind::Prepend:
+            if (!s.empty()) {
+                s.insert(0, step.content);
+            }
+            break;
+        }
+    }
+    return s;
+}
+
+std::vector<Piece> Tokenizer::Impl::preTokenize(std::string text, bool atStart) const
+{
     std::vector<Piece> pieces;
-    preTokenizeInto(text, pre.kind, units, pieces);
-    for (const auto &[first, last] : pieces) {
-        encodePiece(text.substr(first, last - first), out);
+    pieces.push_back({std::move(text), atStart});
+    std::vector<Piece> next;
+    const auto splitInto = [&next](const Piece &p, const std::vector<tk::Range> &ranges) {
+        for (const auto &[first, last] : ranges) {
+            if (last > first) {
+                next.push_back({p.text.substr(first, last - first), p.atStart && first == 0});
+            }
+        }
+    };
+    for (const PreTokenizerStep &step : preTokenizers) {
+        next.clear();
+        for (Piece &p : pieces) {
+            switch (step.kind) {
+            case PreTokenizerStep::Kind::Split: {
+                const auto matches =
+                    step.regex ? tk::regexMatches(p.text, *step.regex) : tk::literalMatches(p.text, step.pattern);
+                splitInto(p, tk::splitByMatches(p.text.size(), matches, step.behavior, step.invert));
+                break;
+            }
+            case PreTokenizerStep::Kind::ByteLevel:
+                if (step.addPrefixSpace && p.text.compare(0, 1, " ") != 0) {
+                    p.text.insert(0, " ");
+                }
+                if (step.useRegex) {
+                    splitInto(p, tk::regexMatches(p.text, SplitRegex::Gpt2));
+                } else {
+                    next.push_back(std::move(p));
+                }
+                break;
+            case PreTokenizerStep::Kind::Digits:
+                splitInto(p, tk::splitByMatches(p.text.size(), tk::digitMatches(p.text, step.individualDigits),
+                                                SplitBehavior::Isolated, false));
+                break;
+            case PreTokenizerStep::Kind::Metaspace: {
+                p.text = replaceAll(p.text, " ", step.replacement);
+                const bool prepend = step.prependScheme == PrependScheme::Always ||
+                                     (step.prependScheme == PrependScheme::First && p.atStart);
+                if (prepend && p.text.compare(0, step.replacement.size(), step.replacement) != 0) {
+                    p.text.insert(0, step.replacement);
+                }
+                if (step.split) {
+                    splitInto(p, tk::splitByMatches(p.text.size(), tk::literalMatches(p.text, step.replacement),
+                                                    SplitBehavior::MergedWithNext, false));
+                } else {
+                    next.push_back(std::move(p));
+                }
+                break;
+            }
+            }
+        }
+        std::swap(pieces, next);
+    }
+    return pieces;
+}
+
+void Tokenizer::Impl::encodeText(std::string_view text, bool atStart, std::vector<int64_t> &out) const
+{
+    if (text.empty()) {
+        return;
+    }
+    const std::string normalized = normalize(text);
+    const auto run = [&](std::string_view part, bool start) {
+        for (const Piece &p : preTokenize(std::string(part), start)) {
+            encodeWord(p.text, out);
+        }
+    };
+    if (normalizedAdded.empty()) {
+        run(normalized, atStart);
+        return;
+    }
+    for (const auto &seg : normalizedAdded.split(normalized, true)) {
+        if (seg.id >= 0) {
+            out.push_back(seg.id);
+        } else {
+            run(std::string_view(normalized).substr(seg.first, seg.last - seg.first), atStart && seg.first == 0);
+        }
     }
 }
 
@@ -557,28 +928,17 @@ std::vector<int64_t> Tokenizer::encode(const std::string &text, const EncodeOpti
     if (options.addBos.value_or(m_data.addBos) && m_data.bosId) {
         out.push_back(*m_data.bosId);
     }
-    const std::string_view view(text);
-    size_t chunkStart = 0;
-    if (options.parseSpecial && m_impl->hasSpecials) {
-        for (size_t i = 0; i < view.size();) {
-            const Special *found = nullptr;
-            for (const Special &s : m_impl->specials[static_cast<unsigned char>(view[i])]) {
-                if (view.compare(i, s.text.size(), s.text) == 0) {
-                    found = &s;
-                    break;
-                }
+    if (m_impl->rawAdded.empty()) {
+        m_impl->encodeText(text, true, out);
+    } else {
+        for (const auto &seg : m_impl->rawAdded.split(text, options.parseSpecial)) {
+            if (seg.id >= 0) {
+                out.push_back(seg.id);
+            } else {
+                m_impl->encodeText(std::string_view(text).substr(seg.first, seg.last - seg.first), seg.first == 0, out);
             }
-            if (!found) {
-                ++i;
-                continue;
-            }
-            m_impl->encodeChunk(view.substr(chunkStart, i - chunkStart), out);
-            out.push_back(found->id);
-            i += found->text.size();
-            chunkStart = i;
         }
     }
-    m_impl->encodeChunk(view.substr(chunkStart), out);
     if (m_data.addEos && m_data.eosId) {
         out.push_back(*m_data.eosId);
     }
@@ -587,13 +947,9 @@ std::vector<int64_t> Tokenizer::encode(const std::string &text, const EncodeOpti
 
 std::vector<std::string> Tokenizer::preTokenize(const std::string &text) const
 {
-    std::vector<Unit> units;
-    std::vector<Piece> pieces;
-    preTokenizeInto(text, m_impl->pre.kind, units, pieces);
     std::vector<std::string> out;
-    out.reserve(pieces.size());
-    for (const auto &[first, last] : pieces) {
-        out.push_back(text.substr(first, last - first));
+    for (Piece &p : m_impl->preTokenize(m_impl->normalize(text), true)) {
+        out.push_back(std::move(p.text));
     }
     return out;
 }
@@ -601,11 +957,21 @@ std::vector<std::string> Tokenizer::preTokenize(const std::string &text) const
 std::string Tokenizer::decode(const std::vector<int64_t> &ids) const
 {
     std::string out;
+    bool first = true;
     for (const int64_t id : ids) {
-        if (id >= 0 && id < vocabSize()) {
-            out += m_impl->decoded[size_t(id)];
+        if (id < 0 || id >= vocabSize()) {
+            continue;
         }
+        const std::string &t = m_impl->decoded[size_t(id)];
+        if (first && m_impl->stripFirstSpace && !t.empty() && t[0] == ' ') {
+            out.append(t, 1);
+        } else {
+            out += t;
+        }
+        first = false;
     }
+    stripChars(out, m_impl->stripContent, m_impl->stripStart, true);
+    stripChars(out, m_impl->stripContent, m_impl->stripStop, false);
     return out;
 }
 
@@ -623,215 +989,6 @@ const std::string &Tokenizer::tokenPiece(int64_t id) const
 bool Tokenizer::isSpecial(int64_t id) const
 {
     return id >= 0 && id < vocabSize() && m_impl->special[size_t(id)] != 0;
-}
-
-// ---- GGUF ------------------------------------------------------------------------------------------
-
-Result<TokenizerData> Tokenizer::dataFromGguf(const GgufFile &file)
-{
-    const std::string &path = file.path();
-    const auto corrupt = [&](const std::string &what) { return makeError(ErrorCode::Corrupt, path + ": " + what); };
-    TokenizerData data;
-
-    const std::optional<std::string> model = file.getString("tokenizer.ggml.model");
-    if (!model) {
-        return makeError(ErrorCode::NotAModel,
-                         path + ": no tokenizer (tokenizer.ggml.model is missing or not a string)");
-    }
-    if (*model != "gpt2") {
-        const std::string kind = *model == "llama" ? " (SentencePiece)" : "";
-        return makeError(ErrorCode::Unsupported, path + ": tokenizer model " + quoted(*model) + kind +
-                                                     " is not supported; only byte-level BPE ('gpt2') is");
-    }
-    data.model = *model;
-    if (file.find("tokenizer.ggml.pre")) {
-        const std::optional<std::string> pre = file.getString("tokenizer.ggml.pre");
-        if (!pre) {
-            return corrupt("tokenizer.ggml.pre is not a string");
-        }
-        data.pre = *pre;
-    }
-
-    std::optional<std::vector<std::string>> tokens = file.getStringArray("tokenizer.ggml.tokens");
-    if (!tokens) {
-        return corrupt("tokenizer.ggml.tokens is missing or not an array of strings");
-    }
-    data.tokens = std::move(*tokens);
-
-    if (file.find("tokenizer.ggml.token_type")) {
-        const std::optional<std::vector<int64_t>> types = file.getIntArray("tokenizer.ggml.token_type");
-        if (!types) {
-            return corrupt("tokenizer.ggml.token_type is not an array of integers");
-        }
-        data.types.reserve(types->size());
-        for (size_t i = 0; i < types->size(); ++i) {
-            if (!isValidTokenType((*types)[i])) {
-                return corrupt("tokenizer.ggml.token_type[" + std::to_string(i) + "] = " + std::to_string((*types)[i]) +
-                               " is not a token type (0..6)");
-            }
-            data.types.push_back(static_cast<TokenType>((*types)[i]));
-        }
-    }
-
-    std::optional<std::vector<std::string>> merges = file.getStringArray("tokenizer.ggml.merges");
-    if (!merges) {
-        return corrupt("tokenizer.ggml.merges is missing or not an array of strings (byte-level BPE needs its merges)");
-    }
-    data.merges = std::move(*merges);
-
-    const std::pair<const char *, std::optional<int64_t> *> ids[] = {
-        {"tokenizer.ggml.bos_token_id", &data.bosId},
-        {"tokenizer.ggml.eos_token_id", &data.eosId},
-        {"tokenizer.ggml.unknown_token_id", &data.unkId},
-        {"tokenizer.ggml.padding_token_id", &data.padId},
-    };
-    for (const auto &[key, id] : ids) {
-        if (file.find(key)) {
-            *id = file.getInt(key);
-            if (!*id) {
-                return corrupt(std::string(key) + " is not an integer");
-            }
-        }
-    }
-    const std::pair<const char *, bool *> flags[] = {
-        {"tokenizer.ggml.add_bos_token", &data.addBos},
-        {"tokenizer.ggml.add_eos_token", &data.addEos},
-    };
-    for (const auto &[key, flag] : flags) {
-        if (const GgufValue *v = file.find(key)) {
-            const std::optional<int64_t> value = v->asInt();
-            if (!value) {
-                return corrupt(std::string(key) + " is not a boolean");
-            }
-            *flag = *value != 0;
-        }
-    }
-    return data;
-}
-
-// ---- JSON ------------------------------------------------------------------------------------------
-
-namespace {
-
-constexpr int kJsonVersion = 1;
-
-} // namespace
-
-std::string Tokenizer::toJson() const
-{
-    nlohmann::json j;
-    j["version"] = kJsonVersion;
-    j["model"] = m_data.model;
-    j["pre"] = m_data.pre;
-    j["tokens"] = m_data.tokens;
-    auto types = nlohmann::json::array();
-    for (const TokenType t : m_data.types) {
-        types.push_back(static_cast<int32_t>(t));
-    }
-    j["types"] = std::move(types);
-    j["merges"] = m_data.merges;
-    const auto optionalId = [](const std::optional<int64_t> &id) {
-        return id ? nlohmann::json(*id) : nlohmann::json(); // null when absent
-    };
-    j["bosId"] = optionalId(m_data.bosId);
-    j["eosId"] = optionalId(m_data.eosId);
-    j["unkId"] = optionalId(m_data.unkId);
-    j["padId"] = optionalId(m_data.padId);
-    j["addBos"] = m_data.addBos;
-    j["addEos"] = m_data.addEos;
-    // Vocabulary entries are valid UTF-8 in every byte-level vocabulary (that is the point of the byte
-    // mapping); replacing rather than throwing keeps a stray entry from making the archive unwritable.
-    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-Result<std::shared_ptr<const Tokenizer>> Tokenizer::fromJson(const std::string &json, const std::string &origin)
-{
-    const auto bad = [&](const std::string &what) { return makeError(ErrorCode::Corrupt, origin + ": " + what); };
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(json);
-    } catch (const nlohmann::json::parse_error &e) {
-        return bad(std::string("not valid JSON (") + e.what() + ")");
-    }
-    if (!j.is_object()) {
-        return bad("not a JSON object");
-    }
-    const auto field = [&](const char *name) -> const nlohmann::json * {
-        const auto it = j.find(name);
-        return it == j.end() ? nullptr : &*it;
-    };
-    const auto mustBe = [&](const char *name, const char *what) {
-        return bad("field '" + std::string(name) + "' must be " + what);
-    };
-
-    if (const auto *v = field("version"); v && !(v->is_number_integer() && v->get<int64_t>() <= kJsonVersion)) {
-        return bad("field 'version' must be an integer <= " + std::to_string(kJsonVersion) +
-                   " (written by a newer SinkScope?)");
-    }
-
-    TokenizerData data;
-    for (const auto &[name, target] : {std::pair{"model", &data.model}, std::pair{"pre", &data.pre}}) {
-        if (const auto *v = field(name)) {
-            if (!v->is_string()) {
-                return mustBe(name, "a string");
-            }
-            *target = v->get<std::string>();
-        }
-    }
-    for (const auto &[name, target] : {std::pair{"tokens", &data.tokens}, std::pair{"merges", &data.merges}}) {
-        const auto *v = field(name);
-        if (!v) {
-            if (std::string_view(name) == "tokens") {
-                return bad("field 'tokens' is missing");
-            }
-            continue;
-        }
-        if (!v->is_array()) {
-            return mustBe(name, "an array of strings");
-        }
-        target->reserve(v->size());
-        for (const auto &e : *v) {
-            if (!e.is_string()) {
-                return mustBe(name, "an array of strings");
-            }
-            target->push_back(e.get<std::string>());
-        }
-    }
-    if (const auto *v = field("types")) {
-        if (!v->is_array()) {
-            return mustBe("types", "an array of token types (integers 0..6)");
-        }
-        data.types.reserve(v->size());
-        for (const auto &e : *v) {
-            if (!e.is_number_integer() || !isValidTokenType(e.get<int64_t>())) {
-                return mustBe("types", "an array of token types (integers 0..6)");
-            }
-            data.types.push_back(static_cast<TokenType>(e.get<int64_t>()));
-        }
-    }
-    for (const auto &[name, target] : {std::pair{"bosId", &data.bosId}, std::pair{"eosId", &data.eosId},
-                                       std::pair{"unkId", &data.unkId}, std::pair{"padId", &data.padId}}) {
-        if (const auto *v = field(name); v && !v->is_null()) {
-            if (!v->is_number_integer()) {
-                return mustBe(name, "an integer or null");
-            }
-            *target = v->get<int64_t>();
-        }
-    }
-    for (const auto &[name, target] : {std::pair{"addBos", &data.addBos}, std::pair{"addEos", &data.addEos}}) {
-        if (const auto *v = field(name)) {
-            if (!v->is_boolean()) {
-                return mustBe(name, "a boolean");
-            }
-            *target = v->get<bool>();
-        }
-    }
-
-    auto tokenizer = create(std::move(data));
-    if (!tokenizer) {
-        return makeError(tokenizer.error().code, origin + ": " + tokenizer.error().message);
-    }
-    return tokenizer;
 }
 
 } // namespace sinkscope

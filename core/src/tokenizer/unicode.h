@@ -21,6 +21,16 @@ enum class CharClass : uint8_t {
 
 CharClass charClass(char32_t cp);
 
+// The case of a letter, or Mark for a combining mark (\p{M}); None for everything else, caseless
+// letters (Lm, Lo) included. Only the GPT-4o split regex needs it.
+enum class LetterCase : uint8_t { None, Upper, Lower, Title, Mark };
+
+LetterCase letterCase(char32_t cp);
+
+// Unicode Normalization Form C (canonical decomposition, canonical ordering, canonical composition).
+// Ill-formed UTF-8 bytes are kept as they are and block composition across them.
+std::string nfc(std::string_view text);
+
 // One decoded unit of a UTF-8 string. An ill-formed sequence (stray continuation byte, overlong form,
 // surrogate, value above U+10FFFF, truncated sequence) decodes as a single byte with valid == false
 // and cp == that byte, so callers can keep every input byte and stay in step.
