@@ -587,8 +587,13 @@ def kind_specs():
     def mistral():
         pre = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="first", split=False)
         tok = spm_model(corpus, llama_specials, pre=pre)
+        # As Mistral v0.3's file: the Metaspace decoder drops the first token's "▁".
         tok.decoder = decoders.Sequence(
-            [decoders.Replace(METASPACE, " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+            [
+                decoders.Metaspace(replacement=METASPACE, prepend_scheme="first", split=False),
+                decoders.ByteFallback(),
+                decoders.Fuse(),
+            ]
         )
         tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in llama_specials])
         tok.post_processor = llama_post()
@@ -630,6 +635,7 @@ def kind_specs():
     ]
     chat_llama = [
         "<s>[INST] Hello there [/INST] General Kenobi</s>",
+        "  ▁▁literal blocks first",
         "[INST]no spaces[/INST]",
         " leading space",
         "  two leading spaces",
@@ -659,8 +665,8 @@ def write_json_kinds() -> int:
     <think> as a plain added token), llama3 (Split(Llama-3 regex) + ByteLevel, ignore_merges, BOS via
     TemplateProcessing), neox (NFC + ByteLevel with the GPT-2 regex, space runs as normalized added
     tokens), gpt_oss (Split(o200k regex) + ByteLevel, harmony tokens), gemma (Replace " " -> "▁",
-    byte_fallback, <bos> template, <start_of_turn>), mistral (Metaspace prepend_scheme "first", Strip
-    decoder, [INST]) and llama2_legacy (Prepend + Replace normalizer, the shape of Llama 2 and Phi-3).
+    byte_fallback, <bos> template, <start_of_turn>), mistral (Metaspace prepend_scheme "first" in and
+    out, [INST]) and llama2_legacy (Prepend + Replace normalizer, the shape of Llama 2 and Phi-3).
     Each case records ids (no post-processor), idsWithSpecials (the file's post-processor),
     idsNoSpecial (special tokens not parsed) for texts holding one, decoded (tokenizers' decode) and
     roundTrips: false where that differs from the text.

@@ -392,9 +392,10 @@ struct Tokenizer::Impl {
     AddedMatcher normalizedAdded;                   // matched in the normalized text
     std::vector<std::string> decoded;               // id -> text after the per-token decoder steps
     std::vector<uint8_t> special;                   // id -> control or user-defined
-    // Decoder steps that act on the whole sequence.
-    bool stripFirstSpace = false; // Metaspace decoder: the first token's leading space
-    std::string stripContent;     // Strip decoder after a fusing step
+    // Decoder steps that act on the whole sequence. Metaspace's decoder drops every replacement
+    // character of the first token (not only a leading one), so those tokens get a second text.
+    std::unordered_map<int32_t, std::string> decodedFirst;
+    std::string stripContent; // Strip decoder after a fusing step
     int32_t stripStart = 0;
     int32_t stripStop = 0;
 
@@ -463,12 +464,43 @@ void stripChars(std::string &s, const std::string &content, int32_t count, bool 
 
 } // namespace
 
+namespace {
+
+// One per-token decoder step on a token's text; `first` when it is the first token of the sequence.
+void applyDecoderStep(const DecoderStep &s, std::string &t, bool first)
+{
+    switch (s.kind) {
+    case DecoderStep::Kind::ByteLevel:
+        t = byteUnmapped(t);
+        break;
+    case DecoderStep::Kind::Replace:
+        t = replaceAll(t, s.pattern, s.content);
+        break;
+    case DecoderStep::Kind::ByteFallback:
+        if (const int b = byteFallbackValue(t); b >= 0) {
+            t = std::string(1, static_cast<char>(b));
+        }
+        break;
+    case DecoderStep::Kind::Fuse:
+        break;
+    case DecoderStep::Kind::Strip:
+        stripChars(t, s.content, s.start, true);
+        stripChars(t, s.content, s.stop, false);
+        break;
+    case DecoderStep::Kind::Metaspace:
+        t = replaceAll(t, s.replacement, first && s.prependScheme != PrependScheme::Never ? "" : " ");
+        break;
+    }
+}
+
+} // namespace
+
 std::string Tokenizer::Impl::buildDecoder(const TokenizerData &data, const std::vector<DecoderStep> &steps,
                                           const std::vector<uint8_t> &added)
 {
-    // Steps before the first fusing one (Fuse, or ByteLevel which joins too) act on each token alone, so
-    // they are applied once here; Strip after a fusing step and Metaspace's first-token rule act on the
-    // sequence in decode().
+    // Every step but a Strip after a fusing one (Fuse, or ByteLevel, which joins too) acts on each token
+    // alone, so it is applied once here; that Strip acts on the whole text in decode(), which also picks
+    // the first token's text where Metaspace treats it differently.
     bool fused = false;
     std::vector<const DecoderStep *> perToken;
     for (const DecoderStep &s : steps) {
@@ -490,10 +522,6 @@ std::string Tokenizer::Impl::buildDecoder(const TokenizerData &data, const std::
                 perToken.push_back(&s);
             }
             break;
-        case DecoderStep::Kind::Metaspace:
-            perToken.push_back(&s);
-            stripFirstSpace = stripFirstSpace || s.prependScheme != PrependScheme::Never;
-            break;
         default:
             perToken.push_back(&s);
             break;
@@ -504,29 +532,20 @@ std::string Tokenizer::Impl::buildDecoder(const TokenizerData &data, const std::
             continue; // set by the caller: added tokens decode to their content
         }
         std::string t = data.tokens[i];
+        std::optional<std::string> first; // the text as the first token, when that differs
         for (const DecoderStep *s : perToken) {
-            switch (s->kind) {
-            case DecoderStep::Kind::ByteLevel:
-                t = byteUnmapped(t);
-                break;
-            case DecoderStep::Kind::Replace:
-                t = replaceAll(t, s->pattern, s->content);
-                break;
-            case DecoderStep::Kind::ByteFallback:
-                if (const int b = byteFallbackValue(t); b >= 0) {
-                    t = std::string(1, static_cast<char>(b));
-                }
-                break;
-            case DecoderStep::Kind::Fuse:
-                break;
-            case DecoderStep::Kind::Strip:
-                stripChars(t, s->content, s->start, true);
-                stripChars(t, s->content, s->stop, false);
-                break;
-            case DecoderStep::Kind::Metaspace:
-                t = replaceAll(t, s->replacement, " ");
-                break;
+            if (first) {
+                applyDecoderStep(*s, *first, true);
             }
+            if (s->kind == DecoderStep::Kind::Metaspace && s->prependScheme != PrependScheme::Never &&
+                t.find(s->replacement) != std::string::npos && !first) {
+                first = t;
+                applyDecoderStep(*s, *first, true);
+            }
+            applyDecoderStep(*s, t, false);
+        }
+        if (first) {
+            decodedFirst.emplace(static_cast<int32_t>(i), std::move(*first));
         }
         decoded[i] = std::move(t);
     }
@@ -962,12 +981,8 @@ std::string Tokenizer::decode(const std::vector<int64_t> &ids) const
         if (id < 0 || id >= vocabSize()) {
             continue;
         }
-        const std::string &t = m_impl->decoded[size_t(id)];
-        if (first && m_impl->stripFirstSpace && !t.empty() && t[0] == ' ') {
-            out.append(t, 1);
-        } else {
-            out += t;
-        }
+        const auto alt = first ? m_impl->decodedFirst.find(static_cast<int32_t>(id)) : m_impl->decodedFirst.end();
+        out += alt != m_impl->decodedFirst.end() ? alt->second : m_impl->decoded[size_t(id)];
         first = false;
     }
     stripChars(out, m_impl->stripContent, m_impl->stripStart, true);

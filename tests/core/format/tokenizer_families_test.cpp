@@ -61,8 +61,10 @@ void expectGolden(const Tokenizer &t, const nlohmann::json &doc, const std::stri
                           << "\n  got      " << nlohmann::json(got).dump();
         }
     };
-    const std::optional<int64_t> bos =
-        doc.contains("bosId") && !doc["bosId"].is_null() ? std::optional(doc["bosId"].get<int64_t>()) : std::nullopt;
+    std::optional<int64_t> bos;
+    if (doc.contains("bosId") && !doc["bosId"].is_null()) {
+        bos = doc["bosId"].get<int64_t>();
+    }
     for (const auto &c : doc["cases"]) {
         const std::string text = c["text"].get<std::string>();
         const Ids ids = c["ids"].get<Ids>();
@@ -247,4 +249,4 @@ TEST_P(TokenizerJsonKind, ArchiveJsonRoundTripKeepsTheIds)
 
 INSTANTIATE_TEST_SUITE_P(Families, TokenizerJsonKind,
                          ::testing::Values("qwen2", "llama3", "neox", "gpt_oss", "gemma", "mistral", "llama2_legacy"),
-                         [](const ::testing::TestParamInfo<const char *> &info) { return std::string(info.param); });
+                         [](const ::testing::TestParamInfo<const char *> &param) { return std::string(param.param); });

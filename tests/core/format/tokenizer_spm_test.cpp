@@ -114,6 +114,31 @@ TEST(TokenizerSpm, DecodeStripsThePrefixSpaceOnceAndKeepsAddedTokens)
     EXPECT_NE(t->encode("<s>", EncodeOptions{.addBos = false, .parseSpecial = false}), Ids{kBos});
 }
 
+TEST(TokenizerSpm, MetaspaceDecoderDropsTheFirstTokensReplacementCharacters)
+{
+    TokenizerData d = spmData();
+    d.tokens.push_back(kSp + kSp);
+    d.types.push_back(TokenType::Normal);
+    d.scores.push_back(-20);
+    const int64_t spSp = int64_t(d.tokens.size()) - 1;
+    DecoderStep metaspace;
+    metaspace.kind = DecoderStep::Kind::Metaspace;
+    metaspace.prependScheme = PrependScheme::First;
+    DecoderStep fallback;
+    fallback.kind = DecoderStep::Kind::ByteFallback;
+    d.decoders = std::vector<DecoderStep>{metaspace, fallback};
+    auto t = make(d);
+    ASSERT_TRUE(t);
+    // tokenizers' Metaspace decoder: in token 0 every "▁" goes, elsewhere each is a space.
+    EXPECT_EQ(t->decode({spSp, kSpaceAbc}), " abc");
+    EXPECT_EQ(t->decode({kSpaceAbc, spSp}), "abc  ");
+    EXPECT_EQ(t->decode({kByte0 + 'x', spSp}), "x  ");
+    EXPECT_EQ(t->tokenText(spSp), "  ");
+    d.decoders->front().prependScheme = PrependScheme::Never;
+    t = make(d);
+    EXPECT_EQ(t->decode({spSp, kSpaceAbc}), "   abc");
+}
+
 TEST(TokenizerSpm, GgufReadsScoresAndTheSpacePrefixFlag)
 {
     const TokenizerData d = spmData();

@@ -64,7 +64,8 @@ enum class PrependScheme { Always, First, Never };
 //   Llama3  (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*
 //           |\s*[\r\n]+|\s+(?!\S)|\s+
 //   Qwen2   as Llama3 with \p{N} for \p{N}{1,3}
-//   O200k   GPT-4o / gpt-oss (tokenizer_config "gpt-4o" pattern), see split_regex.h
+//   O200k   GPT-4o / gpt-oss: [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+
+//           (?i:'s|'t|'re|'ve|'m|'ll|'d)?|... (the full string is in split_regex.cpp)
 enum class SplitRegex { Gpt2, Llama3, Qwen2, O200k };
 
 struct NormalizerStep {
@@ -127,9 +128,9 @@ struct TokenizerData {
 
     // The text pipeline. nullopt means the GGUF defaults:
     // - normalizers: none;
-    // - preTokenizers: "gpt2": the regexes llama.cpp runs for `pre` (an unknown name falls back to the
-    //   GPT-2 regex, and warning() says so); "llama": Metaspace(prepend First when addSpacePrefix,
-    //   else Never; no split);
+    // - preTokenizers: "gpt2": the regexes llama.cpp runs for `pre` ("gpt2", "smollm", "llama-bpe",
+    //   "qwen2", "gpt-4o", ...; an unknown name falls back to the GPT-2 regex, and warning() says so); "llama":
+    //   Metaspace(prepend First when addSpacePrefix, else Never; no split);
     // - decoders: "gpt2": ByteLevel; "llama": Replace("▁", " "), ByteFallback, Fuse, and Strip(" ", 1)
     //   when addSpacePrefix;
     // - ignoreMerges: set for the Llama-3 names of `pre` ("llama3", "llama-bpe", ...);
@@ -165,7 +166,9 @@ public:
     // Prepend, Sequence; pre-tokenizers ByteLevel, Split (string or known regex), Digits, Metaspace,
     // Sequence; decoders ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip, Sequence;
     // post-processors TemplateProcessing (one optional special token before and after $A), ByteLevel,
-    // Sequence of those. Anything else is an error naming the file and the component.
+    // Sequence of those. A ByteLevel pre-tokenizer makes the model "gpt2", else it is "llama".
+    // truncation and padding are ignored (transformers sets its own). Anything else is an error naming
+    // the file and the component; the data is validated as create() does, errors naming the file.
     static Result<TokenizerData> dataFromTokenizerJson(const std::string &tokenizerJsonPath,
                                                        const std::string &tokenizerConfigPath = {});
 
