@@ -1,5 +1,6 @@
 #include "sinkscope/model/convert.h"
 
+#include "model/convert_internal.h"
 #include "model/torchscript_source.h"
 #include "sinkscope/format/gguf.h"
 #include "sinkscope/tokenizer/tokenizer.h"
@@ -7,27 +8,27 @@
 
 #include <torch/script.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <functional>
 #include <set>
 
 namespace sinkscope {
+namespace detail {
+
+at::Tensor rowsOf(const at::Tensor &t, int64_t begin, int64_t count)
+{
+    return t.narrow(0, begin, count).contiguous();
+}
+
+} // namespace detail
+
 namespace {
 
+using namespace detail;
 namespace fs = std::filesystem;
-
-// A model's weights by name, as one file format stores them.
-class WeightFile
-{
-public:
-    virtual ~WeightFile() = default;
-    virtual const std::string &path() const = 0;
-    virtual std::vector<std::string> names() const = 0;
-    virtual bool has(const std::string &name) const = 0;
-    virtual std::vector<int64_t> shape(const std::string &name) const = 0; // row-major; empty if absent
-    virtual Result<at::Tensor> readF32(const std::string &name) = 0;       // fp32, row-major, that shape
-};
 
 class GgufWeights final : public WeightFile
 {
@@ -64,83 +65,6 @@ private:
     const GgufFile &m_file;
 };
 
-std::string shapeText(const std::vector<int64_t> &s)
-{
-    std::string out = "[";
-    for (size_t i = 0; i < s.size(); ++i) {
-        out += (i ? ", " : "") + std::to_string(s[i]);
-    }
-    return out + "]";
-}
-
-// Reads tensors with their shapes checked, reports progress, and remembers what it read so that a tensor
-// the converter does not implement is an error instead of a model that silently runs wrong.
-class TensorLoader
-{
-public:
-    TensorLoader(WeightFile &file, const ProgressCallback &progress) : m_file(file), m_progress(progress)
-    {
-        m_total = static_cast<int64_t>(file.names().size());
-    }
-
-    const std::string &path() const { return m_file.path(); }
-    bool has(const std::string &name) const { return m_file.has(name); }
-
-    // Reads tensor `name` as fp32 and checks its row-major shape. The last tensor read is kept, so that
-    // the parts of a fused tensor (Phi-3's qkv) cost one read.
-    Result<at::Tensor> read(const std::string &name, const std::vector<int64_t> &shape)
-    {
-        if (!m_file.has(name)) {
-            return makeError(ErrorCode::Corrupt, m_file.path() + ": missing tensor '" + name + "'");
-        }
-        const std::vector<int64_t> fileShape = m_file.shape(name);
-        if (fileShape != shape) {
-            return makeError(ErrorCode::Corrupt, m_file.path() + ": tensor '" + name + "' has shape " +
-                                                     shapeText(fileShape) + ", expected " + shapeText(shape));
-        }
-        if (name == m_lastName) {
-            return m_last;
-        }
-        auto t = m_file.readF32(name);
-        if (!t) {
-            return t.error();
-        }
-        if (m_read.insert(name).second && m_progress &&
-            !m_progress(static_cast<double>(++m_done) / static_cast<double>(std::max<int64_t>(m_total, 1)), name)) {
-            return makeError(ErrorCode::Cancelled, m_file.path() + ": conversion cancelled");
-        }
-        m_lastName = name;
-        m_last = *t;
-        return t;
-    }
-
-    // Marks a tensor as known and deliberately not needed (a buffer derivable from the config).
-    void skip(const std::string &name) { m_read.insert(name); }
-
-    // Every tensor of the file went into the archive: one the converter does not implement (a QK-norm
-    // weight of an unexpected family, say) would otherwise be dropped and the model would run wrong.
-    Status checkAllUsed(const std::string &architecture) const
-    {
-        for (const auto &name : m_file.names()) {
-            if (m_read.count(name) == 0) {
-                return makeError(ErrorCode::Unsupported, m_file.path() + ": tensor '" + name +
-                                                             "' is not implemented for " + architecture +
-                                                             " models; converting without it would change the model");
-            }
-        }
-        return Ok{};
-    }
-
-private:
-    WeightFile &m_file;
-    const ProgressCallback &m_progress;
-    std::set<std::string> m_read;
-    std::string m_lastName;
-    at::Tensor m_last;
-    int64_t m_total = 0;
-    int64_t m_done = 0;
-};
-
 // llama.cpp's converter permutes the rows of q and k so that RoPE rotates adjacent pairs; undo it so
 // the module (and captured q/k) follow the Hugging Face layout, where RoPE rotates the two halves.
 at::Tensor unpermuteRope(const at::Tensor &w, int64_t heads)
@@ -149,25 +73,6 @@ at::Tensor unpermuteRope(const at::Tensor &w, int64_t heads)
     // GGUF row 2i + half of a head holds Hugging Face row half * d/2 + i.
     return w.view({heads, rows / heads / 2, 2, w.size(1)}).transpose(1, 2).reshape({rows, w.size(1)}).contiguous();
 }
-
-struct Builder {
-    torch::jit::Module module{"SinkScopeModel"};
-
-    void param(const std::string &name, const at::Tensor &t) { module.register_parameter(name, t, false); }
-    void attrInt(const std::string &name, int64_t v) { module.register_attribute(name, c10::IntType::get(), v); }
-    void attrFloat(const std::string &name, double v) { module.register_attribute(name, c10::FloatType::get(), v); }
-    void attrInts(const std::string &name, const std::vector<int64_t> &v)
-    {
-        module.register_attribute(name, c10::ListType::ofInts(), c10::IValue(c10::List<int64_t>(v)));
-    }
-};
-
-#define SINKSCOPE_TRY_ASSIGN(var, expr)                                                                                \
-    auto var##_r = (expr);                                                                                             \
-    if (!var##_r) {                                                                                                    \
-        return var##_r.error();                                                                                        \
-    }                                                                                                                  \
-    at::Tensor var = std::move(var##_r).value()
 
 // Per layer and head, W_O^h^T W_O^h [L, H, d, d], where W_O^h = wo[:, h*d:(h+1)*d]: value norms after
 // the output projection (SINKS.md M9) then cost d x d per key instead of d x D.
@@ -194,21 +99,6 @@ Result<at::Tensor> readLayers(TensorLoader &in, int64_t layers, const std::strin
     }
     return stacked;
 }
-
-// The decoder's weights under format-independent names ("wq", "ffn_norm", "w_gate", ...), each with the
-// shape the TorchScript decoder uses (torch.linear layout [out, in]). A WeightMap knows one format's names,
-// layouts and stored transforms (GGUF's permuted Q/K and Gemma's stored 1 + w, HF's fused tensors).
-class WeightMap
-{
-public:
-    virtual ~WeightMap() = default;
-    // Layer `layer`'s tensor `what` (layer -1: a model-wide tensor), with shape `shape`.
-    virtual Result<at::Tensor> get(const std::string &what, int64_t layer, const std::vector<int64_t> &shape) = 0;
-    virtual bool hasGlobal(const std::string &what) const = 0;
-    virtual TensorLoader &loader() = 0;
-};
-
-at::Tensor rowsOf(const at::Tensor &t, int64_t begin, int64_t count) { return t.narrow(0, begin, count).contiguous(); }
 
 class GgufWeightMap final : public WeightMap
 {
@@ -264,8 +154,8 @@ private:
     static std::string globalName(const std::string &what)
     {
         static const std::map<std::string, std::string> names = {
-            {"tok_embd", "token_embd.weight"},        {"out_norm", "output_norm.weight"},
-            {"out_norm_b", "output_norm.bias"},       {"rope_freqs", "rope_freqs.weight"},
+            {"tok_embd", "token_embd.weight"},         {"out_norm", "output_norm.weight"},
+            {"out_norm_b", "output_norm.bias"},        {"rope_freqs", "rope_freqs.weight"},
             {"rope_long", "rope_factors_long.weight"}, {"rope_short", "rope_factors_short.weight"},
         };
         auto it = names.find(what);
@@ -415,6 +305,10 @@ Result<RopeTables> ropeTables(const ModelConfig &c, WeightMap &w)
     return t;
 }
 
+} // namespace
+
+namespace detail {
+
 // The RoPE decoder (every family but GPT-2): weights stacked per layer, absent ones as empty tensors,
 // and the attributes that select each family's variant in kDecoder.
 Status buildDecoder(const ModelConfig &c, WeightMap &w, Builder &b)
@@ -478,7 +372,8 @@ Status buildDecoder(const ModelConfig &c, WeightMap &w, Builder &b)
         {"w_gate", c.mlpKind != MlpKind::Plain, moe ? std::vector<int64_t>{E, F, D} : std::vector<int64_t>{F, D}},
         {"w_up", true, moe ? std::vector<int64_t>{E, F, D} : std::vector<int64_t>{F, D}},
         {"w_down", true, moe ? std::vector<int64_t>{E, D, F} : std::vector<int64_t>{D, F}},
-        {"b_gate", c.mlpBias && c.mlpKind != MlpKind::Plain, moe ? std::vector<int64_t>{E, F} : std::vector<int64_t>{F}},
+        {"b_gate", c.mlpBias && c.mlpKind != MlpKind::Plain,
+         moe ? std::vector<int64_t>{E, F} : std::vector<int64_t>{F}},
         {"b_up", c.mlpBias, moe ? std::vector<int64_t>{E, F} : std::vector<int64_t>{F}},
         {"b_down", c.mlpBias, moe ? std::vector<int64_t>{E, D} : std::vector<int64_t>{D}},
         {"router_w", moe, {E, D}},
@@ -542,6 +437,10 @@ Status buildDecoder(const ModelConfig &c, WeightMap &w, Builder &b)
     return Ok{};
 }
 
+} // namespace detail
+
+namespace {
+
 Status buildGpt2(const ModelConfig &c, TensorLoader &in, Builder &b)
 {
     const int64_t L = c.layers, D = c.embedding, F = c.feedForward;
@@ -590,7 +489,9 @@ Status buildGpt2(const ModelConfig &c, TensorLoader &in, Builder &b)
     return Ok{};
 }
 
-#undef SINKSCOPE_TRY_ASSIGN
+} // namespace
+
+namespace detail {
 
 // Builds the module from `weights`, checks that every tensor of the source was used, and writes the
 // archive through a temporary file, so a failed conversion never leaves a half-written archive.
@@ -651,7 +552,7 @@ Status checkVocabulary(const Tokenizer &tokenizer, const ModelConfig &c, const s
     return Ok{};
 }
 
-} // namespace
+} // namespace detail
 
 Status convertGguf(const std::string &ggufPath, const std::string &outPath, const ConvertOptions &options)
 {
@@ -689,6 +590,32 @@ Status convertGguf(const std::string &ggufPath, const std::string &outPath, cons
             },
             outPath);
     });
+}
+
+ModelSource modelSourceOf(const std::string &path)
+{
+    const fs::path p(path);
+    std::error_code ec;
+    if (fs::is_directory(p, ec) || p.filename() == "config.json") {
+        return ModelSource::HfFolder;
+    }
+    std::string ext = p.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    return ext == ".gguf" ? ModelSource::Gguf : ModelSource::Archive;
+}
+
+Status convertModel(const std::string &input, const std::string &outPath, const ConvertOptions &options)
+{
+    switch (modelSourceOf(input)) {
+    case ModelSource::Gguf:
+        return convertGguf(input, outPath, options);
+    case ModelSource::HfFolder:
+        return convertHfFolder(input, outPath, options);
+    case ModelSource::Archive:
+        break;
+    }
+    return makeError(ErrorCode::InvalidArgument,
+                     input + ": not a GGUF file (.gguf) or a Hugging Face model folder (with config.json)");
 }
 
 } // namespace sinkscope

@@ -386,6 +386,10 @@ Result<ForwardResult> Model::forward(const ForwardRequest &request, const Cancel
                     if (auto a = get("attn." + std::to_string(l)); a.defined()) {
                         result.attention[static_cast<size_t>(l)] = toFloatArray(a);
                     }
+                    if (auto s = get("sink_p." + std::to_string(l)); s.defined()) {
+                        result.sinkShare.resize(static_cast<size_t>(c.layers));
+                        result.sinkShare[static_cast<size_t>(l)] = toFloatArray(s);
+                    }
                 }
             }
             auto stackLayers = [&](const std::string &prefix) {

@@ -20,23 +20,32 @@ struct ArchitectureName {
 
 // The names are Hugging Face's model_type, which SinkScope archives also record.
 constexpr ArchitectureName kArchitectureNames[] = {
-    {Architecture::Llama, "llama"},     {Architecture::Gpt2, "gpt2"},       {Architecture::Mistral, "mistral"},
-    {Architecture::Qwen2, "qwen2"},     {Architecture::Qwen3, "qwen3"},     {Architecture::Gemma3, "gemma3"},
-    {Architecture::GptOss, "gpt_oss"},  {Architecture::Phi3, "phi3"},       {Architecture::GptNeox, "gpt_neox"},
+    {Architecture::Llama, "llama"},    {Architecture::Gpt2, "gpt2"},   {Architecture::Mistral, "mistral"},
+    {Architecture::Qwen2, "qwen2"},    {Architecture::Qwen3, "qwen3"}, {Architecture::Gemma3, "gemma3"},
+    {Architecture::GptOss, "gpt_oss"}, {Architecture::Phi3, "phi3"},   {Architecture::GptNeox, "gpt_neox"},
     {Architecture::Olmo2, "olmo2"},
 };
 
-const char *enumName(NormKind k) { return k == NormKind::Rms ? "rms" : "layer"; }
+const char *enumName(NormKind k)
+{
+    return k == NormKind::Rms ? "rms" : "layer";
+}
 const char *enumName(NormPlacement p)
 {
     return p == NormPlacement::Pre ? "pre" : p == NormPlacement::Sandwich ? "sandwich" : "post";
 }
-const char *enumName(QkNorm q) { return q == QkNorm::None ? "none" : q == QkNorm::PerHead ? "per_head" : "full"; }
+const char *enumName(QkNorm q)
+{
+    return q == QkNorm::None ? "none" : q == QkNorm::PerHead ? "per_head" : "full";
+}
 const char *enumName(Activation a)
 {
     return a == Activation::Silu ? "silu" : a == Activation::GeluTanh ? "gelu_tanh" : "gelu";
 }
-const char *enumName(MlpKind m) { return m == MlpKind::Gated ? "gated" : m == MlpKind::Plain ? "plain" : "experts"; }
+const char *enumName(MlpKind m)
+{
+    return m == MlpKind::Gated ? "gated" : m == MlpKind::Plain ? "plain" : "experts";
+}
 
 template <typename E> std::optional<E> enumFromName(const std::string &name, std::initializer_list<E> values)
 {
@@ -443,9 +452,9 @@ Result<ModelConfig> ModelConfig::fromGguf(const GgufFile &file)
     ModelConfig c;
     // GGUF architecture names (llama.cpp's) differ from Hugging Face's for three families.
     const std::map<std::string, Architecture> ggufNames = {
-        {"llama", Architecture::Llama},   {"gpt2", Architecture::Gpt2},       {"qwen2", Architecture::Qwen2},
-        {"qwen3", Architecture::Qwen3},   {"gemma3", Architecture::Gemma3},   {"gpt-oss", Architecture::GptOss},
-        {"phi3", Architecture::Phi3},     {"gptneox", Architecture::GptNeox}, {"olmo2", Architecture::Olmo2},
+        {"llama", Architecture::Llama}, {"gpt2", Architecture::Gpt2},       {"qwen2", Architecture::Qwen2},
+        {"qwen3", Architecture::Qwen3}, {"gemma3", Architecture::Gemma3},   {"gpt-oss", Architecture::GptOss},
+        {"phi3", Architecture::Phi3},   {"gptneox", Architecture::GptNeox}, {"olmo2", Architecture::Olmo2},
     };
     if (auto it = ggufNames.find(*arch); it != ggufNames.end()) {
         c.architecture = it->second;
@@ -556,10 +565,12 @@ Result<ModelConfig> ModelConfig::fromGguf(const GgufFile &file)
         c.ropeLocalTheta = file.getFloat(p + "rope.freq_base_swa").value_or(10000.0);
         c.finalLogitSoftcap = file.getFloat(p + "final_logit_softcapping").value_or(0.0);
         c.embedScale = std::sqrt(static_cast<double>(c.embedding));
+        // No query_pre_attn_scalar in GGUF: llama.cpp scales by key_length^-0.5 (all sizes but 27B).
+        c.attnScale = 1.0 / std::sqrt(static_cast<double>(c.headDim));
     }
     if (auto cap = file.getFloat(p + "attn_logit_softcapping"); cap && *cap != 0.0) {
-        return makeError(ErrorCode::Unsupported, path + ": attention logit soft-capping (" + p +
-                                                     "attn_logit_softcapping) is not implemented");
+        return makeError(ErrorCode::Unsupported,
+                         path + ": attention logit soft-capping (" + p + "attn_logit_softcapping) is not implemented");
     }
     if (c.architecture == Architecture::GptNeox) {
         c.parallelResidual = file.getInt(p + "use_parallel_residual").value_or(1) != 0;
@@ -590,6 +601,10 @@ Status readHfRope(const nlohmann::json &rp, ModelConfig &c, const std::string &o
     }
     if (rp.contains("rope_theta")) {
         (global ? c.ropeTheta : c.ropeLocalTheta) = rp["rope_theta"].get<double>();
+    }
+    // transformers 5 keeps the rotated fraction with the RoPE parameters.
+    if (auto it = rp.find("partial_rotary_factor"); it != rp.end() && it->is_number()) {
+        c.ropeDim = static_cast<int64_t>(static_cast<double>(c.headDim) * it->get<double>());
     }
     if (!global) {
         if (type != "default") {
@@ -635,8 +650,8 @@ Result<ModelConfig> ModelConfig::fromHfConfig(const std::string &text, const std
     if (root.is_discarded() || !root.is_object()) {
         return makeError(ErrorCode::Corrupt, origin + ": not a valid JSON object");
     }
-    const nlohmann::json &j = root.contains("text_config") && root["text_config"].is_object() ? root["text_config"]
-                                                                                                 : root;
+    const nlohmann::json &j =
+        root.contains("text_config") && root["text_config"].is_object() ? root["text_config"] : root;
     std::string type = j.value("model_type", root.value("model_type", std::string()));
     if (type.empty()) {
         return makeError(ErrorCode::Corrupt, origin + ": no model_type");
@@ -794,13 +809,12 @@ Result<ModelConfig> ModelConfig::fromHfConfig(const std::string &text, const std
                 const std::string lt = (*it)[l].get<std::string>();
                 if (lt == "sliding_attention") {
                     if (!window) {
-                        return makeError(ErrorCode::Corrupt,
-                                         origin + ": layer " + std::to_string(l) + " slides but sliding_window is unset");
+                        return makeError(ErrorCode::Corrupt, origin + ": layer " + std::to_string(l) +
+                                                                 " slides but sliding_window is unset");
                     }
                     c.layerWindows[l] = window.value_or(0);
                 } else if (lt != "full_attention") {
-                    return makeError(ErrorCode::Unsupported,
-                                     origin + ": layer type '" + lt + "' is not implemented");
+                    return makeError(ErrorCode::Unsupported, origin + ": layer type '" + lt + "' is not implemented");
                 }
             }
         } else if (window) {

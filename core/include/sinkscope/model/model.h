@@ -84,6 +84,9 @@ struct ForwardResult {
     std::vector<int64_t> tokens;
     FloatArray logits;                 // [T, V], or [1, V] with lastLogitsOnly
     std::vector<FloatArray> attention; // per layer; empty FloatArray for layers not captured
+    // Models with learned sinks (gpt-oss): per captured layer, the sink's share of each query's attention
+    // [H, T] (attention rows over real keys then sum to 1 - share). Empty for other models.
+    std::vector<FloatArray> sinkShare;
     FloatArray hidden;                 // [L, T, D] when captured
     FloatArray valueNorms;             // [L, H, Tk] when captured
     std::map<int, FloatArray> queries; // layer -> [H, T, d]

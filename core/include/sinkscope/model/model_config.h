@@ -36,9 +36,13 @@ std::optional<Architecture> architectureFromName(const std::string &name);
 // Every architecture, in the order of the enum.
 const std::vector<Architecture> &allArchitectures();
 
-enum class NormKind { Rms, Layer };          // RMSNorm (x * rsqrt(mean(x^2) + eps) * w) or LayerNorm with bias
-enum class NormPlacement { Pre, Sandwich, Post }; // before the sublayer; before and after (Gemma 3); after only (OLMo 2)
-enum class QkNorm { None, PerHead, Full };   // RMSNorm of q/k per head (Qwen3, Gemma 3) or over all heads (OLMo 2)
+enum class NormKind { Rms, Layer }; // RMSNorm (x * rsqrt(mean(x^2) + eps) * w) or LayerNorm with bias
+enum class NormPlacement {
+    Pre,
+    Sandwich,
+    Post
+};                                         // before the sublayer; before and after (Gemma 3); after only (OLMo 2)
+enum class QkNorm { None, PerHead, Full }; // RMSNorm of q/k per head (Qwen3, Gemma 3) or over all heads (OLMo 2)
 enum class Activation { Silu, GeluTanh, Gelu };
 enum class MlpKind { Gated, Plain, Experts }; // down(act(gate) * up); down(act(up)); top-k mixture of gated experts
 
@@ -47,15 +51,15 @@ enum class MlpKind { Gated, Plain, Experts }; // down(act(gate) * up); down(act(
 struct RopeScaling {
     std::string type = "none"; // none, linear, llama3, yarn, longrope
     double factor = 1.0;
-    double lowFreqFactor = 1.0;  // llama3
-    double highFreqFactor = 4.0; // llama3
-    int64_t originalContext = 0; // llama3, yarn, longrope: original_max_position_embeddings
-    double betaFast = 32.0;      // yarn
-    double betaSlow = 1.0;       // yarn
-    double attentionFactor = 0;  // yarn, longrope: cos/sin scale; 0 = derived from factor
-    bool truncate = true;        // yarn
+    double lowFreqFactor = 1.0;                  // llama3
+    double highFreqFactor = 4.0;                 // llama3
+    int64_t originalContext = 0;                 // llama3, yarn, longrope: original_max_position_embeddings
+    double betaFast = 32.0;                      // yarn
+    double betaSlow = 1.0;                       // yarn
+    double attentionFactor = 0;                  // yarn, longrope: cos/sin scale; 0 = derived from factor
+    bool truncate = true;                        // yarn
     std::vector<double> longFactor, shortFactor; // longrope, one per rotated pair
-    bool fromTensor = false;     // llama3 factors read from GGUF's rope_freqs tensor
+    bool fromTensor = false;                     // llama3 factors read from GGUF's rope_freqs tensor
 };
 
 // The version of the forward(input_ids, controls) contract that model archives implement.
@@ -70,10 +74,10 @@ struct ModelConfig {
     Architecture architecture = Architecture::Llama;
     std::string name; // general.name, or the file name
     int64_t layers = 0;
-    int64_t heads = 0;     // query heads
-    int64_t kvHeads = 0;   // key/value heads (== heads without GQA)
-    int64_t embedding = 0; // d_model
-    int64_t headDim = 0;   // embedding / heads unless the model sets it (Qwen3, Gemma 3)
+    int64_t heads = 0;       // query heads
+    int64_t kvHeads = 0;     // key/value heads (== heads without GQA)
+    int64_t embedding = 0;   // d_model
+    int64_t headDim = 0;     // embedding / heads unless the model sets it (Qwen3, Gemma 3)
     int64_t feedForward = 0; // per expert for MoE models
     int64_t vocabSize = 0;
     int64_t contextLength = 0; // trained context (GPT-2: the size of the position table)
@@ -84,25 +88,25 @@ struct ModelConfig {
     bool tiedOutput = true;     // logits use the token embedding matrix
 
     // Decoder details (defaults are Llama's; archives written before these fields read as Llama/GPT-2).
-    RopeScaling ropeScaling;      // of the global (full-attention) layers
-    double ropeLocalTheta = 0;    // RoPE base of sliding layers (Gemma 3); 0 = ropeTheta
+    RopeScaling ropeScaling;           // of the global (full-attention) layers
+    double ropeLocalTheta = 0;         // RoPE base of sliding layers (Gemma 3); 0 = ropeTheta
     std::vector<int64_t> layerWindows; // per layer: sliding window W (query q sees keys q-W < k <= q), 0 = full
-    double attnScale = 0;         // softmax scale; 0 = headDim^-0.5
+    double attnScale = 0;              // softmax scale; 0 = headDim^-0.5
     NormKind normKind = NormKind::Rms;
     NormPlacement normPlacement = NormPlacement::Pre;
     QkNorm qkNorm = QkNorm::None;
     Activation activation = Activation::Silu;
     MlpKind mlpKind = MlpKind::Gated;
-    bool qkvBias = false;         // biases of the q, k, v projections
-    bool outputBias = false;      // bias of the attention output projection
-    bool mlpBias = false;         // biases of the MLP projections (experts: always)
+    bool qkvBias = false;          // biases of the q, k, v projections
+    bool outputBias = false;       // bias of the attention output projection
+    bool mlpBias = false;          // biases of the MLP projections (experts: always)
     bool parallelResidual = false; // x + attn(ln1(x)) + mlp(ln2(x)) (GPT-NeoX)
-    double embedScale = 1.0;      // token embeddings are multiplied by it (Gemma: sqrt(embedding))
-    double finalLogitSoftcap = 0; // logits = c * tanh(logits / c); 0 = none
-    bool learnedSinks = false;    // per-head sink logits join every softmax as an extra key (gpt-oss)
-    int64_t experts = 0;          // MoE: experts per layer
-    int64_t expertsPerToken = 0;  // MoE: top-k
-    double swigluAlpha = 1.702;   // MoE (gpt-oss) gated activation
+    double embedScale = 1.0;       // token embeddings are multiplied by it (Gemma: sqrt(embedding))
+    double finalLogitSoftcap = 0;  // logits = c * tanh(logits / c); 0 = none
+    bool learnedSinks = false;     // per-head sink logits join every softmax as an extra key (gpt-oss)
+    int64_t experts = 0;           // MoE: experts per layer
+    int64_t expertsPerToken = 0;   // MoE: top-k
+    double swigluAlpha = 1.702;    // MoE (gpt-oss) gated activation
     double swigluLimit = 7.0;
 
     // Sliding layers and their windows, e.g. "18 layers: 15 sliding (512), 3 global" or "30 layers, all global".

@@ -1,0 +1,237 @@
+// Every decoder family on tiny random-weight models (tests/data/families/, tools/make_family_models.py):
+// each form (GGUF, Hugging Face folder) is converted, run, and compared with transformers' float32 eager
+// reference: logits within 1e-4, every layer's attention probabilities within 1e-5, greedy continuations
+// token for token, and for gpt-oss the learned sink's share of every row.
+#include "sinkscope/model/convert.h"
+#include "sinkscope/model/model.h"
+#include "support/test_paths.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/script.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+using namespace sinkscope;
+namespace st = sinkscope::testing;
+using nlohmann::json;
+
+namespace {
+
+struct Form {
+    const char *family;
+    const char *path; // relative to tests/data/families/<family>/
+};
+
+std::string familyDir(const char *family)
+{
+    return st::testDataDir() + "/families/" + family;
+}
+
+json reference(const char *family)
+{
+    std::ifstream in(familyDir(family) + "/reference.json");
+    return json::parse(in);
+}
+
+std::string formName(const ::testing::TestParamInfo<Form> &info)
+{
+    std::string p = info.param.path;
+    for (char &ch : p) {
+        if (!std::isalnum(static_cast<unsigned char>(ch))) {
+            ch = '_';
+        }
+    }
+    return std::string(info.param.family) + "_" + p;
+}
+
+class FamilyForm : public ::testing::TestWithParam<Form>
+{
+protected:
+    std::shared_ptr<const Model> convertAndLoad()
+    {
+        const std::string in = familyDir(GetParam().family) + "/" + GetParam().path;
+        const std::string out = m_dir.file("model.pt");
+        Status s = convertModel(in, out);
+        EXPECT_TRUE(s) << s.error().message;
+        if (!s) {
+            return nullptr;
+        }
+        auto m = Model::load(out);
+        EXPECT_TRUE(m) << m.error().message;
+        return m ? *m : nullptr;
+    }
+
+    // The sequences the reference computed for this form: a GGUF form whose file cannot carry a setting
+    // (llama.cpp writes no sliding window for qwen2 or arch llama) has its own reference run.
+    json sequences(const json &ref) const
+    {
+        const bool gguf = std::string(GetParam().path).ends_with(".gguf");
+        if (gguf && ref["gguf"].contains("gguf_sequences")) {
+            return ref["gguf"]["gguf_sequences"];
+        }
+        return ref["sequences"];
+    }
+
+    st::TempDir m_dir;
+};
+
+double maxAbsDiff(const std::vector<float> &ours, const std::vector<double> &theirs)
+{
+    double d = 0;
+    for (size_t i = 0; i < theirs.size() && i < ours.size(); ++i) {
+        d = std::max(d, std::abs(static_cast<double>(ours[i]) - theirs[i]));
+    }
+    return ours.size() == theirs.size() ? d : std::numeric_limits<double>::infinity();
+}
+
+std::vector<double> flatten(const json &j)
+{
+    std::vector<double> out;
+    if (j.is_array()) {
+        for (const auto &x : j) {
+            auto part = flatten(x);
+            out.insert(out.end(), part.begin(), part.end());
+        }
+    } else {
+        out.push_back(j.get<double>());
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_P(FamilyForm, MatchesTransformers)
+{
+    auto model = convertAndLoad();
+    ASSERT_TRUE(model);
+    const json ref = reference(GetParam().family);
+    const json seqs = sequences(ref);
+    const ModelConfig &c = model->config();
+    for (const auto &seq : seqs) {
+        const auto ids = seq["input_ids"].get<std::vector<int64_t>>();
+        SCOPED_TRACE("T = " + std::to_string(ids.size()));
+        auto r = model->forward(ForwardRequest{.tokens = ids, .capture = {.allAttention = true}});
+        ASSERT_TRUE(r) << r.error().message;
+        EXPECT_LT(maxAbsDiff(r->logits.data, flatten(seq["logits"])), 1e-4);
+        if (seq.contains("attentions")) {
+            const json &att = seq["attentions"];
+            ASSERT_EQ(static_cast<int64_t>(att.size()), c.layers);
+            for (int64_t l = 0; l < c.layers; ++l) {
+                EXPECT_LT(maxAbsDiff(r->attention[static_cast<size_t>(l)].data, flatten(att[l])), 1e-5)
+                    << "layer " << l;
+            }
+        }
+        if (seq.contains("sink_share")) {
+            ASSERT_EQ(r->sinkShare.size(), static_cast<size_t>(c.layers));
+            for (int64_t l = 0; l < c.layers; ++l) {
+                EXPECT_LT(maxAbsDiff(r->sinkShare[static_cast<size_t>(l)].data, flatten(seq["sink_share"][l])), 1e-5)
+                    << "layer " << l;
+            }
+        }
+        if (seq.contains("greedy_ids")) {
+            auto gen = model->generate(ids, GenerateOptions{.maxNewTokens = 10, .stopAtEos = false});
+            ASSERT_TRUE(gen) << gen.error().message;
+            EXPECT_EQ(*gen, seq["greedy_ids"].get<std::vector<int64_t>>());
+        }
+    }
+}
+
+// Decoding with the key/value cache (generate) picks what a full recomputation picks, on every family:
+// sliding windows, learned sinks and longrope's sequence-length switch included.
+TEST_P(FamilyForm, CachedDecodingEqualsRecomputation)
+{
+    auto model = convertAndLoad();
+    ASSERT_TRUE(model);
+    std::vector<int64_t> seq = sequences(reference(GetParam().family))[0]["input_ids"].get<std::vector<int64_t>>();
+    seq.resize(12);
+    auto gen = model->generate(seq, GenerateOptions{.maxNewTokens = 14, .stopAtEos = false});
+    ASSERT_TRUE(gen) << gen.error().message;
+    for (int64_t next : *gen) {
+        auto full = model->forward(ForwardRequest{.tokens = seq, .capture = {.lastLogitsOnly = true}});
+        ASSERT_TRUE(full);
+        const auto &l = full->logits.data;
+        EXPECT_EQ(std::max_element(l.begin(), l.end()) - l.begin(), next) << "after " << seq.size() << " tokens";
+        seq.push_back(next);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Gguf, FamilyForm,
+                         ::testing::Values(Form{"llama", "model.gguf"}, Form{"mistral", "model.gguf"},
+                                           Form{"qwen2", "model.gguf"}, Form{"qwen3", "model.gguf"},
+                                           Form{"gpt_oss", "model.gguf"}, Form{"phi3", "model.gguf"},
+                                           Form{"gpt_neox", "model.gguf"}, Form{"olmo2", "model.gguf"}),
+                         formName);
+
+INSTANTIATE_TEST_SUITE_P(HfFolder, FamilyForm,
+                         ::testing::Values(Form{"llama", "hf"}, Form{"llama_yarn", "hf"}, Form{"llama_linear", "hf"},
+                                           Form{"mistral", "hf"}, Form{"qwen2", "hf"}, Form{"qwen3", "hf/config.json"},
+                                           Form{"gemma3", "hf"}, Form{"gpt_oss", "hf"}, Form{"gpt_oss", "hf_mxfp4"},
+                                           Form{"phi3", "hf"}, Form{"gpt_neox", "hf"}, Form{"olmo2", "hf"}),
+                         formName);
+
+namespace {
+
+std::map<std::string, at::Tensor> parameters(const std::string &archive)
+{
+    std::map<std::string, at::Tensor> out;
+    auto module = torch::jit::load(archive);
+    for (const auto &p : module.named_parameters(false)) {
+        out[p.name] = p.value;
+    }
+    return out;
+}
+
+class FamilyBothForms : public ::testing::TestWithParam<const char *>
+{
+};
+
+} // namespace
+
+// The GGUF file and the Hugging Face folder of the same weights give the same archive weights: every
+// stored transform (llama.cpp's Q/K permutation and [Q;K;V] reorder, Gemma's stored 1 + w, fused and
+// de-interleaved expert tensors, MXFP4) is undone exactly. Storage rounding (bf16/f16 folders) is the same
+// in both forms, so the weights must agree to float32 precision.
+TEST_P(FamilyBothForms, GgufAndFolderGiveTheSameWeights)
+{
+    st::TempDir dir;
+    const std::string family = GetParam();
+    const std::string base = familyDir(GetParam());
+    ASSERT_TRUE(convertModel(base + "/model.gguf", dir.file("gguf.pt")));
+    ASSERT_TRUE(convertModel(base + "/hf", dir.file("hf.pt")));
+    auto fromGguf = parameters(dir.file("gguf.pt"));
+    auto fromHf = parameters(dir.file("hf.pt"));
+    ASSERT_EQ(fromGguf.size(), fromHf.size());
+    for (const auto &[name, t] : fromGguf) {
+        ASSERT_TRUE(fromHf.count(name)) << name;
+        ASSERT_EQ(t.sizes(), fromHf[name].sizes()) << name;
+        if (t.numel() > 0) {
+            EXPECT_LT((t - fromHf[name]).abs().max().item<double>(), 1e-6) << family << " " << name;
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, FamilyBothForms,
+                         ::testing::Values("llama", "mistral", "qwen2", "qwen3", "gemma3", "gpt_oss", "phi3",
+                                           "gpt_neox", "olmo2"));
+
+// Gemma 3 GGUF files carry no query_pre_attn_scalar: SinkScope follows llama.cpp, the format's owner, and
+// scales by key_length^-0.5 (the same for every released Gemma 3 but 27B; transformers' GGUF loader assumes
+// 256). The folder form keeps the config's scalar.
+TEST(Gemma3Gguf, ScalesAttentionByTheKeyLength)
+{
+    st::TempDir dir;
+    ASSERT_TRUE(convertModel(familyDir("gemma3") + "/model.gguf", dir.file("gguf.pt")));
+    ASSERT_TRUE(convertModel(familyDir("gemma3") + "/hf", dir.file("hf.pt")));
+    auto gguf = Model::load(dir.file("gguf.pt"));
+    auto hf = Model::load(dir.file("hf.pt"));
+    ASSERT_TRUE(gguf && hf);
+    const ModelConfig &g = (*gguf)->config();
+    EXPECT_DOUBLE_EQ(g.attnScale, 1.0 / std::sqrt(static_cast<double>(g.headDim)));
+    EXPECT_DOUBLE_EQ((*hf)->config().attnScale, 1.0 / 16.0); // query_pre_attn_scalar 256
+    EXPECT_EQ(g.layerWindows, (*hf)->config().layerWindows);
+    EXPECT_EQ(g.attentionLayout(), "6 layers: 5 sliding (8), 1 global");
+    EXPECT_DOUBLE_EQ(g.finalLogitSoftcap, 3.0);
+}
