@@ -119,10 +119,18 @@ Status materializedAttentionSums(const ForwardResult &r, int64_t layers, int64_t
             return makeError(ErrorCode::Cancelled, "metrics cancelled");
         }
         const float *a = r.attention[idx(l)].data.data();
+        const float *share = idx(l) < r.sinkShare.size() && hasShape(r.sinkShare[idx(l)], {heads, t})
+                                 ? r.sinkShare[idx(l)].data.data()
+                                 : nullptr;
         parallelFor(heads, grain, [&](int64_t begin, int64_t end) {
             for (int64_t h = begin; h < end; ++h) {
                 const float *fn = norms ? r.valueNorms.data.data() + (l * heads + h) * t : nullptr;
-                accumulateHead(a + h * t * t, t, fn, sums[idx(l * heads + h)]);
+                detail::HeadSums &s = sums[idx(l * heads + h)];
+                accumulateHead(a + h * t * t, t, fn, s);
+                if (share) {
+                    s.hasLearnedSink = true;
+                    s.learnedSink = std::accumulate(share + h * t, share + (h + 1) * t, 0.0);
+                }
             }
         });
     }
@@ -468,6 +476,9 @@ void finalizeAttention(const detail::AttentionSums &sums, const std::vector<int6
                                 layers, heads);
     auto boundLn = makeHeadMetric("output_norm_bound_ln", "M5: output_norm_bound / its mean over the layer's heads",
                                   layers, heads);
+    auto learnedSink = makeHeadMetric(
+        "learned_sink_mass", "M-LS: mean over queries of the learned sink's share of attention (gpt-oss; NaN without)",
+        layers, heads);
     auto dormant = makeHeadMetric("dormant", "M5: 1 when alpha_first > epsilon and output_norm_bound_ln < tau_dormant",
                                   layers, heads);
 
@@ -481,6 +492,9 @@ void finalizeAttention(const detail::AttentionSums &sums, const std::vector<int6
             const detail::HeadSums &s = sums[i];
             const float raw = setMass(s, t, firstSet);
             first.values.data[i] = raw;
+            if (s.hasLearnedSink) {
+                learnedSink.values.data[i] = static_cast<float>(s.learnedSink / static_cast<double>(t));
+            }
             if (!bosSet.empty()) {
                 bos.values.data[i] = setMass(s, t, bosSet);
             }
@@ -529,6 +543,10 @@ void finalizeAttention(const detail::AttentionSums &sums, const std::vector<int6
     m.sinkFraction = static_cast<float>(static_cast<double>(sinkHeads) / static_cast<double>(layers * heads));
     m.headMetrics = {first,   bos, setMassMetric, alpha, topk,    rowEnt, colEnt,
                      entSink, eff, effRatio,      bound, boundLn, dormant};
+    // Only models with learned sinks have the column (heads.csv keeps its columns for every other model).
+    if (std::any_of(sums.begin(), sums.end(), [](const detail::HeadSums &s) { return s.hasLearnedSink; })) {
+        m.headMetrics.push_back(learnedSink);
+    }
     m.tokenMetrics.push_back(std::move(overall));
     m.tokenMetrics.push_back(std::move(byLayer));
     m.tokenMetrics.push_back(std::move(headCount));
@@ -767,6 +785,7 @@ Result<AnalysisRun> analyzeRun(const Model &model, const std::vector<int64_t> &t
             return device.error();
         }
         streaming.emplace(config.layers, config.heads, t, options.tileSize, *device);
+        streaming->setModel(config);
         request.layerHook = [&](int64_t layer, const LayerTensors &lt) {
             if (keep.queriesKeys) {
                 keptQueries[static_cast<int>(layer)] = detail::hostCopy(lt.queries);

@@ -21,6 +21,8 @@ struct HeadSums {
     double effective = 0;         // sum over t >= 1 of A[t,0] f_0 / sum_j A[t,j] f_j (rows with a non-zero sum)
     int64_t effectiveRows = 0;
     double weightedNorm = 0; // sum over t of sum_j A[t,j] f_j (f_j = ||v_j W_O^h||)
+    bool hasLearnedSink = false;
+    double learnedSink = 0; // sum over t of the learned sink's share of row t (gpt-oss)
 };
 
 // Per layer, then head: sums[l * H + h].
@@ -40,6 +42,9 @@ class StreamingAccumulator
 {
 public:
     StreamingAccumulator(int64_t layers, int64_t heads, int64_t tokens, int64_t tileSize, int cudaDevice);
+    // The model's attention as its archive computes it: softmax scale, sliding windows, learned sink logits
+    // (ModelConfig). Layers that need any of these take the CPU path: the statistics kernel has none of them.
+    void setModel(const ModelConfig &config);
     // valueNorms [H, T] (any device) may be undefined: then no M9 sums.
     Status addLayer(int64_t layer, const at::Tensor &queries, const at::Tensor &keys, const at::Tensor &valueNorms);
     // The sums, once every layer was added (InvalidArgument naming the first missing layer otherwise).
@@ -48,6 +53,9 @@ public:
 private:
     int64_t m_layers, m_heads, m_tokens, m_tileSize;
     int m_cudaDevice;
+    double m_scale = 0;
+    std::vector<int64_t> m_windows;
+    std::vector<float> m_sinks; // [L * H]
     AttentionSums m_sums;
     std::vector<bool> m_done;
 };

@@ -81,9 +81,15 @@ void streamingLayerSums(const at::Tensor &queries, const at::Tensor &keys, const
     const at::Tensor temperature =
         controls.temperature ? torch::from_blob(const_cast<float *>(controls.temperature), {heads, 1, 1}, torch::kFloat)
                              : at::Tensor();
-    const at::Tensor sinkLogit =
-        controls.sinkLogit ? torch::from_blob(const_cast<float *>(controls.sinkLogit), {heads, 1}, torch::kFloat)
-                           : at::Tensor();
+    // Null columns: exp(b) joins each row's normaliser and its probability is dropped (docs/model-format.md):
+    // the model's learned sinks first, then the sink_logit control.
+    std::vector<at::Tensor> nullColumns;
+    if (controls.learnedSink) {
+        nullColumns.push_back(torch::from_blob(const_cast<float *>(controls.learnedSink), {heads, 1}, torch::kFloat));
+    }
+    if (controls.sinkLogit) {
+        nullColumns.push_back(torch::from_blob(const_cast<float *>(controls.sinkLogit), {heads, 1}, torch::kFloat));
+    }
     const float *fn = controls.valueNorms; // [H, T]
     const float *sinkWeight = controls.sinkWeight;
     const bool extras = out.withRowExtras;
@@ -96,6 +102,7 @@ void streamingLayerSums(const at::Tensor &queries, const at::Tensor &keys, const
     out.first.assign(ht, 0.0);
     out.rowMax.assign(extras ? ht : 0, 0.0);
     out.sinkMass.assign(extras ? ht : 0, 0.0);
+    out.learnedSink.assign(controls.learnedSink ? ht : 0, 0.0);
 
     // Row blocks of bq queries against every key they see: [H, bq, q1] scores, computed once, at most
     // `tile` rows. m = row max, p = exp(s - m) (the only exponential), lse = m + log(sum p), p /= sum.
@@ -119,19 +126,30 @@ void streamingLayerSums(const at::Tensor &queries, const at::Tensor &keys, const
             s.div_(temperature);
         }
         s.narrow(2, q0, bq).masked_fill_(upper.narrow(0, 0, bq).narrow(1, 0, bq), negInf);
+        if (controls.window > 0) {
+            // Keys that left a sliding window: j <= i - W. Every row keeps at least itself.
+            const at::Tensor qi = torch::arange(q0, q1, torch::kLong).view({bq, 1});
+            const at::Tensor kj = torch::arange(q1, torch::kLong).view({1, q1});
+            s.masked_fill_((kj <= qi - controls.window).unsqueeze(0), negInf);
+        }
         const at::Tensor rowTop = std::get<0>(s.max(2, true)); // [H, bq, 1]: the largest logit of each row
         at::Tensor m = rowTop;
-        if (sinkLogit.defined()) {
-            // The null column: exp(b) joins the normaliser, its probability is dropped (docs/model-format.md).
-            m = torch::maximum(m, sinkLogit.unsqueeze(2).expand({heads, bq, 1}));
+        for (const at::Tensor &b : nullColumns) {
+            m = torch::maximum(m, b.unsqueeze(2).expand({heads, bq, 1}));
         }
         at::Tensor p = probBuf.narrow(0, 0, heads * bq * q1).view({heads, bq, q1});
         torch::sub_out(p, s, m).exp_();
         at::Tensor sum = p.sum(2, true);
-        if (sinkLogit.defined()) {
-            sum.add_((sinkLogit.unsqueeze(2) - m).exp());
+        std::vector<at::Tensor> nullExp;
+        for (const at::Tensor &b : nullColumns) {
+            nullExp.push_back((b.unsqueeze(2) - m).exp());
+            sum.add_(nullExp.back());
         }
         const at::Tensor inv = sum.reciprocal();
+        at::Tensor learnedShare;
+        if (controls.learnedSink) {
+            learnedShare = (nullExp.front() * inv).reshape({heads, bq}).to(torch::kDouble).contiguous();
+        }
         const at::Tensor lse = m + sum.log();
         p.mul_(inv); // the probabilities; masked entries are exactly 0
         // p log p with log p = s - lse; where p = 0 (masked, or underflowed) the product is 0 * -inf = NaN
@@ -177,6 +195,9 @@ void streamingLayerSums(const at::Tensor &queries, const at::Tensor &keys, const
                     out.rowMax[r] = rowMax.data_ptr<double>()[b];
                     out.sinkMass[r] = sinkMass.data_ptr<double>()[b];
                 }
+                if (learnedShare.defined()) {
+                    out.learnedSink[r] = learnedShare.data_ptr<double>()[b];
+                }
             }
         }
     }
@@ -208,7 +229,13 @@ void foldLayer(const LayerRowColSums &layer, int64_t l, int64_t heads, int64_t t
         HeadSums &s = sums[static_cast<size_t>(l * heads + h)];
         s.colSum.assign(layer.colSum.begin() + h * t, layer.colSum.begin() + (h + 1) * t);
         s.colPlogp.assign(layer.colPlogp.begin() + h * t, layer.colPlogp.begin() + (h + 1) * t);
-        s.a00 = 1.0; // a softmax over the single visible key
+        s.a00 = layer.first[static_cast<size_t>(h * t)]; // 1 unless a learned sink shares row 0
+        if (!layer.learnedSink.empty()) {
+            s.hasLearnedSink = true;
+            for (int64_t row = 0; row < t; ++row) {
+                s.learnedSink += layer.learnedSink[static_cast<size_t>(h * t + row)];
+            }
+        }
         for (int64_t row = 0; row < t; ++row) {
             const size_t r = static_cast<size_t>(h * t + row);
             // Normalised by log(t + 1); row 0 (log 1 = 0) counts 0, as in Guo et al.'s code.
@@ -307,6 +334,16 @@ StreamingAccumulator::StreamingAccumulator(int64_t layers, int64_t heads, int64_
     m_done.assign(static_cast<size_t>(layers), false);
 }
 
+void StreamingAccumulator::setModel(const ModelConfig &config)
+{
+    m_scale = config.attnScale;
+    m_windows = config.layerWindows;
+    m_sinks.clear();
+    if (config.learnedSinks && static_cast<int64_t>(config.sinkLogits.size()) == m_layers * m_heads) {
+        m_sinks.assign(config.sinkLogits.begin(), config.sinkLogits.end());
+    }
+}
+
 Status StreamingAccumulator::addLayer(int64_t l, const at::Tensor &queries, const at::Tensor &keys,
                                       const at::Tensor &valueNorms)
 {
@@ -335,9 +372,15 @@ Status StreamingAccumulator::addLayer(int64_t l, const at::Tensor &queries, cons
     const at::Tensor fnHost = norms ? valueNorms.to(torch::kCPU, torch::kFloat).contiguous() : at::Tensor();
     const float *fn = norms ? fnHost.data_ptr<float>() : nullptr;
     LayerRowColSums layer;
-    if (m_cudaDevice < 0 || (queries.is_cuda() && !SINKSCOPE_ENABLE_CUDA)) {
+    const int64_t window = l < static_cast<int64_t>(m_windows.size()) ? m_windows[static_cast<size_t>(l)] : 0;
+    const float *sinks = m_sinks.empty() ? nullptr : m_sinks.data() + l * heads;
+    const bool plainSoftmax = window == 0 && !sinks && m_scale == 0;
+    if (m_cudaDevice < 0 || (queries.is_cuda() && !SINKSCOPE_ENABLE_CUDA) || !plainSoftmax) {
         LayerLogitControls controls;
         controls.valueNorms = fn;
+        controls.scale = m_scale;
+        controls.window = window;
+        controls.learnedSink = sinks;
         streamingLayerSums(queries.to(torch::kCPU, torch::kFloat).contiguous(),
                            keys.to(torch::kCPU, torch::kFloat).contiguous(), controls, m_tileSize, layer);
     }
@@ -402,6 +445,7 @@ Status streamingAttentionSums(const ForwardResult &result, const ModelConfig &co
     return guardTorch("streaming metrics", [&]() -> Status {
         c10::InferenceMode guard;
         StreamingAccumulator acc(layers, heads, t, options.tileSize, *device);
+        acc.setModel(config);
         for (int64_t l = 0; l < layers; ++l) {
             if (!metricsProgress(options, static_cast<double>(l) / static_cast<double>(layers),
                                  "streaming attention metrics, layer " + std::to_string(l))) {

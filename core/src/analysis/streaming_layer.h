@@ -17,6 +17,8 @@ struct LayerLogitControls {
     const float *sinkLogit = nullptr;   // [H]: a null column exp(b) in the normaliser, dropped afterwards
     const float *sinkWeight = nullptr;  // [T]: sinkMass = sum_j A[t, j] w_j; null: key 0 alone
     const float *valueNorms = nullptr;  // [H, T] f_j for rowWeighted
+    int64_t window = 0;                 // > 0: a sliding-window layer, query i sees keys i - W < j <= i
+    const float *learnedSink = nullptr; // [H]: the model's own sink logits (gpt-oss), a null column like sinkLogit
 };
 
 // Sums of one layer, all [H, T] row-major, accumulated in double.
@@ -29,6 +31,7 @@ struct LayerRowColSums {
     std::vector<double> first;       // per query: A[t, 0]
     std::vector<double> rowMax;      // per query: max_j A[t, j]
     std::vector<double> sinkMass;    // per query: sum_j A[t, j] w_j
+    std::vector<double> learnedSink; // per query: the learned sink's share (empty without learnedSink)
 };
 
 // queries [H, T, d], keys [Hkv, T, d] (float, CPU); causal mask; online softmax over key tiles.

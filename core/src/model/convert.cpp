@@ -506,6 +506,12 @@ Status writeArchive(const ModelConfig &c, const Tokenizer &tokenizer, TensorLoad
     if (Status used = loader.checkAllUsed(architectureName(c.architecture)); !used) {
         return used;
     }
+    ModelConfig stored = c;
+    if (c.learnedSinks) {
+        // The metrics' streaming path recomputes attention from q and k: it needs the sink logits too.
+        const at::Tensor sinks = b.module.attr("sinks").toTensor().to(torch::kDouble).contiguous();
+        stored.sinkLogits.assign(sinks.data_ptr<double>(), sinks.data_ptr<double>() + sinks.numel());
+    }
     b.attrInt("n_layers", c.layers);
     b.attrInt("n_heads", c.heads);
     b.attrInt("n_kv_heads", c.kvHeads);
@@ -517,7 +523,7 @@ Status writeArchive(const ModelConfig &c, const Tokenizer &tokenizer, TensorLoad
 
     torch::jit::ExtraFilesMap extra;
     extra["sinkscope/format"] = "sinkscope-model\n";
-    extra["sinkscope/config.json"] = c.toJson();
+    extra["sinkscope/config.json"] = stored.toJson();
     extra["sinkscope/tokenizer.json"] = tokenizer.toJson();
 
     const fs::path out(outPath);

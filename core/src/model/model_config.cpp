@@ -263,6 +263,7 @@ std::string ModelConfig::toJson() const
     j["embed_scale"] = embedScale;
     j["final_logit_softcap"] = finalLogitSoftcap;
     j["learned_sinks"] = learnedSinks;
+    j["sink_logits"] = sinkLogits;
     j["experts"] = experts;
     j["experts_per_token"] = expertsPerToken;
     j["swiglu_alpha"] = swigluAlpha;
@@ -353,6 +354,7 @@ Result<ModelConfig> ModelConfig::fromJson(const std::string &text, const std::st
         c.embedScale = j.value("embed_scale", 1.0);
         c.finalLogitSoftcap = j.value("final_logit_softcap", 0.0);
         c.learnedSinks = j.value("learned_sinks", false);
+        c.sinkLogits = j.value("sink_logits", std::vector<double>{});
         c.experts = j.value("experts", int64_t{0});
         c.expertsPerToken = j.value("experts_per_token", int64_t{0});
         c.swigluAlpha = j.value("swiglu_alpha", 1.702);

@@ -2,6 +2,7 @@
 // each form (GGUF, Hugging Face folder) is converted, run, and compared with transformers' float32 eager
 // reference: logits within 1e-4, every layer's attention probabilities within 1e-5, greedy continuations
 // token for token, and for gpt-oss the learned sink's share of every row.
+#include "sinkscope/analysis/metrics.h"
 #include "sinkscope/model/convert.h"
 #include "sinkscope/model/model.h"
 #include "support/test_paths.h"
@@ -235,3 +236,66 @@ TEST(Gemma3Gguf, ScalesAttentionByTheKeyLength)
     EXPECT_EQ(g.attentionLayout(), "6 layers: 5 sliding (8), 1 global");
     EXPECT_DOUBLE_EQ(g.finalLogitSoftcap, 3.0);
 }
+
+namespace {
+
+const HeadMetric *headMetric(const SinkMetrics &m, const std::string &name)
+{
+    for (const auto &h : m.headMetrics) {
+        if (h.name == name) {
+            return &h;
+        }
+    }
+    return nullptr;
+}
+
+class FamilyMetricPaths : public ::testing::TestWithParam<const char *>
+{
+};
+
+} // namespace
+
+// The streaming metric path (long prompts: attention recomputed from q and k without a T x T map) sees
+// the attention the model computes: its softmax scale (Gemma 3's query_pre_attn_scalar), sliding windows
+// and learned sink logits. Both paths agree on every head metric, and gpt-oss gets learned_sink_mass.
+TEST_P(FamilyMetricPaths, StreamingAndMaterializedAgree)
+{
+    st::TempDir dir;
+    ASSERT_TRUE(convertModel(familyDir(GetParam()) + "/hf", dir.file("model.pt")));
+    auto model = Model::load(dir.file("model.pt"));
+    ASSERT_TRUE(model);
+    const auto ids = reference(GetParam())["sequences"][0]["input_ids"].get<std::vector<int64_t>>();
+    auto materialized = analyzeTokens(**model, ids, MetricsOptions{}, /*materializeUpTo=*/1 << 20);
+    auto streamed = analyzeTokens(**model, ids, MetricsOptions{}, /*materializeUpTo=*/0);
+    ASSERT_TRUE(materialized) << materialized.error().message;
+    ASSERT_TRUE(streamed) << streamed.error().message;
+    EXPECT_EQ((*materialized)->path, MetricsPath::Materialized);
+    EXPECT_EQ((*streamed)->path, MetricsPath::Streaming);
+    ASSERT_EQ((*materialized)->headMetrics.size(), (*streamed)->headMetrics.size());
+    for (const auto &h : (*materialized)->headMetrics) {
+        const HeadMetric *other = headMetric(**streamed, h.name);
+        ASSERT_TRUE(other) << h.name;
+        for (size_t i = 0; i < h.values.data.size(); ++i) {
+            const float a = h.values.data[i], b = other->values.data[i];
+            if (std::isnan(a) || std::isnan(b)) {
+                EXPECT_EQ(std::isnan(a), std::isnan(b)) << h.name << " [" << i << "]";
+            } else {
+                EXPECT_NEAR(a, b, 2e-5) << h.name << " [" << i << "]";
+            }
+        }
+    }
+    const bool sinks = std::string(GetParam()) == "gpt_oss";
+    EXPECT_EQ(headMetric(**streamed, "learned_sink_mass") != nullptr, sinks);
+    if (sinks) {
+        // Mean over queries of the reference's sink share, layer 0 head 0.
+        const json share = reference("gpt_oss")["sequences"][0]["sink_share"][0][0];
+        double mean = 0;
+        for (const auto &v : share) {
+            mean += v.get<double>() / static_cast<double>(share.size());
+        }
+        EXPECT_NEAR(headMetric(**streamed, "learned_sink_mass")->values.data[0], mean, 1e-5);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, FamilyMetricPaths,
+                         ::testing::Values("llama", "mistral", "qwen2", "gemma3", "gpt_oss", "phi3", "gpt_neox"));

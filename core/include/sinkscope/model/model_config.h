@@ -97,16 +97,17 @@ struct ModelConfig {
     QkNorm qkNorm = QkNorm::None;
     Activation activation = Activation::Silu;
     MlpKind mlpKind = MlpKind::Gated;
-    bool qkvBias = false;          // biases of the q, k, v projections
-    bool outputBias = false;       // bias of the attention output projection
-    bool mlpBias = false;          // biases of the MLP projections (experts: always)
-    bool parallelResidual = false; // x + attn(ln1(x)) + mlp(ln2(x)) (GPT-NeoX)
-    double embedScale = 1.0;       // token embeddings are multiplied by it (Gemma: sqrt(embedding))
-    double finalLogitSoftcap = 0;  // logits = c * tanh(logits / c); 0 = none
-    bool learnedSinks = false;     // per-head sink logits join every softmax as an extra key (gpt-oss)
-    int64_t experts = 0;           // MoE: experts per layer
-    int64_t expertsPerToken = 0;   // MoE: top-k
-    double swigluAlpha = 1.702;    // MoE (gpt-oss) gated activation
+    bool qkvBias = false;           // biases of the q, k, v projections
+    bool outputBias = false;        // bias of the attention output projection
+    bool mlpBias = false;           // biases of the MLP projections (experts: always)
+    bool parallelResidual = false;  // x + attn(ln1(x)) + mlp(ln2(x)) (GPT-NeoX)
+    double embedScale = 1.0;        // token embeddings are multiplied by it (Gemma: sqrt(embedding))
+    double finalLogitSoftcap = 0;   // logits = c * tanh(logits / c); 0 = none
+    bool learnedSinks = false;      // per-head sink logits join every softmax as an extra key (gpt-oss)
+    std::vector<double> sinkLogits; // learnedSinks: the logits, [layers * heads] (layer-major), for the metrics
+    int64_t experts = 0;            // MoE: experts per layer
+    int64_t expertsPerToken = 0;    // MoE: top-k
+    double swigluAlpha = 1.702;     // MoE (gpt-oss) gated activation
     double swigluLimit = 7.0;
 
     // Sliding layers and their windows, e.g. "18 layers: 15 sliding (512), 3 global" or "30 layers, all global".
