@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include "sinkscope/model/convert.h"
+
 #include "sinkscope/runtime/paths.h"
 #include "sinkscope/runtime/runtime.h"
 
@@ -74,7 +76,9 @@ std::vector<int64_t> parseIds(const std::string &text)
 void addModelOptions(CLI::App &command, ModelOptions &options)
 {
     command
-        .add_option("--model", options.model, "model archive (.pt) or TorchScript file; without it the default model")
+        .add_option("--model", options.model,
+                    "model archive (.pt), TorchScript file, GGUF file or Hugging Face folder (converted once into the "
+                    "cache); without it the default model")
         ->type_name("FILE");
     command.add_option("--device", options.device, "where the model runs: cpu, cuda or cuda:N; 'doctor' lists them")
         ->type_name("DEVICE");
@@ -103,6 +107,19 @@ std::shared_ptr<const Model> loadModel(const ModelOptions &options, std::ostream
             throw Failure{ensured.error().message};
         }
         path = *ensured;
+    } else if (modelSourceOf(path) != ModelSource::Archive) {
+        bool announced = false;
+        auto archive = archiveFor(path, [&](double, const std::string &) {
+            if (!announced) {
+                err << "converting " << path << " once into " << convertedArchivePath(path) << "\n";
+                announced = true;
+            }
+            return true;
+        });
+        if (!archive) {
+            throw Failure{archive.error().message};
+        }
+        path = *archive;
     }
     LoadOptions load;
     load.device = device.modelDevice;

