@@ -293,6 +293,14 @@ Status validateMitigation(const MitigationSpec &spec, const Model &model)
             return makeError(ErrorCode::Unsupported, model.info().path + ": " + method.name + " is not available for " +
                                                          architectureName(c.architecture) + " models");
         }
+        if (step.method == MitigationMethod::Streaming && c.hasSlidingLayers()) {
+            return makeError(ErrorCode::Unsupported,
+                             model.info().path + ": streaming is not available for this " +
+                                 architectureName(c.architecture) + " model: its sliding-window layers (" +
+                                 c.attentionLayout() +
+                                 ") already drop the first keys once a query is a window past them, so a sink + "
+                                 "window mask cannot keep them");
+        }
         if (c.contractVersion < method.minContract) {
             return makeError(ErrorCode::Unsupported,
                              model.info().path + ": " + method.name + " needs a model archive of contract version " +

@@ -58,7 +58,7 @@ constexpr double kMaxKeys = 1 << 20;
 
 std::vector<MitigationMethodInfo> makeTable()
 {
-    const std::vector<Architecture> every = {Architecture::Llama, Architecture::Gpt2};
+    const std::vector<Architecture> &every = allArchitectures();
     const std::string allHeads = "every head of every layer";
     std::vector<MitigationMethodInfo> t;
     auto add = [&](MitigationMethodInfo m) {
@@ -90,7 +90,8 @@ std::vector<MitigationMethodInfo> makeTable()
          "original positions; the rolling cache is `sinkscope-cli stream-ppl`). Xiao et al., ICLR 2024.",
          "Xiao et al., ICLR 2024",
          code(ck::kAttnMask) + " (prompt), rolling cache (`stream-ppl`)",
-         "works on any RoPE model",
+         "works on any RoPE model; refused for models with sliding-window layers (their window already drops the "
+         "first keys)",
          {optional("sinks", 4, 0, kMaxKeys, 0, "leading keys every query keeps"),
           optional("window", 252, 1, 1 << 24, 0, "most recent keys every query keeps")},
          false,
