@@ -87,6 +87,10 @@ at::Tensor outputGram(const at::Tensor &wo, int64_t heads, int64_t headDim)
 Result<at::Tensor> readLayers(TensorLoader &in, int64_t layers, const std::string &suffix,
                               const std::vector<int64_t> &shape)
 {
+    // The first layer's tensor is checked against the file before [layers, ...] is allocated.
+    if (auto first = in.read("blk.0." + suffix, shape); !first) {
+        return first.error();
+    }
     std::vector<int64_t> full{layers};
     full.insert(full.end(), shape.begin(), shape.end());
     auto stacked = torch::empty(full, torch::kFloat);
@@ -318,10 +322,22 @@ Status buildDecoder(const ModelConfig &c, WeightMap &w, Builder &b)
     const bool moe = c.mlpKind == MlpKind::Experts;
     auto none = [&] { return torch::empty({L, 0}, torch::kFloat); };
     auto stack = [&](const std::string &what, const std::vector<int64_t> &shape) -> Result<at::Tensor> {
+        // L and the shape come from the config: the first and last layers are checked against the file
+        // before [L, ...] is allocated, so a config that disagrees with the weights fails on a tensor.
+        auto first = w.get(what, 0, shape);
+        if (!first) {
+            return first.error();
+        }
+        auto last = w.get(what, L - 1, shape);
+        if (!last) {
+            return last.error();
+        }
         std::vector<int64_t> full{L};
         full.insert(full.end(), shape.begin(), shape.end());
         auto out = torch::empty(full, torch::kFloat);
-        for (int64_t l = 0; l < L; ++l) {
+        out[0].copy_(*first);
+        out[L - 1].copy_(*last);
+        for (int64_t l = 1; l < L - 1; ++l) {
             auto t = w.get(what, l, shape);
             if (!t) {
                 return t.error();

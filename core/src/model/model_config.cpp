@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <set>
 
 namespace sinkscope {
 
@@ -577,6 +578,57 @@ Result<ModelConfig> ModelConfig::fromGguf(const GgufFile &file)
     if (c.architecture == Architecture::GptNeox) {
         c.parallelResidual = file.getInt(p + "use_parallel_residual").value_or(1) != 0;
     }
+    // Every key of the architecture is one the decoder implements (or one that changes nothing): an
+    // unknown key may change the forward pass, and a model converted without it would run wrong.
+    static const std::set<std::string> known = {
+        "block_count",
+        "context_length",
+        "embedding_length",
+        "feed_forward_length",
+        "vocab_size",
+        "attention.head_count",
+        "attention.head_count_kv",
+        "attention.key_length",
+        "attention.value_length",
+        "attention.layer_norm_rms_epsilon",
+        "attention.layer_norm_epsilon",
+        "attention.sliding_window",
+        "attention.sliding_window_pattern",
+        "attention.causal",
+        "rope.freq_base",
+        "rope.freq_base_swa",
+        "rope.dimension_count",
+        "rope.scaling.type",
+        "rope.scaling.factor",
+        "rope.scaling.original_context_length",
+        "rope.scaling.attn_factor",
+        "rope.scaling.yarn_beta_fast",
+        "rope.scaling.yarn_beta_slow",
+        "rope.scaling.finetuned",
+        "final_logit_softcapping",
+        "attn_logit_softcapping",
+        "use_parallel_residual",
+        "expert_count",
+        "expert_used_count",
+        "expert_feed_forward_length",
+    };
+    for (const auto &[key, value] : file.metadata()) {
+        if (key.rfind(p, 0) == 0 && known.count(key.substr(p.size())) == 0) {
+            return makeError(ErrorCode::Unsupported, path + ": metadata '" + key + "' is not implemented for " + *arch +
+                                                         " models; converting without it could change the model");
+        }
+    }
+    if (file.getInt(p + "attention.causal").value_or(1) == 0) {
+        return makeError(ErrorCode::Unsupported, path + ": " + p + "attention.causal is false (not a decoder)");
+    }
+    if (c.architecture != Architecture::GptOss && file.getInt(p + "expert_count").value_or(0) > 0) {
+        return makeError(ErrorCode::Unsupported, path + ": " + p + "expert_count is set: mixture-of-experts " + *arch +
+                                                     " models are not implemented");
+    }
+    if (c.ropeScaling.type == "yarn" && file.getFloat(p + "rope.scaling.attn_factor").value_or(1.0) != 1.0) {
+        return makeError(ErrorCode::Unsupported,
+                         path + ": " + p + "rope.scaling.attn_factor with YaRN is not implemented");
+    }
     c.tiedOutput = file.findTensor("output.weight") == nullptr;
     if (const auto *emb = file.findTensor("token_embd.weight"); emb && emb->ne.size() == 2) {
         c.vocabSize = emb->ne[1];
@@ -798,7 +850,8 @@ Result<ModelConfig> ModelConfig::fromHfConfig(const std::string &text, const std
         if (auto it = j.find("sliding_window"); it != j.end() && it->is_number_integer()) {
             window = it->get<int64_t>();
         }
-        if (c.architecture == Architecture::Qwen2 && !j.value("use_sliding_window", false)) {
+        if ((c.architecture == Architecture::Qwen2 || c.architecture == Architecture::Qwen3) &&
+            !j.value("use_sliding_window", false)) {
             window.reset();
         }
         c.layerWindows.assign(static_cast<size_t>(std::clamp<int64_t>(c.layers, 0, 4096)), 0);
@@ -828,6 +881,7 @@ Result<ModelConfig> ModelConfig::fromHfConfig(const std::string &text, const std
                     slides = true;
                     break;
                 case Architecture::Qwen2:
+                case Architecture::Qwen3:
                     slides = l >= j.value("max_window_layers", c.layers);
                     break;
                 case Architecture::Gemma3: {
