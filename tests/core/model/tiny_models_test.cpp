@@ -343,6 +343,42 @@ TEST(Convert, TensorTheConverterDoesNotImplementIsRefusedByName)
         << s.error().message;
 }
 
+// A metadata key of the architecture that the decoder does not implement is refused by name (it might
+// change the forward pass: clamping, soft-capping, a scaling detail), as are an unknown RoPE scaling type
+// and experts in a family that has none.
+TEST(Convert, MetadataTheConverterDoesNotImplementIsRefusedByName)
+{
+    TempDir dir;
+    struct Case {
+        const char *name;
+        void (*add)(st::GgufWriter &);
+        const char *expected;
+    };
+    const Case cases[] = {
+        {"clamp", [](st::GgufWriter &w) { w.addFloat32("llama.attention.clamp_kqv", 8.0f); },
+         "'llama.attention.clamp_kqv' is not implemented"},
+        {"scaling", [](st::GgufWriter &w) { w.addString("llama.rope.scaling.type", "dynamic"); },
+         "RoPE scaling 'dynamic' is not supported"},
+        {"experts", [](st::GgufWriter &w) { w.addUint32("llama.expert_count", 8); },
+         "mixture-of-experts llama models are not implemented"},
+        {"softcap", [](st::GgufWriter &w) { w.addFloat32("llama.attn_logit_softcapping", 50.0f); },
+         "attention logit soft-capping"},
+    };
+    for (const Case &c : cases) {
+        SCOPED_TRACE(c.name);
+        auto w = st::tinyLlamaGgufWriter();
+        c.add(w);
+        const std::string in = dir.file(std::string(c.name) + ".gguf");
+        w.write(in);
+        Status s = convertGguf(in, dir.file("out.pt"));
+        ASSERT_FALSE(s);
+        EXPECT_EQ(s.error().code, ErrorCode::Unsupported);
+        EXPECT_NE(s.error().message.find(c.expected), std::string::npos) << s.error().message;
+        EXPECT_NE(s.error().message.find(in), std::string::npos) << s.error().message;
+        EXPECT_FALSE(std::filesystem::exists(dir.file("out.pt")));
+    }
+}
+
 TEST(Convert, UnsupportedTensorTypeIsNamed)
 {
     TempDir dir;
