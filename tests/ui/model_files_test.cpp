@@ -51,8 +51,7 @@ TEST(ModelFiles, GenericTorchScriptRunsOnTypedTokenIds)
     EXPECT_EQ(MainWindow::parseTokenIds(QStringLiteral("1 2, 3\n6")), (std::vector<int64_t>{1, 2, 3, 6}));
     EXPECT_TRUE(MainWindow::parseTokenIds(QStringLiteral("1 two 3")).empty());
 
-    const QString path =
-        QString::fromStdString(sinkscope::testing::testDataDir() + "/families/traced/llama_traced.pt");
+    const QString path = QString::fromStdString(sinkscope::testing::testDataDir() + "/families/traced/llama_traced.pt");
     MainWindow window({.modelPath = path, .prompt = QStringLiteral("1 2 3 6 5"), .useSettings = false});
     QSignalSpy shown(&window, &MainWindow::snapshotShown);
     ASSERT_TRUE(shown.wait(60000)) << window.messageBar()->text().toStdString();
