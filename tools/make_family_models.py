@@ -31,8 +31,8 @@ and saved; the reference runs in float32 on the stored, rounded weights; the GGU
 BF16 / F16 and 1-D tensors in F32, as llama.cpp's converter does); the other families are float32.
 
 Also tests/data/families/traced/: llama_traced.pt, a torch.jit.trace of a tiny HF Llama wrapped to the
-shape SinkScope's generic TorchScript loader expects (core/src/model/model.cpp, "Generic";
-tests/support/generic_module.h): forward(input_ids [1, T] int64) -> (logits [1, T, V],
+shape SinkScope's generic TorchScript loader expects (core/src/model/model.cpp, "Generic"; used by
+tests/core/model/model_loading_test.cpp and tests/ui/model_files_test.cpp): forward(input_ids [1, T] int64) -> (logits [1, T, V],
 (attn_layer0 [1, H, T, T], attn_layer1 [1, H, T, T], ...)), float32; and its reference.json.
 
 Run (reference environment, 1-2 CPU threads)::

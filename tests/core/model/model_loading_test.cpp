@@ -1,19 +1,71 @@
 // Loading model files: generic TorchScript modules and everything that is not a model.
+#include "sinkscope/analysis/metrics.h"
 #include "sinkscope/model/convert.h"
 #include "sinkscope/model/model.h"
-#include "support/generic_module.h"
 #include "support/test_paths.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/script.h>
 
+#include <cmath>
+#include <cstdio>
 #include <fstream>
+#include <limits>
 
 using namespace sinkscope;
+using nlohmann::json;
 using sinkscope::testing::TempDir;
-using sinkscope::testing::writeGenericModule;
 
 namespace {
+
+// The traced module against transformers' eager float32 run (tests/data/families/traced/reference.json).
+constexpr double kLogitsTolerance = 1e-4;
+constexpr double kAttentionTolerance = 1e-5;
+
+std::string tracedModelPath()
+{
+    return sinkscope::testing::testDataDir() + "/families/traced/llama_traced.pt";
+}
+
+json tracedReference()
+{
+    std::ifstream in(sinkscope::testing::testDataDir() + "/families/traced/reference.json");
+    return json::parse(in);
+}
+
+std::vector<double> flatten(const json &j)
+{
+    std::vector<double> out;
+    if (j.is_array()) {
+        for (const auto &x : j) {
+            auto part = flatten(x);
+            out.insert(out.end(), part.begin(), part.end());
+        }
+    } else {
+        out.push_back(j.get<double>());
+    }
+    return out;
+}
+
+std::string formatDiff(double d)
+{
+    char text[32];
+    std::snprintf(text, sizeof text, "%.2e", d);
+    return text;
+}
+
+double maxAbsDiff(const std::vector<float> &ours, const std::vector<double> &theirs)
+{
+    if (ours.size() != theirs.size()) {
+        return std::numeric_limits<double>::infinity();
+    }
+    double d = 0;
+    for (size_t i = 0; i < ours.size(); ++i) {
+        d = std::max(d, std::abs(static_cast<double>(ours[i]) - theirs[i]));
+    }
+    return d;
+}
 
 void writeBytes(const std::string &path, const std::string &bytes)
 {
@@ -22,11 +74,12 @@ void writeBytes(const std::string &path, const std::string &bytes)
 
 } // namespace
 
-TEST(ModelLoading, GenericTorchScriptModuleLoadsWithItsLimitsStated)
+// A real traced Hugging Face model (tests/data/families/traced/: torch.jit.trace of a tiny random Llama
+// wrapped to return (logits, (attn_layer0, attn_layer1)), tools/make_family_models.py) loads as a
+// generic module; its outputs match what transformers computed for the same input.
+TEST(ModelLoading, TracedHuggingFaceModelLoadsAsGenericWithItsLimitsStated)
 {
-    TempDir dir;
-    const auto path = dir.file("generic.pt");
-    writeGenericModule(path);
+    const auto path = tracedModelPath();
     auto model = Model::load(path);
     ASSERT_TRUE(model) << model.error().message;
     EXPECT_EQ((*model)->info().kind, ModelKind::Generic);
@@ -34,20 +87,41 @@ TEST(ModelLoading, GenericTorchScriptModuleLoadsWithItsLimitsStated)
     EXPECT_FALSE((*model)->tokenizer());
     EXPECT_NE((*model)->info().limitation.find("no tokenizer"), std::string::npos);
 
-    auto r = (*model)->forward(ForwardRequest{.tokens = {1, 2, 3, 6}});
-    ASSERT_TRUE(r) << r.error().message;
-    EXPECT_EQ(r->logits.shape, (std::vector<int64_t>{4, 7}));
-    ASSERT_EQ(r->attention.size(), 2u);
-    EXPECT_EQ(r->attention[1].shape, (std::vector<int64_t>{2, 4, 4}));
-    // Causal rows that sum to one.
-    for (int q = 0; q < 4; ++q) {
-        double sum = 0;
-        for (int k = 0; k < 4; ++k) {
-            sum += r->attention[0].data[q * 4 + k];
+    const json ref = tracedReference();
+    const int64_t layers = ref["config"]["num_hidden_layers"], heads = ref["config"]["num_attention_heads"];
+    const int64_t vocab = ref["config"]["vocab_size"];
+    double worstLogits = 0, worstAttention = 0;
+    for (const auto &seq : ref["sequences"]) {
+        const auto ids = seq["input_ids"].get<std::vector<int64_t>>();
+        const auto t = static_cast<int64_t>(ids.size());
+        SCOPED_TRACE("T = " + std::to_string(t));
+        auto r = (*model)->forward(ForwardRequest{.tokens = ids, .capture = {.allAttention = true}});
+        ASSERT_TRUE(r) << r.error().message;
+        EXPECT_EQ(r->logits.shape, (std::vector<int64_t>{t, vocab}));
+        const double logitsDiff = maxAbsDiff(r->logits.data, flatten(seq["logits"]));
+        EXPECT_LT(logitsDiff, kLogitsTolerance);
+        worstLogits = std::max(worstLogits, logitsDiff);
+        ASSERT_EQ(r->attention.size(), static_cast<size_t>(layers));
+        for (int64_t l = 0; l < layers; ++l) {
+            EXPECT_EQ(r->attention[size_t(l)].shape, (std::vector<int64_t>{heads, t, t}));
+            const double d = maxAbsDiff(r->attention[size_t(l)].data, flatten(seq["attentions"][size_t(l)]));
+            EXPECT_LT(d, kAttentionTolerance) << "layer " << l;
+            worstAttention = std::max(worstAttention, d);
         }
-        EXPECT_NEAR(sum, 1.0, 1e-5);
     }
-    EXPECT_EQ(r->attention[0].data[0 * 4 + 1], 0.0f);
+    // For docs/models.md (--gtest_output=json:...).
+    RecordProperty("max_abs_diff_logits", formatDiff(worstLogits));
+    RecordProperty("max_abs_diff_attention", formatDiff(worstAttention));
+
+    // Layers and heads are inferred from what the module returns; the metrics that need only attention
+    // are computed.
+    const auto ids = ref["sequences"][1]["input_ids"].get<std::vector<int64_t>>();
+    auto run = analyzeRun(**model, ids);
+    ASSERT_TRUE(run) << run.error().message;
+    EXPECT_EQ(run->layers, layers);
+    EXPECT_EQ(run->heads, heads);
+    ASSERT_TRUE(run->metrics) << (run->metricsError ? run->metricsError->message : "");
+    EXPECT_EQ(run->metrics->layers, layers);
 
     // Controls need the SinkScope contract: a clear refusal, not a crash.
     Controls c;
@@ -57,9 +131,11 @@ TEST(ModelLoading, GenericTorchScriptModuleLoadsWithItsLimitsStated)
     EXPECT_EQ(refused.error().code, ErrorCode::Unsupported);
     EXPECT_NE(refused.error().message.find(path), std::string::npos);
 
-    auto gen = (*model)->generate({1, 2}, GenerateOptions{.maxNewTokens = 3});
+    // Generation reruns the whole sequence per token; its first pick is the reference's last argmax.
+    auto gen = (*model)->generate(ids, GenerateOptions{.maxNewTokens = 3, .stopAtEos = false});
     ASSERT_TRUE(gen) << gen.error().message;
-    EXPECT_EQ(gen->size(), 3u);
+    ASSERT_EQ(gen->size(), 3u);
+    EXPECT_EQ(gen->front(), ref["sequences"][1]["argmax_ids"].back().get<int64_t>());
 }
 
 TEST(ModelLoading, MissingFileNamesThePath)
@@ -134,9 +210,7 @@ TEST(ModelLoading, ArchiveWithCorruptConfigNamesTheEntry)
 
 TEST(ModelLoading, DevicesThatLibTorchCannotUseAreRefusedByName)
 {
-    TempDir dir;
-    const auto path = dir.file("generic.pt");
-    writeGenericModule(path);
+    const auto path = tracedModelPath();
     // No machine this suite runs on has 65 GPUs, so this is refused on CPU and CUDA LibTorch alike.
     auto missing = Model::load(path, LoadOptions{.device = "cuda:64"});
     ASSERT_FALSE(missing);
