@@ -49,7 +49,7 @@ protected:
         EXPECT_NE(r.err.find(problem), std::string::npos) << "'" << problem << "' not in: " << r.err;
         std::error_code ec;
         EXPECT_FALSE(fs::exists(output(), ec)) << "an archive was written";
-        EXPECT_FALSE(fs::exists(output() + ".partial", ec)) << "a partial archive was left behind";
+        EXPECT_FALSE(st::siblingStartingWith(output(), ".partial")) << "a partial archive was left behind";
     }
 
     st::TempDir m_dir;

@@ -27,6 +27,22 @@ inline std::string smollm2GgufPath()
     return fs::exists(p) ? fs::canonical(p).string() : std::string();
 }
 
+// True when a file next to `path` has a name that starts with path's file name followed by `suffix`
+// (e.g. the converter's temporaries "<out>.partial.<pid>").
+inline bool siblingStartingWith(const std::string &path, const std::string &suffix)
+{
+    namespace fs = std::filesystem;
+    const fs::path p(path);
+    const std::string prefix = p.filename().string() + suffix;
+    std::error_code ec;
+    for (const auto &entry : fs::directory_iterator(p.parent_path(), ec)) {
+        if (entry.path().filename().string().rfind(prefix, 0) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 // A fresh directory under the system temp dir, removed when the object dies.
 class TempDir
 {

@@ -8,6 +8,8 @@
 
 #include <torch/script.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -547,7 +549,9 @@ Status writeArchive(const ModelConfig &c, const Tokenizer &tokenizer, TensorLoad
         std::error_code ec;
         fs::create_directories(out.parent_path(), ec);
     }
-    const std::string tmp = outPath + ".partial";
+    // One temporary per process: two processes converting the same source into the cache (two test
+    // programs, a window and a CLI) each write their own, and the last rename wins with a whole archive.
+    const std::string tmp = outPath + ".partial." + std::to_string(::getpid());
     try {
         b.module.save(tmp, extra);
     } catch (const c10::Error &e) {

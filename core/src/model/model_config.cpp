@@ -846,13 +846,13 @@ Result<ModelConfig> ModelConfig::fromHfConfig(const std::string &text, const std
         }
 
         // Sliding windows: explicit layer_types, else each family's rule.
-        std::optional<int64_t> window;
+        int64_t window = 0; // 0: the config sets none
         if (auto it = j.find("sliding_window"); it != j.end() && it->is_number_integer()) {
-            window = it->get<int64_t>();
+            window = std::max<int64_t>(it->get<int64_t>(), 0);
         }
         if ((c.architecture == Architecture::Qwen2 || c.architecture == Architecture::Qwen3) &&
             !j.value("use_sliding_window", false)) {
-            window.reset();
+            window = 0;
         }
         c.layerWindows.assign(static_cast<size_t>(std::clamp<int64_t>(c.layers, 0, 4096)), 0);
         if (auto it = j.find("layer_types"); it != j.end() && it->is_array()) {
@@ -867,7 +867,7 @@ Result<ModelConfig> ModelConfig::fromHfConfig(const std::string &text, const std
                         return makeError(ErrorCode::Corrupt, origin + ": layer " + std::to_string(l) +
                                                                  " slides but sliding_window is unset");
                     }
-                    c.layerWindows[l] = window.value_or(0);
+                    c.layerWindows[l] = window;
                 } else if (lt != "full_attention") {
                     return makeError(ErrorCode::Unsupported, origin + ": layer type '" + lt + "' is not implemented");
                 }
@@ -896,7 +896,7 @@ Result<ModelConfig> ModelConfig::fromHfConfig(const std::string &text, const std
                     return makeError(ErrorCode::Unsupported,
                                      origin + ": sliding_window is set but " + type + " does not use one");
                 }
-                c.layerWindows[static_cast<size_t>(l)] = slides ? window.value_or(0) : 0;
+                c.layerWindows[static_cast<size_t>(l)] = slides ? window : 0;
             }
         }
         if (!c.hasSlidingLayers()) {

@@ -201,7 +201,7 @@ protected:
         EXPECT_EQ(e.message.find('\n'), std::string::npos) << "not one line: " << e.message;
         std::error_code ec;
         EXPECT_FALSE(fs::exists(output(), ec)) << "an archive was written";
-        EXPECT_FALSE(fs::exists(output() + ".partial", ec)) << "a partial archive was left behind";
+        EXPECT_FALSE(st::siblingStartingWith(output(), ".partial")) << "a partial archive was left behind";
         return e;
     }
 

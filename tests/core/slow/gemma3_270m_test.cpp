@@ -65,9 +65,15 @@ protected:
             return;
         }
         auto archive = archiveFor(gguf);
-        ASSERT_TRUE(archive) << archive.error().message;
+        if (!archive) {
+            s_error = archive.error().message;
+            return;
+        }
         auto model = Model::load(*archive);
-        ASSERT_TRUE(model) << model.error().message;
+        if (!model) {
+            s_error = model.error().message;
+            return;
+        }
         s_model = *model;
         std::ifstream in(std::string(SINKSCOPE_TEST_DATA_DIR) + "/reference/gemma3_270m.json");
         s_reference = json::parse(in);
@@ -76,6 +82,7 @@ protected:
 
     void SetUp() override
     {
+        ASSERT_TRUE(s_error.empty()) << s_error;
         if (!s_model) {
             GTEST_SKIP() << "Gemma 3 270M not installed (tools/setup.sh puts it into .deps/models)";
         }
@@ -83,10 +90,12 @@ protected:
 
     static std::shared_ptr<const Model> s_model;
     static json s_reference;
+    static std::string s_error;
 };
 
 std::shared_ptr<const Model> Gemma3::s_model;
 json Gemma3::s_reference;
+std::string Gemma3::s_error;
 
 } // namespace
 
