@@ -22,6 +22,7 @@
 #include <QComboBox>
 #include <QDialog>
 #include <QDialogButtonBox>
+#include <QDir>
 #include <QDragEnterEvent>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -405,8 +406,8 @@ void MainWindow::buildModelBar()
     openFolder->setToolTip(tr("Open a Hugging Face model folder (config.json, model.safetensors, tokenizer.json), "
                               "converted once into the cache (Ctrl+Shift+M)"));
     connect(openFolder, &QPushButton::clicked, this, &MainWindow::openModelFolderDialog);
-    bar->addWidget(openFolder);
     bar->addWidget(open);
+    bar->addWidget(openFolder);
     m_recentButton = new QToolButton(bar);
     m_recentButton->setText(tr("Recent"));
     m_recentButton->setPopupMode(QToolButton::InstantPopup);
@@ -802,7 +803,12 @@ void MainWindow::updateModelBar()
         return;
     }
     const ModelConfig &c = model->config();
-    m_modelName->setText(QString::fromStdString(c.name.empty() ? QFileInfo(path).fileName().toStdString() : c.name));
+    QString name = QString::fromStdString(c.name.empty() ? QFileInfo(path).fileName().toStdString() : c.name);
+    if (const QFileInfo source(m_run->modelSource()); source.isDir() && name == source.fileName()) {
+        // A Hugging Face folder is often named after its role ("hf", "model"): name its parent too.
+        name = source.dir().dirName() + QLatin1Char('/') + name;
+    }
+    m_modelName->setText(name);
     // Family and attention layout: "gemma3 · 18 layers: 15 sliding (512), 3 global · 4 heads".
     QString details =
         tr("%1 \u00b7 %2 \u00b7 %3 heads")
