@@ -58,7 +58,14 @@ QString readTermsHtml(const QString &path)
                            "<a href=\"https://ai.google.dev/gemma/terms\">ai.google.dev/gemma/terms</a>.</p>")
             .arg(path.isEmpty() ? QObject::tr("no file") : path.toHtmlEscaped());
     }
-    return QString::fromUtf8(file.readAll());
+    const QString html = QString::fromUtf8(file.readAll());
+    // The file is the saved web page: show its article, not the site's navigation around it.
+    const qsizetype begin = html.indexOf(QLatin1String("<article"), 0, Qt::CaseInsensitive);
+    const qsizetype end = html.indexOf(QLatin1String("</article>"), begin, Qt::CaseInsensitive);
+    if (begin >= 0 && end > begin) {
+        return QStringLiteral("<html><body>") + html.mid(begin, end + 10 - begin) + QStringLiteral("</body></html>");
+    }
+    return html;
 }
 
 } // namespace sinkscope::ui

@@ -29,7 +29,8 @@ inline constexpr char kGemmaTermsKey[] = "gemmaTermsAccepted";
 bool gemmaTermsAccepted(const QSettings &settings);
 void setGemmaTermsAccepted(QSettings &settings, bool accepted);
 
-// The terms document as HTML (the file next to the GGUF), or a short HTML note naming the missing file.
+// The terms document as HTML (the file next to the GGUF; of a saved web page, its <article> only), or a
+// short HTML note naming the missing file.
 QString readTermsHtml(const QString &path);
 
 } // namespace sinkscope::ui
