@@ -1,6 +1,5 @@
 #include "compute_bridge.h"
 
-#include "sinkscope/model/convert.h"
 #include "sinkscope/runtime/paths.h"
 
 #include <QCryptographicHash>
@@ -82,14 +81,9 @@ ProgressCallback ComputeBridge::progressPoster(ComputeBridge *self, const QStrin
     };
 }
 
-QString ComputeBridge::convertedPathFor(const QString &ggufPath)
+QString ComputeBridge::convertedPathFor(const QString &source)
 {
-    const QFileInfo info(ggufPath);
-    const QString cache = QString::fromStdString(cacheDir()); // $XDG_CACHE_HOME/sinkscope (runtime/paths.h)
-    return QStringLiteral("%1/models/%2-%3-%4.pt")
-        .arg(cache, info.completeBaseName())
-        .arg(info.size())
-        .arg(info.lastModified().toSecsSinceEpoch());
+    return QString::fromStdString(convertedArchivePath(source.toStdString()));
 }
 
 template <typename T, typename Done>
@@ -121,8 +115,6 @@ void ComputeBridge::loadModel(const QString &path, const QString &device)
     cancel(QString::fromLatin1(kRunTag));
     cancel(QString::fromLatin1(kGenerateTag));
     const QString tag = QString::fromLatin1(kModelTag);
-    const QString convertedPath =
-        path.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive) ? convertedPathFor(path) : QString();
     ComputeBridge *self = this;
     auto generation = std::make_shared<uint64_t>(0);
     struct Loaded {
@@ -131,29 +123,25 @@ void ComputeBridge::loadModel(const QString &path, const QString &device)
     };
     submitJob<Loaded>(
         tag, generation,
-        [self, tag, generation, path, convertedPath,
-         device = device.toStdString()](const CancelToken &cancel) -> Result<Loaded> {
+        [self, tag, generation, path, device = device.toStdString()](const CancelToken &cancel) -> Result<Loaded> {
             const ProgressCallback progress = progressPoster(self, tag, generation, cancel);
-            std::string modelPath = path.toStdString();
+            std::string modelPath;
             if (path.isEmpty()) {
                 auto ensured = ensureDefaultModel(progress);
                 if (!ensured.ok()) {
                     return ensured.error();
                 }
                 modelPath = ensured.value();
-            } else if (!convertedPath.isEmpty()) {
-                if (!QFileInfo::exists(convertedPath)) {
-                    QDir().mkpath(QFileInfo(convertedPath).absolutePath());
-                    ConvertOptions options;
-                    options.progress = [&progress](double f, const std::string &label) {
-                        return progress(f * 0.8, "Converting: " + label);
-                    };
-                    auto status = convertGguf(path.toStdString(), convertedPath.toStdString(), options);
-                    if (!status.ok()) {
-                        return status.error();
-                    }
+            } else {
+                // A GGUF file or a Hugging Face folder is converted once into the cache; an archive is
+                // returned as is.
+                auto archive = archiveFor(path.toStdString(), [&progress](double f, const std::string &label) {
+                    return progress(f * 0.8, "Converting: " + label);
+                });
+                if (!archive.ok()) {
+                    return archive.error();
                 }
-                modelPath = convertedPath.toStdString();
+                modelPath = archive.value();
             }
             LoadOptions options;
             options.device = device;
@@ -164,9 +152,9 @@ void ComputeBridge::loadModel(const QString &path, const QString &device)
             }
             return Loaded{std::move(model.value()), QString::fromStdString(modelPath)};
         },
-        [self, tag](const Result<std::shared_ptr<const Loaded>> &result) {
+        [self, tag, path](const Result<std::shared_ptr<const Loaded>> &result) {
             if (result.ok()) {
-                emit self->modelLoaded(result.value()->model, result.value()->path);
+                emit self->modelLoaded(result.value()->model, result.value()->path, path);
             } else {
                 emit self->failed(tag, errorText(result.error()));
             }

@@ -35,9 +35,10 @@ public:
     explicit ComputeBridge(QObject *parent = nullptr);
     ~ComputeBridge() override;
 
-    // A SinkScope archive or TorchScript file (.pt), or a GGUF file converted first (into the cache
-    // folder, once per file version). An empty path means the default model (converted if missing).
-    // `device` is LoadOptions::device ("cpu", "cuda:N").
+    // A SinkScope archive or TorchScript file (.pt), or a GGUF file or a Hugging Face folder (or its
+    // config.json) converted first on the compute thread (archiveFor: into the cache folder, once per
+    // source version; progress "Converting: ...", cancellable). An empty path means the default model
+    // (converted if missing). `device` is LoadOptions::device ("cpu", "cuda:N").
     void loadModel(const QString &path, const QString &device = QStringLiteral("cpu"));
     void run(std::shared_ptr<const Model> model, RunRequest request);
     // Greedy continuation; tokens arrive one by one through generatedToken().
@@ -75,11 +76,14 @@ public:
     bool isBusy() const { return !m_pending.isEmpty(); }
     bool isPending(const QString &tag) const { return m_pending.contains(tag); }
 
-    // Where converted GGUF files go: <cache>/models/<name>-<size>-<mtime>.pt.
-    static QString convertedPathFor(const QString &ggufPath);
+    // Where a GGUF file or Hugging Face folder is converted to (runtime/paths.h convertedArchivePath):
+    // <cache>/models/<name>-<size>-<mtime>.pt.
+    static QString convertedPathFor(const QString &source);
 
 signals:
-    void modelLoaded(std::shared_ptr<const sinkscope::Model> model, const QString &path);
+    // `path` is the file loaded (the archive), `source` what was asked for (a GGUF file, a folder, the
+    // archive itself; empty for the default model).
+    void modelLoaded(std::shared_ptr<const sinkscope::Model> model, const QString &path, const QString &source);
     void runFinished(std::shared_ptr<const sinkscope::ui::RunSnapshot> snapshot);
     void generatedToken(qint64 id);
     void generationFinished(bool ok);

@@ -121,18 +121,48 @@ HeadView::HeadView(QWidget *parent) : AnalysisView(parent)
         if (!snap || query >= snap->tokenCount() || key >= snap->tokenCount()) {
             return;
         }
-        QString text = tr("query %1 \u00ab%2\u00bb \u2192 key %3 \u00ab%4\u00bb\nweight %5")
-                           .arg(query)
-                           .arg(abbreviate(displayTokenText(snap->tokens[size_t(query)].text), 24))
-                           .arg(key)
-                           .arg(abbreviate(displayTokenText(snap->tokens[size_t(key)].text), 24))
-                           .arg(valueText(m_model.rawValue(query, key)));
+        const QString cellText = tr("query %1 \u00ab%2\u00bb \u2192 key %3 \u00ab%4\u00bb")
+                                     .arg(query)
+                                     .arg(abbreviate(displayTokenText(snap->tokens[size_t(query)].text), 24))
+                                     .arg(key)
+                                     .arg(abbreviate(displayTokenText(snap->tokens[size_t(key)].text), 24));
+        if (m_model.outsideWindow(query, key)) {
+            QToolTip::showText(global,
+                               cellText + tr("\nmasked: outside the %1-token window (layer %2 attends to keys "
+                                             "%3 \u2026 %4 only)")
+                                              .arg(m_model.window())
+                                              .arg(m_model.layer())
+                                              .arg(std::max<int64_t>(0, query - m_model.window() + 1))
+                                              .arg(query),
+                               m_plot);
+            return;
+        }
+        if (m_model.masked(query, key)) {
+            QToolTip::showText(global, cellText + tr("\nmasked: the key comes after the query (causal mask)"), m_plot);
+            return;
+        }
+        QString text = cellText + tr("\nweight %1").arg(valueText(m_model.rawValue(query, key)));
         if (m_model.scale().transform == ScaleTransform::RenormaliseWithoutSink) {
             text += tr("\nwithout sink %1 (sink mass removed from this row %2)")
                         .arg(valueText(m_model.displayValue(query, key)))
                         .arg(valueText(m_model.removedMass(query)));
         }
         QToolTip::showText(global, text, m_plot);
+    });
+    connect(m_plot, &HeatmapPlot::sideHovered, this, [this](int64_t query, const QPoint &global) {
+        const auto &snap = m_model.snapshot();
+        if (!snap || query >= snap->tokenCount() || !m_model.hasSinkColumn()) {
+            return;
+        }
+        QToolTip::showText(global,
+                           tr("query %1 \u00ab%2\u00bb \u2192 sink logit\nsink share %3\nThe learned sink of head %4 "
+                              "joins the softmax as an extra key with no value: this share of the query's attention "
+                              "goes to no token, and the row over real keys sums to 1 \u2212 %3.")
+                               .arg(query)
+                               .arg(abbreviate(displayTokenText(snap->tokens[size_t(query)].text), 24))
+                               .arg(valueText(m_model.sinkShare(query)))
+                               .arg(m_model.head()),
+                           m_plot);
     });
     syncControls();
 }
@@ -303,10 +333,29 @@ void HeadView::updatePlot()
     const PooledGrid grid = m_model.grid(m_plot->visibleWindow(), budget.width(), budget.height());
     const ValueRange range = m_model.range();
     m_plot->setGrid(grid, range, m_model.scale().mapping);
-    if (m_model.scale().transform == ScaleTransform::RenormaliseWithoutSink) {
+    if (m_model.hasSinkColumn()) {
+        // The learned sink as one more key right of the map (the removed key-0 mass of "Without sink"
+        // stays in the tooltip).
+        m_plot->setSideColumn(m_model.sinkColumn(), tr("sink logit"), range, m_model.scale().mapping);
+    } else if (m_model.scale().transform == ScaleTransform::RenormaliseWithoutSink) {
         m_plot->setSideBars(m_model.transformed().removed, tr("sink mass"));
     } else {
         m_plot->setSideBars({}, {});
+    }
+    QString layerKind;
+    if (const int64_t w = m_model.window(); w > 0) {
+        layerKind = tr("; sliding layer: each query sees the last %1 tokens, older keys are masked").arg(w);
+    } else if (m_model.snapshot()->config.hasSlidingLayers()) {
+        layerKind = tr("; global layer");
+    }
+    if (m_model.hasSinkColumn()) {
+        double mean = 0;
+        const std::vector<float> &column = m_model.sinkColumn();
+        for (float v : column) {
+            mean += std::isnan(v) ? 0.0 : double(v);
+        }
+        mean /= double(std::max<size_t>(1, column.size()));
+        layerKind += tr("; learned sink takes %1 of attention on average (right column)").arg(mean, 0, 'f', 3);
     }
     QString pooled;
     if (grid.keysPerCell > 1 || grid.queriesPerCell > 1) {
@@ -315,13 +364,13 @@ void HeadView::updatePlot()
                      .arg(grid.keysPerCell)
                      .arg(m_model.pooling() == Pooling::Max ? tr("max") : tr("mean"));
     }
-    m_info->setText(tr("Layer %1, head %2 \u2014 %3; range %4 \u2026 %5%6")
+    m_info->setText(tr("Layer %1, head %2 \u2014 %3; range %4 \u2026 %5%6%7")
                         .arg(m_model.layer())
                         .arg(m_model.head())
                         .arg(scaleDescription())
                         .arg(range.lower, 0, 'g', 3)
                         .arg(range.upper, 0, 'g', 3)
-                        .arg(pooled));
+                        .arg(pooled, layerKind));
 }
 
 QString HeadView::figureTitle() const
@@ -447,7 +496,7 @@ ViewData HeadView::currentData() const
         QJsonArray row;
         for (int64_t k = 0; k < raw.cols; ++k) {
             const float shownValue = shown.values[size_t(q * raw.cols + k)];
-            if (k <= q + (raw.cols - raw.rows)) {
+            if (k <= q + (raw.cols - raw.rows) && !m_model.outsideWindow(q, k)) {
                 data.rows.push_back({QString::number(q), QString::fromStdString(snap->tokens[size_t(q)].text),
                                      QString::number(k), QString::fromStdString(snap->tokens[size_t(k)].text),
                                      QString::number(double(raw.at(q, k)), 'g', 8),
@@ -467,11 +516,24 @@ ViewData HeadView::currentData() const
         {QStringLiteral("layer"), qint64(m_model.layer())},
         {QStringLiteral("head"), qint64(m_model.head())},
         {QStringLiteral("tokens"), tokens},
-        {QStringLiteral("layout"), QStringLiteral("weights[query][key]; null where the causal mask hides the key")},
+        {QStringLiteral("layout"), QStringLiteral("weights[query][key]; null where the causal mask or the sliding "
+                                                  "window hides the key")},
+        {QStringLiteral("window"), qint64(m_model.window())},
         {QStringLiteral("weights"), weights},
         {QStringLiteral("scale"), saveState().value(QStringLiteral("scale"))}};
     if (!removed.isEmpty()) {
         data.json.insert(QStringLiteral("removed_sink_mass"), removed);
+    }
+    if (snap->learnedSinks()) {
+        // The learned sink's share per query: from the snapshot, as the view shows it.
+        HeadViewModel sinkModel;
+        sinkModel.setSnapshot(snap);
+        sinkModel.setHead(m_model.layer(), m_model.head());
+        QJsonArray share;
+        for (float v : sinkModel.sinkColumn()) {
+            share.append(std::isnan(v) ? QJsonValue() : QJsonValue(double(v)));
+        }
+        data.json.insert(QStringLiteral("sink_share"), share);
     }
     return data;
 }

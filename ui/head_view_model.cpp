@@ -1,5 +1,6 @@
 #include "head_view_model.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace sinkscope::ui {
@@ -112,6 +113,7 @@ void HeadViewModel::invalidate()
 {
     m_transformed.reset();
     m_range.reset();
+    m_sinkColumn.reset();
 }
 
 const TransformedHead &HeadViewModel::transformed()
@@ -119,6 +121,17 @@ const TransformedHead &HeadViewModel::transformed()
     if (!m_transformed) {
         const HeadMatrix m = matrix();
         m_transformed = m.valid() ? transformHead(m, m_scale.transform) : TransformedHead{};
+        // Keys that left a sliding window have probability 0 because the query cannot see them, not
+        // because it ignores them: masked like the causal triangle.
+        if (const int64_t w = window(); w > 0) {
+            TransformedHead &t = *m_transformed;
+            for (int64_t q = w; q < t.rows; ++q) {
+                const int64_t shift = t.cols - t.rows; // keys ahead of the first query (none today)
+                for (int64_t k = 0; k <= std::min(t.cols - 1, q + shift - w); ++k) {
+                    t.values[size_t(q * t.cols + k)] = kNaN;
+                }
+            }
+        }
     }
     return *m_transformed;
 }
@@ -213,6 +226,60 @@ float HeadViewModel::removedMass(int64_t query)
         return kNaN;
     }
     return t.removed[size_t(query)];
+}
+
+int64_t HeadViewModel::window() const
+{
+    return m_snapshot ? m_snapshot->windowOf(m_layer) : 0;
+}
+
+bool HeadViewModel::outsideWindow(int64_t query, int64_t key) const
+{
+    const int64_t w = window();
+    return w > 0 && key >= 0 && key <= query - w;
+}
+
+bool HeadViewModel::masked(int64_t query, int64_t key) const
+{
+    const HeadMatrix m = matrix();
+    return key > query + (m.cols - m.rows) || outsideWindow(query, key);
+}
+
+bool HeadViewModel::hasSinkColumn() const
+{
+    return m_snapshot && m_snapshot->learnedSinks() && valid();
+}
+
+const std::vector<float> &HeadViewModel::sinkColumn()
+{
+    if (!m_sinkColumn) {
+        m_sinkColumn.emplace();
+        if (hasSinkColumn()) {
+            const HeadMatrix m = matrix();
+            std::vector<float> &out = *m_sinkColumn;
+            out.assign(size_t(m.rows), kNaN);
+            const FloatArray *share = m_snapshot->sinkShareOf(m_layer);
+            if (share && share->shape.size() == 2 && share->dim(0) > m_head && share->dim(1) == m.rows) {
+                std::copy_n(share->data.data() + m_head * m.rows, m.rows, out.begin());
+            } else {
+                // The map of a long run, computed with the sink logit: its rows sum to 1 - share.
+                for (int64_t q = 0; q < m.rows; ++q) {
+                    double sum = 0;
+                    for (int64_t k = 0; k < m.cols; ++k) {
+                        sum += m.at(q, k);
+                    }
+                    out[size_t(q)] = static_cast<float>(std::clamp(1.0 - sum, 0.0, 1.0));
+                }
+            }
+        }
+    }
+    return *m_sinkColumn;
+}
+
+float HeadViewModel::sinkShare(int64_t query)
+{
+    const std::vector<float> &column = sinkColumn();
+    return query >= 0 && query < static_cast<int64_t>(column.size()) ? column[size_t(query)] : kNaN;
 }
 
 } // namespace sinkscope::ui

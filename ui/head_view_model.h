@@ -53,6 +53,18 @@ public:
     float displayValue(int64_t query, int64_t key);
     float removedMass(int64_t query);
 
+    // The shown layer's sliding window W (query q sees keys q-W < k <= q); 0 for full attention.
+    int64_t window() const;
+    // Whether (query, key) is a key the query cannot see: after it (causal mask) or, in a sliding layer,
+    // out of the window (k <= q - W). Such cells are NaN in transformed() and drawn as masked, not as 0.
+    bool masked(int64_t query, int64_t key) const;
+    bool outsideWindow(int64_t query, int64_t key) const;
+    // Models with learned sinks (gpt-oss): the sink's share of each query's attention in the shown head,
+    // [T] (RunSnapshot::sinkShare, or 1 - the row's sum for maps computed on demand). Empty otherwise.
+    bool hasSinkColumn() const;
+    const std::vector<float> &sinkColumn();
+    float sinkShare(int64_t query);
+
 private:
     void invalidate();
 
@@ -64,6 +76,7 @@ private:
     ColourScale m_scale;
     Pooling m_pooling = Pooling::Max;
     std::optional<TransformedHead> m_transformed;
+    std::optional<std::vector<float>> m_sinkColumn;
     std::optional<ValueRange> m_range;
     std::optional<ValueRange> m_sharedRange; // depends on snapshot and scale only, not on the head
     // Sketches for snapshots built without them (tests, hand-made data), computed once on demand.

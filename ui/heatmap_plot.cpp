@@ -194,13 +194,16 @@ void HeatmapPlot::removeSideRect()
     delete m_sideRect;
     m_sideRect = nullptr;
     m_sideBars = nullptr;
+    m_sideColumn = nullptr;
     m_plot->replot(QCustomPlot::rpQueuedReplot);
 }
 
 void HeatmapPlot::setSideBars(const std::vector<float> &values, const QString &label)
 {
-    if (values.empty()) {
+    if (values.empty() || m_sideColumn) {
         removeSideRect();
+    }
+    if (values.empty()) {
         return;
     }
     if (!m_sideBars) {
@@ -221,6 +224,47 @@ void HeatmapPlot::setSideBars(const std::vector<float> &values, const QString &l
         vals[qsizetype(i)] = std::isnan(values[i]) ? 0.0 : double(values[i]);
     }
     m_sideBars->setData(keys, vals, true);
+    m_plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void HeatmapPlot::setSideColumn(const std::vector<float> &values, const QString &label, const ValueRange &range,
+                                ScaleMapping mapping)
+{
+    if (values.empty() || m_sideBars) {
+        removeSideRect();
+    }
+    if (values.empty()) {
+        return;
+    }
+    if (!m_sideColumn) {
+        QCPAxisRect *rect = sideRect(0.05);
+        QCPAxis *column = rect->axis(QCPAxis::atBottom);
+        column->setRange(-0.5, 0.5);
+        column->setTicks(false);
+        column->setTickLabels(false);
+        m_sideColumn = new QCPColorMap(column, rect->axis(QCPAxis::atLeft));
+        m_sideColumn->setInterpolate(false);
+        m_sideColumn->setTightBoundary(false);
+        m_sideColumn->setColorScale(m_scale);
+    }
+    m_sideRect->axis(QCPAxis::atBottom)->setLabel(label);
+    // Two cells across (and down, for a single row): a one-cell axis of QCPColorMap has no width.
+    const int rows = static_cast<int>(values.size());
+    const int ny = std::max(2, rows);
+    auto *data = m_sideColumn->data();
+    data->setSize(2, ny);
+    data->setRange(QCPRange(-0.25, 0.25), rows > 1 ? QCPRange(0, rows - 1) : QCPRange(-0.25, 0.25));
+    const bool log = mapping == ScaleMapping::Log;
+    for (int j = 0; j < ny; ++j) {
+        double v = values[size_t(std::min(j, rows - 1))];
+        if (log && !std::isnan(v) && v < range.lower) {
+            v = range.lower;
+        }
+        data->setCell(0, j, v);
+        data->setCell(1, j, v);
+    }
+    m_sideColumn->setDataScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    m_sideColumn->setDataRange(QCPRange(range.lower, range.upper));
     m_plot->replot(QCustomPlot::rpQueuedReplot);
 }
 

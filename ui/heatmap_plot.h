@@ -58,7 +58,14 @@ public:
     // A narrow bar strip right of the map, one bar per row (e.g. the sink mass a renormalised map left
     // out), sharing the map's row axis; empty values remove it.
     void setSideBars(const std::vector<float> &values, const QString &label);
-    bool hasSideBars() const { return m_sideRect != nullptr; }
+    bool hasSideBars() const { return m_sideRect != nullptr; } // the side strip (bars, a plot or a column)
+    // A one-cell-wide colour column right of the map, one cell per row, on the map's colour scale (an
+    // extra key such as a learned sink's share of each query), titled `label`; empty values remove it.
+    // It replaces side bars and vice versa. Hovering it emits sideHovered.
+    void setSideColumn(const std::vector<float> &values, const QString &label, const ValueRange &range,
+                       ScaleMapping mapping);
+    bool hasSideColumn() const { return m_sideColumn != nullptr; }
+    QCPColorMap *sideColumn() const { return m_sideColumn; }
     // The strip right of the map (created on first use, `stretch` of the map's width): its left axis
     // follows the map's rows (same range, reversed, no labels); callers put plottables on it. The
     // massive-activation plot of the overview lives here, so each layer's bar sits beside its row.
@@ -108,6 +115,7 @@ private:
     QCPColorScale *m_scale = nullptr;
     QCPAxisRect *m_sideRect = nullptr;
     QCPBars *m_sideBars = nullptr;
+    QCPColorMap *m_sideColumn = nullptr;
     QCPMarginGroup *m_marginGroup = nullptr;
     QSharedPointer<TokenTicker> m_xTicker;
     QSharedPointer<TokenTicker> m_yTicker;

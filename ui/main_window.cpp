@@ -3,6 +3,7 @@
 #include "head_view.h"
 #include "metrics_view.h"
 #include "mitigation_view.h"
+#include "model_catalog.h"
 #include "overview_view.h"
 #include "probes_panel.h"
 #include "token_chips.h"
@@ -21,6 +22,7 @@
 #include <QComboBox>
 #include <QDialog>
 #include <QDialogButtonBox>
+#include <QDir>
 #include <QDragEnterEvent>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -43,6 +45,7 @@
 #include <QStandardItemModel>
 #include <QStatusBar>
 #include <QTabWidget>
+#include <QTextBrowser>
 #include <QToolBar>
 #include <QToolButton>
 #include <QVBoxLayout>
@@ -53,10 +56,17 @@ namespace {
 
 constexpr int kMaxRecent = 8;
 
+// What the window opens as a model: an archive or TorchScript file, a GGUF file, or a Hugging Face
+// folder (with config.json) or that config.json.
 bool isModelFile(const QString &path)
 {
-    const QString s = QFileInfo(path).suffix().toLower();
-    return s == QLatin1String("pt") || s == QLatin1String("gguf") || s == QLatin1String("ts");
+    const QFileInfo info(path);
+    if (info.isDir()) {
+        return QFileInfo::exists(info.absoluteFilePath() + QStringLiteral("/config.json"));
+    }
+    const QString s = info.suffix().toLower();
+    return s == QLatin1String("pt") || s == QLatin1String("gguf") || s == QLatin1String("ts") ||
+           info.fileName() == QLatin1String("config.json");
 }
 
 } // namespace
@@ -389,16 +399,15 @@ void MainWindow::buildModelBar()
     bar->setObjectName(QStringLiteral("modelBar"));
     bar->setMovable(false);
     auto *open = new QPushButton(tr("Open model\u2026"), bar);
-    open->setToolTip(tr("Open a SinkScope (.pt), TorchScript or GGUF model (Ctrl+O); or drop a file on the window"));
-    connect(open, &QPushButton::clicked, this, [this] {
-        const QString path =
-            QFileDialog::getOpenFileName(this, tr("Open model"), QFileInfo(m_run->modelPath()).absolutePath(),
-                                         tr("Models (*.pt *.ts *.gguf);;All files (*)"));
-        if (!path.isEmpty()) {
-            openModel(path);
-        }
-    });
+    open->setToolTip(tr("Open a SinkScope (.pt), TorchScript or GGUF model (Ctrl+O); or drop a file or a Hugging "
+                        "Face folder on the window"));
+    connect(open, &QPushButton::clicked, this, &MainWindow::openModelFileDialog);
+    auto *openFolder = new QPushButton(tr("Open model folder\u2026"), bar);
+    openFolder->setToolTip(tr("Open a Hugging Face model folder (config.json, model.safetensors, tokenizer.json), "
+                              "converted once into the cache (Ctrl+Shift+M)"));
+    connect(openFolder, &QPushButton::clicked, this, &MainWindow::openModelFolderDialog);
     bar->addWidget(open);
+    bar->addWidget(openFolder);
     m_recentButton = new QToolButton(bar);
     m_recentButton->setText(tr("Recent"));
     m_recentButton->setPopupMode(QToolButton::InstantPopup);
@@ -480,15 +489,10 @@ QWidget *MainWindow::buildPromptPanel()
 void MainWindow::buildMenus()
 {
     QMenu *file = menuBar()->addMenu(tr("&File"));
-    QAction *open = file->addAction(tr("Open &model\u2026"), this, [this] {
-        const QString path =
-            QFileDialog::getOpenFileName(this, tr("Open model"), QFileInfo(m_run->modelPath()).absolutePath(),
-                                         tr("Models (*.pt *.ts *.gguf);;All files (*)"));
-        if (!path.isEmpty()) {
-            openModel(path);
-        }
-    });
+    QAction *open = file->addAction(tr("Open &model\u2026"), this, &MainWindow::openModelFileDialog);
     open->setShortcut(QKeySequence::Open);
+    file->addAction(tr("Open model &folder\u2026"), QKeySequence(QStringLiteral("Ctrl+Shift+M")), this,
+                    &MainWindow::openModelFolderDialog);
     QMenu *recent = file->addMenu(tr("Open &recent"));
     connect(m_recentMenu, &QMenu::aboutToShow, this, &MainWindow::rebuildRecentMenu);
     connect(recent, &QMenu::aboutToShow, this, [this, recent] {
@@ -520,6 +524,8 @@ void MainWindow::buildMenus()
                     &MainWindow::exportDataInteractive);
     file->addSeparator();
     file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+
+    buildModelsMenu();
 
     QMenu *run = menuBar()->addMenu(tr("&Run"));
     QAction *runAction = run->addAction(tr("&Run prompt"), this, &MainWindow::runPrompt);
@@ -567,11 +573,127 @@ void MainWindow::buildMenus()
     QMenu *help = menuBar()->addMenu(tr("&Help"));
     help->addAction(tr("&Keyboard shortcuts"), QKeySequence::HelpContents, this,
                     [this] { QMessageBox::information(this, tr("Keyboard shortcuts"), shortcutsText()); });
+    help->addAction(tr("Gemma Terms of Use\u2026"), this, [this] { showGemmaTerms(false); })
+        ->setEnabled(!modelCatalog().back().termsPath.isEmpty());
     help->addAction(tr("&About SinkScope"), this, [this] {
         QMessageBox::about(this, tr("About SinkScope"),
                            tr("<b>SinkScope %1</b><br>Attention sinks, layer by layer and head by head. Runs offline.")
                                .arg(QStringLiteral(SINKSCOPE_VERSION)));
     });
+}
+
+void MainWindow::openModelFileDialog()
+{
+    const QString path =
+        QFileDialog::getOpenFileName(this, tr("Open model"), QFileInfo(m_run->modelPath()).absolutePath(),
+                                     tr("Models (*.pt *.ts *.gguf config.json);;All files (*)"));
+    if (!path.isEmpty()) {
+        openModel(path);
+    }
+}
+
+void MainWindow::openModelFolderDialog()
+{
+    const QString dir = QFileDialog::getExistingDirectory(this, tr("Open Hugging Face model folder"),
+                                                          QFileInfo(m_run->modelSource()).absolutePath());
+    if (!dir.isEmpty()) {
+        openModel(dir);
+    }
+}
+
+// The installed models; Gemma 3 only when tools/setup.sh put it there (else disabled, saying how).
+void MainWindow::buildModelsMenu()
+{
+    m_modelsMenu = menuBar()->addMenu(tr("M&odels"));
+    m_modelsMenu->setToolTipsVisible(true);
+    const std::vector<CatalogEntry> entries = modelCatalog();
+    for (const CatalogEntry &e : entries) {
+        QAction *a = m_modelsMenu->addAction(e.title, this, [this, id = e.id] { openCatalogModel(id); });
+        a->setObjectName(QStringLiteral("model-") + e.id);
+        a->setEnabled(e.available);
+        a->setToolTip(e.toolTip);
+    }
+    m_modelsMenu->addSeparator();
+    QAction *terms = m_modelsMenu->addAction(tr("Gemma Terms of Use\u2026"), this, [this] { showGemmaTerms(false); });
+    terms->setObjectName(QStringLiteral("gemma-terms"));
+    const bool haveTerms = entries.size() > 1 && !entries[1].termsPath.isEmpty();
+    terms->setEnabled(haveTerms);
+    terms->setToolTip(haveTerms ? entries[1].termsPath : tr("Installed with Gemma 3 270M by tools/setup.sh"));
+}
+
+bool MainWindow::gemmaTermsAccepted() const
+{
+    if (m_termsAccepted) {
+        return true;
+    }
+    return m_options.useSettings && ::sinkscope::ui::gemmaTermsAccepted(QSettings());
+}
+
+bool MainWindow::showGemmaTerms(bool forLoading)
+{
+    const std::vector<CatalogEntry> entries = modelCatalog();
+    const QString termsPath = entries.size() > 1 ? entries[1].termsPath : QString();
+    const bool already = gemmaTermsAccepted();
+    bool accepted = already;
+    if (m_options.askTerms) {
+        accepted = m_options.askTerms(termsPath) || already;
+    } else {
+        QDialog dialog(this);
+        dialog.setWindowTitle(tr("Gemma Terms of Use"));
+        dialog.resize(760, 640);
+        auto *layout = new QVBoxLayout(&dialog);
+        auto *intro = new QLabel(already || !forLoading
+                                     ? tr("Gemma 3 270M is provided under and subject to the Gemma Terms of Use.")
+                                     : tr("Gemma 3 270M is provided under and subject to the Gemma Terms of Use. "
+                                          "Accept them to load the model."),
+                                 &dialog);
+        intro->setWordWrap(true);
+        layout->addWidget(intro);
+        auto *text = new QTextBrowser(&dialog);
+        text->setOpenExternalLinks(true);
+        text->setHtml(readTermsHtml(termsPath));
+        layout->addWidget(text, 1);
+        auto *buttons = new QDialogButtonBox(&dialog);
+        if (already) {
+            buttons->addButton(QDialogButtonBox::Close);
+            connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+        } else {
+            buttons->addButton(tr("Accept"), QDialogButtonBox::AcceptRole);
+            buttons->addButton(QDialogButtonBox::Cancel);
+            connect(buttons, &QDialogButtonBox::accepted, &dialog, &QDialog::accept);
+            connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+        }
+        layout->addWidget(buttons);
+        accepted = dialog.exec() == QDialog::Accepted || already;
+    }
+    if (accepted && !already) {
+        m_termsAccepted = true;
+        if (m_options.useSettings) {
+            QSettings settings;
+            setGemmaTermsAccepted(settings, true);
+        }
+    }
+    return accepted;
+}
+
+bool MainWindow::openCatalogModel(const QString &id)
+{
+    for (const CatalogEntry &e : modelCatalog()) {
+        if (e.id != id) {
+            continue;
+        }
+        if (!e.available) {
+            m_messages->showError(e.toolTip);
+            return false;
+        }
+        if (e.id == QLatin1String("gemma3") && !gemmaTermsAccepted() && !showGemmaTerms(true)) {
+            m_statusLabel->setText(tr("Gemma 3 270M not loaded: its terms of use were not accepted."));
+            return false;
+        }
+        openModel(e.path);
+        return true;
+    }
+    return false;
 }
 
 QString MainWindow::shortcutsText() const
@@ -623,8 +745,9 @@ AnalysisView *MainWindow::currentView() const
 void MainWindow::openModel(const QString &path)
 {
     m_runTimer.stop();
-    m_statusLabel->setText(path.isEmpty() ? tr("Loading the default model\u2026")
-                                          : tr("Loading %1\u2026").arg(QFileInfo(path).fileName()));
+    m_statusLabel->setText(path.isEmpty()            ? tr("Loading the default model\u2026")
+                           : QFileInfo(path).isDir() ? tr("Converting and loading the folder %1\u2026").arg(path)
+                                                     : tr("Loading %1\u2026").arg(QFileInfo(path).fileName()));
     m_run->loadModel(path);
 }
 
@@ -635,7 +758,8 @@ void MainWindow::onModelLoaded()
     for (AnalysisView *v : m_views) {
         v->setSnapshot(nullptr);
     }
-    addRecent(path);
+    // What the user opened (a folder, a GGUF file), so that reopening converts again if it changed.
+    addRecent(m_run->modelSource().isEmpty() ? path : m_run->modelSource());
     updateModelBar();
     if (!model->info().limitation.empty()) {
         m_messages->showInfo(QString::fromStdString(model->info().limitation));
@@ -679,11 +803,20 @@ void MainWindow::updateModelBar()
         return;
     }
     const ModelConfig &c = model->config();
-    m_modelName->setText(QString::fromStdString(c.name.empty() ? QFileInfo(path).fileName().toStdString() : c.name));
-    QString details = tr("%1 \u00b7 %2 layers \u00d7 %3 heads")
-                          .arg(QString::fromLatin1(architectureName(c.architecture)))
-                          .arg(c.layers)
-                          .arg(c.heads);
+    QString name = QString::fromStdString(c.name.empty() ? QFileInfo(path).fileName().toStdString() : c.name);
+    if (const QFileInfo source(m_run->modelSource()); source.isDir() && name == source.fileName()) {
+        // A Hugging Face folder is often named after its role ("hf", "model"): name its parent too.
+        name = source.dir().dirName() + QLatin1Char('/') + name;
+    }
+    m_modelName->setText(name);
+    // Family and attention layout: "gemma3 · 18 layers: 15 sliding (512), 3 global · 4 heads".
+    QString details =
+        tr("%1 \u00b7 %2 \u00b7 %3 heads")
+            .arg(QString::fromLatin1(architectureName(c.architecture)), QString::fromStdString(c.attentionLayout()))
+            .arg(c.heads);
+    if (c.learnedSinks) {
+        details += tr(" \u00b7 learned sinks");
+    }
     if (!model->hasContract()) {
         details += tr(" \u00b7 generic TorchScript");
     }
@@ -1139,12 +1272,13 @@ void MainWindow::dropEvent(QDropEvent *event)
 {
     for (const QUrl &url : event->mimeData()->urls()) {
         const QString path = url.toLocalFile();
-        if (path.endsWith(QLatin1String(".json"), Qt::CaseInsensitive)) {
-            openSession(path);
-            return;
-        }
+        // A model first: a Hugging Face config.json is a model, any other .json a session.
         if (isModelFile(path)) {
             openModel(path);
+            return;
+        }
+        if (path.endsWith(QLatin1String(".json"), Qt::CaseInsensitive)) {
+            openSession(path);
             return;
         }
     }
@@ -1162,7 +1296,8 @@ void MainWindow::saveSettings() const
 {
     QSettings settings;
     settings.setValue(QStringLiteral("geometry"), saveGeometry());
-    settings.setValue(QStringLiteral("lastModel"), m_run->modelPath());
+    settings.setValue(QStringLiteral("lastModel"),
+                      m_run->modelSource().isEmpty() ? m_run->modelPath() : m_run->modelSource());
     settings.setValue(QStringLiteral("device"), m_run->deviceId());
     settings.setValue(QStringLiteral("prompt"), m_prompt->toPlainText());
     settings.setValue(QStringLiteral("autoRun"), m_autoRunBox->isChecked());

@@ -19,6 +19,7 @@
 #include <QMainWindow>
 #include <QTimer>
 
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -71,6 +72,9 @@ struct MainWindowOptions {
     // the first model loads.
     std::optional<std::vector<DeviceInfo>> devices;
     int64_t mapTokens = kMapTokens; // longer runs keep no attention maps (RunSnapshot::mapsOnDemand)
+    // Asks the user to accept terms of use (the HTML file at the path); unset: the Accept/Cancel dialog.
+    // Tests answer without a modal dialog.
+    std::function<bool(const QString &termsPath)> askTerms;
 };
 
 class MainWindow : public QMainWindow
@@ -85,7 +89,15 @@ public:
     // text is anything else.
     static std::vector<int64_t> parseTokenIds(const QString &text);
 
+    // A model file (.pt, .gguf), a Hugging Face folder or its config.json; "" is the default model.
     void openModel(const QString &path);
+    // A Models menu entry by id (model_catalog.h): "smollm2", or "gemma3" once its terms are accepted
+    // (asked the first time). Returns false when the model is missing or the terms were declined.
+    bool openCatalogModel(const QString &id);
+    // Shows the Gemma Terms of Use; with `forLoading`, Accept records the acceptance. Returns acceptance.
+    bool showGemmaTerms(bool forLoading);
+    bool gemmaTermsAccepted() const;
+    QMenu *modelsMenu() const { return m_modelsMenu; }
     // The work behind the window: model, devices, tokens, runs (run_controller.h).
     RunController *runController() const { return m_run; }
     // Loads the current model again on another device ("cpu", "cuda:N"; the model bar's picker). A
@@ -138,6 +150,9 @@ private:
     void connectViews();
     void start();
     void buildMenus();
+    void buildModelsMenu();
+    void openModelFileDialog();
+    void openModelFolderDialog();
     void buildModelBar();
     QWidget *buildPromptPanel();
     void onModelLoaded();
@@ -174,6 +189,8 @@ private:
     QComboBox *m_deviceBox = nullptr;
     QToolButton *m_recentButton = nullptr;
     QMenu *m_recentMenu = nullptr;
+    QMenu *m_modelsMenu = nullptr;
+    bool m_termsAccepted = false; // without settings: for this window's life
     QPlainTextEdit *m_prompt = nullptr;
     QCheckBox *m_bosBox = nullptr;
     QCheckBox *m_autoRunBox = nullptr;

@@ -12,14 +12,44 @@
 #include <QToolTip>
 #include <QVBoxLayout>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace sinkscope::ui {
 
-PooledGrid overviewGrid(const RunSnapshot &snapshot, const std::string &metric)
+bool layerShown(const RunSnapshot &snapshot, int64_t layer, LayerFilter filter)
+{
+    switch (filter) {
+    case LayerFilter::Sliding:
+        return snapshot.windowOf(layer) > 0;
+    case LayerFilter::Global:
+        return snapshot.windowOf(layer) == 0;
+    case LayerFilter::All:
+        break;
+    }
+    return true;
+}
+
+PooledGrid overviewGrid(const RunSnapshot &snapshot, const std::string &metric, LayerFilter filter)
 {
     const HeadMetric *m = snapshot.headMetric(metric);
-    return m ? headMetricGrid(*m) : PooledGrid{};
+    PooledGrid grid = m ? headMetricGrid(*m) : PooledGrid{};
+    for (int64_t l = 0; l < grid.ny; ++l) {
+        if (!layerShown(snapshot, l, filter)) {
+            std::fill_n(grid.data.begin() + l * grid.nx, grid.nx, std::numeric_limits<float>::quiet_NaN());
+        }
+    }
+    return grid;
+}
+
+QVector<QString> overviewLayerLabels(const RunSnapshot &snapshot)
+{
+    QVector<QString> labels;
+    for (int64_t l = 0; l < snapshot.layers; ++l) {
+        labels << (snapshot.windowOf(l) > 0 ? QStringLiteral("%1 S").arg(l) : QString::number(l));
+    }
+    return labels;
 }
 
 OverviewView::OverviewView(QWidget *parent) : AnalysisView(parent)
@@ -35,6 +65,15 @@ OverviewView::OverviewView(QWidget *parent) : AnalysisView(parent)
                                     "(Sun et al. 2024), with the token and dimension that carry it"));
     bar->addWidget(new QLabel(tr("Metric:"), this));
     bar->addWidget(m_metricBox);
+    m_filterBox = new QComboBox(this);
+    m_filterBox->addItem(tr("All layers"), int(LayerFilter::All));
+    m_filterBox->addItem(tr("Sliding (local) layers"), int(LayerFilter::Sliding));
+    m_filterBox->addItem(tr("Global layers"), int(LayerFilter::Global));
+    m_filterBox->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    m_filterBox->setToolTip(tr("Sliding-window layers (marked S) attend to the last W tokens only; global layers "
+                               "see the whole prompt. Only for models with both kinds."));
+    bar->addWidget(new QLabel(tr("Layers:"), this));
+    bar->addWidget(m_filterBox);
     bar->addWidget(m_activationsBox);
     bar->addStretch(1);
     layout->addLayout(bar);
@@ -51,13 +90,21 @@ OverviewView::OverviewView(QWidget *parent) : AnalysisView(parent)
         }
     });
     connect(m_activationsBox, &QCheckBox::toggled, this, &OverviewView::setActivationsShown);
+    connect(m_filterBox, &QComboBox::currentIndexChanged, this, [this](int index) {
+        if (index >= 0) {
+            setLayerFilter(static_cast<LayerFilter>(m_filterBox->itemData(index).toInt()));
+        }
+    });
     connect(m_plot, &HeatmapPlot::hovered, this, [this](int64_t head, int64_t layer, const QPoint &global) {
         if (!m_snapshot || !m_snapshot->metrics) {
             return;
         }
         const SinkMetrics &m = *m_snapshot->metrics;
+        const int64_t window = m_snapshot->windowOf(layer);
         QString text = tr("Layer %1, head %2\n%3: %4")
-                           .arg(layer)
+                           .arg(window > 0 ? tr("%1 (sliding: window of %2 tokens)").arg(layer).arg(window)
+                                : m_snapshot->config.hasSlidingLayers() ? tr("%1 (global)").arg(layer)
+                                                                        : QString::number(layer))
                            .arg(head)
                            .arg(QString::fromStdString(m_metric))
                            .arg(double(m.head(m_metric, layer, head)), 0, 'g', 4);
@@ -95,6 +142,8 @@ void OverviewView::setSnapshot(std::shared_ptr<const RunSnapshot> snapshot)
 {
     m_snapshot = std::move(snapshot);
     fillMetricBox();
+    // The filter means nothing for a model whose layers are all global; the choice is kept for the next.
+    m_filterBox->setEnabled(layerFilterEnabled() || !m_snapshot);
     refresh();
 }
 
@@ -122,6 +171,22 @@ void OverviewView::setMetric(const std::string &metric)
     refresh();
 }
 
+void OverviewView::setLayerFilter(LayerFilter filter)
+{
+    m_filter = filter;
+    const int index = m_filterBox->findData(int(filter));
+    if (index >= 0 && m_filterBox->currentIndex() != index) {
+        const QSignalBlocker block(m_filterBox);
+        m_filterBox->setCurrentIndex(index);
+    }
+    refresh();
+}
+
+bool OverviewView::layerFilterEnabled() const
+{
+    return m_snapshot && m_snapshot->config.hasSlidingLayers();
+}
+
 void OverviewView::setActivationsShown(bool shown)
 {
     m_showActivations = shown;
@@ -142,6 +207,16 @@ QString OverviewView::summaryText() const
     }
     const SinkMetrics &m = *m_snapshot->metrics;
     QStringList parts;
+    const ModelConfig &c = m_snapshot->config;
+    if (c.layers > 0) {
+        // The family and where it attends: "gemma3, 18 layers: 15 sliding (512), 3 global".
+        QString family = QStringLiteral("%1, %2").arg(QString::fromLatin1(architectureName(c.architecture)),
+                                                      QString::fromStdString(c.attentionLayout()));
+        if (c.learnedSinks) {
+            family += tr(", learned sinks");
+        }
+        parts << family;
+    }
     parts << tr("%1 layers \u00d7 %2 heads, %3 tokens").arg(m.layers).arg(m.heads).arg(m.length);
     parts << tr("sink heads (\u03b1\u2081 > %1): %2%")
                  .arg(m.settings.sinkEpsilon)
@@ -181,6 +256,17 @@ void OverviewView::refresh()
         m_plot->clear();
     } else {
         fillHeadMetricHeatmap(m_plot, *metric, m_snapshot->layers, m_snapshot->heads);
+        if (m_snapshot->config.hasSlidingLayers()) {
+            QVector<QString> heads;
+            for (int64_t h = 0; h < m_snapshot->heads; ++h) {
+                heads << QString::number(h);
+            }
+            m_plot->setAxes(heads, overviewLayerLabels(*m_snapshot), tr("head"), tr("layer (S: sliding window)"));
+            if (m_filter != LayerFilter::All) {
+                m_plot->setGrid(overviewGrid(*m_snapshot, m_metric, m_filter), headMetricRange(*metric),
+                                ScaleMapping::Linear);
+            }
+        }
         const SinkMetrics &m = *m_snapshot->metrics;
         if (m_showActivations && m.hasHidden && !m.activationsByLayer.empty()) {
             // Presenter fonts are taller than a layer's row: label only the largest.
@@ -253,8 +339,10 @@ ViewData OverviewView::currentData() const
 
 QJsonObject OverviewView::saveState() const
 {
+    static const char *kFilters[] = {"all", "sliding", "global"};
     return {{QStringLiteral("metric"), QString::fromStdString(m_metric)},
-            {QStringLiteral("activations"), m_showActivations}};
+            {QStringLiteral("activations"), m_showActivations},
+            {QStringLiteral("layers"), QString::fromLatin1(kFilters[int(m_filter)])}};
 }
 
 void OverviewView::restoreState(const QJsonObject &state)
@@ -267,6 +355,14 @@ void OverviewView::restoreState(const QJsonObject &state)
                      : QStringLiteral("first_token_mass");
     }
     m_showActivations = state.value(QStringLiteral("activations")).toBool(true);
+    const QString layers = state.value(QStringLiteral("layers")).toString();
+    m_filter = layers == QLatin1String("sliding")  ? LayerFilter::Sliding
+               : layers == QLatin1String("global") ? LayerFilter::Global
+                                                   : LayerFilter::All;
+    {
+        const QSignalBlocker block(m_filterBox);
+        m_filterBox->setCurrentIndex(std::max(0, m_filterBox->findData(int(m_filter))));
+    }
     {
         const QSignalBlocker block(m_activationsBox);
         m_activationsBox->setChecked(m_showActivations);

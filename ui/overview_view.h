@@ -7,6 +7,8 @@
 #include "analysis_view.h"
 #include "attention_math.h"
 
+#include <QVector>
+
 #include <string>
 
 class QCheckBox;
@@ -17,8 +19,15 @@ namespace sinkscope::ui {
 
 class HeatmapPlot;
 
+// Which layers the overview shows: every layer, the sliding-window (local) ones or the global ones.
+enum class LayerFilter { All, Sliding, Global };
+bool layerShown(const RunSnapshot &snapshot, int64_t layer, LayerFilter filter);
+
 // The [L, H] grid of a per-head metric (x = head, y = layer); empty when the run has no such metric.
-PooledGrid overviewGrid(const RunSnapshot &snapshot, const std::string &metric);
+// Rows of layers the filter leaves out are NaN (drawn as masked), so rows keep their layer index.
+PooledGrid overviewGrid(const RunSnapshot &snapshot, const std::string &metric, LayerFilter filter = LayerFilter::All);
+// The layer axis labels: the index, with " S" on sliding-window layers.
+QVector<QString> overviewLayerLabels(const RunSnapshot &snapshot);
 
 class OverviewView : public AnalysisView
 {
@@ -40,6 +49,10 @@ public:
     // has them.
     void setMetric(const std::string &metric);
     const std::string &metric() const { return m_metric; }
+    void setLayerFilter(LayerFilter filter);
+    LayerFilter layerFilter() const { return m_filter; }
+    // Whether the filter applies (the model has sliding layers); otherwise it is disabled and All.
+    bool layerFilterEnabled() const;
     void setActivationsShown(bool shown);
     bool activationsShown() const { return m_showActivations; }
     HeatmapPlot *heatmap() const { return m_plot; }
@@ -55,6 +68,8 @@ private:
     std::shared_ptr<const RunSnapshot> m_snapshot;
     std::string m_metric = "first_token_mass";
     bool m_showActivations = true;
+    LayerFilter m_filter = LayerFilter::All;
+    QComboBox *m_filterBox = nullptr;
     HeatmapPlot *m_plot = nullptr;
     QComboBox *m_metricBox = nullptr;
     QCheckBox *m_activationsBox = nullptr;

@@ -82,7 +82,8 @@ QString RunController::chooseDevice(const QString &id)
     m_deviceId = id;
     emit deviceChanged();
     if (m_model) {
-        loadModel(m_modelPath); // the same file on the new device
+        // The same model on the new device (a converted source finds its archive in the cache).
+        loadModel(m_modelSource.isEmpty() ? m_modelPath : m_modelSource);
     }
     return {};
 }
@@ -92,11 +93,12 @@ void RunController::loadModel(const QString &path)
     m_bridge->loadModel(path, m_deviceId);
 }
 
-void RunController::onModelLoaded(std::shared_ptr<const Model> model, const QString &path)
+void RunController::onModelLoaded(std::shared_ptr<const Model> model, const QString &path, const QString &source)
 {
     m_model = std::move(model);
     m_deviceId = QString::fromStdString(m_model->info().device);
     m_modelPath = path;
+    m_modelSource = source;
     m_modelHash.clear();
     m_snapshot.reset();
     emit deviceChanged();

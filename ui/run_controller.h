@@ -38,11 +38,13 @@ public:
     // Loads the current model again on another device. Returns why not ("" when done or nothing to do).
     QString chooseDevice(const QString &id);
 
-    // Loads a model file (.pt, .gguf; "" is the default model) on deviceId(); modelLoaded() or failed().
+    // Loads a model (.pt, .gguf, a Hugging Face folder or its config.json; "" is the default model) on
+    // deviceId(), converting on the compute thread when needed; modelLoaded() or failed().
     void loadModel(const QString &path);
     std::shared_ptr<const Model> model() const { return m_model; }
-    QString modelPath() const { return m_modelPath; }
-    QString modelHash() const { return m_modelHash; } // sha256 of the file, once hashed
+    QString modelPath() const { return m_modelPath; }     // the archive loaded
+    QString modelSource() const { return m_modelSource; } // what was opened (a GGUF, a folder; "" = default)
+    QString modelHash() const { return m_modelHash; }     // sha256 of the file, once hashed
 
     // The prompt as tokens: the model's tokenizer (with a BOS when asked and the model has one), or for a
     // model without one, the token ids typed ("1 2 3"). Returns a problem to show ("" when none).
@@ -76,7 +78,7 @@ signals:
     void notice(const QString &text);
 
 private:
-    void onModelLoaded(std::shared_ptr<const Model> model, const QString &path);
+    void onModelLoaded(std::shared_ptr<const Model> model, const QString &path, const QString &source);
     void onRunFinished(std::shared_ptr<const RunSnapshot> snapshot);
     void onFailed(const QString &tag, const QString &message);
 
@@ -86,6 +88,7 @@ private:
     QString m_deviceId = QStringLiteral("cpu");
     std::shared_ptr<const Model> m_model;
     QString m_modelPath;
+    QString m_modelSource;
     QString m_modelHash;
     std::vector<int64_t> m_tokens;
     std::shared_ptr<const RunSnapshot> m_snapshot;

@@ -94,6 +94,7 @@ Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &req
     RunSnapshot snap;
     snap.modelPath = model.info().path;
     snap.modelName = model.config().name;
+    snap.config = model.config();
     snap.tokens = describeTokens(model.tokenizer().get(), request.tokens);
     MetricsOptions options = request.metrics;
     options.cancel = &cancel;
@@ -126,6 +127,7 @@ Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &req
         snap.keys = std::make_shared<const std::map<int, FloatArray>>(std::move(fr.keys));
     } else {
         snap.attention = std::move(fr.attention);
+        snap.sinkShare = std::move(fr.sinkShare);
     }
     if (!fr.logits.empty() && fr.logits.shape.size() == 2) {
         const int64_t vocab = fr.logits.dim(1);
@@ -166,12 +168,38 @@ Result<FloatArray> computeHeadMap(const RunSnapshot &snapshot, int64_t layer, in
     in.kvHeads = k->second.dim(0);
     in.tokens = q->second.dim(1);
     in.headDim = q->second.dim(2);
+    const ModelConfig &config = snapshot.config;
+    in.scale = static_cast<float>(config.attnScale);
+    std::vector<float> sinkLogits;
+    if (config.learnedSinks && static_cast<int64_t>(config.sinkLogits.size()) >= (layer + 1) * in.heads) {
+        sinkLogits.assign(config.sinkLogits.begin() + layer * in.heads,
+                          config.sinkLogits.begin() + (layer + 1) * in.heads);
+        in.sinkLogit = sinkLogits.data();
+    }
     auto map = pooledAttentionMap(in, head, in.tokens, in.tokens, PoolMode::Max);
     if (!map) {
         return map.error();
     }
     FloatArray out = std::move(*map);
     out.shape = {1, in.tokens, in.tokens};
+    if (const int64_t window = snapshot.windowOf(layer); window > 0) {
+        const int64_t T = in.tokens;
+        for (int64_t qi = 0; qi < T; ++qi) {
+            float *row = out.data.data() + qi * T;
+            double all = 0, inside = 0;
+            for (int64_t j = 0; j <= qi; ++j) {
+                all += row[j];
+                if (j > qi - window) {
+                    inside += row[j];
+                }
+            }
+            const double sink = in.sinkLogit ? std::max(0.0, 1.0 - all) : 0.0;
+            const double norm = inside + sink;
+            for (int64_t j = 0; j <= qi; ++j) {
+                row[j] = j > qi - window && norm > 0 ? static_cast<float>(row[j] / norm) : 0.0f;
+            }
+        }
+    }
     return out;
 }
 

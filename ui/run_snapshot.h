@@ -37,10 +37,17 @@ inline constexpr int64_t kMapTokens = kStreamingAboveTokens;
 struct RunSnapshot {
     std::string modelPath;
     std::string modelName;
+    // The model's architecture: family, per-layer sliding windows, attention scale and learned sink logits
+    // (empty for hand-built snapshots: every layer global, no sinks).
+    ModelConfig config;
     std::vector<TokenInfo> tokens;
     int64_t layers = 0;
     int64_t heads = 0;
     std::vector<FloatArray> attention; // per layer [H, T, T]; empty layers when mapsOnDemand
+    // Models with learned sinks (config.learnedSinks): per layer the sink's share of each query's
+    // attention [H, T] (ForwardResult::sinkShare); the rows of `attention` sum to 1 - share. Empty
+    // when mapsOnDemand (the head view derives it from the computed map) and for other models.
+    std::vector<FloatArray> sinkShare;
     // Prompts above RunRequest::mapTokens keep no attention maps (every layer's [H, T, T] would be 18 GiB
     // at 4096 tokens on SmolLM2): the metrics come from the streaming path, and the post-RoPE queries
     // [H, T, d] and keys [Hkv, T, d] of every layer are kept instead (linear in T, 25 MiB per layer at
@@ -60,6 +67,16 @@ struct RunSnapshot {
     double analysisSeconds = 0;
 
     int64_t tokenCount() const { return static_cast<int64_t>(tokens.size()); }
+    // Sliding window W of a layer (query q sees keys q-W < k <= q), 0 for full attention.
+    int64_t windowOf(int64_t layer) const { return config.windowOf(layer); }
+    bool learnedSinks() const { return config.learnedSinks; }
+    // The sink share [H, T] of a layer, or null when not captured.
+    const FloatArray *sinkShareOf(int64_t layer) const
+    {
+        return layer >= 0 && layer < static_cast<int64_t>(sinkShare.size()) && !sinkShare[size_t(layer)].empty()
+                   ? &sinkShare[size_t(layer)]
+                   : nullptr;
+    }
     bool hasAttention(int64_t layer) const
     {
         return layer >= 0 && layer < static_cast<int64_t>(attention.size()) && !attention[size_t(layer)].empty();
@@ -93,7 +110,11 @@ Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &req
                                        const ProgressCallback &progress = {});
 
 // One head's exact causal map [1, T, T] (masked cells 0) from a mapsOnDemand snapshot's q/k, with the
-// core's pooledAttentionMap at one cell per token. Any thread; T^2 floats (256 MiB at 8192 tokens).
+// core's pooledAttentionMap at one cell per token, the model's attention scale and learned sink logit
+// (rows then sum to 1 - the sink's share). A sliding layer's window is applied here: the core's map has
+// no window, so keys that left it are zeroed and each row renormalised over the keys in the window and
+// the sink (exact: A_w = A / (sum of A over the window + the full row's sink share)). Any thread; T^2
+// floats (256 MiB at 8192 tokens).
 Result<FloatArray> computeHeadMap(const RunSnapshot &snapshot, int64_t layer, int64_t head);
 
 } // namespace sinkscope::ui

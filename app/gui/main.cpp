@@ -1,4 +1,4 @@
-// build/bin/sinkscope [MODEL.pt|MODEL.gguf|SESSION.json] [--prompt TEXT] [--no-settings]
+// build/bin/sinkscope [MODEL.pt|MODEL.gguf|HF_FOLDER|SESSION.json] [--prompt TEXT] [--no-settings]
 //                     [--screenshots DIR]
 // --screenshots runs the prompt, saves the main views as PNG into DIR and quits (tools/screenshots.sh).
 #include "head_view.h"
@@ -12,6 +12,7 @@
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QDir>
+#include <QFileInfo>
 #include <QTimer>
 
 namespace {
@@ -72,6 +73,36 @@ void scheduleScreenshots(sinkscope::ui::MainWindow *window, const QString &dir)
     steps->push_back([grab] { grab(QStringLiteral("presenter-dark")); });
     steps->push_back([window] { window->showView(QStringLiteral("overview")); });
     steps->push_back([grab] { grab(QStringLiteral("presenter-overview")); });
+    // Models with sliding-window layers: the overview with only those layers.
+    steps->push_back([window] {
+        window->setPresenterMode(false);
+        window->setTheme(Theme::Light);
+        window->resize(1400, 900);
+        if (window->snapshot() && window->snapshot()->config.hasSlidingLayers()) {
+            window->overviewView()->setLayerFilter(LayerFilter::Sliding);
+        }
+    });
+    steps->push_back([window, grab] {
+        if (window->snapshot() && window->snapshot()->config.hasSlidingLayers()) {
+            grab(QStringLiteral("overview-sliding-layers"));
+        }
+    });
+    // ... and the head view of the first sliding layer, its window masked.
+    steps->push_back([window] {
+        const auto snap = window->snapshot();
+        for (int64_t l = 0; snap && l < snap->layers; ++l) {
+            if (snap->windowOf(l) > 0) {
+                window->headView()->showHead(l, 1);
+                window->showView(QStringLiteral("head"));
+                break;
+            }
+        }
+    });
+    steps->push_back([window, grab] {
+        if (window->snapshot() && window->snapshot()->config.hasSlidingLayers()) {
+            grab(QStringLiteral("head-sliding-layer"));
+        }
+    });
     steps->push_back([] { QCoreApplication::quit(); });
     auto index = std::make_shared<size_t>(0);
     auto *timer = new QTimer(window);
@@ -115,7 +146,9 @@ int main(int argc, char **argv)
     QCommandLineParser parser;
     parser.setApplicationDescription(QStringLiteral("Attention sinks, layer by layer and head by head."));
     parser.addHelpOption();
-    parser.addPositionalArgument(QStringLiteral("file"), QStringLiteral("A model (.pt, .gguf) or a session (.json)"));
+    parser.addPositionalArgument(
+        QStringLiteral("file"),
+        QStringLiteral("A model (.pt, .gguf, a Hugging Face folder or its config.json) or a session (.json)"));
     QCommandLineOption promptOption(QStringLiteral("prompt"), QStringLiteral("Prompt to run"), QStringLiteral("text"));
     QCommandLineOption noSettings(QStringLiteral("no-settings"),
                                   QStringLiteral("Neither read nor write saved settings"));
@@ -129,8 +162,10 @@ int main(int argc, char **argv)
     sinkscope::ui::MainWindowOptions options;
     const QStringList args = parser.positionalArguments();
     if (!args.isEmpty()) {
-        (args.first().endsWith(QLatin1String(".json"), Qt::CaseInsensitive) ? options.sessionPath : options.modelPath) =
-            args.first();
+        const QFileInfo file(args.first());
+        const bool session = file.suffix().compare(QLatin1String("json"), Qt::CaseInsensitive) == 0 &&
+                             file.fileName() != QLatin1String("config.json");
+        (session ? options.sessionPath : options.modelPath) = args.first();
     }
     options.prompt = parser.value(promptOption);
     options.useSettings = !parser.isSet(noSettings) && !parser.isSet(screenshots);
