@@ -176,30 +176,13 @@ Result<FloatArray> computeHeadMap(const RunSnapshot &snapshot, int64_t layer, in
                           config.sinkLogits.begin() + (layer + 1) * in.heads);
         in.sinkLogit = sinkLogits.data();
     }
+    in.window = snapshot.windowOf(layer);
     auto map = pooledAttentionMap(in, head, in.tokens, in.tokens, PoolMode::Max);
     if (!map) {
         return map.error();
     }
     FloatArray out = std::move(*map);
     out.shape = {1, in.tokens, in.tokens};
-    if (const int64_t window = snapshot.windowOf(layer); window > 0) {
-        const int64_t T = in.tokens;
-        for (int64_t qi = 0; qi < T; ++qi) {
-            float *row = out.data.data() + qi * T;
-            double all = 0, inside = 0;
-            for (int64_t j = 0; j <= qi; ++j) {
-                all += row[j];
-                if (j > qi - window) {
-                    inside += row[j];
-                }
-            }
-            const double sink = in.sinkLogit ? std::max(0.0, 1.0 - all) : 0.0;
-            const double norm = inside + sink;
-            for (int64_t j = 0; j <= qi; ++j) {
-                row[j] = j > qi - window && norm > 0 ? static_cast<float>(row[j] / norm) : 0.0f;
-            }
-        }
-    }
     return out;
 }
 

@@ -38,6 +38,7 @@ detail::LayerLogitControls controlsOf(const LayerAttentionInput &in)
     c.sinkLogit = in.sinkLogit;
     c.sinkWeight = in.sinkWeight;
     c.valueNorms = in.valueNorms;
+    c.window = in.window;
     return c;
 }
 
@@ -123,6 +124,10 @@ Result<FloatArray> pooledAttentionMap(const LayerAttentionInput &in, int64_t hea
                 s.div_(in.temperature[head]);
             }
             s.masked_fill_(torch::ones({bq, q1}, torch::kBool).triu(q0 + 1), negInf);
+            if (in.window > 0) {
+                const at::Tensor qi = torch::arange(q0, q1, torch::kLong).view({bq, 1});
+                s.masked_fill_(torch::arange(q1, torch::kLong).view({1, q1}) <= qi - in.window, negInf);
+            }
             at::Tensor lse = s.logsumexp(1, true);
             if (in.sinkLogit) {
                 lse = torch::logaddexp(lse, torch::full_like(lse, in.sinkLogit[head]));

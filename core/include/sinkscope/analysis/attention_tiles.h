@@ -2,9 +2,10 @@
 // resolution: the CPU reference of the CUDA kernels in kernels/ (same contract, parity-tested in
 // tests/kernels/). Both run the streaming path's online softmax over key tiles (metrics_streaming.cpp).
 //
-// Semantics, per query head h (GQA: h reads kv head h / (H / Hkv)), query t and key j <= t (causal):
+// Semantics, per query head h (GQA: h reads kv head h / (H / Hkv)), query t and key j <= t (causal; on a
+// sliding-window layer also j > t - window):
 //   z[t, j] = q_t . k_j * scale + logitBias[h, j];  z /= temperature[h]
-//   A[t, j] = exp(z[t, j]) / (sum_{i <= t} exp(z[t, i]) + exp(sinkLogit[h]))
+//   A[t, j] = exp(z[t, j]) / (sum_{visible i} exp(z[t, i]) + exp(sinkLogit[h]))
 // exactly as the model's attention step applies the logit controls logit_bias, temperature and
 // sink_logit (docs/model-format.md); absent controls are neutral (bias 0, tau 1, no null column).
 // Layouts are row-major. A key masked by a -inf bias has A = 0 and contributes 0 log 0 = 0; a row whose
@@ -34,6 +35,7 @@ struct LayerAttentionInput {
     const float *sinkLogit = nullptr;   // [H]; null: no null column
     const float *sinkWeight = nullptr;  // [T]: sinkMass weights (1 on the sink positions); null: key 0 alone
     const float *valueNorms = nullptr;  // [H, T]: f_j = ||v_j W_O^h|| for rowWeighted; null: rowWeighted = 0
+    int64_t window = 0;                 // > 0: a sliding-window layer, keys j <= t - window are masked (A = 0)
 };
 
 // Every array [H, T] row-major (head, then query or key).
