@@ -523,7 +523,8 @@ struct TinyOnDisk {
         path = dir.file("tiny.pt");
         const Status converted = convertGguf(dir.file("tiny.gguf"), path);
         EXPECT_TRUE(converted) << converted.error().message;
-        for (int64_t i = 0; i < 150; ++i) {
+        // Within the tiny model's 64-token context (a longer input is refused by the forward pass).
+        for (int64_t i = 0; i < sinkscope::testing::tiny::kContext; ++i) {
             tokens.push_back((i * 37 + 11) % sinkscope::testing::tiny::kVocab);
         }
     }
@@ -596,4 +597,48 @@ TEST(ModelMetricsDevice, ModelOnTheGpuMatchesTheCpu_CUDA)
     auto mixed = analyzeTokens(**onGpu, tiny.tokens, streamingOn("cpu"), 0);
     ASSERT_TRUE(mixed) << mixed.error().message;
     expectSameHeadMetrics(**mixed, **cpu, {1e-3, 1e-3});
+}
+
+// Every decoder family's TorchScript on a GPU (a CUDA LibTorch): the tiny reference models whose windows,
+// learned sinks, experts, QK-norms and RoPE variants run on the CPU in families_test.cpp give the same
+// logits and attention on the GPU, and the streaming statistics (CPU path for windowed / sink layers)
+// agree with the CPU model's.
+TEST(ModelMetricsDevice, EveryFamilyRunsOnTheGpuAsOnTheCpu_CUDA)
+{
+    REQUIRE_GPU();
+    if (!buildCapabilities().torchCuda) {
+        GTEST_SKIP() << "LibTorch " << buildCapabilities().torchVersion
+                     << " is CPU-only: the model cannot run on a GPU";
+    }
+    const char *forms[] = {"llama/hf",   "mistral/hf", "qwen2/hf",    "qwen3/hf", "gemma3/hf",
+                           "gpt_oss/hf", "phi3/hf",    "gpt_neox/hf", "olmo2/hf", "gpt_oss/hf_mxfp4"};
+    std::vector<int64_t> tokens;
+    for (int64_t i = 0; i < 22; ++i) {
+        tokens.push_back((i * 37 + 11) % 400);
+    }
+    for (const char *form : forms) {
+        SCOPED_TRACE(form);
+        sinkscope::testing::TempDir dir;
+        const Status converted =
+            convertModel(sinkscope::testing::testDataDir() + "/families/" + form, dir.file("model.pt"));
+        ASSERT_TRUE(converted) << converted.error().message;
+        auto onCpu = Model::load(dir.file("model.pt"));
+        auto onGpu = Model::load(dir.file("model.pt"), LoadOptions{.device = "cuda:0"});
+        ASSERT_TRUE(onCpu && onGpu) << (onCpu ? onGpu.error().message : onCpu.error().message);
+        const ForwardRequest request{
+            .tokens = tokens, .capture = {.allAttention = true}, .controls = {}, .layerHook = {}};
+        auto a = (*onCpu)->forward(request);
+        auto b = (*onGpu)->forward(request);
+        ASSERT_TRUE(a && b) << (a ? b.error().message : a.error().message);
+        expectClose(b->logits.data, a->logits.data, {1e-3, 1e-3}, "logits");
+        ASSERT_EQ(a->attention.size(), b->attention.size());
+        for (size_t l = 0; l < a->attention.size(); ++l) {
+            expectClose(b->attention[l].data, a->attention[l].data, {1e-4, 1e-3}, "attention");
+        }
+        ASSERT_EQ(a->sinkShare.size(), b->sinkShare.size());
+        auto cpu = analyzeTokens(**onCpu, tokens, streamingOn("cpu"), 0);
+        auto gpu = analyzeTokens(**onGpu, tokens, streamingOn("cuda:0"), 0);
+        ASSERT_TRUE(cpu && gpu) << (cpu ? gpu.error().message : cpu.error().message);
+        expectSameHeadMetrics(**gpu, **cpu, {1e-3, 1e-3});
+    }
 }
