@@ -389,7 +389,16 @@ void renderHeadAttentionFigure(QCPPainter *painter, const QSize &size, const Hea
     if (!matrix.valid()) {
         return;
     }
-    const TransformedHead shown = transformHead(matrix, f.scale.transform);
+    TransformedHead shown = transformHead(matrix, f.scale.transform);
+    if (f.slidingWindow > 0) {
+        // Outside a sliding layer's window the model never attends: masked like the causal triangle, not 0.
+        const int64_t offset = matrix.cols - matrix.rows;
+        for (int64_t q = 0; q < matrix.rows; ++q) {
+            for (int64_t k = 0; k <= std::min(matrix.cols - 1, q + offset - f.slidingWindow); ++k) {
+                shown.values[size_t(q * matrix.cols + k)] = std::numeric_limits<float>::quiet_NaN();
+            }
+        }
+    }
     HeatmapPlot figure;
     figure.setStyle(style);
     figure.setColourMap(map);
@@ -620,6 +629,7 @@ bool writeStandardFigures(const QString &dir, const QList<FigureFormat> &formats
         f.head = head;
         f.labels = labels;
         f.range = colourRange(transformHead(matrix, f.scale.transform).values, f.scale);
+        f.slidingWindow = m.config.windowOf(layer);
         const QString title = QObject::tr("Attention, layer %1 head %2 (%3 = %4; %5)")
                                   .arg(layer)
                                   .arg(head)

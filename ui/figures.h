@@ -95,6 +95,7 @@ struct HeadFigure {
     Pooling pooling = Pooling::Max;
     TokenWindow window;
     ValueRange range;
+    int64_t slidingWindow = 0; // > 0: the layer's sliding window W; keys k <= q - W are drawn masked
 };
 void renderHeadAttentionFigure(QCPPainter *painter, const QSize &size, const HeadFigure &figure, const PlotStyle &style,
                                ColourMap map);

@@ -393,6 +393,7 @@ void HeadView::renderFigure(QCPPainter *painter, const QSize &size)
     figure.pooling = m_model.pooling();
     figure.window = m_plot->visibleWindow();
     figure.range = m_model.range();
+    figure.slidingWindow = m_model.window();
     renderHeadAttentionFigure(painter, size, figure, m_style, m_map);
 }
 
