@@ -236,7 +236,8 @@ TEST_P(TokenizerJsonKind, ArchiveJsonRoundTripKeepsTheIds)
     EXPECT_EQ(a.decoders->size(), b.decoders->size());
     EXPECT_EQ(a.addedTokens->size(), b.addedTokens->size());
     // Same behaviour on every golden text, both ways.
-    for (const auto &c : readJson(dir() + "/golden.json")["cases"]) {
+    const nlohmann::json golden = readJson(dir() + "/golden.json"); // kept alive: the loop reads into it
+    for (const auto &c : golden["cases"]) {
         const std::string text = c["text"];
         const Ids ids = t->encode(text);
         EXPECT_EQ((*back)->encode(text), ids) << show(text);
