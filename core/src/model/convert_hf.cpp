@@ -6,6 +6,7 @@
 #include "sinkscope/model/convert.h"
 #include "torch_util.h"
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>

@@ -8,6 +8,7 @@
 
 #include <torch/script.h>
 
+#include <algorithm>
 #include <functional>
 #include <set>
 #include <string>
