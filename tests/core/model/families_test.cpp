@@ -7,6 +7,7 @@
 #include "sinkscope/interventions/mitigation_registry.h"
 #include "sinkscope/model/convert.h"
 #include "sinkscope/model/model.h"
+#include "support/reference_data.h"
 #include "support/test_paths.h"
 
 #include <gtest/gtest.h>
@@ -83,29 +84,6 @@ protected:
     st::TempDir m_dir;
 };
 
-double maxAbsDiff(const std::vector<float> &ours, const std::vector<double> &theirs)
-{
-    double d = 0;
-    for (size_t i = 0; i < theirs.size() && i < ours.size(); ++i) {
-        d = std::max(d, std::abs(static_cast<double>(ours[i]) - theirs[i]));
-    }
-    return ours.size() == theirs.size() ? d : std::numeric_limits<double>::infinity();
-}
-
-std::vector<double> flatten(const json &j)
-{
-    std::vector<double> out;
-    if (j.is_array()) {
-        for (const auto &x : j) {
-            auto part = flatten(x);
-            out.insert(out.end(), part.begin(), part.end());
-        }
-    } else {
-        out.push_back(j.get<double>());
-    }
-    return out;
-}
-
 } // namespace
 
 TEST_P(FamilyForm, MatchesTransformers)
@@ -123,14 +101,14 @@ TEST_P(FamilyForm, MatchesTransformers)
         SCOPED_TRACE("T = " + std::to_string(ids.size()));
         auto r = model->forward(ForwardRequest{.tokens = ids, .capture = {.allAttention = true}});
         ASSERT_TRUE(r) << r.error().message;
-        const double logitsDiff = maxAbsDiff(r->logits.data, flatten(seq["logits"]));
+        const double logitsDiff = st::maxAbsDiff(r->logits.data, st::flattenJson(seq["logits"]));
         EXPECT_LT(logitsDiff, 1e-4);
         worstLogits = std::max(worstLogits, logitsDiff);
         if (seq.contains("attentions")) {
             const json &att = seq["attentions"];
             ASSERT_EQ(static_cast<int64_t>(att.size()), c.layers);
             for (int64_t l = 0; l < c.layers; ++l) {
-                const double d = maxAbsDiff(r->attention[static_cast<size_t>(l)].data, flatten(att[l]));
+                const double d = st::maxAbsDiff(r->attention[static_cast<size_t>(l)].data, st::flattenJson(att[l]));
                 EXPECT_LT(d, 1e-5) << "layer " << l;
                 worstAttention = std::max(worstAttention, d);
             }
@@ -138,7 +116,8 @@ TEST_P(FamilyForm, MatchesTransformers)
         if (seq.contains("sink_share")) {
             ASSERT_EQ(r->sinkShare.size(), static_cast<size_t>(c.layers));
             for (int64_t l = 0; l < c.layers; ++l) {
-                const double d = maxAbsDiff(r->sinkShare[static_cast<size_t>(l)].data, flatten(seq["sink_share"][l]));
+                const double d =
+                    st::maxAbsDiff(r->sinkShare[static_cast<size_t>(l)].data, st::flattenJson(seq["sink_share"][l]));
                 EXPECT_LT(d, 1e-5) << "layer " << l;
                 worstSinkShare = std::max(worstSinkShare, d);
             }
@@ -262,16 +241,6 @@ TEST(Gemma3Gguf, ScalesAttentionByTheKeyLength)
 
 namespace {
 
-const HeadMetric *headMetric(const SinkMetrics &m, const std::string &name)
-{
-    for (const auto &h : m.headMetrics) {
-        if (h.name == name) {
-            return &h;
-        }
-    }
-    return nullptr;
-}
-
 class FamilyMetricPaths : public ::testing::TestWithParam<const char *>
 {
 };
@@ -296,7 +265,7 @@ TEST_P(FamilyMetricPaths, StreamingAndMaterializedAgree)
     EXPECT_EQ((*streamed)->path, MetricsPath::Streaming);
     ASSERT_EQ((*materialized)->headMetrics.size(), (*streamed)->headMetrics.size());
     for (const auto &h : (*materialized)->headMetrics) {
-        const HeadMetric *other = headMetric(**streamed, h.name);
+        const HeadMetric *other = (*streamed)->headMetric(h.name);
         ASSERT_TRUE(other) << h.name;
         for (size_t i = 0; i < h.values.data.size(); ++i) {
             const float a = h.values.data[i], b = other->values.data[i];
@@ -308,7 +277,7 @@ TEST_P(FamilyMetricPaths, StreamingAndMaterializedAgree)
         }
     }
     const bool sinks = std::string(GetParam()) == "gpt_oss";
-    EXPECT_EQ(headMetric(**streamed, "learned_sink_mass") != nullptr, sinks);
+    EXPECT_EQ((*streamed)->headMetric("learned_sink_mass") != nullptr, sinks);
     if (sinks) {
         // Mean over queries of the reference's sink share, layer 0 head 0.
         const json share = reference("gpt_oss")["sequences"][0]["sink_share"][0][0];
@@ -316,7 +285,7 @@ TEST_P(FamilyMetricPaths, StreamingAndMaterializedAgree)
         for (const auto &v : share) {
             mean += v.get<double>() / static_cast<double>(share.size());
         }
-        EXPECT_NEAR(headMetric(**streamed, "learned_sink_mass")->values.data[0], mean, 1e-5);
+        EXPECT_NEAR((*streamed)->headMetric("learned_sink_mass")->values.data[0], mean, 1e-5);
     }
 }
 

@@ -2,6 +2,7 @@
 #include "sinkscope/analysis/metrics.h"
 #include "sinkscope/model/convert.h"
 #include "sinkscope/model/model.h"
+#include "support/reference_data.h"
 #include "support/test_paths.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 using namespace sinkscope;
 using nlohmann::json;
 using sinkscope::testing::TempDir;
+namespace st = sinkscope::testing;
 
 namespace {
 
@@ -34,37 +36,11 @@ json tracedReference()
     return json::parse(in);
 }
 
-std::vector<double> flatten(const json &j)
-{
-    std::vector<double> out;
-    if (j.is_array()) {
-        for (const auto &x : j) {
-            auto part = flatten(x);
-            out.insert(out.end(), part.begin(), part.end());
-        }
-    } else {
-        out.push_back(j.get<double>());
-    }
-    return out;
-}
-
 std::string formatDiff(double d)
 {
     char text[32];
     std::snprintf(text, sizeof text, "%.2e", d);
     return text;
-}
-
-double maxAbsDiff(const std::vector<float> &ours, const std::vector<double> &theirs)
-{
-    if (ours.size() != theirs.size()) {
-        return std::numeric_limits<double>::infinity();
-    }
-    double d = 0;
-    for (size_t i = 0; i < ours.size(); ++i) {
-        d = std::max(d, std::abs(static_cast<double>(ours[i]) - theirs[i]));
-    }
-    return d;
 }
 
 void writeBytes(const std::string &path, const std::string &bytes)
@@ -98,13 +74,14 @@ TEST(ModelLoading, TracedHuggingFaceModelLoadsAsGenericWithItsLimitsStated)
         auto r = (*model)->forward(ForwardRequest{.tokens = ids, .capture = {.allAttention = true}});
         ASSERT_TRUE(r) << r.error().message;
         EXPECT_EQ(r->logits.shape, (std::vector<int64_t>{t, vocab}));
-        const double logitsDiff = maxAbsDiff(r->logits.data, flatten(seq["logits"]));
+        const double logitsDiff = st::maxAbsDiff(r->logits.data, st::flattenJson(seq["logits"]));
         EXPECT_LT(logitsDiff, kLogitsTolerance);
         worstLogits = std::max(worstLogits, logitsDiff);
         ASSERT_EQ(r->attention.size(), static_cast<size_t>(layers));
         for (int64_t l = 0; l < layers; ++l) {
             EXPECT_EQ(r->attention[size_t(l)].shape, (std::vector<int64_t>{heads, t, t}));
-            const double d = maxAbsDiff(r->attention[size_t(l)].data, flatten(seq["attentions"][size_t(l)]));
+            const double d =
+                st::maxAbsDiff(r->attention[size_t(l)].data, st::flattenJson(seq["attentions"][size_t(l)]));
             EXPECT_LT(d, kAttentionTolerance) << "layer " << l;
             worstAttention = std::max(worstAttention, d);
         }

@@ -45,16 +45,6 @@ std::vector<float> base64Floats(const std::string &text)
     return out;
 }
 
-const HeadMetric *headMetric(const SinkMetrics &m, const std::string &name)
-{
-    for (const auto &h : m.headMetrics) {
-        if (h.name == name) {
-            return &h;
-        }
-    }
-    return nullptr;
-}
-
 class Gemma3 : public ::testing::Test
 {
 protected:
@@ -152,7 +142,7 @@ TEST_F(Gemma3, MatchesTransformers)
         // First-token mass (queries t >= 1) of every layer and head; the long prompt takes the streaming path.
         auto metrics = analyzeTokens(*s_model, ids);
         ASSERT_TRUE(metrics) << metrics.error().message;
-        const HeadMetric *first = headMetric(**metrics, "first_token_mass");
+        const HeadMetric *first = (*metrics)->headMetric("first_token_mass");
         ASSERT_TRUE(first);
         const json &ref = prompt["first_token_mass"]["queries_ge_1"];
         double worst = 0;
