@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 namespace sinkscope {
 
@@ -67,20 +68,28 @@ std::string defaultModelPath()
     return (fs::path(cacheDir()) / "models" / "SmolLM2-135M-Instruct.pt").string();
 }
 
+namespace {
+
+// The first of <data>/models/<name> and <user data>/models/<name> that exists; nullopt when neither does.
+std::optional<fs::path> installedModelFile(const char *name)
+{
+    for (const auto &dir : {fs::path(dataDir()) / "models", fs::path(userDataDir()) / "models"}) {
+        std::error_code ec;
+        if (fs::exists(dir / name, ec)) {
+            return dir / name;
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
 std::string defaultGgufPath()
 {
     if (std::string v = env("SINKSCOPE_GGUF"); !v.empty()) {
         return v;
     }
-    const fs::path candidates[] = {fs::path(dataDir()) / "models" / kDefaultGgufName,
-                                   fs::path(userDataDir()) / "models" / kDefaultGgufName};
-    for (const auto &c : candidates) {
-        std::error_code ec;
-        if (fs::exists(c, ec)) {
-            return c.string();
-        }
-    }
-    return candidates[0].string();
+    return installedModelFile(kDefaultGgufName).value_or(fs::path(dataDir()) / "models" / kDefaultGgufName).string();
 }
 
 std::string defaultProbeSetPath()
@@ -124,13 +133,8 @@ std::string gemma3GgufPath()
     if (std::string v = env("SINKSCOPE_GEMMA3_GGUF"); !v.empty()) {
         return v;
     }
-    for (const auto &dir : {fs::path(dataDir()) / "models", fs::path(userDataDir()) / "models"}) {
-        std::error_code ec;
-        if (fs::exists(dir / kGemma3GgufName, ec)) {
-            return (dir / kGemma3GgufName).string();
-        }
-    }
-    return {};
+    const auto installed = installedModelFile(kGemma3GgufName);
+    return installed ? installed->string() : std::string();
 }
 
 std::string gemma3TermsPath()
