@@ -350,9 +350,7 @@ Status convertHfFolder(const std::string &input, const std::string &outPath, con
         c.parameterCount += t.numel();
         dtypes[t.dtype]++;
     }
-    for (const auto &[dtype, n] : dtypes) {
-        c.sourceQuantization += (c.sourceQuantization.empty() ? "" : ", ") + dtype + " x" + std::to_string(n);
-    }
+    c.sourceQuantization = ModelConfig::tensorTypesText(dtypes);
     return guardTorch(folder.string(), [&]() -> Status {
         HfWeights weights(*st);
         TensorLoader loader(weights, options.progress);

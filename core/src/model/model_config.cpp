@@ -230,6 +230,64 @@ Status validate(const ModelConfig &c, const std::string &origin)
 
 } // namespace
 
+namespace {
+
+// The decoder settings each family fixes (MODELS.md section 2); sizes and options come from the file.
+void applyFamilyDefaults(ModelConfig &c)
+{
+    switch (c.architecture) {
+    case Architecture::Gpt2:
+        c.normKind = NormKind::Layer;
+        c.activation = Activation::GeluTanh;
+        c.qkvBias = c.outputBias = c.mlpBias = true;
+        break;
+    case Architecture::Llama:
+    case Architecture::Mistral:
+        break;
+    case Architecture::Qwen2:
+        c.qkvBias = true;
+        break;
+    case Architecture::Qwen3:
+        c.qkNorm = QkNorm::PerHead;
+        break;
+    case Architecture::Gemma3:
+        c.normPlacement = NormPlacement::Sandwich;
+        c.qkNorm = QkNorm::PerHead;
+        c.activation = Activation::GeluTanh;
+        c.embedScale = std::sqrt(static_cast<double>(c.embedding));
+        break;
+    case Architecture::GptOss:
+        c.qkvBias = c.outputBias = c.mlpBias = true;
+        c.learnedSinks = true;
+        c.mlpKind = MlpKind::Experts;
+        break;
+    case Architecture::Phi3:
+        break;
+    case Architecture::GptNeox:
+        c.normKind = NormKind::Layer;
+        c.activation = Activation::Gelu;
+        c.mlpKind = MlpKind::Plain;
+        c.qkvBias = c.outputBias = c.mlpBias = true;
+        c.parallelResidual = true;
+        break;
+    case Architecture::Olmo2:
+        c.normPlacement = NormPlacement::Post;
+        c.qkNorm = QkNorm::Full;
+        break;
+    }
+}
+
+} // namespace
+
+std::string ModelConfig::tensorTypesText(const std::map<std::string, int> &counts)
+{
+    std::string text;
+    for (const auto &[type, n] : counts) {
+        text += (text.empty() ? "" : ", ") + type + " x" + std::to_string(n);
+    }
+    return text;
+}
+
 std::string ModelConfig::toJson() const
 {
     nlohmann::ordered_json j;
@@ -338,11 +396,8 @@ Result<ModelConfig> ModelConfig::fromJson(const std::string &text, const std::st
         c.ropeLocalTheta = j.value("rope_local_theta", 0.0);
         c.layerWindows = j.value("layer_windows", std::vector<int64_t>{});
         c.attnScale = j.value("attn_scale", 0.0);
-        if (c.architecture == Architecture::Gpt2) {
-            c.normKind = NormKind::Layer;
-            c.activation = Activation::GeluTanh;
-            c.qkvBias = c.outputBias = c.mlpBias = true;
-        }
+        // Archives written before these fields were stored: the family's own settings.
+        applyFamilyDefaults(c);
         getEnum("norm_kind", c.normKind, {NormKind::Rms, NormKind::Layer});
         getEnum("norm_placement", c.normPlacement, {NormPlacement::Pre, NormPlacement::Sandwich, NormPlacement::Post});
         getEnum("qk_norm", c.qkNorm, {QkNorm::None, QkNorm::PerHead, QkNorm::Full});
@@ -351,10 +406,10 @@ Result<ModelConfig> ModelConfig::fromJson(const std::string &text, const std::st
         c.qkvBias = j.value("qkv_bias", c.qkvBias);
         c.outputBias = j.value("output_bias", c.outputBias);
         c.mlpBias = j.value("mlp_bias", c.mlpBias);
-        c.parallelResidual = j.value("parallel_residual", false);
-        c.embedScale = j.value("embed_scale", 1.0);
+        c.parallelResidual = j.value("parallel_residual", c.parallelResidual);
+        c.embedScale = j.value("embed_scale", c.embedScale);
         c.finalLogitSoftcap = j.value("final_logit_softcap", 0.0);
-        c.learnedSinks = j.value("learned_sinks", false);
+        c.learnedSinks = j.value("learned_sinks", c.learnedSinks);
         c.sinkLogits = j.value("sink_logits", std::vector<double>{});
         c.experts = j.value("experts", int64_t{0});
         c.expertsPerToken = j.value("experts_per_token", int64_t{0});
@@ -386,51 +441,6 @@ Result<ModelConfig> ModelConfig::fromJson(const std::string &text, const std::st
 
 namespace {
 
-// The decoder settings each family fixes (MODELS.md section 2); sizes and options come from the file.
-void applyFamilyDefaults(ModelConfig &c)
-{
-    switch (c.architecture) {
-    case Architecture::Gpt2:
-        c.normKind = NormKind::Layer;
-        c.activation = Activation::GeluTanh;
-        c.qkvBias = c.outputBias = c.mlpBias = true;
-        break;
-    case Architecture::Llama:
-    case Architecture::Mistral:
-        break;
-    case Architecture::Qwen2:
-        c.qkvBias = true;
-        break;
-    case Architecture::Qwen3:
-        c.qkNorm = QkNorm::PerHead;
-        break;
-    case Architecture::Gemma3:
-        c.normPlacement = NormPlacement::Sandwich;
-        c.qkNorm = QkNorm::PerHead;
-        c.activation = Activation::GeluTanh;
-        c.embedScale = std::sqrt(static_cast<double>(c.embedding));
-        break;
-    case Architecture::GptOss:
-        c.qkvBias = c.outputBias = c.mlpBias = true;
-        c.learnedSinks = true;
-        c.mlpKind = MlpKind::Experts;
-        break;
-    case Architecture::Phi3:
-        break;
-    case Architecture::GptNeox:
-        c.normKind = NormKind::Layer;
-        c.activation = Activation::Gelu;
-        c.mlpKind = MlpKind::Plain;
-        c.qkvBias = c.outputBias = c.mlpBias = true;
-        c.parallelResidual = true;
-        break;
-    case Architecture::Olmo2:
-        c.normPlacement = NormPlacement::Post;
-        c.qkNorm = QkNorm::Full;
-        break;
-    }
-}
-
 void summariseTensors(const GgufFile &file, ModelConfig &c)
 {
     std::map<std::string, int> counts;
@@ -438,9 +448,7 @@ void summariseTensors(const GgufFile &file, ModelConfig &c)
         c.parameterCount += t.numel();
         counts[ggmlTypeName(t.type)]++;
     }
-    for (const auto &[type, n] : counts) {
-        c.sourceQuantization += (c.sourceQuantization.empty() ? "" : ", ") + type + " x" + std::to_string(n);
-    }
+    c.sourceQuantization = ModelConfig::tensorTypesText(counts);
 }
 
 } // namespace

@@ -8,6 +8,7 @@
 #include "sinkscope/common/result.h"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -119,6 +120,9 @@ struct ModelConfig {
     int contractVersion = kContractVersion;
     std::string sourceFile;         // file name of the GGUF it was converted from
     std::string sourceQuantization; // e.g. "Q4_1 x210, F32 x61, Q8_0 x1"
+
+    // "Q4_1 x210, F32 x61": tensor types (GGUF type or safetensors dtype) and how many tensors have each.
+    static std::string tensorTypesText(const std::map<std::string, int> &counts);
 
     std::string toJson() const;
     static Result<ModelConfig> fromJson(const std::string &json, const std::string &origin);
