@@ -1,11 +1,13 @@
-// runtime/parallel.h: the one parallel-for covers every item once, honours the thread settings and
-// rethrows what the body throws.
+// runtime/parallel.h: the one parallel-for covers every item once, honours its thread setting, runs nested
+// calls inline, carries LibTorch's thread-local state into its chunks and rethrows what the body throws.
 #include "sinkscope/runtime/parallel.h"
 
-#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -15,10 +17,10 @@
 namespace sinkscope {
 namespace {
 
-// Restores LibTorch's thread count after a test changes it.
+// Restores the pool's size after a test changes it.
 struct ThreadCount {
-    int saved = at::get_num_threads();
-    ~ThreadCount() { at::set_num_threads(saved); }
+    int saved = parallelThreads();
+    ~ThreadCount() { setParallelThreads(saved); }
 };
 
 TEST(ParallelFor, CoversEveryItemExactlyOnce)
@@ -45,7 +47,7 @@ TEST(ParallelFor, CoversEveryItemExactlyOnce)
 TEST(ParallelFor, OneThreadSettingRunsOnTheCallingThread)
 {
     ThreadCount restore;
-    at::set_num_threads(1);
+    setParallelThreads(1);
     EXPECT_EQ(parallelThreads(), 1);
     const auto caller = std::this_thread::get_id();
     std::mutex mutex;
@@ -60,7 +62,7 @@ TEST(ParallelFor, OneThreadSettingRunsOnTheCallingThread)
 TEST(ParallelFor, UsesNoMoreThreadsThanTheSettingAllows)
 {
     ThreadCount restore;
-    at::set_num_threads(2);
+    setParallelThreads(2);
     EXPECT_EQ(parallelThreads(), 2);
     std::mutex mutex;
     std::set<std::thread::id> seen;
@@ -70,6 +72,56 @@ TEST(ParallelFor, UsesNoMoreThreadsThanTheSettingAllows)
     });
     EXPECT_GE(seen.size(), 1u);
     EXPECT_LE(seen.size(), 2u);
+}
+
+TEST(ParallelFor, SeveralThreadsTakePartAndNestedCallsRunInline)
+{
+    ThreadCount restore;
+    setParallelThreads(4);
+    EXPECT_EQ(parallelThreads(), 4);
+    std::mutex mutex;
+    std::set<std::thread::id> outer;
+    std::atomic<int64_t> inner{0};
+    parallelFor(64, 1, [&](int64_t begin, int64_t end) {
+        const auto self = std::this_thread::get_id();
+        {
+            std::lock_guard lock(mutex);
+            outer.insert(self);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2)); // long enough for the workers to join in
+        for (int64_t i = begin; i < end; ++i) {
+            parallelFor(10, 1, [&](int64_t b, int64_t e) {
+                EXPECT_EQ(std::this_thread::get_id(), self); // nested: inline on the chunk's thread
+                inner += e - b;
+            });
+        }
+    });
+    EXPECT_GT(outer.size(), 1u);
+    EXPECT_LE(outer.size(), 4u);
+    EXPECT_EQ(inner.load(), 640);
+}
+
+TEST(ParallelFor, ChunksRunInTheCallersInferenceMode)
+{
+    ThreadCount restore;
+    setParallelThreads(3);
+    for (bool enabled : {true, false}) {
+        c10::InferenceMode mode(enabled);
+        std::atomic<int> mismatches{0};
+        parallelFor(48, 1, [&](int64_t, int64_t) {
+            if (c10::InferenceMode::is_enabled() != enabled) {
+                ++mismatches;
+            }
+        });
+        EXPECT_EQ(mismatches.load(), 0) << "inference mode " << enabled;
+    }
+}
+
+TEST(ParallelFor, UsableCoresIsWithinTheMachine)
+{
+    const int cores = usableCores();
+    EXPECT_GE(cores, 1);
+    EXPECT_LE(cores, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
 TEST(ParallelFor, RethrowsWhatTheBodyThrows)

@@ -12,8 +12,9 @@ struct ThreadSettings {
     int blasThreads = 0;  // openblas_set_num_threads; 0 = leave as is
 };
 
-// The settings SinkScope applies at start-up, chosen from bench/forward_bench (BM_ThreadSettings) on this machine kind
-// (see docs/performance.md). SINKSCOPE_TORCH_THREADS / SINKSCOPE_BLAS_THREADS override them.
+// The settings SinkScope applies at start-up to LibTorch's and OpenBLAS's own pools: one thread each (see
+// docs/performance.md, "Threads"; SINKSCOPE_TORCH_THREADS / SINKSCOPE_BLAS_THREADS override them). The cores
+// are used by SinkScope's pool (runtime/parallel.h, SINKSCOPE_THREADS).
 ThreadSettings defaultThreadSettings();
 // Applies the settings; returns a one-line description of what was set.
 std::string applyThreadSettings(const ThreadSettings &settings);
