@@ -30,7 +30,15 @@ int runRun(const RunOptions &o, std::ostream &out, std::ostream &err)
     warnIfSlowBlas(err);
     auto model = loadModel(o.model, err);
     const auto tokens = promptTokens(*model, o.tokens);
-    ForwardRequest req{.tokens = tokens, .capture = {.allAttention = true, .lastLogitsOnly = true}};
+    // What it prints needs no maps: contract-5 archives on the CPU give the first-token mass from the
+    // attention engine's statistics; older archives, other devices and generic modules return their maps.
+    ForwardRequest req{.tokens = tokens, .capture = {.lastLogitsOnly = true}};
+    const bool engine = model->hasContract() && model->config().contractVersion >= 5 && model->info().device == "cpu";
+    if (engine) {
+        req.capture.allStats = true;
+    } else {
+        req.capture.allAttention = true;
+    }
     auto result = model->forward(req);
     if (!result) {
         throw Failure{result.error().message};
@@ -38,8 +46,13 @@ int runRun(const RunOptions &o, std::ostream &out, std::ostream &err)
     const FloatArray &logits = result->logits;
     const int64_t vocab = logits.shape.back();
     const auto top = topK(logits.data.data() + (logits.numel() - vocab), vocab, o.topK);
-    int64_t layers = static_cast<int64_t>(result->attention.size());
-    int64_t heads = layers > 0 && !result->attention[0].shape.empty() ? result->attention[0].shape[0] : 0;
+    int64_t layers = static_cast<int64_t>(engine ? result->attentionStats.size() : result->attention.size());
+    int64_t heads = 0;
+    if (engine && layers > 0) {
+        heads = result->attentionStats[0].heads;
+    } else if (layers > 0 && !result->attention[0].shape.empty()) {
+        heads = result->attention[0].shape[0];
+    }
     const FloatArray mass = firstTokenMass(*result, layers, heads);
     auto tok = model->tokenizer();
 

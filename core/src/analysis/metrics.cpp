@@ -786,10 +786,17 @@ Result<AnalysisRun> analyzeRun(const Model &model, const std::vector<int64_t> &t
         }
         streaming.emplace(config.layers, config.heads, t, options.tileSize, *device);
         streaming->setModel(config);
+        // On the CPU, contract-5 archives compute the statistics in the attention step itself: each layer's
+        // sums arrive with it and nothing is recomputed from q/k (which still come, for the other devices
+        // and for what the caller keeps).
+        request.capture.allStats = *device < 0 && config.contractVersion >= 5;
         request.layerHook = [&](int64_t layer, const LayerTensors &lt) {
             if (keep.queriesKeys) {
                 keptQueries[static_cast<int>(layer)] = detail::hostCopy(lt.queries);
                 keptKeys[static_cast<int>(layer)] = detail::hostCopy(lt.keys);
+            }
+            if (lt.rowStats.defined()) {
+                return streaming->addLayerStats(layer, lt.rowStats, lt.colStats, lt.valueNorms);
             }
             return streaming->addLayer(layer, lt.queries, lt.keys, lt.valueNorms);
         };

@@ -47,6 +47,10 @@ public:
     void setModel(const ModelConfig &config);
     // valueNorms [H, T] (any device) may be undefined: then no M9 sums.
     Status addLayer(int64_t layer, const at::Tensor &queries, const at::Tensor &keys, const at::Tensor &valueNorms);
+    // The same layer's sums from the statistics the CPU attention engine computed inside the pass
+    // (rowStats [kRowStats, H, T], colStats [2, H, T]; attention/attention_op.h): nothing is recomputed.
+    Status addLayerStats(int64_t layer, const at::Tensor &rowStats, const at::Tensor &colStats,
+                         const at::Tensor &valueNorms);
     // The sums, once every layer was added (InvalidArgument naming the first missing layer otherwise).
     Result<AttentionSums> take();
 

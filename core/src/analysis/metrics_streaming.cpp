@@ -19,6 +19,7 @@
 // sums cannot vectorise; it was 1.3x slower at 1024 tokens and 3-4x at 4096.
 #include "analysis/metrics_internal.h"
 #include "analysis/streaming_layer.h"
+#include "attention/attention_op.h"
 #include "torch_util.h"
 
 #include "sinkscope/config.h"
@@ -404,6 +405,39 @@ Status StreamingAccumulator::addLayer(int64_t l, const at::Tensor &queries, cons
     }
 #endif
     foldLayer(layer, l, heads, t, fn, m_sums);
+    m_done[static_cast<size_t>(l)] = true;
+    return Ok{};
+}
+
+Status StreamingAccumulator::addLayerStats(int64_t l, const at::Tensor &rowStats, const at::Tensor &colStats,
+                                           const at::Tensor &valueNorms)
+{
+    const int64_t heads = m_heads, t = m_tokens;
+    if (l < 0 || l >= m_layers || !rowStats.defined() || !colStats.defined() ||
+        rowStats.sizes() != at::IntArrayRef{kRowStats, heads, t} || colStats.sizes() != at::IntArrayRef{2, heads, t}) {
+        return makeError(ErrorCode::InvalidArgument, "layer " + std::to_string(l) +
+                                                         ": the attention engine's statistics do not match [" +
+                                                         std::to_string(heads) + ", " + std::to_string(t) + "]");
+    }
+    const at::Tensor rows = rowStats.to(torch::kCPU, torch::kDouble).contiguous();
+    const at::Tensor cols = colStats.to(torch::kCPU, torch::kDouble).contiguous();
+    const size_t n = static_cast<size_t>(heads * t);
+    auto slice = [n](const at::Tensor &x, int64_t i) {
+        const double *p = x.data_ptr<double>() + static_cast<size_t>(i) * n;
+        return std::vector<double>(p, p + n);
+    };
+    LayerRowColSums layer;
+    layer.colSum = slice(cols, 0);
+    layer.colPlogp = slice(cols, 1);
+    layer.rowPlogp = slice(rows, kStatPlogp);
+    layer.rowWeighted = slice(rows, kStatWeighted);
+    layer.first = slice(rows, kStatFirst);
+    if (!m_sinks.empty()) {
+        layer.learnedSink = slice(rows, kStatNullShare);
+    }
+    const bool norms = valueNorms.defined() && valueNorms.numel() == heads * t;
+    const at::Tensor fnHost = norms ? valueNorms.to(torch::kCPU, torch::kFloat).contiguous() : at::Tensor();
+    foldLayer(layer, l, heads, t, norms ? fnHost.data_ptr<float>() : nullptr, m_sums);
     m_done[static_cast<size_t>(l)] = true;
     return Ok{};
 }

@@ -1,5 +1,6 @@
 #include "sinkscope/model/convert.h"
 
+#include "attention/attention_op.h"
 #include "model/convert_internal.h"
 #include "model/torchscript_source.h"
 #include "sinkscope/format/gguf.h"
@@ -537,7 +538,7 @@ Status writeArchive(const ModelConfig &c, const Tokenizer &tokenizer, TensorLoad
     b.attrInt("d_model", c.embedding);
     b.attrFloat("norm_eps", c.normEps);
     b.attrFloat("attn_scale", c.attnScale > 0 ? c.attnScale : 1.0 / std::sqrt(static_cast<double>(c.headDim)));
-    b.module.define(detail::torchScriptSource(c.architecture));
+    detail::defineArchiveCode(b.module, detail::torchScriptSource(c.architecture));
 
     torch::jit::ExtraFilesMap extra;
     extra["sinkscope/format"] = "sinkscope-model\n";

@@ -1,5 +1,6 @@
 #include "sinkscope/model/model.h"
 
+#include "attention/attention_op.h"
 #include "model/layer_tensors.h"
 #include "runtime/runtime_internal.h"
 #include "sinkscope/model/control_keys.h"
@@ -80,6 +81,7 @@ std::vector<TopToken> topK(const float *logits, int64_t vocab, int k)
 Result<std::shared_ptr<const Model>> Model::load(const std::string &path, const LoadOptions &options)
 {
     detail::ensureRuntimeConfigured();
+    detail::ensureAttentionOps(); // contract-5 archives call sinkscope::attend and sinkscope::linear
     std::error_code ec;
     if (!fs::is_regular_file(path, ec)) {
         return makeError(ErrorCode::Io, path + ": no such file");
@@ -267,6 +269,32 @@ at::Tensor findLogits(const c10::IValue &v)
 
 } // namespace
 
+PassAttentionStats passStatsOf(const at::Tensor &rowStats, const at::Tensor &colStats)
+{
+    PassAttentionStats s;
+    if (!rowStats.defined() || !colStats.defined() || rowStats.dim() != 3 || colStats.dim() != 3) {
+        return s;
+    }
+    const at::Tensor rows = rowStats.to(torch::kCPU, torch::kFloat).contiguous();
+    const at::Tensor cols = colStats.to(torch::kCPU, torch::kDouble).contiguous();
+    s.heads = rows.size(1);
+    s.queries = rows.size(2);
+    s.keys = cols.size(2);
+    auto row = [&](int64_t i) {
+        const float *p = rows.data_ptr<float>() + i * s.heads * s.queries;
+        return std::vector<float>(p, p + s.heads * s.queries);
+    };
+    s.firstMass = row(detail::kStatFirst);
+    s.rowPlogp = row(detail::kStatPlogp);
+    s.rowMax = row(detail::kStatMax);
+    s.rowWeighted = row(detail::kStatWeighted);
+    s.nullShare = row(detail::kStatNullShare);
+    const double *c = cols.data_ptr<double>();
+    s.received.assign(c, c + s.heads * s.keys);
+    s.receivedPlogp.assign(c + s.heads * s.keys, c + 2 * s.heads * s.keys);
+    return s;
+}
+
 Result<ForwardResult> Model::forward(const ForwardRequest &request, const CancelToken *cancel,
                                      const ProgressCallback &progress) const
 {
@@ -330,6 +358,9 @@ Result<ForwardResult> Model::forward(const ForwardRequest &request, const Cancel
             if (!cap.qkLayers.empty()) {
                 controls.insert(ck::kCaptureQk, layerFlags(c.layers, cap.qkLayers, false));
             }
+            if (cap.allStats || !cap.statsLayers.empty()) {
+                controls.insert(ck::kCaptureStats, layerFlags(c.layers, cap.statsLayers, cap.allStats));
+            }
             if (cap.hidden) {
                 controls.insert(ck::kCaptureHidden, torch::ones({1}));
             }
@@ -354,6 +385,14 @@ Result<ForwardResult> Model::forward(const ForwardRequest &request, const Cancel
                         hooked[static_cast<size_t>(l)] = true;
                     }
                 }
+                for (int l : cap.statsLayers) {
+                    if (l >= 0 && l < c.layers) {
+                        hooked[static_cast<size_t>(l)] = true;
+                    }
+                }
+                if (cap.allStats) {
+                    hooked.assign(hooked.size(), true);
+                }
             }
             auto block = m_impl->module.get_method("run_block");
             for (int64_t l = 0; l < c.layers; ++l) {
@@ -367,9 +406,11 @@ Result<ForwardResult> Model::forward(const ForwardRequest &request, const Cancel
                 x = block({l, x, mask, rope, controls, dict}).toTensor();
                 if (hooked[static_cast<size_t>(l)]) {
                     const std::string n = std::to_string(l);
-                    LayerTensors tensors{get("q." + n), get("k." + n), get("vnorm." + n)};
-                    (void)dict.erase("q." + n);
-                    (void)dict.erase("k." + n);
+                    LayerTensors tensors{get("q." + n), get("k." + n), get("vnorm." + n), get("stats." + n),
+                                         get("colstats." + n)};
+                    for (const char *key : {"q.", "k.", "stats.", "colstats."}) {
+                        (void)dict.erase(key + n);
+                    }
                     if (auto st = request.layerHook(l, tensors); !st) {
                         return st.error();
                     }
@@ -404,6 +445,14 @@ Result<ForwardResult> Model::forward(const ForwardRequest &request, const Cancel
             }
             if (cap.valueNorms) {
                 result.valueNorms = stackLayers("vnorm.");
+            }
+            if (cap.allStats || !cap.statsLayers.empty()) {
+                result.attentionStats.resize(static_cast<size_t>(c.layers));
+                for (int64_t l = 0; l < c.layers; ++l) {
+                    const std::string n = std::to_string(l);
+                    result.attentionStats[static_cast<size_t>(l)] =
+                        passStatsOf(get("stats." + n), get("colstats." + n));
+                }
             }
             for (int l : cap.qkLayers) {
                 if (auto q = get("q." + std::to_string(l)); q.defined()) {

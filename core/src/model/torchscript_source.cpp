@@ -21,6 +21,38 @@ def _causal_mask(self, t: int, past: int, controls: Dict[str, Tensor]) -> Tensor
         mask = mask + controls["attn_mask"]
     return mask
 
+def _mask_of(self, spec: Tensor, controls: Dict[str, Tensor]) -> Tensor:
+    # embed_input passes [T, past] on, not the [T, Tk] mask: the CPU engine (sinkscope::attend) needs none, so
+    # the other paths build it where they need it.
+    return self._causal_mask(int(spec[0]), int(spec[1]), controls)
+
+def _fused(self, layer: int, q: Tensor, controls: Dict[str, Tensor]) -> bool:
+    # The CPU engine serves every control but ACT (which needs the whole map first) and every layer whose
+    # maps are not captured; other devices run the LibTorch step below.
+    if q.is_cuda or "act_heads" in controls:
+        return False
+    return not self._captures("capture_attn", layer, controls)
+
+def _attend_fused(self, layer: int, q: Tensor, k: Tensor, v: Tensor, sinks: Tensor, window: int, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+    # q [H, T, d], k and v [Hkv, Tk, d] (not repeated: the engine reads kv head h // (H // Hkv)); returns the
+    # heads' outputs as [T, H * dv], the layout of the output projection.
+    ls = str(layer)
+    vnorm = torch.zeros(0)
+    if self._captures("capture_vnorm", layer, controls):
+        rv = v
+        if v.size(0) != q.size(0):
+            rv = v.repeat_interleave(q.size(0) // v.size(0), dim=0)
+        if "value_scale" in controls:
+            rv = rv * controls["value_scale"][layer].unsqueeze(2)
+        fv = torch.matmul(rv, self.wo_gram[layer])
+        vnorm = (fv * rv).sum(dim=2).clamp_min(0.0).sqrt()
+        out["vnorm." + ls] = vnorm
+    res = sinkscope.attend(q, k, v, layer, self.attn_scale, window, sinks, vnorm, controls, self._captures("capture_stats", layer, controls))
+    if len(res) == 3:
+        out["stats." + ls] = res[1]
+        out["colstats." + ls] = res[2]
+    return res[0]
+
 def _probs(self, layer: int, q: Tensor, k: Tensor, mask: Tensor, controls: Dict[str, Tensor]) -> Tensor:
     scores = torch.matmul(q, k.transpose(1, 2)) * self.attn_scale
     scores = scores + mask
@@ -107,9 +139,9 @@ def _past_length(self, controls: Dict[str, Tensor]) -> int:
 
 def forward(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Dict[str, Tensor]:
     out: Dict[str, Tensor] = {}
-    x, mask, rope = self.embed_input(input_ids, controls)
+    x, spec, rope = self.embed_input(input_ids, controls)
     for layer in range(self.n_layers):
-        x = self.run_block(layer, x, mask, rope, controls, out)
+        x = self.run_block(layer, x, spec, rope, controls, out)
     self.finish(x, controls, out)
     return out
 
@@ -132,7 +164,7 @@ def _end_block(self, layer: int, x: Tensor, controls: Dict[str, Tensor], out: Di
 def _logits(self, x: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
     if "last_logits_only" in controls:
         x = x.narrow(0, x.size(0) - 1, 1)
-    logits = torch.linear(x, self.lm_head)
+    logits = sinkscope.linear(x, self.lm_head, None)
     out["logits"] = logits
     return logits
 
@@ -160,9 +192,10 @@ def _rms(self, x: Tensor, w: Tensor) -> Tensor:
     return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.norm_eps))
 
 def _lin(self, x: Tensor, w: Tensor, b: Tensor, biased: int) -> Tensor:
+    # sinkscope::linear: the same product in blocks on SinkScope's thread pool (at::linear off the CPU).
     if biased != 0:
-        return torch.linear(x, w, b)
-    return torch.linear(x, w)
+        return sinkscope.linear(x, w, b)
+    return sinkscope.linear(x, w, None)
 
 def _activation(self, x: Tensor) -> Tensor:
     if self.act == 1:
@@ -206,12 +239,12 @@ def embed_input(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Tuple[T
     x = torch.embedding(self.tok_embd, ids)
     if self.embed_scale != 1.0:
         x = x * self.embed_scale
-    return x, self._causal_mask(t, past, controls), rope
+    return x, torch.tensor([t, past]), rope
 
-def _attention(self, layer: int, h: Tensor, mask: Tensor, rope: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+def _attention(self, layer: int, h: Tensor, spec: Tensor, rope: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
     ls = str(layer)
     t = h.size(0)
-    past = mask.size(1) - t
+    past = int(spec[1])
     q = self._lin(h, self.wq[layer], self.bq[layer], self.qkv_bias)
     k = self._lin(h, self.wk[layer], self.bk[layer], self.qkv_bias)
     v = self._lin(h, self.wv[layer], self.bv[layer], self.qkv_bias)
@@ -235,10 +268,17 @@ def _attention(self, layer: int, h: Tensor, mask: Tensor, rope: Tensor, controls
     if self._captures("capture_qk", layer, controls):
         out["q." + ls] = q
         out["k." + ls] = k
+    w = self.windows[layer]
+    if self._fused(layer, q, controls):
+        sinks = torch.zeros(0)
+        if self.has_sinks != 0:
+            sinks = self.sinks[layer]
+        ctx = self._attend_fused(layer, q, k, v, sinks, w, controls, out)
+        return self._lin(ctx, self.wo[layer], self.bo[layer], self.o_bias)
     if self.n_kv_heads != self.n_heads:
         k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=0)
         v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=0)
-    w = self.windows[layer]
+    mask = self._mask_of(spec, controls)
     if w > 0:
         mask = self._window_mask(mask, w)
     ctx = self._attend(layer, q, k, v, mask, controls, out)
@@ -273,11 +313,11 @@ def _mlp(self, layer: int, h: Tensor) -> Tensor:
         u = self._activation(self._lin(h, self.w_gate[layer], self.b_gate[layer], self.mlp_bias)) * self._lin(h, self.w_up[layer], self.b_up[layer], self.mlp_bias)
     return self._lin(u, self.w_down[layer], self.b_down[layer], self.mlp_bias)
 
-def run_block(self, layer: int, x: Tensor, mask: Tensor, rope: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+def run_block(self, layer: int, x: Tensor, spec: Tensor, rope: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
     h = x
     if self.norm_place != 2:
         h = self._norm(x, self.attn_norm[layer], self.attn_norm_b[layer])
-    a = self._attention(layer, h, mask, rope, controls, out)
+    a = self._attention(layer, h, spec, rope, controls, out)
     if self.parallel_residual != 0:
         x = x + a + self._mlp(layer, self._norm(x, self.ffn_norm[layer], self.ffn_norm_b[layer]))
         return self._end_block(layer, x, controls, out)
@@ -311,14 +351,14 @@ def embed_input(self, input_ids: Tensor, controls: Dict[str, Tensor]) -> Tuple[T
     else:
         pos = torch.arange(past + t, device=self.tok_embd.device)
     x = torch.embedding(self.tok_embd, ids) + torch.embedding(self.pos_embd, pos.narrow(0, past, t))
-    return x, self._causal_mask(t, past, controls), torch.zeros(0)
+    return x, torch.tensor([t, past]), torch.zeros(0)
 
-def run_block(self, layer: int, x: Tensor, mask: Tensor, rope: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
+def run_block(self, layer: int, x: Tensor, spec: Tensor, rope: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:
     ls = str(layer)
     t = x.size(0)
     d = self.d_model
     h = torch.layer_norm(x, [d], self.ln1_w[layer], self.ln1_b[layer], self.norm_eps)
-    qkv = torch.linear(h, self.w_qkv[layer], self.b_qkv[layer])
+    qkv = sinkscope.linear(h, self.w_qkv[layer], self.b_qkv[layer])
     q = qkv.narrow(1, 0, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
     k = qkv.narrow(1, d, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
     v = qkv.narrow(1, 2 * d, d).reshape(t, self.n_heads, self.head_dim).transpose(0, 1)
@@ -326,11 +366,14 @@ def run_block(self, layer: int, x: Tensor, mask: Tensor, rope: Tensor, controls:
     if self._captures("capture_qk", layer, controls):
         out["q." + ls] = q
         out["k." + ls] = k
-    ctx = self._attend(layer, q, k, v, mask, controls, out)
-    ctx = ctx.transpose(0, 1).reshape(t, d)
-    x = x + torch.linear(ctx, self.w_o[layer], self.b_o[layer])
+    if self._fused(layer, q, controls):
+        ctx = self._attend_fused(layer, q, k, v, torch.zeros(0), 0, controls, out)
+    else:
+        ctx = self._attend(layer, q, k, v, self._mask_of(spec, controls), controls, out)
+        ctx = ctx.transpose(0, 1).reshape(t, d)
+    x = x + sinkscope.linear(ctx, self.w_o[layer], self.b_o[layer])
     h = torch.layer_norm(x, [d], self.ln2_w[layer], self.ln2_b[layer], self.norm_eps)
-    x = x + torch.linear(torch.gelu(torch.linear(h, self.w_up[layer], self.b_up[layer]), approximate="tanh"), self.w_down[layer], self.b_down[layer])
+    x = x + sinkscope.linear(torch.gelu(sinkscope.linear(h, self.w_up[layer], self.b_up[layer]), approximate="tanh"), self.w_down[layer], self.b_down[layer])
     return self._end_block(layer, x, controls, out)
 
 def finish(self, x: Tensor, controls: Dict[str, Tensor], out: Dict[str, Tensor]) -> Tensor:

@@ -1,6 +1,8 @@
 #include "sinkscope/runtime/runtime.h"
 
 #include "runtime/runtime_internal.h"
+#include "sinkscope/attention/fused_attention.h"
+#include "sinkscope/runtime/parallel.h"
 
 #include <torch/torch.h>
 
@@ -58,10 +60,11 @@ std::string blasLibraryPath()
 
 ThreadSettings defaultThreadSettings()
 {
-    // Measured with bench/forward_bench (BM_ThreadSettings) on this 2-core machine kind, see
-    // docs/performance.md: OpenBLAS on one thread is as fast as on two for these shapes, and LibTorch's
-    // OpenMP pool on two threads collapses (up to 10x slower) as soon as anything else uses a core,
-    // because its workers spin-wait for each other. One thread each is the setting that never collapses.
+    // LibTorch's OpenMP pool and OpenBLAS stay on one thread: their static splits and spinning workers
+    // collapsed (up to 10x slower) on a busy machine (docs/performance.md, "Threads"). The cores are used by
+    // SinkScope's own pool (runtime/parallel.h: passive waiting, dynamic chunks), which runs the attention
+    // engine and the linear layers (sinkscope::attend, sinkscope::linear), each chunk one single-threaded
+    // BLAS call.
     ThreadSettings s;
     s.torchThreads = envInt("SINKSCOPE_TORCH_THREADS", 1);
     s.blasThreads = envInt("SINKSCOPE_BLAS_THREADS", 1);
@@ -125,7 +128,9 @@ std::string runtimeSummary()
 {
     detail::ensureRuntimeConfigured();
     std::string lib = blasLibraryPath();
-    return std::string("LibTorch ") + TORCH_VERSION + ", torch threads " + std::to_string(at::get_num_threads()) +
+    return std::string("LibTorch ") + TORCH_VERSION + ", SinkScope threads " + std::to_string(parallelThreads()) +
+           " of " + std::to_string(usableCores()) + " usable cores, attention kernel " +
+           attentionIsaName(activeAttentionIsa()) + ", torch threads " + std::to_string(at::get_num_threads()) +
            ", OpenBLAS threads " + (openblasGetThreads() ? std::to_string(openblasGetThreads()()) : "n/a") + ", BLAS " +
            (lib.empty() ? "unknown" : lib);
 }

@@ -7,6 +7,7 @@
 #include "sinkscope/interventions/mitigation_registry.h"
 #include "sinkscope/model/convert.h"
 #include "sinkscope/model/model.h"
+#include "support/engine_parity.h"
 #include "support/reference_data.h"
 #include "support/test_paths.h"
 
@@ -358,6 +359,12 @@ TEST_P(FamilyMitigations, EveryMethodRunsOrIsRefusedWithTheReason)
         for (float v : r->logits.data) {
             ASSERT_TRUE(std::isfinite(v));
         }
+        // The attention engine and the archive's LibTorch step give the same pass under this method (ACT
+        // runs on the LibTorch step only: it needs whole maps).
+        const auto parity = st::compareEngineWithTorchStep(**model, ids, *controls);
+        EXPECT_LT(parity.logits, 1e-4);
+        EXPECT_EQ(parity.engineRan, text.rfind("act", 0) != 0);
+        EXPECT_LT(parity.firstTokenMass, 1e-5);
     }
 }
 

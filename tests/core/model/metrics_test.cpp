@@ -568,15 +568,16 @@ TEST(MetricsStreaming, AgreesWithMaterializedOnTinyModels)
         EXPECT_TRUE(a->hasHidden);
         EXPECT_FALSE(std::isnan(a->head("effective_first_token_mass", 0, 0)));
 
-        // analyzeTokens reduces each layer's q/k inside the forward pass (a LayerHook) and holds none of
-        // them afterwards: the same numbers as the streaming path over a pass that kept them all.
+        // analyzeTokens reduces each layer inside the forward pass (a LayerHook) and holds none of its q/k
+        // afterwards: on the CPU from the attention engine's own statistics (contract 5), the same numbers
+        // as the streaming path's recomputation over a pass that kept every q/k, to the engine's tolerance.
         MetricsOptions streaming;
         streaming.path = MetricsPath::Streaming;
         streaming.tileSize = 8;
         auto inPass = analyzeTokens(**model, tokens, streaming, 0);
         ASSERT_TRUE(inPass) << inPass.error().message;
         EXPECT_EQ((*inPass)->path, MetricsPath::Streaming);
-        expectSameMetrics(**inPass, *b, 1e-9);
+        expectSameMetrics(**inPass, *b, 1e-5);
         expectSameMetrics(**inPass, *a, 1e-5);
 
         // A device the build cannot compute on is refused before the pass.

@@ -31,6 +31,7 @@ inline constexpr char kCaptureAttn[] = "capture_attn";     // [L] 1: return the 
 inline constexpr char kCaptureVnorm[] = "capture_vnorm";   // [L] 1: return the layer's value norms
 inline constexpr char kCaptureQk[] = "capture_qk";         // [L] 1: return the layer's post-RoPE q and k
 inline constexpr char kCaptureHidden[] = "capture_hidden"; // present: return every layer's hidden state
+inline constexpr char kCaptureStats[] = "capture_stats";   // [L] 1: return the engine's statistics (contract 5)
 inline constexpr char kLastLogitsOnly[] = "last_logits_only";
 inline constexpr char kReturnCache[] = "return_cache"; // present: return the K/V cache (cache_k.<l>, cache_v.<l>)
 inline constexpr char kCacheK[] = "cache_k.";          // + layer: the cached keys passed back in
@@ -39,8 +40,9 @@ inline constexpr char kCacheV[] = "cache_v.";          // + layer: the cached va
 inline constexpr std::array<const char *, 15> kInterventions = {
     kLogitBias, kTemperature, kSinkLogit, kHeadMode, kValueScale, kHeadGate,  kProbScale, kProbRenorm,
     kAttnMask,  kPositions,   kActHeads,  kActBeta,  kActThres,   kResidMask, kResidValue};
-inline constexpr std::array<const char *, 8> kRequests = {kCaptureAttn,    kCaptureVnorm, kCaptureQk, kCaptureHidden,
-                                                          kLastLogitsOnly, kReturnCache,  kCacheK,    kCacheV};
+inline constexpr std::array<const char *, 9> kRequests = {kCaptureAttn,   kCaptureVnorm, kCaptureQk,
+                                                          kCaptureHidden, kCaptureStats, kLastLogitsOnly,
+                                                          kReturnCache,   kCacheK,       kCacheV};
 
 // The per-layer key of a prefixed control, e.g. layerKey(kResidMask, 3) == "resid_mask.3".
 inline std::string layerKey(const char *prefix, long long layer)

@@ -52,6 +52,11 @@ struct CaptureOptions {
     bool valueNorms = false;     // ||v_j W_O^h|| for every layer, head and key
     std::vector<int> qkLayers;   // post-RoPE q [H, T, d] and k [Hkv, Tk, d] of these layers
     bool lastLogitsOnly = false; // logits of the last position only
+    // The attention statistics of these layers, computed inside the pass by the CPU attention engine
+    // (ForwardResult::attentionStats). Archives of contract 5 on the CPU; layers whose maps are captured,
+    // passes with ACT, older archives and other devices have none (stats.heads == 0).
+    std::vector<int> statsLayers;
+    bool allStats = false;
 };
 
 // Named control tensors passed to the model's attention steps (see docs/model-format.md): e.g.
@@ -80,6 +85,22 @@ struct ForwardRequest {
     LayerHook layerHook; // core-internal consumers; empty: q/k are returned in ForwardResult
 };
 
+// One layer's attention statistics from the CPU attention engine (sinkscope/attention/fused_attention.h),
+// of the probabilities the layer used (every control applied). Row-major [H, T] per query, [H, Tk] per key.
+struct PassAttentionStats {
+    int64_t heads = 0; // 0: not computed for this layer
+    int64_t queries = 0;
+    int64_t keys = 0;
+    std::vector<float> firstMass;      // A[t, 0]
+    std::vector<float> rowPlogp;       // sum_j A log A
+    std::vector<float> rowMax;         // max_j A
+    std::vector<float> rowWeighted;    // sum_j A f_j (0 without value norms)
+    std::vector<float> nullShare;      // the learned sink's share (0 without learned sinks)
+    std::vector<double> received;      // sum_t A[t, j]
+    std::vector<double> receivedPlogp; // sum_t A log A
+    bool empty() const { return heads == 0; }
+};
+
 struct ForwardResult {
     std::vector<int64_t> tokens;
     FloatArray logits;                 // [T, V], or [1, V] with lastLogitsOnly
@@ -87,11 +108,12 @@ struct ForwardResult {
     // Models with learned sinks (gpt-oss): per captured layer, the sink's share of each query's attention
     // [H, T] (attention rows over real keys then sum to 1 - share). Empty for other models.
     std::vector<FloatArray> sinkShare;
-    FloatArray hidden;                 // [L, T, D] when captured
-    FloatArray valueNorms;             // [L, H, Tk] when captured
-    std::map<int, FloatArray> queries; // layer -> [H, T, d]
-    std::map<int, FloatArray> keys;    // layer -> [Hkv, Tk, d]
-    double seconds = 0;                // wall time of the forward pass
+    FloatArray hidden;                              // [L, T, D] when captured
+    FloatArray valueNorms;                          // [L, H, Tk] when captured
+    std::map<int, FloatArray> queries;              // layer -> [H, T, d]
+    std::map<int, FloatArray> keys;                 // layer -> [Hkv, Tk, d]
+    std::vector<PassAttentionStats> attentionStats; // per layer with CaptureOptions::statsLayers / allStats
+    double seconds = 0;                             // wall time of the forward pass
 };
 
 struct TopToken {

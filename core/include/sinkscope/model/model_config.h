@@ -69,7 +69,11 @@ struct RopeScaling {
 // blocks of query rows (memory linear in T), and masks and positions are made on the weights' device.
 // Version 4 adds the decoder families (config fields below) and, for models with learned sinks, the output
 // "sink_p.<layer>" [H, T] (the sink's share of each query's attention) next to "attn.<layer>".
-inline constexpr int kContractVersion = 4;
+// Version 5 keeps the keys and moves the work: on the CPU the attention step is the operator
+// sinkscope::attend (the fused engine; statistics "stats.<layer>" / "colstats.<layer>" with capture_stats)
+// and the linear layers sinkscope::linear (SinkScope's thread pool); embed_input returns [T, past] in place
+// of the [T, Tk] mask, which the LibTorch step builds where it needs it.
+inline constexpr int kContractVersion = 5;
 
 struct ModelConfig {
     Architecture architecture = Architecture::Llama;
