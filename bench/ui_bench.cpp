@@ -5,7 +5,8 @@
 //   - head switch: stepHead() plus a synchronous replot of the head map (pooling at screen resolution);
 //   - hover: one mouse-move event over the head map, tooltip text included;
 //   - shared colour scale toggled on (the range from the per-head sketches);
-//   - peak RSS of the process after the 1024-token run.
+//   - peak RSS of the process after the 1024-token run;
+//   - head switch and hover on a shown 256-token run while a long run (--busy-tokens) computes.
 // A timing harness, not Google Benchmark: the work runs through Qt's event loop. Medians of --repeat
 // runs (default 5; 3 at 1024 tokens) with the load average before and after. Not a test.
 #include "analysis_view.h"
@@ -13,6 +14,7 @@
 #include "heatmap_plot.h"
 #include "main_window.h"
 #include "overview_view.h"
+#include "sinkscope/runtime/parallel.h"
 
 #include <qcustomplot.h>
 
@@ -111,11 +113,15 @@ int main(int argc, char **argv)
     QApplication app(argc, argv);
     QApplication::setApplicationName(QStringLiteral("SinkScopeBench"));
     int repeat = 5;
+    int busyTokens = 2048;
     // 4096: a long run (over kMapTokens), which keeps q/k instead of maps and computes the shown head.
     std::vector<int> lengths = {256, 1024, 4096};
     for (int i = 1; i + 1 < argc; ++i) {
         if (std::string(argv[i]) == "--repeat") {
             repeat = std::max(1, std::atoi(argv[i + 1]));
+        }
+        if (std::string(argv[i]) == "--busy-tokens") {
+            busyTokens = std::max(2, std::atoi(argv[i + 1]));
         }
         if (std::string(argv[i]) == "--tokens") {
             lengths.clear();
@@ -256,6 +262,59 @@ int main(int argc, char **argv)
                   << " ms\n";
         std::cout << "T=" << T << " peak RSS so far " << statusMiB("VmHWM:") << " MiB, RSS now " << statusMiB("VmRSS:")
                   << " MiB\n";
+    }
+    // Responsiveness while a run is in flight: a 256-token run is shown (its maps in memory), then a long run
+    // (--busy-tokens, default 2048) starts on the compute thread, which uses every core it may; head switches
+    // and hovers on the shown run are timed on the UI thread until the long run ends.
+    {
+        window.promptEditor()->setPlainText(promptOf(*window.model(), 256));
+        int shown = 0;
+        auto c = QObject::connect(&window, &MainWindow::snapshotShown, [&] { ++shown; });
+        window.runPrompt();
+        waitFor([&] { return shown > 0; }, 600000);
+        waitFor([&] { return !window.bridge()->isBusy(); }, 600000);
+        QObject::disconnect(c);
+        window.showView(QStringLiteral("head"));
+        QCoreApplication::processEvents();
+        HeadView *head = window.headView();
+        const QRect rect = headPlot->axisRect()->rect();
+        window.promptEditor()->setPlainText(promptOf(*window.model(), busyTokens));
+        window.runPrompt();
+        std::vector<double> switches, hovers;
+        QElapsedTimer wall;
+        wall.start();
+        for (int i = 0; window.bridge()->isBusy() && wall.elapsed() < 600000; ++i) {
+            QElapsedTimer timer;
+            timer.start();
+            head->stepHead(+1);
+            headPlot->replot(QCustomPlot::rpImmediateRefresh);
+            switches.push_back(double(timer.nsecsElapsed()) / 1e6);
+            for (int k = 0; k < 5; ++k) {
+                const QPointF pos(rect.left() + 5 + ((i * 5 + k) * 37) % std::max(1, rect.width() - 10),
+                                  rect.top() + 5 + ((i * 5 + k) * 53) % std::max(1, rect.height() - 10));
+                QMouseEvent move(QEvent::MouseMove, pos, headPlot->mapToGlobal(pos), Qt::NoButton, Qt::NoButton,
+                                 Qt::NoModifier);
+                timer.start();
+                QCoreApplication::sendEvent(headPlot, &move);
+                hovers.push_back(double(timer.nsecsElapsed()) / 1e6);
+            }
+            // As a user moves the mouse: an event every ~20 ms, the loop free in between.
+            QTimer::singleShot(20, [] {});
+            QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents);
+        }
+        waitFor([&] { return !window.bridge()->isBusy(); }, 600000);
+        std::sort(switches.begin(), switches.end());
+        std::sort(hovers.begin(), hovers.end());
+        if (!switches.empty()) {
+            const auto p95 = [](const std::vector<double> &v) {
+                return v[std::min(v.size() - 1, v.size() * 95 / 100)];
+            };
+            std::cout << "during a " << busyTokens << "-token run (" << wall.elapsed() << " ms, " << parallelThreads()
+                      << " threads): head switch + replot median " << median(switches) << " ms, p95 " << p95(switches)
+                      << " ms, max " << switches.back() << " ms (" << switches.size() << "); hover median "
+                      << median(hovers) << " ms, p95 " << p95(hovers) << " ms, max " << hovers.back() << " ms ("
+                      << hovers.size() << ")\n";
+        }
     }
     std::cout << "load average after: " << loadAverage() << "\n";
     return 0;
