@@ -82,10 +82,15 @@ def worker_hf(spec: dict) -> dict:
         logits_to_keep = 1
     if impl == "eager":
         call["output_attentions"] = True
+    # The process's peak RSS includes loading (transformers dequantises the whole GGUF in memory). Reset the
+    # high-water mark (Linux: 5 > /proc/self/clear_refs) so that VmHWM after the call is the forward pass's.
+    rss_after_load = _proc_status_kib("VmRSS")
+    hwm_reset = _reset_hwm()
     with torch.inference_mode():
         t1 = time.perf_counter()
         out = model(input_ids, **call)
         forward_s = time.perf_counter() - t1
+    forward_peak = _proc_status_kib("VmHWM") if hwm_reset else None
     last = out.logits[0, -1]
     result = {
         "load_s": load_s,
@@ -98,6 +103,8 @@ def worker_hf(spec: dict) -> dict:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "attn_implementation": getattr(model.config, "_attn_implementation", impl),
+        "rss_after_load_gib": rss_after_load / 1024.0**2 if rss_after_load else None,
+        "forward_peak_gib": forward_peak / 1024.0**2 if forward_peak else None,
     }
     if impl == "eager":
         atts = out.attentions or ()
@@ -108,6 +115,26 @@ def worker_hf(spec: dict) -> dict:
         if atts and atts[0].shape[-1] > 1:
             result["first_token_mass_l0h0"] = float(atts[0][0, 0, 1:, 0].mean())
     return result
+
+
+def _proc_status_kib(key: str, pid="self") -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _reset_hwm() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def worker_gemm(spec: dict) -> dict:
@@ -238,14 +265,7 @@ def loadavg() -> list:
 
 
 def rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return _proc_status_kib("VmRSS", pid)
 
 
 def run_child(cmd, env, cwd, timeout, mem_limit_kib, stdout_path, stderr_path) -> dict:
@@ -370,7 +390,8 @@ def summarise(runs: list) -> dict:
     if not ok:
         return {"outcome": runs[-1]["outcome"], "runs": runs}
     s = {"outcome": "ok", "runs": runs}
-    for key in ("work_s", "forward_s", "load_s", "process_s", "peak_rss_gib"):
+    for key in ("work_s", "forward_s", "load_s", "process_s", "peak_rss_gib", "forward_peak_gib",
+                "rss_after_load_gib"):
         vals = [r[key] for r in ok if r.get(key) is not None]
         if vals:
             s[key] = statistics.median(vals)
@@ -399,6 +420,8 @@ def cell(s: dict | None, tool: str) -> str:
     mem = f"{s['peak_rss_gib']:.2f} GiB"
     if tool.startswith("cli-"):
         return f"{work} s ({fmt_s(s.get('process_s'))} s process) / {mem}"
+    if s.get("forward_peak_gib"):
+        mem += f" ({s['forward_peak_gib']:.2f} in the forward)"
     return f"{work} s (+{fmt_s(s.get('load_s'))} s load) / {mem}"
 
 
@@ -423,7 +446,8 @@ def markdown(res: dict) -> str:
         f"full-length forward pass).",
         "",
         "Cells: work seconds (HF: the forward call, load separate; SinkScope: the `seconds` it reports, the whole "
-        "process beside it) / peak RSS of the process. Bound: FLOPs of the pass (LM head on the last position) "
+        "process beside it) / peak RSS of the process (HF: the peak while loading can dominate; the peak during "
+        "the forward call, VmHWM reset after loading, in brackets). Bound: FLOPs of the pass (LM head on the last position) "
         "at the measured 1024² sgemm rate. Ratios compare work seconds.",
         f"transformers: `use_cache=False`, logits_to_keep={res['hf_logits_to_keep']}.",
         "",
@@ -671,7 +695,9 @@ def main(argv=None) -> int:
                         runs.append(r)
                         extra = ""
                         if r["outcome"] == "ok" and tool.startswith("hf-"):
-                            extra = f" load {r['load_s']:.2f} s, logits_to_keep={r.get('logits_to_keep')}"
+                            fp = r.get("forward_peak_gib")
+                            extra = (f", load {r['load_s']:.2f} s, forward peak "
+                                     f"{f'{fp:.2f} GiB' if fp else 'n/a'}, logits_to_keep={r.get('logits_to_keep')}")
                             res["hf_logits_to_keep"] = r.get("logits_to_keep")
                         log(f"threads {threads:>7} {T:>6} tokens {tool:<11} #{i + 1}: {r['outcome']}: work "
                             f"{fmt_s(r.get('work_s'))} s, process {r['process_s']:.2f} s, peak "
