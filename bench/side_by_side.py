@@ -299,7 +299,7 @@ def run_child(cmd, env, cwd, timeout, mem_limit_kib, stdout_path, stderr_path) -
                 pid, st, ru = os.wait4(p.pid, 0)
                 status = st
                 break
-            time.sleep(0.02 if elapsed < 5 else 0.1)
+            time.sleep(0.02 if elapsed < 5 else 0.05)
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting again
     rc = p.returncode
