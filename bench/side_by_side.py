@@ -305,9 +305,9 @@ def run_child(cmd, env, cwd, timeout, mem_limit_kib, stdout_path, stderr_path) -
     rc = p.returncode
     outcome = "ok"
     if why == "timeout":
-        outcome = "timeout"
+        outcome = f"timeout ({timeout:g} s)"
     elif why == "memory":
-        outcome = "memory limit"
+        outcome = f"memory limit ({mem_limit_kib / 1024.0**2:.1f} GiB)"
     elif rc == -signal.SIGKILL:
         outcome = "killed (SIGKILL: out of memory?)"
     elif rc != 0:
