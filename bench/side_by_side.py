@@ -375,8 +375,10 @@ def measure_once(tool, T, threads, args, ids_file, ids_csv, work: Path) -> dict:
             r["tokens_echoed"] = len(j.get("tokens", []))
         else:
             j = json.loads((work / "analyze/metrics.json").read_text())
-            r["work_s"] = j.get("seconds")
+            # metrics.json: `forward_seconds` is the forward pass, `seconds` the metrics computed from it.
+            r["metrics_s"] = j.get("seconds")
             r["forward_s"] = j.get("forward_seconds")
+            r["work_s"] = (r["forward_s"] or 0.0) + (r["metrics_s"] or 0.0)
             r["metrics_path"] = j.get("path")
             r["length"] = j.get("length")
     except (OSError, ValueError, KeyError, IndexError) as e:
@@ -390,7 +392,7 @@ def summarise(runs: list) -> dict:
     if not ok:
         return {"outcome": runs[-1]["outcome"], "runs": runs}
     s = {"outcome": "ok", "runs": runs}
-    for key in ("work_s", "forward_s", "load_s", "process_s", "peak_rss_gib", "forward_peak_gib",
+    for key in ("work_s", "forward_s", "metrics_s", "load_s", "process_s", "peak_rss_gib", "forward_peak_gib",
                 "rss_after_load_gib"):
         vals = [r[key] for r in ok if r.get(key) is not None]
         if vals:
@@ -484,6 +486,16 @@ def markdown(res: dict) -> str:
         lines.append("")
     lines.append("Same model, same ids: " + ("the top-1 next token agrees between all tools in every row."
                                              if not checks else "; ".join(checks)))
+    masses = []
+    for threads, per_t in res["results"].items():
+        for T, per_tool in per_t.items():
+            a = (per_tool.get("hf-eager") or {}).get("first_token_mass_l0h0")
+            b = (per_tool.get("cli-run") or {}).get("first_token_mass_l0h0")
+            if a is not None and b is not None:
+                masses.append(abs(a - b))
+    if masses:
+        lines.append(f"First-token attention mass of layer 0, head 0 (hf-eager's attentions against cli-run's "
+                     f"first_token_mass): largest difference {max(masses):.1e}.")
     lines.append("")
     return "\n".join(lines)
 
