@@ -447,8 +447,8 @@ def markdown(res: dict) -> str:
         f"medians of {res['settings']['repeat']} run(s), no warm-up (the measured call is each process's first "
         f"full-length forward pass).",
         "",
-        "Cells: work seconds (HF: the forward call, load separate; SinkScope: the `seconds` it reports, the whole "
-        "process beside it) / peak RSS of the process (HF: the peak while loading can dominate; the peak during "
+        "Cells: work seconds (HF: the forward call, load separate; cli-run: the `seconds` it prints; cli-analyze: "
+        "`forward_seconds` + `seconds` of metrics.json; the whole CLI process beside them) / peak RSS of the process (HF: the peak while loading can dominate; the peak during "
         "the forward call, VmHWM reset after loading, in brackets). Bound: FLOPs of the pass (LM head on the last position) "
         "at the measured 1024² sgemm rate. Ratios compare work seconds.",
         f"transformers: `use_cache=False`, logits_to_keep={res['hf_logits_to_keep']}.",
