@@ -676,6 +676,10 @@ def main(argv=None) -> int:
         log(f"untimed warm-up: sinkscope-cli info (conversion into the cache): exit {info.returncode}, "
             f"{time.perf_counter() - t0:.1f} s")
         res["cli_info"] = info.stdout
+        st = args.cli.stat()
+        ver = subprocess.run([str(args.cli), "--version"], capture_output=True, text=True)
+        res["cli_build"] = {"version": ver.stdout.strip(), "size": st.st_size,
+                            "mtime_utc": dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc).isoformat()}
         if info.returncode != 0:  # the CLI cannot load this model: measure the rest, say why in the results
             log(info.stderr[-2000:])
             log(f"leaving out {', '.join(cli_tools)}: sinkscope-cli info failed")
