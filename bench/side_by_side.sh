@@ -11,5 +11,4 @@ if ! "$REFENV/bin/python" -c 'import transformers, gguf, torch' >/dev/null 2>&1;
     python3 -m venv "$REFENV"
     "$REFENV/bin/pip" install -q -r "$root/tools/requirements-reference.txt" safetensors sentencepiece protobuf
 fi
-cd "$root"
 exec "$REFENV/bin/python" "$root/bench/side_by_side.py" "$@"
