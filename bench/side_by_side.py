@@ -571,6 +571,7 @@ def parse_args(argv):
     if bad or not a.tokens or min(a.tokens) < 2 or a.repeat < 1:
         p.error(f"bad --tools/--threads/--tokens/--repeat: {bad or a.tokens}")
     a.gguf = a.gguf.resolve()
+    a.out = a.out.resolve()  # the children run in the repository root
     a.cli = a.cli if a.cli.is_absolute() else (Path.cwd() / a.cli)
     if a.mem_limit is None:
         a.mem_limit = round(0.9 * available_gib(), 1)
