@@ -36,6 +36,7 @@ int runRun(const RunOptions &o, std::ostream &out, std::ostream &err)
     const bool engine = model->hasContract() && model->config().contractVersion >= 5 && model->info().device == "cpu";
     if (engine) {
         req.capture.allStats = true;
+        req.capture.statsFirstMassOnly = true;
     } else {
         req.capture.allAttention = true;
     }

@@ -57,7 +57,7 @@ const float *ptr(const at::Tensor &t)
 
 std::vector<at::Tensor> attend(const at::Tensor &qIn, const at::Tensor &kIn, const at::Tensor &vIn, int64_t layer,
                                double scale, int64_t window, const at::Tensor &sinks, const at::Tensor &vnorm,
-                               c10::Dict<std::string, at::Tensor> controls, bool stats)
+                               c10::Dict<std::string, at::Tensor> controls, int64_t stats)
 {
     TORCH_CHECK(qIn.device().is_cpu(), "sinkscope::attend runs on the CPU (", qIn.device().str(), " given)");
     TORCH_CHECK(qIn.dim() == 3 && kIn.dim() == 3 && vIn.dim() == 3 && kIn.size(0) == vIn.size(0) &&
@@ -114,21 +114,25 @@ std::vector<at::Tensor> attend(const at::Tensor &qIn, const at::Tensor &kIn, con
     FusedAttentionOutput o;
     o.out = out.data_ptr<float>();
     std::vector<at::Tensor> result{out};
-    if (stats) {
+    TORCH_CHECK(stats >= kStatsNone && stats <= kStatsFirstMass, "sinkscope::attend: statistics level ", stats,
+                " is not 0, 1 or 2");
+    if (stats != kStatsNone) {
         // rows: sink mass (key 0), first mass, sum A log A, row max, sum A f, learned-sink share; columns:
-        // received, received A log A.
+        // received, received A log A. Level kStatsFirstMass fills the first-token mass alone (no extra sweep).
         at::Tensor rows = at::zeros({kRowStats, heads, t}, q.options());
         at::Tensor cols = at::zeros({2, heads, tk}, q.options().dtype(at::kDouble));
         float *r = rows.data_ptr<float>();
         const int64_t n = heads * t;
-        o.sinkMass = r;
         o.firstMass = r + n;
-        o.rowPlogp = r + 2 * n;
-        o.rowMax = r + 3 * n;
-        o.rowWeighted = r + 4 * n;
-        o.nullShare = learned.defined() ? r + 5 * n : nullptr;
-        o.received = cols.data_ptr<double>();
-        o.receivedPlogp = o.received + heads * tk;
+        if (stats == kStatsAll) {
+            o.sinkMass = r;
+            o.rowPlogp = r + 2 * n;
+            o.rowMax = r + 3 * n;
+            o.rowWeighted = r + 4 * n;
+            o.nullShare = learned.defined() ? r + 5 * n : nullptr;
+            o.received = cols.data_ptr<double>();
+            o.receivedPlogp = o.received + heads * tk;
+        }
         result.push_back(rows);
         result.push_back(cols);
     }
@@ -149,26 +153,33 @@ at::Tensor linear(const at::Tensor &x, const at::Tensor &w, const c10::optional<
     const at::Tensor xc = x.contiguous(), wt = w.t();
     const int64_t rows = xc.size(0), n = w.size(0);
     at::Tensor out = at::empty({rows, n}, xc.options());
-    if (rows >= 16 * threads) {
-        // Row blocks: each a contiguous slice of the output.
-        const int64_t grain = std::max<int64_t>(16, rows / (threads * 4));
+    // Each block is one BLAS call, which packs both operands: split the larger dimension, so that the smaller
+    // operand is the one packed again per block, into two blocks per thread (enough to balance a busy
+    // machine, few enough to keep the repacking small).
+    const int64_t blocks = 2 * threads;
+    if (rows >= n) {
+        const int64_t grain = std::max<int64_t>(16, (rows + blocks - 1) / blocks);
         parallelFor(rows, grain, [&](int64_t begin, int64_t end) {
             at::Tensor slice = out.narrow(0, begin, end - begin);
+            const at::Tensor xs = xc.narrow(0, begin, end - begin);
             if (b) {
-                at::addmm_out(slice, *b, xc.narrow(0, begin, end - begin), wt);
+                at::addmm_out(slice, *b, xs, wt);
             } else {
-                at::mm_out(slice, xc.narrow(0, begin, end - begin), wt);
+                at::mm_out(slice, xs, wt);
             }
         });
     } else {
-        // A few rows (decoding, the last position's logits): blocks of output features.
-        const int64_t grain = std::max<int64_t>(64, n / (threads * 4));
+        // Blocks of output features, written in place: a column block of the row-major output is a valid
+        // BLAS destination (leading dimension n).
+        const int64_t grain = std::max<int64_t>(64, ((n + blocks - 1) / blocks + 63) / 64 * 64);
         parallelFor(n, grain, [&](int64_t begin, int64_t end) {
-            at::Tensor part = at::mm(xc, wt.narrow(1, begin, end - begin));
+            at::Tensor slice = out.narrow(1, begin, end - begin);
+            const at::Tensor ws = wt.narrow(1, begin, end - begin);
             if (b) {
-                part.add_(b->narrow(0, begin, end - begin));
+                at::addmm_out(slice, b->narrow(0, begin, end - begin), xc, ws);
+            } else {
+                at::mm_out(slice, xc, ws);
             }
-            out.narrow(1, begin, end - begin).copy_(part);
         });
     }
     return out;
@@ -212,7 +223,7 @@ void defineArchiveCode(torch::jit::Module &module, const std::string &source)
 TORCH_LIBRARY(sinkscope, m)
 {
     m.def("attend(Tensor q, Tensor k, Tensor v, int layer, float scale, int window, Tensor sinks, Tensor vnorm, "
-          "Dict(str, Tensor) controls, bool stats) -> Tensor[]",
+          "Dict(str, Tensor) controls, int stats) -> Tensor[]",
           &sinkscope::detail::attend);
     m.def("linear(Tensor x, Tensor w, Tensor? b) -> Tensor", &sinkscope::detail::linear);
 }

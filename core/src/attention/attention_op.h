@@ -16,6 +16,9 @@ namespace sinkscope::detail {
 inline constexpr int64_t kRowStats = 6;
 enum RowStat : int64_t { kStatSinkMass = 0, kStatFirst, kStatPlogp, kStatMax, kStatWeighted, kStatNullShare };
 
+// sinkscope::attend's `stats` argument (the capture_stats control's value for the layer).
+enum StatsLevel : int64_t { kStatsNone = 0, kStatsAll = 1, kStatsFirstMass = 2 };
+
 // Keeps the operators' registration in the link (a static library drops unreferenced objects). Call before
 // compiling or loading an archive's TorchScript.
 void ensureAttentionOps();

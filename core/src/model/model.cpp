@@ -359,7 +359,8 @@ Result<ForwardResult> Model::forward(const ForwardRequest &request, const Cancel
                 controls.insert(ck::kCaptureQk, layerFlags(c.layers, cap.qkLayers, false));
             }
             if (cap.allStats || !cap.statsLayers.empty()) {
-                controls.insert(ck::kCaptureStats, layerFlags(c.layers, cap.statsLayers, cap.allStats));
+                controls.insert(ck::kCaptureStats, layerFlags(c.layers, cap.statsLayers, cap.allStats) *
+                                                       (cap.statsFirstMassOnly ? 2.0 : 1.0));
             }
             if (cap.hidden) {
                 controls.insert(ck::kCaptureHidden, torch::ones({1}));

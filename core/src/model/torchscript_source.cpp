@@ -47,7 +47,10 @@ def _attend_fused(self, layer: int, q: Tensor, k: Tensor, v: Tensor, sinks: Tens
         fv = torch.matmul(rv, self.wo_gram[layer])
         vnorm = (fv * rv).sum(dim=2).clamp_min(0.0).sqrt()
         out["vnorm." + ls] = vnorm
-    res = sinkscope.attend(q, k, v, layer, self.attn_scale, window, sinks, vnorm, controls, self._captures("capture_stats", layer, controls))
+    level = 0
+    if "capture_stats" in controls:
+        level = int(controls["capture_stats"][layer])
+    res = sinkscope.attend(q, k, v, layer, self.attn_scale, window, sinks, vnorm, controls, level)
     if len(res) == 3:
         out["stats." + ls] = res[1]
         out["colstats." + ls] = res[2]

@@ -57,6 +57,7 @@ struct CaptureOptions {
     // passes with ACT, older archives and other devices have none (stats.heads == 0).
     std::vector<int> statsLayers;
     bool allStats = false;
+    bool statsFirstMassOnly = false; // only PassAttentionStats::firstMass (what `run` prints): no extra sweep
 };
 
 // Named control tensors passed to the model's attention steps (see docs/model-format.md): e.g.
