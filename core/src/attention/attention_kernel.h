@@ -56,15 +56,18 @@ enum class KernelIsa { Baseline = 0, Avx2 = 1, Avx512 = 2 };
 namespace isa_baseline {
 void attendBlock(AttentionBlock &b);
 int vectorFloats();
+int registerRows(); // query rows per register block: blocks of a multiple of it run no single-row tails
 } // namespace isa_baseline
 #if defined(__x86_64__)
 namespace isa_avx2 {
 void attendBlock(AttentionBlock &b);
 int vectorFloats();
+int registerRows(); // query rows per register block: blocks of a multiple of it run no single-row tails
 } // namespace isa_avx2
 namespace isa_avx512 {
 void attendBlock(AttentionBlock &b);
 int vectorFloats();
+int registerRows(); // query rows per register block: blocks of a multiple of it run no single-row tails
 } // namespace isa_avx512
 #endif
 

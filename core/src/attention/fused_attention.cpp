@@ -65,6 +65,20 @@ AttentionIsa resolve(std::optional<AttentionIsa> cap)
 
 using BlockFn = void (*)(AttentionBlock &);
 
+int registerRowsFor(AttentionIsa isa)
+{
+    switch (isa) {
+#if defined(__x86_64__)
+    case AttentionIsa::Avx512:
+        return detail::isa_avx512::registerRows();
+    case AttentionIsa::Avx2:
+        return detail::isa_avx2::registerRows();
+#endif
+    default:
+        return detail::isa_baseline::registerRows();
+    }
+}
+
 BlockFn kernelFor(AttentionIsa isa)
 {
     switch (isa) {
@@ -189,15 +203,18 @@ Status fusedAttention(const FusedAttentionInput &in, const FusedAttentionOutput 
             }
         }
     });
-    // Query blocks: as many rows as keep a block's scores within ~256 KiB (the core's cache), 4..64 rows.
+    // Query blocks: as many rows as keep a block's scores within ~512 KiB (half the core's L2 here), in whole
+    // register blocks of the kernel (no single-row tails but the last block's), at most kMaxBlockRows.
+    const AttentionIsa isa = activeAttentionIsa();
+    const int64_t unit = registerRowsFor(isa);
     const int64_t seen = in.window > 0 ? std::min(tk, in.window + detail::kMaxBlockRows) : tk;
-    int64_t rowsPerBlock = std::clamp<int64_t>(65536 / std::max<int64_t>(1, seen + kPad), 4, detail::kMaxBlockRows);
-    rowsPerBlock = std::max<int64_t>(4, rowsPerBlock / 4 * 4);
+    int64_t rowsPerBlock = std::min<int64_t>(131072 / std::max<int64_t>(1, seen + kPad), detail::kMaxBlockRows);
+    rowsPerBlock = std::max<int64_t>(unit, rowsPerBlock / unit * unit);
     rowsPerBlock = std::min(rowsPerBlock, t);
     const int64_t blocks = (t + rowsPerBlock - 1) / rowsPerBlock;
     const bool columns = out.received || out.receivedPlogp;
     ColumnSlots slots(columns ? static_cast<size_t>(heads * tk) : 0);
-    const BlockFn kernel = kernelFor(activeAttentionIsa());
+    const BlockFn kernel = kernelFor(isa);
     const float scale = in.scale > 0 ? in.scale : static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
     // Later blocks see more keys: they go first, so the last tasks to finish are the short ones.
     parallelFor(heads * blocks, 1, [&](int64_t begin, int64_t end) {
