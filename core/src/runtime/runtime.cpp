@@ -4,6 +4,7 @@
 #include "sinkscope/attention/fused_attention.h"
 #include "sinkscope/runtime/parallel.h"
 
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/torch.h>
 
 #include <dlfcn.h>
@@ -140,7 +141,14 @@ namespace detail {
 void ensureRuntimeConfigured()
 {
     static std::once_flag once;
-    std::call_once(once, [] { applyThreadSettings(defaultThreadSettings()); });
+    std::call_once(once, [] {
+        applyThreadSettings(defaultThreadSettings());
+        // TorchScript's graph optimisations (profiling runs, specialisation, CPU fusion) buy nothing for
+        // archives whose work is in BLAS calls and SinkScope's operators, and the first pass of every
+        // method paid for them: without them a 256-token pass of the default model's first run took 0.50 s
+        // instead of 0.61 s, later runs no longer (docs/performance.md, "Threads").
+        torch::jit::setGraphExecutorOptimize(false);
+    });
 }
 
 } // namespace detail
