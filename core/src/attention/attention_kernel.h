@@ -28,6 +28,8 @@ struct AttentionBlock {
     const float *temperature = nullptr; // [H] divides the logits
     const float *learnedSink = nullptr; // [H] the model's own null-column logit (gpt-oss)
     const float *sinkLogit = nullptr;   // [H] the sink_logit mitigation's null column
+    const float *actSinks = nullptr;    // [H, Tk] 1 on the columns ACT rescales in this head (after the softmax)
+    const float *actBeta = nullptr;     // [H] the share of their mass those columns keep
     const float *headMode = nullptr;    // [H] 0 as computed, 1 all zero, 2 everything on key 0
     const float *probScale = nullptr;   // [H, Tk] multiplies the probabilities
     bool probRenorm = false;            // then rows renormalised to 1

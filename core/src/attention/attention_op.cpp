@@ -92,6 +92,11 @@ std::vector<at::Tensor> attend(const at::Tensor &qIn, const at::Tensor &kIn, con
     const at::Tensor probScale = layerSlice(controls, ck::kProbScale, layer, heads * tk);
     const at::Tensor valueScale = layerSlice(controls, ck::kValueScale, layer, heads * tk);
     const at::Tensor headGate = layerSlice(controls, ck::kHeadGate, layer, heads);
+    const at::Tensor actHeads = layerSlice(controls, ck::kActHeads, layer, heads);
+    const at::Tensor actBeta = layerSlice(controls, ck::kActBeta, layer, heads);
+    const at::Tensor actThres = layerSlice(controls, ck::kActThres, layer, heads);
+    TORCH_CHECK(actHeads.defined() == actBeta.defined() && actHeads.defined() == actThres.defined(),
+                "sinkscope::attend: act_heads, act_beta and act_thres come together");
     const at::Tensor learned = sinks.numel() > 0 ? sinks.to(at::kFloat).contiguous() : at::Tensor();
     TORCH_CHECK(!learned.defined() || learned.numel() == heads, "sinkscope::attend: sinks ", shapeText(sinks),
                 " is not [", heads, "]");
@@ -108,6 +113,9 @@ std::vector<at::Tensor> attend(const at::Tensor &qIn, const at::Tensor &kIn, con
     in.probRenorm = probScale.defined() && controls.contains(ck::kProbRenorm);
     in.valueScale = ptr(valueScale);
     in.headGate = ptr(headGate);
+    in.actHeads = ptr(actHeads);
+    in.actBeta = ptr(actBeta);
+    in.actThres = ptr(actThres);
     in.valueNorms = ptr(norms);
 
     at::Tensor out = at::empty({t, heads * dv}, q.options());

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -173,7 +174,74 @@ AttentionIsa setAttentionIsa(std::optional<AttentionIsa> cap)
     return isa;
 }
 
+namespace {
+
+Status runPass(const FusedAttentionInput &in, const FusedAttentionOutput &out, const float *actSinks);
+
+// ACT's sink columns per head ([H, Tk], 1 or 0), from the column sums of the probabilities before ACT (the
+// logit controls applied, nothing after the softmax): as the archive's _act, a key is over the threshold
+// when its column sum over the queries that see it, divided by their number, exceeds actThres; the first
+// such key of a head keeps its mass, the others are the sinks ACT rescales.
+Result<std::vector<float>> actSinkColumns(const FusedAttentionInput &in)
+{
+    const int64_t heads = in.heads, t = in.queries, tk = in.keys, past = tk - t;
+    FusedAttentionInput before = in;
+    before.actHeads = before.actBeta = before.actThres = nullptr;
+    before.headMode = before.probScale = before.valueScale = before.headGate = nullptr;
+    before.valueNorms = before.sinkWeight = nullptr;
+    std::vector<float> scratch(static_cast<size_t>(t * heads * in.valueDim));
+    std::vector<double> received(static_cast<size_t>(heads * tk));
+    FusedAttentionOutput o;
+    o.out = scratch.data();
+    o.received = received.data();
+    if (Status st = runPass(before, o, nullptr); !st) {
+        return st.error();
+    }
+    // How many queries see each key: causal (and a window), minus what the additive mask hides.
+    std::vector<double> visible(static_cast<size_t>(tk), 0.0);
+    for (int64_t i = 0; i < t; ++i) {
+        const int64_t pos = past + i, from = in.window > 0 ? std::max<int64_t>(0, pos - in.window + 1) : 0;
+        for (int64_t j = from; j <= pos; ++j) {
+            if (!in.mask || in.mask[i * tk + j] != -std::numeric_limits<float>::infinity()) {
+                visible[static_cast<size_t>(j)] += 1;
+            }
+        }
+    }
+    std::vector<float> sinks(static_cast<size_t>(heads * tk), 0.0f);
+    for (int64_t h = 0; h < heads; ++h) {
+        if (!(in.actHeads[h] > 0.5f)) {
+            continue;
+        }
+        bool first = true;
+        for (int64_t j = 0; j < tk; ++j) {
+            const double seen = std::max(1.0, visible[static_cast<size_t>(j)]);
+            if (received[static_cast<size_t>(h * tk + j)] / seen > static_cast<double>(in.actThres[h])) {
+                sinks[static_cast<size_t>(h * tk + j)] = first ? 0.0f : 1.0f;
+                first = false;
+            }
+        }
+    }
+    return sinks;
+}
+
+} // namespace
+
 Status fusedAttention(const FusedAttentionInput &in, const FusedAttentionOutput &out)
+{
+    if (in.actHeads && in.actBeta && in.actThres && in.q && in.k && in.v && out.out && in.heads > 0 && in.queries > 0 &&
+        in.keys >= in.queries && std::any_of(in.actHeads, in.actHeads + in.heads, [](float a) { return a > 0.5f; })) {
+        auto sinks = actSinkColumns(in);
+        if (!sinks) {
+            return sinks.error();
+        }
+        return runPass(in, out, sinks->data());
+    }
+    return runPass(in, out, nullptr);
+}
+
+namespace {
+
+Status runPass(const FusedAttentionInput &in, const FusedAttentionOutput &out, const float *actSinks)
 {
     if (!in.q || !in.k || !in.v || !out.out) {
         return makeError(ErrorCode::InvalidArgument, "fused attention: q, k, v and the output are required");
@@ -241,6 +309,8 @@ Status fusedAttention(const FusedAttentionInput &in, const FusedAttentionOutput 
             b.temperature = in.temperature;
             b.learnedSink = in.learnedSink;
             b.sinkLogit = in.sinkLogit;
+            b.actSinks = actSinks;
+            b.actBeta = actSinks ? in.actBeta : nullptr;
             b.headMode = in.headMode;
             b.probScale = in.probScale;
             b.probRenorm = in.probRenorm;
@@ -297,4 +367,5 @@ Status fusedAttention(const FusedAttentionInput &in, const FusedAttentionOutput 
     return Ok{};
 }
 
+} // namespace
 } // namespace sinkscope

@@ -27,9 +27,9 @@ def _mask_of(self, spec: Tensor, controls: Dict[str, Tensor]) -> Tensor:
     return self._causal_mask(int(spec[0]), int(spec[1]), controls)
 
 def _fused(self, layer: int, q: Tensor, controls: Dict[str, Tensor]) -> bool:
-    # The CPU engine serves every control but ACT (which needs the whole map first) and every layer whose
-    # maps are not captured; other devices run the LibTorch step below.
-    if q.is_cuda or "act_heads" in controls:
+    # The CPU engine serves every control (ACT with a first pass for its columns) and every layer whose maps
+    # are not captured; other devices run the LibTorch step below.
+    if q.is_cuda:
         return False
     return not self._captures("capture_attn", layer, controls)
 

@@ -22,13 +22,14 @@ struct Case {
     int64_t heads = 4, kvHeads = 2, queries = 37, keys = 37, headDim = 16, valueDim = 16, window = 0;
     float scale = 0;
     bool mask = false, bias = false, temperature = false, learned = false, sinkLogit = false, headMode = false,
-         probScale = false, renorm = false, valueScale = false, headGate = false, norms = false, sinkWeight = false;
+         probScale = false, renorm = false, valueScale = false, headGate = false, norms = false, sinkWeight = false,
+         act = false;
     std::string name;
 };
 
 struct Inputs {
     at::Tensor q, k, v, mask, bias, temperature, learned, sinkLogit, headMode, probScale, valueScale, headGate, norms,
-        sinkWeight;
+        sinkWeight, actHeads, actBeta, actThres;
 };
 
 Inputs makeInputs(const Case &c, uint64_t seed)
@@ -80,6 +81,14 @@ Inputs makeInputs(const Case &c, uint64_t seed)
     if (c.norms) {
         in.norms = torch::rand({c.heads, c.keys}) * 3.0;
     }
+    if (c.act) {
+        // A second strong key, so that ACT has a column to rescale besides the first one it leaves alone.
+        in.k.select(1, std::min<int64_t>(2, c.keys - 1)).mul_(3.0);
+        in.actHeads = torch::ones({c.heads});
+        in.actHeads[0] = 0.0;
+        in.actBeta = torch::rand({c.heads}) * 0.5 + 0.25;
+        in.actThres = torch::full({c.heads}, 0.08f);
+    }
     if (c.sinkWeight) {
         in.sinkWeight = torch::zeros({c.keys});
         in.sinkWeight[0] = 1.0;
@@ -129,6 +138,22 @@ Reference reference(const Case &c, const Inputs &in)
     at::Tensor p = all.narrow(2, 0, tk);
     Reference r;
     r.nullShare = c.learned ? all.select(2, tk).clone() : torch::zeros({c.heads, t}, D);
+    if (c.act) {
+        // As the archive's _act: column means over the queries that see each key.
+        at::Tensor seen = ~hidden;
+        if (c.mask) {
+            seen = seen & (in.mask > -std::numeric_limits<float>::infinity());
+        }
+        const at::Tensor visible = seen.sum(0).clamp_min(1).to(D);
+        const at::Tensor over = (p.sum(1) / visible) > in.actThres.to(D).view({-1, 1});
+        const at::Tensor first = over & (over.to(torch::kLong).cumsum(1) == 1);
+        const at::Tensor sinks = (over & ~first & (in.actHeads.view({-1, 1}) > 0.5)).unsqueeze(1);
+        const at::Tensor beta = in.actBeta.to(D).view({-1, 1, 1});
+        const at::Tensor budget = torch::where(sinks, p, torch::zeros_like(p)).sum(2, true) * (1.0 - beta);
+        const at::Tensor rest = torch::where(sinks, torch::zeros_like(p), p);
+        const at::Tensor ratios = rest / rest.sum(2, true).clamp_min(1e-30);
+        p = torch::where(sinks, p * beta, p) + budget * ratios;
+    }
     if (c.headMode) {
         const at::Tensor mode = in.headMode.to(D).view({-1, 1, 1});
         at::Tensor onFirst = torch::zeros_like(p);
@@ -188,6 +213,9 @@ Engine runEngine(const Case &c, const Inputs &in)
     a.learnedSink = ptr(in.learned);
     a.sinkLogit = ptr(in.sinkLogit);
     a.headMode = ptr(in.headMode);
+    a.actHeads = ptr(in.actHeads);
+    a.actBeta = ptr(in.actBeta);
+    a.actThres = ptr(in.actThres);
     a.probScale = ptr(in.probScale);
     a.probRenorm = c.renorm;
     a.valueScale = ptr(in.valueScale);
@@ -309,6 +337,16 @@ std::vector<Case> cases()
     renorm.window = 11;
     renorm.headMode = true;
     add(renorm, "probability scale renormalised, head modes, window");
+    Case act;
+    act.act = true;
+    act.queries = act.keys = 120;
+    add(act, "ACT on three of four heads");
+    Case actMasked;
+    actMasked.act = actMasked.mask = actMasked.headMode = actMasked.probScale = true;
+    actMasked.window = 40;
+    actMasked.queries = 50;
+    actMasked.keys = 90;
+    add(actMasked, "ACT with a mask, a window, a cache, head modes and probability scales");
     Case tall;
     tall.queries = tall.keys = 300;
     tall.headDim = tall.valueDim = 64;

@@ -233,7 +233,7 @@ TEST_F(SmolLM2, EveryMitigationGivesTheSamePassOnTheEngineAsOnTheLibTorchStep)
         ASSERT_TRUE(controls) << controls.error().message;
         const auto parity = st::compareEngineWithTorchStep(*s_model, *ids, *controls);
         EXPECT_LT(parity.logits, 2e-4);
-        EXPECT_EQ(parity.engineRan, m.name != "act");
+        EXPECT_TRUE(parity.engineRan);
         EXPECT_LT(parity.firstTokenMass, 1e-5);
     }
 }

@@ -8,8 +8,11 @@
 // queries are a cache), key j visible when j <= p and, on a sliding-window layer, j > p - window:
 //   z = q_i . k_j * scale (+ mask[i, j]) (+ logitBias[h, j]);  z /= temperature[h]
 //   A[i, j] = exp(z) / (sum_{visible} exp(z) + exp(learnedSink[h]) + exp(sinkLogit[h]))
-// then, as the archive's step does: headMode 1 sets the row to 0, 2 puts everything on key 0; probScale
-// multiplies (and probRenorm renormalises); the statistics see these final probabilities;
+// then, as the archive's step does: ACT on the heads with actHeads > 0.5 (Yu et al. 2024: key columns whose
+// mean over the queries that see them exceeds actThres, all but the first such column, keep actBeta of
+// their mass and hand the rest to the other keys in proportion; the columns come from a first pass over the
+// same probabilities, so a pass with ACT costs two); headMode 1 sets the row to 0, 2 puts everything on key 0;
+// probScale multiplies (and probRenorm renormalises); the statistics see these final probabilities;
 //   out[i, h] = headGate[h] * sum_j A[i, j] valueScale[h, j] v_j.
 // A row with every key masked and no null column is NaN, as a softmax of -inf.
 //
@@ -45,6 +48,9 @@ struct FusedAttentionInput {
     const float *temperature = nullptr; // [H]
     const float *learnedSink = nullptr; // [H]
     const float *sinkLogit = nullptr;   // [H]
+    const float *actHeads = nullptr;    // [H]: > 0.5 where ACT runs (with actBeta and actThres)
+    const float *actBeta = nullptr;     // [H]
+    const float *actThres = nullptr;    // [H]
     const float *headMode = nullptr;    // [H]: 0, 1 or 2
     const float *probScale = nullptr;   // [H, Tk]
     bool probRenorm = false;

@@ -54,7 +54,7 @@ struct CaptureOptions {
     bool lastLogitsOnly = false; // logits of the last position only
     // The attention statistics of these layers, computed inside the pass by the CPU attention engine
     // (ForwardResult::attentionStats). Archives of contract 5 on the CPU; layers whose maps are captured,
-    // passes with ACT, older archives and other devices have none (stats.heads == 0).
+    // older archives and other devices have none (stats.heads == 0).
     std::vector<int> statsLayers;
     bool allStats = false;
     bool statsFirstMassOnly = false; // only PassAttentionStats::firstMass (what `run` prints): no extra sweep
