@@ -279,11 +279,15 @@ int main(int argc, char **argv)
         HeadView *head = window.headView();
         const QRect rect = headPlot->axisRect()->rect();
         window.promptEditor()->setPlainText(promptOf(*window.model(), busyTokens));
+        // Until the long run's result is shown (after that, head switches of a long run ask the compute
+        // thread for maps, which is another measurement).
+        bool longShown = false;
+        auto shownLong = QObject::connect(&window, &MainWindow::snapshotShown, [&] { longShown = true; });
         window.runPrompt();
         std::vector<double> switches, hovers;
         QElapsedTimer wall;
         wall.start();
-        for (int i = 0; window.bridge()->isBusy() && wall.elapsed() < 600000; ++i) {
+        for (int i = 0; !longShown && window.bridge()->isBusy() && wall.elapsed() < 600000; ++i) {
             QElapsedTimer timer;
             timer.start();
             head->stepHead(+1);
@@ -302,6 +306,8 @@ int main(int argc, char **argv)
             QTimer::singleShot(20, [] {});
             QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents);
         }
+        const qint64 inFlight = wall.elapsed();
+        QObject::disconnect(shownLong);
         waitFor([&] { return !window.bridge()->isBusy(); }, 600000);
         std::sort(switches.begin(), switches.end());
         std::sort(hovers.begin(), hovers.end());
@@ -309,11 +315,11 @@ int main(int argc, char **argv)
             const auto p95 = [](const std::vector<double> &v) {
                 return v[std::min(v.size() - 1, v.size() * 95 / 100)];
             };
-            std::cout << "during a " << busyTokens << "-token run (" << wall.elapsed() << " ms, " << parallelThreads()
-                      << " threads): head switch + replot median " << median(switches) << " ms, p95 " << p95(switches)
-                      << " ms, max " << switches.back() << " ms (" << switches.size() << "); hover median "
-                      << median(hovers) << " ms, p95 " << p95(hovers) << " ms, max " << hovers.back() << " ms ("
-                      << hovers.size() << ")\n";
+            std::cout << "during a " << busyTokens << "-token run (" << inFlight << " ms until shown, "
+                      << parallelThreads() << " threads): head switch + replot median " << median(switches)
+                      << " ms, p95 " << p95(switches) << " ms, max " << switches.back() << " ms (" << switches.size()
+                      << "); hover median " << median(hovers) << " ms, p95 " << p95(hovers) << " ms, max "
+                      << hovers.back() << " ms (" << hovers.size() << ")\n";
         }
     }
     std::cout << "load average after: " << loadAverage() << "\n";
