@@ -3,7 +3,7 @@
 
 Runs in the reference venv (tools/requirements-reference.txt; bench/side_by_side.sh makes it). Every
 measurement runs in its own subprocess, so that its peak RSS is that process's alone (os.wait4 returns the
-rusage of exactly that child). See bench/side_by_side.md for what is measured and the caveats.
+rusage of exactly that child). See docs/performance.md ("Side by side with Hugging Face transformers") for what is measured and the caveats.
 
     bench/side_by_side.sh --tokens 256,1024 --threads default,1 --out /tmp/sbs
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SinkScope side by side with Hugging Face transformers (bench/side_by_side.md).
+# SinkScope side by side with Hugging Face transformers (docs/performance.md, "Side by side with Hugging Face transformers").
 # Makes (or reuses) the reference venv at ${REFENV:-/work/refenv} from tools/requirements-reference.txt and
 # runs bench/side_by_side.py in it with this script's arguments, e.g.
 #   bench/side_by_side.sh --tokens 256,1024 --threads default,1 --out /tmp/sbs
