@@ -116,11 +116,7 @@ class Pool
 public:
     ~Pool() { resize(1); }
 
-    int size()
-    {
-        std::lock_guard lock(m_mutex);
-        return static_cast<int>(m_workers.size()) + 1;
-    }
+    int size() const { return m_size.load(); }
 
     void resize(int threads)
     {
@@ -138,6 +134,7 @@ public:
         for (int i = 1; i < threads; ++i) {
             m_workers.emplace_back([this] { loop(); });
         }
+        m_size.store(static_cast<int>(m_workers.size()) + 1);
     }
 
     void run(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)> &body)
@@ -206,7 +203,8 @@ private:
     std::mutex m_mutex;
     std::condition_variable m_wake;
     std::condition_variable m_doneCv;
-    std::vector<std::thread> m_workers;
+    std::vector<std::thread> m_workers; // changed only by resize(), which holds m_busy
+    std::atomic<int> m_size{1};         // workers + the caller, for readers on any thread
     std::shared_ptr<Job> m_job;
     uint64_t m_generation = 0;
     int64_t m_finished = 0;
