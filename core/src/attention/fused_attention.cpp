@@ -64,33 +64,23 @@ AttentionIsa resolve(std::optional<AttentionIsa> cap)
     return cap ? std::min(*cap, best) : best;
 }
 
-using BlockFn = void (*)(AttentionBlock &);
+// The block kernel of an instruction set and its register block of query rows.
+struct Kernel {
+    void (*run)(AttentionBlock &);
+    int64_t rows;
+};
 
-int registerRowsFor(AttentionIsa isa)
+Kernel kernelFor(AttentionIsa isa)
 {
     switch (isa) {
 #if defined(__x86_64__)
     case AttentionIsa::Avx512:
-        return detail::isa_avx512::registerRows();
+        return {detail::isa_avx512::attendBlock, detail::isa_avx512::registerRows()};
     case AttentionIsa::Avx2:
-        return detail::isa_avx2::registerRows();
+        return {detail::isa_avx2::attendBlock, detail::isa_avx2::registerRows()};
 #endif
     default:
-        return detail::isa_baseline::registerRows();
-    }
-}
-
-BlockFn kernelFor(AttentionIsa isa)
-{
-    switch (isa) {
-#if defined(__x86_64__)
-    case AttentionIsa::Avx512:
-        return detail::isa_avx512::attendBlock;
-    case AttentionIsa::Avx2:
-        return detail::isa_avx2::attendBlock;
-#endif
-    default:
-        return detail::isa_baseline::attendBlock;
+        return {detail::isa_baseline::attendBlock, detail::isa_baseline::registerRows()};
     }
 }
 
@@ -273,8 +263,8 @@ Status runPass(const FusedAttentionInput &in, const FusedAttentionOutput &out, c
     });
     // Query blocks: as many rows as keep a block's scores within ~512 KiB (half the core's L2 here), in whole
     // register blocks of the kernel (no single-row tails but the last block's), at most kMaxBlockRows.
-    const AttentionIsa isa = activeAttentionIsa();
-    const int64_t unit = registerRowsFor(isa);
+    const Kernel kernel = kernelFor(activeAttentionIsa());
+    const int64_t unit = kernel.rows;
     const int64_t seen = in.window > 0 ? std::min(tk, in.window + detail::kMaxBlockRows) : tk;
     int64_t rowsPerBlock = std::min<int64_t>(131072 / std::max<int64_t>(1, seen + kPad), detail::kMaxBlockRows);
     rowsPerBlock = std::max<int64_t>(unit, rowsPerBlock / unit * unit);
@@ -282,50 +272,51 @@ Status runPass(const FusedAttentionInput &in, const FusedAttentionOutput &out, c
     const int64_t blocks = (t + rowsPerBlock - 1) / rowsPerBlock;
     const bool columns = out.received || out.receivedPlogp;
     ColumnSlots slots(columns ? static_cast<size_t>(heads * tk) : 0);
-    const BlockFn kernel = kernelFor(isa);
     const float scale = in.scale > 0 ? in.scale : static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+    // Everything but the task's head, rows and scratch is the same for every block.
+    AttentionBlock layer;
+    layer.q = in.q;
+    layer.kt = kt.data();
+    layer.v = in.v;
+    layer.heads = heads;
+    layer.kvHeads = kvHeads;
+    layer.queries = t;
+    layer.keys = tk;
+    layer.headDim = d;
+    layer.valueDim = in.valueDim;
+    layer.ktStride = ktStride;
+    layer.past = past;
+    layer.window = in.window;
+    layer.scale = scale;
+    layer.mask = in.mask;
+    layer.logitBias = in.logitBias;
+    layer.temperature = in.temperature;
+    layer.learnedSink = in.learnedSink;
+    layer.sinkLogit = in.sinkLogit;
+    layer.actSinks = actSinks;
+    layer.actBeta = actSinks ? in.actBeta : nullptr;
+    layer.headMode = in.headMode;
+    layer.probScale = in.probScale;
+    layer.probRenorm = in.probRenorm;
+    layer.valueScale = in.valueScale;
+    layer.headGate = in.headGate;
+    layer.sinkWeight = in.sinkWeight;
+    layer.valueNorms = in.valueNorms;
+    layer.out = out.out;
+    layer.sinkMass = out.sinkMass;
+    layer.firstMass = out.firstMass;
+    layer.rowPlogp = out.rowPlogp;
+    layer.rowMax = out.rowMax;
+    layer.rowWeighted = out.rowWeighted;
+    layer.nullShare = out.nullShare;
+    layer.columns = columns;
     // Later blocks see more keys: they go first, so the last tasks to finish are the short ones.
     parallelFor(heads * blocks, 1, [&](int64_t begin, int64_t end) {
         const size_t scratchRows = static_cast<size_t>(rowsPerBlock);
         const size_t width = static_cast<size_t>(tk + kPad);
         std::vector<float> &scratch = threadScratch(scratchRows * width + 2 * width);
         for (int64_t task = begin; task < end; ++task) {
-            AttentionBlock b;
-            b.q = in.q;
-            b.kt = kt.data();
-            b.v = in.v;
-            b.heads = heads;
-            b.kvHeads = kvHeads;
-            b.queries = t;
-            b.keys = tk;
-            b.headDim = d;
-            b.valueDim = in.valueDim;
-            b.ktStride = ktStride;
-            b.past = past;
-            b.window = in.window;
-            b.scale = scale;
-            b.mask = in.mask;
-            b.logitBias = in.logitBias;
-            b.temperature = in.temperature;
-            b.learnedSink = in.learnedSink;
-            b.sinkLogit = in.sinkLogit;
-            b.actSinks = actSinks;
-            b.actBeta = actSinks ? in.actBeta : nullptr;
-            b.headMode = in.headMode;
-            b.probScale = in.probScale;
-            b.probRenorm = in.probRenorm;
-            b.valueScale = in.valueScale;
-            b.headGate = in.headGate;
-            b.sinkWeight = in.sinkWeight;
-            b.valueNorms = in.valueNorms;
-            b.out = out.out;
-            b.sinkMass = out.sinkMass;
-            b.firstMass = out.firstMass;
-            b.rowPlogp = out.rowPlogp;
-            b.rowMax = out.rowMax;
-            b.rowWeighted = out.rowWeighted;
-            b.nullShare = out.nullShare;
-            b.columns = columns;
+            AttentionBlock b = layer;
             const int64_t block = blocks - 1 - task / heads;
             b.head = task % heads;
             b.row0 = block * rowsPerBlock;
@@ -333,7 +324,7 @@ Status runPass(const FusedAttentionInput &in, const FusedAttentionOutput &out, c
             b.scores = scratch.data();
             b.colSum = scratch.data() + scratchRows * width;
             b.colPlogp = b.colSum + width;
-            kernel(b);
+            kernel.run(b);
             if (columns) {
                 ColumnSlots::Slot &slot = slots.mine();
                 double *sum = slot.sum.data() + b.head * tk + b.keyLo;
