@@ -4,6 +4,21 @@
 #include <limits>
 
 namespace sinkscope {
+namespace {
+
+// The mean of A[t, 0] over queries 1..T-1 (query 0 alone when T == 1); `first` points at query 0's value
+// and consecutive queries are `stride` floats apart.
+float queryMean(const float *first, int64_t t, int64_t stride)
+{
+    const int64_t firstQuery = t > 1 ? 1 : 0;
+    double sum = 0;
+    for (int64_t q = firstQuery; q < t; ++q) {
+        sum += first[q * stride];
+    }
+    return static_cast<float>(sum / static_cast<double>(t - firstQuery));
+}
+
+} // namespace
 
 std::vector<float> firstTokenMassOfLayer(const FloatArray &a)
 {
@@ -11,14 +26,9 @@ std::vector<float> firstTokenMassOfLayer(const FloatArray &a)
         return {};
     }
     const int64_t heads = a.shape[0], t = a.shape[1], tk = a.shape[2];
-    const int64_t firstQuery = t > 1 ? 1 : 0;
     std::vector<float> out(static_cast<size_t>(heads));
     for (int64_t h = 0; h < heads; ++h) {
-        double sum = 0;
-        for (int64_t q = firstQuery; q < t; ++q) {
-            sum += a.data[static_cast<size_t>((h * t + q) * tk)];
-        }
-        out[static_cast<size_t>(h)] = static_cast<float>(sum / static_cast<double>(t - firstQuery));
+        out[static_cast<size_t>(h)] = queryMean(a.data.data() + h * t * tk, t, tk);
     }
     return out;
 }
@@ -41,14 +51,8 @@ FloatArray firstTokenMass(const ForwardResult &result, int64_t layers, int64_t h
         if (s.empty() || mapped) {
             continue;
         }
-        const int64_t t = s.queries, firstQuery = t > 1 ? 1 : 0;
         for (int64_t h = 0; h < std::min(heads, s.heads); ++h) {
-            double sum = 0;
-            for (int64_t q = firstQuery; q < t; ++q) {
-                sum += s.firstMass[static_cast<size_t>(h * t + q)];
-            }
-            out.data[static_cast<size_t>(l * heads + h)] =
-                static_cast<float>(sum / static_cast<double>(t - firstQuery));
+            out.data[static_cast<size_t>(l * heads + h)] = queryMean(s.firstMass.data() + h * s.queries, s.queries, 1);
         }
     }
     return out;
