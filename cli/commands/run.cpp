@@ -33,7 +33,7 @@ int runRun(const RunOptions &o, std::ostream &out, std::ostream &err)
     // What it prints needs no maps: contract-5 archives on the CPU give the first-token mass from the
     // attention engine's statistics; older archives, other devices and generic modules return their maps.
     ForwardRequest req{.tokens = tokens, .capture = {.lastLogitsOnly = true}};
-    const bool engine = model->hasContract() && model->config().contractVersion >= 5 && model->info().device == "cpu";
+    const bool engine = model->hasAttentionEngine();
     if (engine) {
         req.capture.allStats = true;
         req.capture.statsFirstMassOnly = true;

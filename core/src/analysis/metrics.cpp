@@ -789,7 +789,7 @@ Result<AnalysisRun> analyzeRun(const Model &model, const std::vector<int64_t> &t
         // On the CPU, contract-5 archives compute the statistics in the attention step itself: each layer's
         // sums arrive with it and nothing is recomputed from q/k (which still come, for the other devices
         // and for what the caller keeps).
-        request.capture.allStats = *device < 0 && config.contractVersion >= 5;
+        request.capture.allStats = *device < 0 && model.hasAttentionEngine();
         request.layerHook = [&](int64_t layer, const LayerTensors &lt) {
             if (keep.queriesKeys) {
                 keptQueries[static_cast<int>(layer)] = detail::hostCopy(lt.queries);

@@ -153,6 +153,12 @@ public:
     // Null for generic TorchScript models without a tokenizer.
     std::shared_ptr<const Tokenizer> tokenizer() const { return m_tokenizer; }
     bool hasContract() const { return m_info.kind == ModelKind::SinkScope; }
+    // Its passes run the CPU attention engine and can return its statistics (CaptureOptions::statsLayers):
+    // a contract-5 archive on the CPU.
+    bool hasAttentionEngine() const
+    {
+        return hasContract() && m_info.config.contractVersion >= 5 && m_info.device == "cpu";
+    }
 
     // Checks the tokens (non-empty, ids in the vocabulary, within the context) and runs one pass, layer by
     // layer for SinkScope archives: `cancel` and `progress` (fraction of layers done) are checked between
