@@ -69,14 +69,22 @@ struct TensorSpec {
     GgmlType type = GgmlType::F32;
 };
 
-void addTensors(GgufWriter &w, const std::vector<TensorSpec> &specs)
+// `qkScale` multiplies the attention query and key projections (1: the formula weights as they are).
+void addTensors(GgufWriter &w, const std::vector<TensorSpec> &specs, float qkScale = 1.0f)
 {
     for (const TensorSpec &t : specs) {
         size_t count = 1;
         for (int64_t n : t.ne) {
             count *= static_cast<size_t>(n);
         }
-        w.addTensorF32(t.name, t.ne, tinyWeightValues(t.name, count), t.type);
+        std::vector<float> values = tinyWeightValues(t.name, count);
+        const bool qk = t.name.ends_with("attn_q.weight") || t.name.ends_with("attn_k.weight");
+        if (qk && qkScale != 1.0f) {
+            for (float &v : values) {
+                v *= qkScale;
+            }
+        }
+        w.addTensorF32(t.name, t.ne, values, t.type);
     }
 }
 
@@ -131,14 +139,14 @@ GgufWriter buildGpt2()
     return w;
 }
 
-GgufWriter buildLlama()
+GgufWriter buildLlama(const std::string &name = "tiny-llama", float qkScale = 1.0f)
 {
     using namespace tiny;
     const int64_t qDim = kHeads * kLlamaHeadDim;
     const int64_t kvDim = kLlamaKvHeads * kLlamaHeadDim;
     GgufWriter w;
     w.addString("general.architecture", "llama");
-    w.addString("general.name", "tiny-llama");
+    w.addString("general.name", name);
     w.addUint32("llama.vocab_size", static_cast<uint32_t>(kVocab));
     w.addUint32("llama.context_length", static_cast<uint32_t>(kContext));
     w.addUint32("llama.embedding_length", static_cast<uint32_t>(kEmbd));
@@ -166,7 +174,7 @@ GgufWriter buildLlama()
     }
     t.push_back({"output_norm.weight", {kEmbd}});
     t.push_back({"output.weight", {kEmbd, kVocab}});
-    addTensors(w, t);
+    addTensors(w, t, qkScale);
     return w;
 }
 
@@ -272,6 +280,13 @@ void writeTinyLlamaGguf(const std::string &path)
 GgufWriter tinyLlamaGgufWriter()
 {
     return buildLlama();
+}
+
+void writeTinyLlamaCheckpointGguf(const std::string &path, int step)
+{
+    // Attention sharpens as "training" goes on: q and k grow with the step (1x at step 0, 4x at 3000).
+    const float scale = 1.0f + static_cast<float>(step) / 1000.0f;
+    buildLlama("tiny-llama-step" + std::to_string(step), scale).write(path);
 }
 
 } // namespace sinkscope::testing

@@ -77,4 +77,9 @@ std::vector<uint8_t> tinyLlamaGgufBytes();
 void writeTinyGpt2Gguf(const std::string &path);
 void writeTinyLlamaGguf(const std::string &path);
 
+// A "checkpoint" of the tiny Llama: the same file with attn_q and attn_k multiplied by 1 + step / 1000
+// and general.name "tiny-llama-step<step>", so a series of steps has different weights and sharper
+// attention later in "training". Step 0 is the tiny Llama itself (but for its name).
+void writeTinyLlamaCheckpointGguf(const std::string &path, int step);
+
 } // namespace sinkscope::testing
