@@ -144,7 +144,16 @@ void renderBandPlot(QCPPainter *painter, const QSize &size, const BandPlot &spec
         xHi += pad;
     }
 
+    // The legend centred below the panels, between two stretching spacers (added to the layout first:
+    // items need the legend's plot).
+    auto *legendRow = new QCPLayoutGrid;
+    figure.plotLayout()->addElement(1, 0, legendRow);
     auto *legend = new QCPLegend;
+    legendRow->addElement(0, 0, new QCPTextElement(&figure, QString()));
+    legendRow->addElement(0, 1, legend);
+    legendRow->addElement(0, 2, new QCPTextElement(&figure, QString()));
+    legendRow->setColumnStretchFactors({1.0, 0.001, 1.0});
+    legend->setLayer(QStringLiteral("legend"));
     std::set<QString> inLegend;
     QFont panelTitleFont = style.titleFont;
     panelTitleFont.setBold(true);
@@ -163,10 +172,8 @@ void renderBandPlot(QCPPainter *painter, const QSize &size, const BandPlot &spec
         for (QCPAxis *axis : {xAxis, yAxis, rect->axis(QCPAxis::atTop), rect->axis(QCPAxis::atRight)}) {
             styleAxis(axis, style);
         }
-        // A closed box without ticks on the top and right sides.
         for (QCPAxis *axis : {rect->axis(QCPAxis::atTop), rect->axis(QCPAxis::atRight)}) {
-            axis->setTicks(false);
-            axis->setTickLabels(false);
+            axis->setVisible(false);
             axis->grid()->setVisible(false);
         }
         xAxis->setLabel(spec.xLabel);
@@ -180,6 +187,7 @@ void renderBandPlot(QCPPainter *painter, const QSize &size, const BandPlot &spec
             ticker->setTickStep(niceStep(xHi - xLo, columns > 2 ? 6 : 10));
             ticker->setScaleStrategy(QCPAxisTickerFixed::ssNone);
             xAxis->setTicker(ticker);
+            xAxis->setSubTicks(false);
         } else {
             xAxis->ticker()->setTickCount(columns > 2 ? 4 : 6);
         }
@@ -238,8 +246,6 @@ void renderBandPlot(QCPPainter *painter, const QSize &size, const BandPlot &spec
         }
     }
     if (legend->itemCount() > 0) {
-        figure.plotLayout()->addElement(1, 0, legend);
-        legend->setLayer(QStringLiteral("legend"));
         legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
         legend->setWrap(std::clamp(legend->itemCount(), 1, 5));
         legend->setFont(style.font);
@@ -247,10 +253,12 @@ void renderBandPlot(QCPPainter *painter, const QSize &size, const BandPlot &spec
         legend->setBrush(style.background);
         legend->setBorderPen(Qt::NoPen);
         legend->setIconSize(36, 14);
+        legend->setColumnSpacing(24);
         figure.plotLayout()->setRowStretchFactor(1, 0.001);
         figure.plotLayout()->setRowSpacing(4);
     } else {
-        delete legend;
+        figure.plotLayout()->remove(legendRow);
+        figure.plotLayout()->simplify();
     }
     figure.toPainter(painter, size.width(), size.height());
 }
@@ -260,6 +268,7 @@ void renderTextTable(QCPPainter *painter, const QSize &size, const TextTable &ta
     const int columns = int(table.columns.size()) + 1;
     const int rows = int(table.rows.size()) + 1;
     QFont font = style.font;
+    font.setPointSizeF(font.pointSizeF() * 1.15);
     QFont bold = font;
     bold.setBold(true);
     QFont small = font;
@@ -387,21 +396,23 @@ QString profileCaption(const Profile &profile)
         nHi = std::max(nHi, n);
     }
     const QString n = nLo == nHi ? QString::number(nLo) : QStringLiteral("%1\u2013%2").arg(nLo).arg(nHi);
-    const QString bos = !s.bos ? QObject::tr("BOS as the tokenizer adds it (none for random/repeated)")
+    const QString bos = !s.bos ? QObject::tr("BOS as the tokenizer adds it, none for random and repeated")
                                : (*s.bos ? QObject::tr("BOS first") : QObject::tr("no BOS"));
-    const QString bootstrap = s.bootstrap > 0
-                                  ? QObject::tr("intervals: %1% percentile bootstrap over samples, %2 resamples")
-                                        .arg(s.confidence * 100.0, 0, 'g', 3)
-                                        .arg(s.bootstrap)
-                                  : QObject::tr("no intervals (bootstrap 0)");
-    QString text = QObject::tr("Models: %1. Data: %2. n = %3 samples per model and data set of T = %4 tokens "
-                               "(seed %5; %6). \u03b5 = %7 (Sink\u2081^\u03b5: heads with \u03b1\u2081 > \u03b5). %8.")
-                       .arg(joinNames(models), joinNames(data), n)
-                       .arg(s.tokens)
-                       .arg(s.seed)
-                       .arg(bos)
-                       .arg(s.epsilon, 0, 'g', 3)
-                       .arg(bootstrap);
+    const QString bootstrap =
+        s.bootstrap > 0 ? QObject::tr("Bands and intervals: %1% percentile bootstrap over samples, %2 resamples")
+                              .arg(s.confidence * 100.0, 0, 'g', 3)
+                              .arg(s.bootstrap)
+                        : QObject::tr("No intervals (bootstrap 0)");
+    QString text =
+        QObject::tr("Models: %1. Data: %2. n = %3 samples per model and data set of T = %4 tokens "
+                    "(seed %5; %6). Sink\u2081: share of heads with \u03b1\u2081 > \u03b5, \u03b5 = %7 (Gu et al.). "
+                    "%8.")
+            .arg(joinNames(models), joinNames(data), n)
+            .arg(s.tokens)
+            .arg(s.seed)
+            .arg(bos)
+            .arg(s.epsilon, 0, 'g', 3)
+            .arg(bootstrap);
     if (profile.shard.sharded()) {
         text += QObject::tr(" Shard %1/%2 of the samples.").arg(profile.shard.index).arg(profile.shard.count);
     }
@@ -441,9 +452,10 @@ LayerFigureSpec layerFigureSpec(const std::string &metric, const ProfileSettings
         spec.title = QObject::tr("First-token mass per layer (mean over the layer's heads)");
         spec.yLabel = QObject::tr("first-token mass");
         spec.yMin = 0;
-        spec.yMax = 1;
+        spec.yMax = 1.02;
     } else if (metric == "sink_1") {
-        spec.title = QObject::tr("Sink\u2081^\u03b5 per layer: heads with \u03b1\u2081 > %1").arg(settings.epsilon);
+        spec.title = QObject::tr("Sink\u2081 per layer: share of the layer's heads with \u03b1\u2081 > %1")
+                         .arg(settings.epsilon);
         spec.yLabel = QObject::tr("heads with \u03b1\u2081 > \u03b5 (%)");
         spec.yMin = 0;
         spec.yMax = 105;
@@ -695,12 +707,12 @@ bool writeProfileFigures(const QString &dir, const QList<FigureFormat> &formats,
         table.details.push_back(std::move(details));
     }
     if (anySink) {
-        const QString title =
-            QObject::tr("Sink\u2081^\u03b5 (%, \u03b5 = %1, T = %2): mean [%3% interval] per model and data set")
-                .arg(profile.settings.epsilon)
-                .arg(profile.settings.tokens)
-                .arg(profile.settings.confidence * 100.0, 0, 'g', 3);
-        const QSize pixels(2400, std::clamp(500 + 170 * int(table.rows.size() + 1), 900, 3000));
+        const QString title = QObject::tr("Sink\u2081 (%, heads with \u03b1\u2081 > \u03b5 = %1; T = %2): mean [%3% "
+                                          "interval] per model and data set")
+                                  .arg(profile.settings.epsilon)
+                                  .arg(profile.settings.tokens)
+                                  .arg(profile.settings.confidence * 100.0, 0, 'g', 3);
+        const QSize pixels(2400, std::clamp(420 + 125 * int(table.rows.size() + 1), 800, 3000));
         if (!write(
                 QStringLiteral("table"), title,
                 [&](QCPPainter *p, const QSize &size) { renderTextTable(p, size, table, style); }, pixels)) {
@@ -721,7 +733,7 @@ bool writeProfileFigures(const QString &dir, const QList<FigureFormat> &formats,
     if (stepped.size() >= 2) {
         BandPlot plot;
         plot.xLabel = QObject::tr("training step");
-        plot.yLabel = QObject::tr("Sink\u2081^\u03b5 (%)");
+        plot.yLabel = QObject::tr("Sink\u2081 (%, heads with \u03b1\u2081 > \u03b5)");
         plot.yMin = 0;
         plot.yMax = 105;
         const double first = double(*stepped.front()->step), last = double(*stepped.back()->step);
@@ -743,7 +755,7 @@ bool writeProfileFigures(const QString &dir, const QList<FigureFormat> &formats,
             panel.series.push_back(std::move(series));
         }
         plot.panels.push_back(std::move(panel));
-        const QString title = QObject::tr("Sink\u2081^\u03b5 over training (%1 checkpoints, steps %2\u2013%3)%4")
+        const QString title = QObject::tr("Sink\u2081 over training (%1 checkpoints, steps %2\u2013%3)%4")
                                   .arg(stepped.size())
                                   .arg(*stepped.front()->step)
                                   .arg(*stepped.back()->step)
