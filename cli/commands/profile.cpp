@@ -1,4 +1,5 @@
 // sinkscope-cli profile and merge: sink profiles over many samples, models and checkpoints (docs/profiles.md).
+#include "cli_figures.h"
 #include "commands.h"
 #include "common.h"
 
@@ -32,11 +33,15 @@ struct ProfileOptions {
     std::string dir;
     double epsilon = 0.3;
     int bootstrap = 1000;
+    std::string formats = figuresAvailable ? "png" : "";
+    bool noFigures = false;
 };
 
 struct MergeOptions {
     std::vector<std::string> dirs;
     std::string dir;
+    std::string formats = figuresAvailable ? "png" : "";
+    bool noFigures = false;
 };
 
 constexpr const char *kProfileProse =
@@ -215,6 +220,10 @@ int runProfile(const ProfileOptions &o, std::ostream &out, std::ostream &err)
         if (!info.step) {
             info.step = stepInName(info.name);
         }
+        if (model->config().contextLength > 0 && profile.settings.tokens > model->config().contextLength) {
+            throw Failure{"--tokens " + std::to_string(profile.settings.tokens) + " is longer than " + info.key +
+                          "'s context (" + std::to_string(model->config().contextLength) + " tokens)"};
+        }
         profile.models.push_back(info);
         const auto [first, last] = shardRange(profile.shard, profile.settings.samples);
         err << "profile: " << info.key << (info.step ? " (step " + std::to_string(*info.step) + ")" : "")
@@ -262,6 +271,24 @@ int runMerge(const MergeOptions &o, std::ostream &out, std::ostream &err)
     return 0;
 }
 
+CLI::Validator formatListCheck()
+{
+    return CLI::Validator(
+        [](std::string &input) {
+            std::string problem;
+            return parseFormatList(input, &problem).empty() ? problem : std::string();
+        },
+        "");
+}
+
+void addFigureOptions(CLI::App &cmd, std::string &formats, bool &noFigures)
+{
+    auto *format = cmd.add_option("--format", formats, "figure formats, any of png,svg,pdf")
+                       ->type_name("LIST")
+                       ->check(formatListCheck());
+    cmd.add_flag("--no-figures", noFigures, "the JSON, CSVs and samples only")->excludes(format);
+}
+
 } // namespace
 
 Command addProfileCommand(CLI::App &cli)
@@ -292,6 +319,7 @@ Command addProfileCommand(CLI::App &cli)
     cmd->add_option("--bootstrap", o->bootstrap, "bootstrap resamples for the 95% intervals (0: none)")
         ->type_name("B")
         ->check(between(0, 100000));
+    addFigureOptions(*cmd, o->formats, o->noFigures);
     return {cmd, [o](std::ostream &out, std::ostream &err) { return runProfile(*o, out, err); }};
 }
 
@@ -302,6 +330,7 @@ Command addMergeCommand(CLI::App &cli)
     cmd->footer(kMergeProse);
     cmd->add_option("dirs", o->dirs, "the shards' --out folders")->type_name("DIR...")->required();
     cmd->add_option("--out", o->dir, "the folder for the merged profile")->type_name("DIR")->required();
+    addFigureOptions(*cmd, o->formats, o->noFigures);
     return {cmd, [o](std::ostream &out, std::ostream &err) { return runMerge(*o, out, err); }};
 }
 
