@@ -6,7 +6,7 @@
 #   tools/slurm/submit-profile.sh --out DIR --shards N [options] -- [sinkscope-cli profile options]
 #   tools/slurm/submit-profile.sh --out DIR --resume [options]
 # Example:
-#   tools/slurm/submit-profile.sh --out /shared/sweep1 --shards 20 --cpus 8 --cli /shared/bin/sinkscope-cli \
+#   tools/slurm/submit-profile.sh --out /shared/sweep1 --shards 20 --cpus 2 --cli /shared/bin/sinkscope-cli \
 #     -- --model /shared/models/SmolLM2-135M-Instruct.pt --model /shared/models/gemma-3-270m.pt \
 #        --data natural,random,repeated --samples 1000 --tokens 64 --seed 1
 #
@@ -16,7 +16,7 @@
 #   --shards N         array tasks, each a contiguous range of samples of every model and data set
 #                      [SINKSCOPE_SHARDS]
 #   --cli PATH         sinkscope-cli as the nodes see it [SINKSCOPE_CLI; default: the one on PATH]
-#   --cpus N           CPUs per task; the CLI's threads follow [SINKSCOPE_CPUS; default 4]
+#   --cpus N           CPUs per task; the CLI's threads follow [SINKSCOPE_CPUS; default 2]
 #   --format LIST      the merge's figures (png,svg,pdf) [default: png]
 #   --no-figures       the merge writes no figures
 #   --sbatch-arg ARG   passed to both sbatch calls (repeat: --sbatch-arg=--partition=cpu --sbatch-arg=--time=4:00:00)
@@ -35,7 +35,7 @@ die() { echo "submit-profile.sh: $*" >&2; exit 2; }
 out="${SINKSCOPE_OUT:-}"
 shards="${SINKSCOPE_SHARDS:-}"
 cli="${SINKSCOPE_CLI:-}"
-cpus="${SINKSCOPE_CPUS:-4}"
+cpus="${SINKSCOPE_CPUS:-2}"
 resume=0 wait=0
 merge_opts=(--format png)
 sbatch_args=()
