@@ -214,7 +214,8 @@ int runProfile(const ProfileOptions &o, std::ostream &out, std::ostream &err)
         info.family = architectureName(model->config().architecture);
         info.layers = model->config().layers;
         info.heads = model->config().heads;
-        info.key = modelKey(path, info.name, keys);
+        // The default model is named by its file (SmolLM2-135M-Instruct), every other model by its path.
+        info.key = modelKey(path.empty() ? fs::path(model->info().path).stem().string() : path, info.name, keys);
         keys.insert(info.key);
         info.step = path.empty() ? std::nullopt : checkpointStep(path);
         if (!info.step) {
