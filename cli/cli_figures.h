@@ -71,8 +71,8 @@ struct ProfileFigures {
     std::vector<std::string> formats; // from parseFormatList
     const Profile *profile = nullptr;
     std::string caption;
-    // summarize() of every cell in profile->cells order, when the caller has them (else computed here).
-    const std::vector<std::vector<ProfileStat>> *summaries = nullptr;
+    // summarizeAll(*profile) when the caller has it (else computed here).
+    const ProfileSummaries *summaries = nullptr;
 };
 
 // They create a QApplication on the offscreen platform (QT_QPA_PLATFORM unless already set) for the

@@ -516,14 +516,8 @@ bool writeProfileFigures(const QString &dir, const QList<FigureFormat> &formats,
         return fail(QObject::tr("Cannot create %1").arg(dir));
     }
     const PlotStyle style = figureStyle();
-    std::vector<std::vector<ProfileStat>> computed;
-    if (!set.summaries) {
-        computed.reserve(profile.cells.size());
-        for (const ProfileCell &cell : profile.cells) {
-            computed.push_back(summarize(cell, profile.settings));
-        }
-    }
-    const std::vector<std::vector<ProfileStat>> &summaries = set.summaries ? *set.summaries : computed;
+    const ProfileSummaries computed = set.summaries ? ProfileSummaries{} : summarizeAll(profile);
+    const ProfileSummaries &summaries = set.summaries ? *set.summaries : computed;
     auto view = [&](const std::string &model, const std::string &data) -> std::optional<CellView> {
         for (size_t i = 0; i < profile.cells.size(); ++i) {
             const ProfileCell &cell = profile.cells[i];

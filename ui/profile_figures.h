@@ -73,8 +73,8 @@ QString profileFileStem(const std::string &name);
 
 struct ProfileFigureSet {
     const Profile *profile = nullptr; // required
-    // summarize() of every cell, in profile->cells order; computed here when null.
-    const std::vector<std::vector<ProfileStat>> *summaries = nullptr;
+    // summarizeAll(*profile) (the bootstrap of a large profile takes seconds); computed here when null.
+    const ProfileSummaries *summaries = nullptr;
     QString caption; // put before profileCaption() (e.g. the command that made the profile)
     QSize pixelSize{2400, 1500};
     int dpi = 200;

@@ -309,7 +309,7 @@ TEST(ProfileFigures, ManyCellsAreCappedWithANote)
     EXPECT_TRUE(notes.front().contains(QStringLiteral("first 1 of 4"))) << notes.front().toStdString();
 
     // Summaries handed in must match the cells.
-    const std::vector<std::vector<ProfileStat>> wrong(1);
+    const ProfileSummaries wrong(1);
     set.summaries = &wrong;
     EXPECT_FALSE(ui::writeProfileFigures(QString::fromStdString(temp.file("wrong")), {ui::FigureFormat::Svg}, set,
                                          &written, &notes, &error));
