@@ -36,6 +36,27 @@ QString entryTitle(const CompareEntry &e)
     return QString::fromStdString(e.step ? e.label + " (" + e.name + ")" : e.name);
 }
 
+// For axis titles and the figure title: the step of a checkpoint, else the model's name.
+QString shortTitle(const CompareEntry &e)
+{
+    return QString::fromStdString(e.step ? e.label : e.name);
+}
+
+// Layer labels as the overview writes them: " S" on sliding-window layers.
+QVector<QString> layerLabels(const SinkMetrics &metrics, int64_t count)
+{
+    QVector<QString> labels;
+    for (int64_t l = 0; l < count; ++l) {
+        labels << (metrics.config.windowOf(l) > 0 ? QStringLiteral("%1 S").arg(l) : QString::number(l));
+    }
+    return labels;
+}
+
+QString layerTitle(const SinkMetrics &metrics)
+{
+    return metrics.config.hasSlidingLayers() ? QObject::tr("layer (S: sliding window)") : QObject::tr("layer");
+}
+
 bool sameShape(const PooledGrid &a, const PooledGrid &b)
 {
     return a.nx == b.nx && a.ny == b.ny;
@@ -60,7 +81,8 @@ CompareView::CompareView(ComputeBridge *bridge, ModelGetter model, TextGetter pr
     m_compareButton->setToolTip(tr("Run every model on the prompt as typed (each with its own tokenizer)"));
     m_cancelButton = new QPushButton(tr("Cancel"), this);
     m_metricBox = new QComboBox(this);
-    m_metricBox->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    m_metricBox->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    m_metricBox->setMinimumContentsLength(24); // the longest metric name, before any result fills the box
     m_metricBox->setToolTip(tr("Per-head metric of every grid (docs/metrics.md); the series averages it over heads"));
     m_aBox = new QComboBox(this);
     m_bBox = new QComboBox(this);
@@ -200,8 +222,10 @@ void CompareView::compare()
         }
         request.models.push_back(std::move(input));
     }
+    // The label is made before the request moves into the job (argument order is unspecified).
+    const QString label = tr("Comparing %1 models").arg(request.models.size() + (request.reference ? 1 : 0));
     m_bridge->submit<CompareResult>(
-        QString::fromLatin1(kCompareTag), tr("Comparing %n model(s)", nullptr, int(request.models.size())),
+        QString::fromLatin1(kCompareTag), label,
         [request = std::move(request)](const CancelToken &cancel, const ProgressCallback &progress) {
             return computeComparison(request, cancel, progress);
         },
@@ -422,9 +446,9 @@ bool CompareView::fillPair(HeatmapPlot *plotA, HeatmapPlot *plotB, HeatmapPlot *
             p.plot->clear();
             continue;
         }
-        p.plot->setAxes(indexLabels(p.grid.nx), indexLabels(p.grid.ny),
-                        tr("head \u2014 %1: %2 (%3 tokens)").arg(p.tag, entryTitle(*p.entry)).arg(p.entry->tokenCount),
-                        tr("layer"));
+        p.plot->setAxes(indexLabels(p.grid.nx), layerLabels(*p.entry->metrics, p.grid.ny),
+                        tr("head \u2014 %1: %2 (%3 tokens)").arg(p.tag, shortTitle(*p.entry)).arg(p.entry->tokenCount),
+                        layerTitle(*p.entry->metrics));
         p.plot->setColourBarLabel(tr("%1 (A and B)").arg(metric));
         p.plot->setExtent(p.grid.nx, p.grid.ny);
         p.plot->setGrid(p.grid, range, ScaleMapping::Linear);
@@ -432,7 +456,8 @@ bool CompareView::fillPair(HeatmapPlot *plotA, HeatmapPlot *plotB, HeatmapPlot *
     }
     const auto diff = ga.nx > 0 && gb.nx > 0 ? differenceGrid(ga, gb) : std::nullopt;
     if (diff) {
-        difference->setAxes(indexLabels(diff->nx), indexLabels(diff->ny), tr("head \u2014 B \u2212 A"), tr("layer"));
+        difference->setAxes(indexLabels(diff->nx), layerLabels(*b->metrics, diff->ny), tr("head \u2014 B \u2212 A"),
+                            layerTitle(*b->metrics));
         difference->setColourBarLabel(tr("\u0394 %1 (B \u2212 A)").arg(metric));
         difference->setExtent(diff->nx, diff->ny);
         difference->setGrid(*diff, symmetricRange(diff->data), ScaleMapping::Linear);
@@ -469,7 +494,7 @@ void CompareView::refresh()
 {
     const bool pair = fillPair(m_plotA, m_plotB, m_diffPlot);
     m_diffPlot->setVisible(hasDifference());
-    m_pairRow->setVisible(pair || !m_result);
+    m_pairRow->setVisible(pair);
     m_seriesPlot->setVisible(fillSeries(m_seriesPlot));
     if (!isBusy()) {
         m_note->setText(m_result ? noteText()
@@ -525,10 +550,10 @@ QString CompareView::figureTitle() const
     const CompareEntry *b = entryAt(m_b);
     QString title = QString::fromStdString(m_metric);
     if (a && b) {
-        title += tr(": %1 vs %2 (one colour scale), B \u2212 A").arg(entryTitle(*a), entryTitle(*b));
+        title += tr(": A %1, B %2 (one colour scale), B \u2212 A").arg(shortTitle(*a), shortTitle(*b));
     }
     if (seriesEntries().size() >= 2) {
-        title += tr("; per layer over %1 checkpoints").arg(seriesEntries().size());
+        title += tr("; layer means over %1 checkpoints").arg(seriesEntries().size());
     }
     return title;
 }

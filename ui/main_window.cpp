@@ -175,6 +175,9 @@ void MainWindow::buildLayout()
         [this] { return m_run->deviceId(); });
     addView(m_compareView);
     connect(m_compareView, &CompareView::failed, m_messages, &MessageBar::showError);
+    connect(m_compareView, &CompareView::comparisonShown, this, [this] {
+        m_statusLabel->setText(tr("Comparison shown: %1 models").arg(m_compareView->result()->entries().size()));
+    });
     m_views.append(m_outputs);
     lower->addWidget(m_tabs);
     lower->addWidget(m_outputs);
