@@ -130,10 +130,7 @@ CompareView::CompareView(ComputeBridge *bridge, ModelGetter model, TextGetter pr
 
     connect(open, &QPushButton::clicked, this, &CompareView::openModelsDialog);
     connect(folder, &QPushButton::clicked, this, &CompareView::openFolderDialog);
-    connect(clear, &QPushButton::clicked, this, [this] {
-        cancel();
-        setModels({});
-    });
+    connect(clear, &QPushButton::clicked, this, [this] { setModels({}); });
     connect(m_compareButton, &QPushButton::clicked, this, &CompareView::compare);
     connect(m_cancelButton, &QPushButton::clicked, this, &CompareView::cancel);
     connect(m_metricBox, &QComboBox::currentIndexChanged, this, [this](int index) {
@@ -189,6 +186,12 @@ void CompareView::setColourMap(ColourMap map)
 void CompareView::setModels(const QStringList &sources)
 {
     m_sources = sources;
+    if (sources.isEmpty() && m_result) {
+        cancel();
+        m_result.reset(); // the compared models go with it
+        m_a = m_b = -1;
+        refresh();
+    }
     refreshControls();
 }
 

@@ -52,7 +52,8 @@ public:
     // Sets the models; runs them at once when a run is shown (a session), else on compare().
     void restoreState(const QJsonObject &state) override;
 
-    // The models opened beside the window's model (files or folders, as Open model takes them).
+    // The models opened beside the window's model (files or folders, as Open model takes them); none
+    // drops the comparison and its models.
     void setModels(const QStringList &sources);
     QStringList models() const { return m_sources; }
     // Runs the comparison on the current prompt; comparisonShown() or an error line when done.

@@ -388,6 +388,7 @@ TEST_F(CompareTest, ExportsPngSvgPdfAndSessionsKeepTheModels)
     // An older session without the field clears the comparison and loads.
     view->restoreState(QJsonObject{{QStringLiteral("metric"), QStringLiteral("first_token_mass")}});
     EXPECT_TRUE(view->models().isEmpty());
+    EXPECT_FALSE(view->result());
 }
 
 } // namespace
