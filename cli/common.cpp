@@ -1,4 +1,5 @@
 #include "common.h"
+#include "cli_figures.h"
 
 #include "sinkscope/model/convert.h"
 
@@ -51,6 +52,16 @@ CLI::Validator oneOf(const std::vector<std::string> &choices)
         names += (names.empty() ? "" : "|") + c;
     }
     return CLI::IsMember(choices).description(names);
+}
+
+CLI::Validator figureFormatList()
+{
+    return CLI::Validator(
+        [](std::string &input) {
+            std::string problem;
+            return parseFormatList(input, &problem).empty() ? problem : std::string();
+        },
+        "");
 }
 
 CLI::Validator idList()

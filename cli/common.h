@@ -52,6 +52,9 @@ template <typename T> CLI::Validator between(T lo, T hi)
 // One of a fixed set of words; the help lists them.
 CLI::Validator oneOf(const std::vector<std::string> &choices);
 
+// "png,svg,pdf" (any subset): figure formats; a bad entry is a usage error before any work.
+CLI::Validator figureFormatList();
+
 // "1,2,3": comma-separated integers (token ids, positions).
 CLI::Validator idList();
 

@@ -116,17 +116,6 @@ void writeAnalyzeFiguresFor(const Model &model, const std::vector<int64_t> &toke
     }
 }
 
-// "png,svg,pdf" (any subset): a bad entry is a usage error before any work.
-CLI::Validator formatList()
-{
-    return CLI::Validator(
-        [](std::string &input) {
-            std::string problem;
-            return parseFormatList(input, &problem).empty() ? problem : std::string();
-        },
-        "");
-}
-
 int runAnalyze(const AnalyzeOptions &o, std::ostream &out, std::ostream &err)
 {
     MetricsOptions options = o.metrics;
@@ -219,7 +208,7 @@ Command addAnalyzeCommand(CLI::App &cli)
     cmd->add_flag("--json", o->json, "also print metrics.json to stdout");
     auto *format = cmd->add_option("--format", o->formats, "figure formats, any of png,svg,pdf")
                        ->type_name("LIST")
-                       ->check(formatList());
+                       ->check(figureFormatList());
     cmd->add_flag("--no-figures", o->noFigures, "metrics.json and heads.csv only")->excludes(format);
     cmd->add_option("--heatmap-metric", o->heatmapMetric, "the per-head metric of the heatmap and of the top heads")
         ->type_name("NAME");

@@ -302,21 +302,11 @@ int runMerge(const MergeOptions &o, std::ostream &out, std::ostream &err)
     return 0;
 }
 
-CLI::Validator formatListCheck()
-{
-    return CLI::Validator(
-        [](std::string &input) {
-            std::string problem;
-            return parseFormatList(input, &problem).empty() ? problem : std::string();
-        },
-        "");
-}
-
 void addFigureOptions(CLI::App &cmd, std::string &formats, bool &noFigures)
 {
     auto *format = cmd.add_option("--format", formats, "figure formats, any of png,svg,pdf")
                        ->type_name("LIST")
-                       ->check(formatListCheck());
+                       ->check(figureFormatList());
     cmd.add_flag("--no-figures", noFigures, "the JSON, CSVs and samples only")->excludes(format);
 }
 
