@@ -6,6 +6,7 @@
 #include "support/cli_runner.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
+#include "svg_summary.h"
 
 #include <QFile>
 #include <QImage>
@@ -22,36 +23,8 @@ namespace st = sinkscope::testing;
 
 namespace {
 
-struct SvgSummary {
-    bool wellFormed = false;
-    bool svgRoot = false;
-    int images = 0;
-    int paths = 0;
-    QString text;
-};
-
-SvgSummary readSvg(const std::string &path)
-{
-    SvgSummary s;
-    QFile file(QString::fromStdString(path));
-    if (!file.open(QIODevice::ReadOnly)) {
-        return s;
-    }
-    QXmlStreamReader xml(&file);
-    while (!xml.atEnd()) {
-        if (xml.readNext() != QXmlStreamReader::StartElement) {
-            continue;
-        }
-        s.svgRoot |= xml.name() == QLatin1String("svg");
-        s.images += xml.name() == QLatin1String("image");
-        s.paths += xml.name() == QLatin1String("path") || xml.name() == QLatin1String("polyline");
-        if (xml.name() == QLatin1String("text")) {
-            s.text += xml.readElementText(QXmlStreamReader::IncludeChildElements) + QLatin1Char('|');
-        }
-    }
-    s.wellFormed = !xml.hasError();
-    return s;
-}
+using sinkscope::testing::readSvg;
+using sinkscope::testing::SvgSummary;
 
 int pdfPages(const std::string &path)
 {

@@ -6,6 +6,7 @@
 #include "cli_figures.h"
 #include "profile_figures.h"
 #include "support/test_paths.h"
+#include "svg_summary.h"
 
 #include <QFile>
 #include <QImage>
@@ -116,32 +117,8 @@ Profile twoModelProfile(bool steps)
     return p;
 }
 
-struct SvgSummary {
-    bool wellFormed = false;
-    bool svgRoot = false;
-    QString text;
-};
-
-SvgSummary readSvg(const std::string &path)
-{
-    SvgSummary s;
-    QFile file(QString::fromStdString(path));
-    if (!file.open(QIODevice::ReadOnly)) {
-        return s;
-    }
-    QXmlStreamReader xml(&file);
-    while (!xml.atEnd()) {
-        if (xml.readNext() != QXmlStreamReader::StartElement) {
-            continue;
-        }
-        s.svgRoot |= xml.name() == QLatin1String("svg");
-        if (xml.name() == QLatin1String("text")) {
-            s.text += xml.readElementText(QXmlStreamReader::IncludeChildElements) + QLatin1Char('|');
-        }
-    }
-    s.wellFormed = !xml.hasError();
-    return s;
-}
+using sinkscope::testing::readSvg;
+using sinkscope::testing::SvgSummary;
 
 bool startsWithPdf(const std::string &path)
 {
