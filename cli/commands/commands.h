@@ -28,5 +28,6 @@ Command addMitigationsCommand(CLI::App &cli);
 Command addActSearchCommand(CLI::App &cli);
 Command addStreamPplCommand(CLI::App &cli);
 Command addProbeCommand(CLI::App &cli);
+Command addPaperCommand(CLI::App &cli);
 
 } // namespace sinkscope::cli
