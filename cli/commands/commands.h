@@ -28,6 +28,8 @@ Command addMitigationsCommand(CLI::App &cli);
 Command addActSearchCommand(CLI::App &cli);
 Command addStreamPplCommand(CLI::App &cli);
 Command addProbeCommand(CLI::App &cli);
+Command addProfileCommand(CLI::App &cli);
+Command addMergeCommand(CLI::App &cli);
 Command addPaperCommand(CLI::App &cli);
 
 } // namespace sinkscope::cli
