@@ -4,6 +4,7 @@
 
 #include "sinkscope/interventions/streaming.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iterator>
@@ -158,7 +159,11 @@ void renderStreamingTable1(const PaperSource &source, const nlohmann::ordered_js
         << "models and a run of minutes), " << kSinks << " sinks; the StreamingLLM evaluation of stream-ppl.\n"
         << "PPL: perplexity over the text's tokens at positions 4..N-1; once full: over positions " << cache
         << "..N-1 (the same targets in every column).\n\n";
-    const size_t first = 34, width = 24;
+    size_t first = 34;
+    const size_t width = 24;
+    for (const auto &m : rep["models"]) {
+        first = std::max(first, m["model"].get<std::string>().size() + 19);
+    }
     out << padRight("model", first);
     for (size_t i = 0; i < std::size(kColumns); ++i) {
         out << padLeft(p["caches"][i].get<std::string>() + kColumns[i].suffix, width);

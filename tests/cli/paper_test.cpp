@@ -4,12 +4,15 @@
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
 
+#include "sinkscope/analysis/metrics.h"
+#include "sinkscope/analysis/profile.h"
 #include "sinkscope/interventions/streaming.h"
 #include "sinkscope/model/model.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -77,6 +80,31 @@ void expectPublishedRowsFromTheDataFile(const nlohmann::json &out, const std::st
     EXPECT_GT(out["seconds"].get<double>(), 0);
 }
 
+// The samples of one data set as ProfileSampler gives them, each analysed with analyzeTokens (what the
+// table's numbers must equal, computed without the CLI or the profile's run and summaries).
+std::vector<std::shared_ptr<const SinkMetrics>> analysedSamples(const Model &model, const std::string &data,
+                                                                const ProfileSettings &settings)
+{
+    auto sets = parseProfileDataList(data);
+    EXPECT_TRUE(sets);
+    auto texts = loadProfileTexts(sets->front());
+    EXPECT_TRUE(texts) << texts.error().message;
+    auto sampler =
+        ProfileSampler::create(&*texts, sets->front(), model.tokenizer().get(), model.config().vocabSize, settings);
+    EXPECT_TRUE(sampler) << sampler.error().message;
+    std::vector<std::shared_ptr<const SinkMetrics>> out;
+    for (int64_t i = 0; i < settings.samples; ++i) {
+        auto ids = sampler->sample(i);
+        EXPECT_TRUE(ids && *ids);
+        MetricsOptions options;
+        options.sinkEpsilon = settings.epsilon;
+        auto metrics = analyzeTokens(model, **ids, options);
+        EXPECT_TRUE(metrics) << metrics.error().message;
+        out.push_back(*metrics);
+    }
+    return out;
+}
+
 } // namespace
 
 TEST_F(PaperCli, ListNamesEveryTableWithItsSourceWhatItReproducesAndHowLong)
@@ -139,17 +167,17 @@ TEST_F(PaperCli, StreamingTable1MatchesTheStreamingCoreAndPrintsThePaperRow)
     EXPECT_EQ(m["tokens"], tokens);
 
     // The same three runs with the core, here.
-    auto model = loaded();
-    ASSERT_TRUE(model);
+    auto core = loaded();
+    ASSERT_TRUE(core);
     std::ifstream in(textFile());
     const std::string text((std::istreambuf_iterator<char>(in)), {});
-    std::vector<int64_t> ids = model->tokenizer()->encode(text, EncodeOptions{});
+    std::vector<int64_t> ids = core->tokenizer()->encode(text, EncodeOptions{});
     ASSERT_GT(static_cast<int64_t>(ids.size()), tokens);
     ids.resize(static_cast<size_t>(tokens));
-    const auto newline = model->tokenizer()->encode("\n", EncodeOptions{.addBos = false, .parseSpecial = false});
+    const auto newline = core->tokenizer()->encode("\n", EncodeOptions{.addBos = false, .parseSpecial = false});
     ASSERT_EQ(newline.size(), 1u);
     EXPECT_EQ(m["newline_token"], newline[0]);
-    auto evaluator = StreamingEvaluator::create(model);
+    auto evaluator = StreamingEvaluator::create(core);
     ASSERT_TRUE(evaluator);
     StreamingOptions window{.mode = StreamingMode::Cache, .sinks = 0, .window = cache};
     StreamingOptions sinks{.mode = StreamingMode::Cache, .sinks = 4, .window = cache - 4};
@@ -194,4 +222,103 @@ TEST_F(PaperCli, StreamingTable1RefusesACacheThatNeverFills)
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("never fills"), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST_F(PaperCli, GuTable1IsSink1OfTheProfileSamplesNextToThePapersRows)
+{
+    // T = 8 instead of the paper's 64: the tiny model's heads are too flat at 64 for alpha_1 to pass 0.3
+    // (every sample would give 0), and a test of zeros could not tell a wrong mean from a right one.
+    const int64_t samples = 6, tokens = 8;
+    const st::CliRun r = cli({"paper", "gu-table1", "--model", model(), "--samples", std::to_string(samples), "--seed",
+                              "3", "--tokens", std::to_string(tokens), "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto out = nlohmann::json::parse(r.out);
+    expectPublishedRowsFromTheDataFile(out, "gu-table1");
+    EXPECT_EQ(out["published"]["rows"][0]["model"], "GPT2-XL");
+    EXPECT_EQ(out["published"]["rows"][0]["values"], nlohmann::json({77.00, 70.29, 62.28}));
+    const auto &p = out["reproduced"]["protocol"];
+    EXPECT_EQ(p["epsilon"], 0.3);
+    EXPECT_EQ(p["tokens"], tokens);
+    EXPECT_EQ(p["samples"], samples);
+    const auto &m = out["reproduced"]["models"].at(0);
+
+    auto core = loaded();
+    ASSERT_TRUE(core);
+    ProfileSettings settings;
+    settings.samples = samples;
+    settings.tokens = tokens;
+    settings.seed = 3;
+    bool someDiffer = false;
+    for (const char *data : {"natural", "random", "repeated"}) {
+        double sum = 0;
+        std::vector<double> values;
+        for (const auto &metrics : analysedSamples(*core, data, settings)) {
+            values.push_back(100.0 * metrics->sinkFraction);
+            sum += values.back();
+        }
+        const double mean = sum / static_cast<double>(samples);
+        EXPECT_NEAR(m[data]["mean"].get<double>(), mean, 1e-4) << data;
+        EXPECT_EQ(m[data]["n"], samples) << data;
+        // The bootstrap interval lies within the samples' range and holds the mean.
+        const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+        EXPECT_GE(m[data]["low"].get<double>(), *lo - 1e-4) << data;
+        EXPECT_LE(m[data]["high"].get<double>(), *hi + 1e-4) << data;
+        EXPECT_LE(m[data]["low"].get<double>(), mean + 1e-4) << data;
+        EXPECT_GE(m[data]["high"].get<double>(), mean - 1e-4) << data;
+        someDiffer = someDiffer || *lo != *hi;
+    }
+    EXPECT_TRUE(someDiffer) << "the samples should not all give the same Sink_1: " << m.dump();
+
+    const st::CliRun human = cli({"paper", "gu-table1", "--model", model(), "--samples", std::to_string(samples),
+                                  "--seed", "3", "--tokens", std::to_string(tokens)});
+    ASSERT_EQ(human.code, 0) << human.err;
+    for (const char *expected : {"GPT2-XL (paper)", "77.00", "LLaMA3-8B Base (paper)", "99.02", "Gu et al.",
+                                 "arXiv 2410.10781", "T = 8", "computed live", "runtime", "bootstrap"}) {
+        EXPECT_NE(human.out.find(expected), std::string::npos) << expected << "\n" << human.out;
+    }
+}
+
+TEST_F(PaperCli, SunMassiveIsTheLayerwiseTopThreeAndMedianOverTheNaturalSamples)
+{
+    const int64_t samples = 3, tokens = 32;
+    const st::CliRun r = cli({"paper", "sun-massive", "--model", model(), "--samples", std::to_string(samples),
+                              "--tokens", std::to_string(tokens), "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto out = nlohmann::json::parse(r.out);
+    expectPublishedRowsFromTheDataFile(out, "sun-massive");
+    EXPECT_EQ(out["published"]["rows"][0]["value"], 2546.8);
+    const auto &m = out["reproduced"]["models"].at(0);
+    ASSERT_EQ(m["per_layer"].size(), static_cast<size_t>(st::tiny::kLayers));
+
+    auto core = loaded();
+    ASSERT_TRUE(core);
+    ProfileSettings settings;
+    settings.samples = samples;
+    settings.tokens = tokens;
+    const auto analysed = analysedSamples(*core, "natural", settings);
+    for (int64_t l = 0; l < st::tiny::kLayers; ++l) {
+        double top[3] = {0, 0, 0}, median = 0;
+        for (const auto &metrics : analysed) {
+            const LayerActivations &a = metrics->activationsByLayer.at(static_cast<size_t>(l));
+            for (int k = 0; k < 3; ++k) {
+                top[k] += a.top[k] / static_cast<double>(samples);
+            }
+            median += a.median / static_cast<double>(samples);
+        }
+        const auto &row = m["per_layer"][static_cast<size_t>(l)];
+        EXPECT_EQ(row["layer"], l);
+        EXPECT_NEAR(row["top1"]["mean"].get<double>(), top[0], 1e-4 * top[0]) << l;
+        EXPECT_NEAR(row["top2"]["mean"].get<double>(), top[1], 1e-4 * top[1]) << l;
+        EXPECT_NEAR(row["top3"]["mean"].get<double>(), top[2], 1e-4 * top[2]) << l;
+        EXPECT_NEAR(row["median"]["mean"].get<double>(), median, 1e-4 * median) << l;
+        EXPECT_GE(row["top1"]["mean"].get<double>(), row["top2"]["mean"].get<double>());
+    }
+
+    const st::CliRun human = cli({"paper", "sun-massive", "--model", model(), "--samples", std::to_string(samples),
+                                  "--tokens", std::to_string(tokens)});
+    ASSERT_EQ(human.code, 0) << human.err;
+    for (const char *expected : {"Sun et al.", "arXiv 2402.17762", "2546.80", "LLaMA2-13B", "-1223.50", "median |h|",
+                                 "computed live", "runtime"}) {
+        EXPECT_NE(human.out.find(expected), std::string::npos) << expected << "\n" << human.out;
+    }
 }
