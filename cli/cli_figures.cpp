@@ -1,6 +1,7 @@
 #include "cli_figures.h"
 
 #include "figures.h"
+#include "profile_figures.h"
 
 #include <QApplication>
 #include <QDir>
@@ -60,6 +61,50 @@ bool writeAnalyzeFigures(const AnalyzeFigures &request, std::vector<std::string>
     }
     for (const QString &n : skipped) {
         notes->push_back(n.toStdString());
+    }
+    if (!ok && error) {
+        *error = message.toStdString();
+    }
+    return ok;
+}
+
+namespace {
+
+QList<ui::FigureFormat> figureFormats(const std::vector<std::string> &names)
+{
+    QList<ui::FigureFormat> formats;
+    for (const std::string &f : names) {
+        ui::FigureFormat format;
+        if (ui::figureFormatForPath(QStringLiteral("x.") + QString::fromStdString(f), &format)) {
+            formats.append(format);
+        }
+    }
+    return formats;
+}
+
+} // namespace
+
+bool writeProfileFigures(const ProfileFigures &request, std::vector<std::string> *written,
+                         std::vector<std::string> *notes, std::string *error)
+{
+    FigureApp app;
+    ui::ProfileFigureSet set;
+    set.profile = request.profile;
+    set.summaries = request.summaries;
+    set.caption = QString::fromStdString(request.caption);
+    QStringList files, skipped;
+    QString message;
+    const bool ok = ui::writeProfileFigures(QString::fromStdString(request.dir), figureFormats(request.formats), set,
+                                            &files, &skipped, &message);
+    for (const QString &f : files) {
+        if (written) {
+            written->push_back(QDir::toNativeSeparators(f).toStdString());
+        }
+    }
+    for (const QString &n : skipped) {
+        if (notes) {
+            notes->push_back(n.toStdString());
+        }
     }
     if (!ok && error) {
         *error = message.toStdString();

@@ -1,9 +1,10 @@
-// Figures for sinkscope-cli (analyze, stream-ppl --sweep): the window's own figure code (ui/figures.h),
+// Figures for sinkscope-cli (analyze, stream-ppl --sweep, profile, merge): the window's own figure code (ui/figures.h),
 // drawn headless. Built only with SINKSCOPE_BUILD_GUI (SINKSCOPE_CLI_FIGURES=1); without it
 // figuresAvailable() is false and the commands say that figures need the GUI build.
 #pragma once
 
 #include "sinkscope/analysis/metrics.h"
+#include "sinkscope/analysis/profile.h"
 #include "sinkscope/common/array.h"
 
 #include <algorithm>
@@ -62,13 +63,27 @@ struct LineFigure {
     std::vector<std::vector<double>> x, y;
 };
 
-// Both create a QApplication on the offscreen platform (QT_QPA_PLATFORM unless already set) for the
+// A profile's figures (ui/profile_figures.h): layers-<metric>, grid-<model>-<data>, table and, for a
+// checkpoint series, checkpoints-sink_1, each in every format. The caption names models, data sets,
+// samples, T, epsilon, seed and the bootstrap; `caption` goes before it.
+struct ProfileFigures {
+    std::string dir;
+    std::vector<std::string> formats; // from parseFormatList
+    const Profile *profile = nullptr;
+    std::string caption;
+    // summarizeAll(*profile) when the caller has it (else computed here).
+    const ProfileSummaries *summaries = nullptr;
+};
+
+// They create a QApplication on the offscreen platform (QT_QPA_PLATFORM unless already set) for the
 // duration of the call. They return false with *error set on failure; `written` gets the files and
 // `notes` what was left out and why.
 #if defined(SINKSCOPE_CLI_FIGURES) && SINKSCOPE_CLI_FIGURES
 bool writeAnalyzeFigures(const AnalyzeFigures &request, std::vector<std::string> *written,
                          std::vector<std::string> *notes, std::string *error);
 bool writeLineFigure(const LineFigure &figure, std::string *error);
+bool writeProfileFigures(const ProfileFigures &request, std::vector<std::string> *written,
+                         std::vector<std::string> *notes, std::string *error);
 #else
 inline bool writeAnalyzeFigures(const AnalyzeFigures &, std::vector<std::string> *, std::vector<std::string> *,
                                 std::string *error)
@@ -77,6 +92,12 @@ inline bool writeAnalyzeFigures(const AnalyzeFigures &, std::vector<std::string>
     return false;
 }
 inline bool writeLineFigure(const LineFigure &, std::string *error)
+{
+    *error = "figures need a build with SINKSCOPE_BUILD_GUI=ON";
+    return false;
+}
+inline bool writeProfileFigures(const ProfileFigures &, std::vector<std::string> *, std::vector<std::string> *,
+                                std::string *error)
 {
     *error = "figures need a build with SINKSCOPE_BUILD_GUI=ON";
     return false;

@@ -131,7 +131,7 @@ std::string interval(const ProfileStat &s, int digits)
 }
 
 // The model x data table of Sink_1^epsilon with its interval and sample count.
-void printSummary(const Profile &profile, std::ostream &out)
+void printSummary(const Profile &profile, const ProfileSummaries &summaries, std::ostream &out)
 {
     out << "Sink_1^" << profile.settings.epsilon << " (%, T = " << profile.settings.tokens << ", "
         << static_cast<int>(std::lround(profile.settings.confidence * 100)) << "% bootstrap interval, n samples)\n";
@@ -150,7 +150,7 @@ void printSummary(const Profile &profile, std::ostream &out)
             const ProfileCell *cell = profile.cell(m.key, d.name);
             std::string text = "-";
             if (cell && !cell->samples.empty()) {
-                const auto stats = summarize(*cell, profile.settings);
+                const auto &stats = summaries[static_cast<size_t>(cell - profile.cells.data())];
                 const ProfileBlock *b = cell->layout.block("model.sink_1");
                 text = b ? interval(stats[static_cast<size_t>(b->offset)], 2) +
                                " n=" + std::to_string(cell->samples.size())
@@ -164,9 +164,9 @@ void printSummary(const Profile &profile, std::ostream &out)
 }
 
 // The profile's files.
-void writeOutputs(const Profile &profile, const std::string &dir, std::ostream &log)
+void writeOutputs(const Profile &profile, const ProfileSummaries &summaries, const std::string &dir, std::ostream &log)
 {
-    if (auto st = writeProfile(profile, dir); !st) {
+    if (auto st = writeProfile(profile, dir, &summaries); !st) {
         throw Failure{st.error().message};
     }
     log << "wrote " << (fs::path(dir) / "profile.json").string() << ", the CSVs and samples/\n";
@@ -214,7 +214,8 @@ int runProfile(const ProfileOptions &o, std::ostream &out, std::ostream &err)
         info.family = architectureName(model->config().architecture);
         info.layers = model->config().layers;
         info.heads = model->config().heads;
-        info.key = modelKey(path, info.name, keys);
+        // The default model is named by its file (SmolLM2-135M-Instruct), every other model by its path.
+        info.key = modelKey(path.empty() ? fs::path(model->info().path).stem().string() : path, info.name, keys);
         keys.insert(info.key);
         info.step = path.empty() ? std::nullopt : checkpointStep(path);
         if (!info.step) {
@@ -244,8 +245,9 @@ int runProfile(const ProfileOptions &o, std::ostream &out, std::ostream &err)
     if (interrupted) {
         err << "interrupted: writing the partial profile (\"complete\": false)\n";
     }
-    writeOutputs(profile, o.dir, err);
-    printSummary(profile, out);
+    const ProfileSummaries summaries = summarizeAll(profile);
+    writeOutputs(profile, summaries, o.dir, err);
+    printSummary(profile, summaries, out);
     return interrupted ? kInterrupted : 0;
 }
 
@@ -266,8 +268,9 @@ int runMerge(const MergeOptions &o, std::ostream &out, std::ostream &err)
     merged->createdBy = std::string("sinkscope-cli ") + SINKSCOPE_VERSION + " merge of " +
                         std::to_string(o.dirs.size()) + " shard(s) (" + shards.front().createdBy + ")";
     err << "merged " << o.dirs.size() << " shard(s)\n";
-    writeOutputs(*merged, o.dir, err);
-    printSummary(*merged, out);
+    const ProfileSummaries summaries = summarizeAll(*merged);
+    writeOutputs(*merged, summaries, o.dir, err);
+    printSummary(*merged, summaries, out);
     return 0;
 }
 

@@ -234,8 +234,20 @@ Error corrupt(const std::string &file, const std::string &problem)
 
 } // namespace
 
-std::string profileJson(const Profile &profile)
+ProfileSummaries summarizeAll(const Profile &profile)
 {
+    ProfileSummaries all;
+    all.reserve(profile.cells.size());
+    for (const auto &cell : profile.cells) {
+        all.push_back(summarize(cell, profile.settings));
+    }
+    return all;
+}
+
+std::string profileJson(const Profile &profile, const ProfileSummaries *summaries)
+{
+    const ProfileSummaries computed = summaries ? ProfileSummaries{} : summarizeAll(profile);
+    const ProfileSummaries &all = summaries ? *summaries : computed;
     json j;
     j["format"] = kFormat;
     j["version"] = kVersion;
@@ -252,8 +264,9 @@ std::string profileJson(const Profile &profile)
         j["models"].push_back(modelJson(m));
     }
     j["cells"] = json::array();
-    for (const auto &cell : profile.cells) {
-        const std::vector<ProfileStat> stats = summarize(cell, profile.settings);
+    for (size_t ci = 0; ci < profile.cells.size(); ++ci) {
+        const ProfileCell &cell = profile.cells[ci];
+        const std::vector<ProfileStat> &stats = all[ci];
         json c = {{"model", cell.model},
                   {"data", cell.data},
                   {"samples", cell.samples.size()},
@@ -279,8 +292,10 @@ std::string profileJson(const Profile &profile)
     return j.dump(1);
 }
 
-Status writeProfile(const Profile &profile, const std::string &dir)
+Status writeProfile(const Profile &profile, const std::string &dir, const ProfileSummaries *summaries)
 {
+    const ProfileSummaries computed = summaries ? ProfileSummaries{} : summarizeAll(profile);
+    const ProfileSummaries &all = summaries ? *summaries : computed;
     std::error_code ec;
     fs::create_directories(fs::path(dir) / "samples", ec);
     if (ec) {
@@ -289,11 +304,12 @@ Status writeProfile(const Profile &profile, const std::string &dir)
     std::string heads = csvRow({"model", "step", "data", "layer", "head", "metric", "mean", "ci_low", "ci_high", "n"});
     std::string layers = csvRow({"model", "step", "data", "layer", "statistic", "mean", "ci_low", "ci_high", "n"});
     std::string models = csvRow({"model", "step", "data", "statistic", "mean", "ci_low", "ci_high", "n", "samples"});
-    for (const auto &cell : profile.cells) {
+    for (size_t ci = 0; ci < profile.cells.size(); ++ci) {
+        const ProfileCell &cell = profile.cells[ci];
         if (auto st = writeSamples(fs::path(dir) / samplesFile(profile, cell), cell); !st) {
             return st;
         }
-        const std::vector<ProfileStat> stats = summarize(cell, profile.settings);
+        const std::vector<ProfileStat> &stats = all[ci];
         const std::string step = stepText(profile, cell.model);
         for (const auto &b : cell.layout.blocks) {
             const size_t dot = b.name.find('.');
@@ -330,7 +346,7 @@ Status writeProfile(const Profile &profile, const std::string &dir)
         }
     }
     // profile.json last: a folder with it holds everything it names.
-    return writeText(fs::path(dir) / "profile.json", profileJson(profile));
+    return writeText(fs::path(dir) / "profile.json", profileJson(profile, &all));
 }
 
 Result<Profile> readProfile(const std::string &dir)

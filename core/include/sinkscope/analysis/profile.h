@@ -200,15 +200,21 @@ struct ProfileRunHooks {
 Status runProfileModel(const Model &model, const ProfileModel &info, const std::vector<ProfileTexts> &texts,
                        Profile &profile, const ProfileRunHooks &hooks = {});
 
-// DIR/profile.json, DIR/samples/*.bin and the CSVs. Errors name the file.
-Status writeProfile(const Profile &profile, const std::string &dir);
+// summarize() of every cell, in profile.cells order (the bootstrap of a large profile takes seconds: compute
+// it once and pass it on).
+using ProfileSummaries = std::vector<std::vector<ProfileStat>>;
+ProfileSummaries summarizeAll(const Profile &profile);
+
+// DIR/profile.json, DIR/samples/*.bin and the CSVs. Errors name the file. `summaries` from summarizeAll
+// (computed here when null).
+Status writeProfile(const Profile &profile, const std::string &dir, const ProfileSummaries *summaries = nullptr);
 // Reads what writeProfile wrote (every sample). Errors name the file and the problem.
 Result<Profile> readProfile(const std::string &dir);
 // Shards of one profile into the unsharded profile: the same settings, models and data sets, every shard
 // 1..N exactly once, complete. Errors name the directory at fault.
 Result<Profile> mergeProfiles(const std::vector<Profile> &shards, const std::vector<std::string> &dirs);
 
-// profile.json as text (summaries computed here).
-std::string profileJson(const Profile &profile);
+// profile.json as text (`summaries` from summarizeAll; computed here when null).
+std::string profileJson(const Profile &profile, const ProfileSummaries *summaries = nullptr);
 
 } // namespace sinkscope
