@@ -72,20 +72,29 @@ Profile profileOf(const PaperModel &m, const std::string &dataList, const Profil
     return profile;
 }
 
-// The summaries of one block of a cell: its values' mean, count and interval.
-std::vector<ProfileStat> blockStats(const Profile &profile, const std::string &model, const std::string &data,
-                                    const std::string &blockName)
+// One cell's summaries (the bootstrap of every value, computed once) and its layout.
+struct CellSummary {
+    const ProfileCell *cell = nullptr;
+    std::vector<ProfileStat> stats;
+
+    // The summaries of one block: its values' mean, count and interval.
+    std::vector<ProfileStat> block(const std::string &name) const
+    {
+        const ProfileBlock *b = cell->layout.block(name);
+        if (!b) {
+            throw Failure{cell->model + ": the profile layout lacks " + name};
+        }
+        return {stats.begin() + b->offset, stats.begin() + b->offset + b->size};
+    }
+};
+
+CellSummary summaryOf(const Profile &profile, const std::string &model, const std::string &data)
 {
     const ProfileCell *cell = profile.cell(model, data);
     if (!cell) {
         throw Failure{model + ": the profile has no " + data + " samples"};
     }
-    const ProfileBlock *block = cell->layout.block(blockName);
-    if (!block) {
-        throw Failure{model + ": the profile layout lacks " + blockName};
-    }
-    const std::vector<ProfileStat> all = summarize(*cell, profile.settings);
-    return {all.begin() + block->offset, all.begin() + block->offset + block->size};
+    return {cell, summarize(*cell, profile.settings)};
 }
 
 nlohmann::ordered_json modelJson(const PaperModel &m)
@@ -132,7 +141,8 @@ PaperResult runGuTable1(const PaperSource &, const PaperRequest &request, std::o
         const Profile profile = profileOf(m, "natural,random,repeated", settings, err);
         nlohmann::ordered_json j = modelJson(m);
         for (const char *data : {"natural", "random", "repeated"}) {
-            j[data] = statJson(blockStats(profile, m.name, data, "model.sink_1").at(0));
+            const CellSummary summary = summaryOf(profile, m.name, data);
+            j[data] = statJson(summary.block("model.sink_1").at(0));
             j[data]["distinct"] = profile.cell(m.name, data)->distinct;
         }
         result.json["models"].push_back(j);
@@ -208,10 +218,11 @@ PaperResult runSunMassive(const PaperSource &, const PaperRequest &request, std:
     for (const auto &m : request.models) {
         const Profile profile = profileOf(m, "natural", settings, err);
         nlohmann::ordered_json j = modelJson(m);
-        const auto top1 = blockStats(profile, m.name, "natural", "layer.massive_top1");
-        const auto top2 = blockStats(profile, m.name, "natural", "layer.massive_top2");
-        const auto top3 = blockStats(profile, m.name, "natural", "layer.massive_top3");
-        const auto median = blockStats(profile, m.name, "natural", "layer.massive_median");
+        const CellSummary natural = summaryOf(profile, m.name, "natural");
+        const auto top1 = natural.block("layer.massive_top1");
+        const auto top2 = natural.block("layer.massive_top2");
+        const auto top3 = natural.block("layer.massive_top3");
+        const auto median = natural.block("layer.massive_median");
         j["per_layer"] = nlohmann::ordered_json::array();
         for (size_t l = 0; l < top1.size(); ++l) {
             j["per_layer"].push_back({{"layer", l},

@@ -13,13 +13,15 @@ namespace sinkscope::cli {
 const std::vector<PaperTable> &paperTables()
 {
     static const std::vector<PaperTable> tables = {
-        {"gu-table1", "about 40 s per model on SmolLM2-135M (300 passes of 64 tokens), Gemma 3 270M 2 min",
+        {"gu-table1",
+         "300 passes of 64 tokens per model: SmolLM2-135M about 2 min, Gemma 3 270M about 3.5 min (2 cores, load 4-5)",
          "--samples N (100), --tokens T (64), --seed S, --model M...", runGuTable1, renderGuTable1},
         {"streamingllm-table1",
-         "about 4 min per model on SmolLM2-135M (3 x 1000 tokens decoded one by one at cache 128)",
+         "3 x 1000 tokens decoded one by one at cache 128 per model: SmolLM2-135M 3.5 min of CPU, 10 min at load 5",
          "--text FILE (GPL-3), --tokens N (1000), --cache C (128), --model M...", runStreamingTable1,
          renderStreamingTable1},
-        {"sun-massive", "about 10 s per model on SmolLM2-135M (10 passes of 256 tokens)",
+        {"sun-massive",
+         "10 passes of 256 tokens per model: SmolLM2-135M about 15 s, Gemma 3 270M about 50 s (2 cores, load 4-5)",
          "--samples N (10), --tokens T (256), --seed S, --model M...", runSunMassive, renderSunMassive},
     };
     return tables;
@@ -94,7 +96,7 @@ std::string padRight(const std::string &text, size_t width)
 
 std::string padLeft(const std::string &text, size_t width)
 {
-    return text.size() >= width ? text : std::string(width - text.size(), ' ') + text;
+    return text.size() >= width ? " " + text : std::string(width - text.size(), ' ') + text; // never glued
 }
 
 nlohmann::ordered_json jsonNumber(double value)

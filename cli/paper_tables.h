@@ -82,7 +82,8 @@ void renderSunMassive(const PaperSource &source, const nlohmann::ordered_json &o
 
 // Shared by the renderers: "12.34" with `digits` decimals, "n/a" for NaN.
 std::string fixed(double value, int digits);
-// Pads or keeps `text` to at least `width` characters (left-aligned) / right-aligned.
+// `text` padded to at least `width` characters, left-aligned / right-aligned (padLeft puts at least one
+// space before a text that fills the width, so columns never run together).
 std::string padRight(const std::string &text, size_t width);
 std::string padLeft(const std::string &text, size_t width);
 // JSON number or null for NaN / inf.
