@@ -21,7 +21,8 @@ struct PaperOptions {
     uint64_t seed = 0;
     std::string text;
     bool json = false;
-    CLI::Option *samplesOption = nullptr, *tokensOption = nullptr, *cacheOption = nullptr, *textOption = nullptr;
+    CLI::Option *samplesOption = nullptr, *tokensOption = nullptr, *cacheOption = nullptr, *textOption = nullptr,
+                *seedOption = nullptr;
 };
 
 constexpr const char *kProse =
@@ -140,8 +141,9 @@ int runPaper(const PaperOptions &o, std::ostream &out, std::ostream &err)
     const PaperTable &table = tableFor(o.id);
     // Options a table does not read are refused rather than silently ignored.
     const std::string reads = table.options;
-    for (const auto &[option, name] : {std::pair{o.samplesOption, "--samples"}, std::pair{o.tokensOption, "--tokens"},
-                                       std::pair{o.cacheOption, "--cache"}, std::pair{o.textOption, "--text"}}) {
+    for (const auto &[option, name] :
+         {std::pair{o.samplesOption, "--samples"}, std::pair{o.tokensOption, "--tokens"},
+          std::pair{o.cacheOption, "--cache"}, std::pair{o.textOption, "--text"}, std::pair{o.seedOption, "--seed"}}) {
         if (option->count() > 0 && reads.find(name) == std::string::npos) {
             throw UsageError{std::string(name) + " does not apply to " + table.id + " (it reads " + reads + ")"};
         }
@@ -238,7 +240,7 @@ Command addPaperCommand(CLI::App &cli)
     o->textOption =
         cmd->add_option("--text", o->text, "streamingllm-table1: the text (default /usr/share/common-licenses/GPL-3)")
             ->type_name("FILE");
-    cmd->add_option("--seed", o->seed, "seed of the samples and the bootstrap")->type_name("S");
+    o->seedOption = cmd->add_option("--seed", o->seed, "seed of the samples and the bootstrap")->type_name("S");
     cmd->add_flag("--json", o->json, "print JSON instead of text");
     return {cmd, [o](std::ostream &out, std::ostream &err) { return runPaper(*o, out, err); }};
 }

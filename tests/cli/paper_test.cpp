@@ -148,6 +148,9 @@ TEST_F(PaperCli, BadTableIsAUsageErrorNamingTheValidOnes)
     const st::CliRun cache = cli({"paper", "sun-massive", "--model", model(), "--cache", "64"});
     EXPECT_EQ(cache.code, 2);
     EXPECT_NE(cache.err.find("--cache does not apply to sun-massive"), std::string::npos) << cache.err;
+    const st::CliRun seed = cli({"paper", "streamingllm-table1", "--model", model(), "--seed", "2"});
+    EXPECT_EQ(seed.code, 2);
+    EXPECT_NE(seed.err.find("--seed does not apply to streamingllm-table1"), std::string::npos) << seed.err;
     const st::CliRun help = cli({"paper", "--help"});
     EXPECT_EQ(help.code, 0);
     EXPECT_NE(help.out.find("Usage: sinkscope-cli paper"), std::string::npos);
