@@ -1,5 +1,7 @@
 #include "attention_math.h"
 
+#include "sinkscope/analysis/metrics.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -306,6 +308,34 @@ PooledGrid poolWindow(const TransformedHead &head, TokenWindow window, int64_t m
         }
     }
     return grid;
+}
+
+PooledGrid headMetricGrid(const HeadMetric &metric)
+{
+    PooledGrid grid;
+    if (metric.values.shape.size() != 2) {
+        return grid;
+    }
+    grid.ny = metric.values.dim(0);
+    grid.nx = metric.values.dim(1);
+    grid.window = TokenWindow{0, grid.ny - 1, 0, grid.nx - 1};
+    grid.data = metric.values.data;
+    grid.data.resize(size_t(grid.nx * grid.ny), kNaN);
+    return grid;
+}
+
+ValueRange symmetricRange(std::span<const float> values)
+{
+    double m = 0;
+    for (float v : values) {
+        if (!std::isnan(v)) {
+            m = std::max(m, std::fabs(double(v)));
+        }
+    }
+    if (m <= 0) {
+        m = 1e-6;
+    }
+    return {-m, m};
 }
 
 double normalisedValue(double value, const ValueRange &range, ScaleMapping mapping)

@@ -18,6 +18,10 @@
 #include <span>
 #include <vector>
 
+namespace sinkscope {
+struct HeadMetric;
+} // namespace sinkscope
+
 namespace sinkscope::ui {
 
 // A read-only view of one head's [T, Tk] probabilities inside a layer array.
@@ -122,6 +126,13 @@ struct PooledGrid {
 // cell is a whole number of tokens). Max pooling keeps thin stripes (the sink column) visible; mean
 // pooling keeps totals. NaN cells are ignored; a cell with only NaN stays NaN.
 PooledGrid poolWindow(const TransformedHead &head, TokenWindow window, int64_t maxX, int64_t maxY, Pooling pooling);
+
+// A per-head metric's [L, H] values (metrics.h) as a grid: x = head, y = layer; NaN where undefined.
+// Empty (nx = ny = 0) when the values are not [L, H].
+PooledGrid headMetricGrid(const HeadMetric &metric);
+
+// A symmetric range around zero covering every finite value (differences on a diverging map).
+ValueRange symmetricRange(std::span<const float> values);
 
 // Maps a value into [0, 1] under a range and mapping (log: values <= lower clamp to 0). NaN stays NaN.
 double normalisedValue(double value, const ValueRange &range, ScaleMapping mapping);

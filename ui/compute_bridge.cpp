@@ -1,5 +1,7 @@
 #include "compute_bridge.h"
 
+#include "model_source.h"
+
 #include "sinkscope/runtime/paths.h"
 
 #include <QCryptographicHash>
@@ -124,33 +126,11 @@ void ComputeBridge::loadModel(const QString &path, const QString &device)
     submitJob<Loaded>(
         tag, generation,
         [self, tag, generation, path, device = device.toStdString()](const CancelToken &cancel) -> Result<Loaded> {
-            const ProgressCallback progress = progressPoster(self, tag, generation, cancel);
-            std::string modelPath;
-            if (path.isEmpty()) {
-                auto ensured = ensureDefaultModel(progress);
-                if (!ensured.ok()) {
-                    return ensured.error();
-                }
-                modelPath = ensured.value();
-            } else {
-                // A GGUF file or a Hugging Face folder is converted once into the cache; an archive is
-                // returned as is.
-                auto archive = archiveFor(path.toStdString(), [&progress](double f, const std::string &label) {
-                    return progress(f * 0.8, "Converting: " + label);
-                });
-                if (!archive.ok()) {
-                    return archive.error();
-                }
-                modelPath = archive.value();
+            auto loaded = loadModelSource(path.toStdString(), device, progressPoster(self, tag, generation, cancel));
+            if (!loaded.ok()) {
+                return loaded.error();
             }
-            LoadOptions options;
-            options.device = device;
-            options.progress = progress;
-            auto model = Model::load(modelPath, options);
-            if (!model.ok()) {
-                return model.error();
-            }
-            return Loaded{std::move(model.value()), QString::fromStdString(modelPath)};
+            return Loaded{std::move(loaded.value().model), QString::fromStdString(loaded.value().archive)};
         },
         [self, tag, path](const Result<std::shared_ptr<const Loaded>> &result) {
             if (result.ok()) {

@@ -61,20 +61,6 @@ bool isUnitMetric(const std::string &name)
     return unit.count(name) > 0;
 }
 
-PooledGrid headMetricGrid(const HeadMetric &metric)
-{
-    PooledGrid grid;
-    if (metric.values.shape.size() != 2) {
-        return grid;
-    }
-    grid.ny = metric.values.dim(0);
-    grid.nx = metric.values.dim(1);
-    grid.window = TokenWindow{0, grid.ny - 1, 0, grid.nx - 1};
-    grid.data = metric.values.data;
-    grid.data.resize(size_t(grid.nx * grid.ny), std::numeric_limits<float>::quiet_NaN());
-    return grid;
-}
-
 ValueRange headMetricRange(const HeadMetric &metric)
 {
     if (isUnitMetric(metric.name)) {

@@ -40,8 +40,7 @@ QVector<QString> tokenAxisLabels(const std::vector<std::string> &texts);
 
 // --- Layer x head heatmap of a per-head metric ---------------------------------------------------
 
-// The metric's [L, H] values as a grid (x = head, y = layer; NaN where undefined).
-PooledGrid headMetricGrid(const HeadMetric &metric);
+// headMetricGrid (the metric's [L, H] values as a grid) is in attention_math.h.
 // Shares, probabilities and normalised entropies on a fixed 0..1 scale (comparable across runs and
 // models); other metrics on [min(0, lowest), highest].
 ValueRange headMetricRange(const HeadMetric &metric);

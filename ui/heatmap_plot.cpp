@@ -83,6 +83,17 @@ HeatmapPlot::HeatmapPlot(QWidget *parent) : QWidget(parent)
     m_windowTimer.setSingleShot(true);
     m_windowTimer.setInterval(40);
     connect(&m_windowTimer, &QTimer::timeout, this, &HeatmapPlot::visibleWindowChanged);
+    // The axis rect gets its size only when QCustomPlot lays out (at its replot, after our resizeEvent):
+    // a plot filled while hidden or before its first layout would keep ticks for the old size. Once per
+    // widget size, the ticks are recomputed for the laid-out rect and the plot drawn again.
+    connect(m_plot, &QCustomPlot::afterLayout, this, [this] {
+        // An export (render) lays out at the figure's size: not the widget's.
+        if (m_plot->viewport() == m_plot->rect() && m_plot->size() != m_tickSize) {
+            m_tickSize = m_plot->size();
+            updateTickDensity();
+            m_plot->replot(QCustomPlot::rpQueuedReplot);
+        }
+    });
     connect(m_plot->xAxis, qOverload<const QCPRange &>(&QCPAxis::rangeChanged), this, [this] {
         clampRanges();
         updateTickDensity();

@@ -120,6 +120,7 @@ private:
     QSharedPointer<TokenTicker> m_xTicker;
     QSharedPointer<TokenTicker> m_yTicker;
     QTimer m_windowTimer;
+    QSize m_tickSize; // the widget size the ticks were last laid out for (afterLayout)
     int64_t m_xCount = 0;
     int64_t m_yCount = 0;
     bool m_clamping = false;

@@ -1,5 +1,6 @@
 #include "main_window.h"
 
+#include "compare_view.h"
 #include "head_view.h"
 #include "metrics_view.h"
 #include "mitigation_view.h"
@@ -169,6 +170,14 @@ void MainWindow::buildLayout()
             return m ? m->canonicalSpec() : QString();
         },
         m_prompt, [this] { runPrompt(); }));
+    m_compareView = new CompareView(
+        m_run->bridge(), [this] { return m_run->model(); }, [this] { return m_prompt->toPlainText(); },
+        [this] { return m_run->deviceId(); });
+    addView(m_compareView);
+    connect(m_compareView, &CompareView::failed, m_messages, &MessageBar::showError);
+    connect(m_compareView, &CompareView::comparisonShown, this, [this] {
+        m_statusLabel->setText(tr("Comparison shown: %1 models").arg(m_compareView->result()->entries().size()));
+    });
     m_views.append(m_outputs);
     lower->addWidget(m_tabs);
     lower->addWidget(m_outputs);
@@ -493,6 +502,14 @@ void MainWindow::buildMenus()
     open->setShortcut(QKeySequence::Open);
     file->addAction(tr("Open model &folder\u2026"), QKeySequence(QStringLiteral("Ctrl+Shift+M")), this,
                     &MainWindow::openModelFolderDialog);
+    file->addAction(tr("&Compare with models…"), QKeySequence(QStringLiteral("Ctrl+Shift+C")), this, [this] {
+        showView(QStringLiteral("compare"));
+        m_compareView->openModelsDialog();
+    });
+    file->addAction(tr("Compare with a model fo&lder…"), this, [this] {
+        showView(QStringLiteral("compare"));
+        m_compareView->openFolderDialog();
+    });
     QMenu *recent = file->addMenu(tr("Open &recent"));
     connect(m_recentMenu, &QMenu::aboutToShow, this, &MainWindow::rebuildRecentMenu);
     connect(recent, &QMenu::aboutToShow, this, [this, recent] {
@@ -543,6 +560,8 @@ void MainWindow::buildMenus()
                     [this] { showView(QStringLiteral("tokens")); });
     view->addAction(tr("&Metrics"), QKeySequence(QStringLiteral("Ctrl+4")), this,
                     [this] { showView(QStringLiteral("metrics")); });
+    view->addAction(tr("&Compare"), QKeySequence(QStringLiteral("Ctrl+5")), this,
+                    [this] { showView(QStringLiteral("compare")); });
     view->addSeparator();
     view->addAction(tr("Next head"), QKeySequence(QStringLiteral("Alt+Right")), this,
                     [this] { m_headView->stepHead(+1); });

@@ -38,6 +38,7 @@ class QToolButton;
 
 namespace sinkscope::ui {
 
+class CompareView;
 class HeadView;
 class MetricsView;
 class OverviewView;
@@ -131,6 +132,7 @@ public:
     HeadView *headView() const { return m_headView; }
     TokenView *tokenView() const { return m_tokenView; }
     MetricsView *metricsView() const { return m_metricsView; }
+    CompareView *compareView() const { return m_compareView; }
     OutputsView *outputsView() const { return m_outputs; }
     MessageBar *messageBar() const { return m_messages; }
     QString shortcutsText() const;
@@ -204,6 +206,7 @@ private:
     HeadView *m_headView = nullptr;
     TokenView *m_tokenView = nullptr;
     MetricsView *m_metricsView = nullptr;
+    CompareView *m_compareView = nullptr;
     OutputsView *m_outputs = nullptr;
     QList<AnalysisView *> m_views;
     QProgressBar *m_progress = nullptr;

@@ -38,38 +38,6 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-// A diverging map for signed differences (blue - white - red, ColorBrewer RdBu, colour-blind safe);
-// white is zero, whatever the sequential map of the window.
-QCPColorGradient divergingGradient()
-{
-    QCPColorGradient g;
-    g.clearColorStops();
-    g.setColorStopAt(0.0, QColor(0x05, 0x30, 0x61));
-    g.setColorStopAt(0.2, QColor(0x21, 0x66, 0xac));
-    g.setColorStopAt(0.4, QColor(0x92, 0xc5, 0xde));
-    g.setColorStopAt(0.5, QColor(0xf7, 0xf7, 0xf7));
-    g.setColorStopAt(0.6, QColor(0xf4, 0xa5, 0x82));
-    g.setColorStopAt(0.8, QColor(0xb2, 0x18, 0x2b));
-    g.setColorStopAt(1.0, QColor(0x67, 0x00, 0x1f));
-    g.setNanHandling(QCPColorGradient::nhTransparent);
-    return g;
-}
-
-// Symmetric range around zero covering every finite value.
-ValueRange symmetricRange(std::span<const float> values)
-{
-    double m = 0;
-    for (float v : values) {
-        if (!std::isnan(v)) {
-            m = std::max(m, std::fabs(double(v)));
-        }
-    }
-    if (m <= 0) {
-        m = 1e-6;
-    }
-    return {-m, m};
-}
-
 QString tokenDisplay(const Model *model, int64_t id)
 {
     if (model && model->tokenizer()) {

@@ -82,6 +82,21 @@ QColor colourAt(ColourMap map, double t)
                             float(a.blueF() + (b.blueF() - a.blueF()) * f));
 }
 
+QCPColorGradient divergingGradient()
+{
+    QCPColorGradient g;
+    g.clearColorStops();
+    g.setColorStopAt(0.0, QColor(0x05, 0x30, 0x61));
+    g.setColorStopAt(0.2, QColor(0x21, 0x66, 0xac));
+    g.setColorStopAt(0.4, QColor(0x92, 0xc5, 0xde));
+    g.setColorStopAt(0.5, QColor(0xf7, 0xf7, 0xf7));
+    g.setColorStopAt(0.6, QColor(0xf4, 0xa5, 0x82));
+    g.setColorStopAt(0.8, QColor(0xb2, 0x18, 0x2b));
+    g.setColorStopAt(1.0, QColor(0x67, 0x00, 0x1f));
+    g.setNanHandling(QCPColorGradient::nhTransparent);
+    return g;
+}
+
 QCPColorGradient makeGradient(ColourMap map)
 {
     QCPColorGradient gradient;

@@ -21,6 +21,9 @@ QString colourMapKey(ColourMap map);            // stable key for settings/sessi
 ColourMap colourMapFromKey(const QString &key); // unknown keys give Viridis
 QColor colourAt(ColourMap map, double t);       // t in [0, 1], clamped
 QCPColorGradient makeGradient(ColourMap map);
+// A diverging map for signed differences (blue - white - red, ColorBrewer RdBu, colour-blind safe):
+// white is zero at the middle of a symmetric range (symmetricRange), whatever the sequential map.
+QCPColorGradient divergingGradient();
 
 enum class Theme { Light, Dark };
 

@@ -163,13 +163,39 @@ void printSummary(const Profile &profile, const ProfileSummaries &summaries, std
     out << std::right;
 }
 
-// The profile's files.
-void writeOutputs(const Profile &profile, const ProfileSummaries &summaries, const std::string &dir, std::ostream &log)
+// "png,svg,pdf" as formats, or none with --no-figures (the option's check has validated the list).
+std::vector<std::string> figureFormats(const std::string &list, bool none)
+{
+    std::string problem;
+    return none ? std::vector<std::string>{} : parseFormatList(list, &problem);
+}
+
+// The profile's files, then its figures (the window's figure code) when asked for and this build draws.
+void writeOutputs(const Profile &profile, const ProfileSummaries &summaries, const std::string &dir,
+                  const std::vector<std::string> &formats, std::ostream &log)
 {
     if (auto st = writeProfile(profile, dir, &summaries); !st) {
         throw Failure{st.error().message};
     }
     log << "wrote " << (fs::path(dir) / "profile.json").string() << ", the CSVs and samples/\n";
+    if (formats.empty()) {
+        return;
+    }
+    if (!figuresAvailable) {
+        throw Failure{"figures need a build with SINKSCOPE_BUILD_GUI=ON (this one has no Qt); " + dir +
+                      "/profile.json and the CSVs were written"};
+    }
+    std::vector<std::string> written, notes;
+    std::string error;
+    const ProfileFigures request{
+        .dir = dir, .formats = formats, .profile = &profile, .caption = {}, .summaries = &summaries};
+    if (!writeProfileFigures(request, &written, &notes, &error)) {
+        throw Failure{error};
+    }
+    log << "wrote " << written.size() << " figure file(s) into " << dir << "\n";
+    for (const auto &n : notes) {
+        log << "  note: " << n << "\n";
+    }
 }
 
 int runProfile(const ProfileOptions &o, std::ostream &out, std::ostream &err)
@@ -246,7 +272,9 @@ int runProfile(const ProfileOptions &o, std::ostream &out, std::ostream &err)
         err << "interrupted: writing the partial profile (\"complete\": false)\n";
     }
     const ProfileSummaries summaries = summarizeAll(profile);
-    writeOutputs(profile, summaries, o.dir, err);
+    // An interrupted profile gets its files only: figures of a partial run would pass for the real thing.
+    writeOutputs(profile, summaries, o.dir,
+                 interrupted ? std::vector<std::string>{} : figureFormats(o.formats, o.noFigures), err);
     printSummary(profile, summaries, out);
     return interrupted ? kInterrupted : 0;
 }
@@ -269,7 +297,7 @@ int runMerge(const MergeOptions &o, std::ostream &out, std::ostream &err)
                         std::to_string(o.dirs.size()) + " shard(s) (" + shards.front().createdBy + ")";
     err << "merged " << o.dirs.size() << " shard(s)\n";
     const ProfileSummaries summaries = summarizeAll(*merged);
-    writeOutputs(*merged, summaries, o.dir, err);
+    writeOutputs(*merged, summaries, o.dir, figureFormats(o.formats, o.noFigures), err);
     printSummary(*merged, summaries, out);
     return 0;
 }

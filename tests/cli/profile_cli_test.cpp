@@ -146,15 +146,34 @@ TEST_F(CliProfile, ShardsMergeIntoExactlyTheUnshardedProfile)
     const std::string models = slurp(out.file("whole/profile_models.csv"));
     EXPECT_EQ(models.rfind("model,step,data,statistic,mean,ci_low,ci_high,n,samples\n", 0), 0u);
     EXPECT_NE(models.find("tiny-step3000,3000,random,sink_1,"), std::string::npos);
+
+    // The figures of a profile (re)drawn from its folder: a merge of the one whole run.
+    if (!fs::exists(SINKSCOPE_CLI_PATH)) {
+        return;
+    }
+    const CliRun figures = st::runCli({"merge", "--format", "svg", "--out", out.file("figures"), out.file("whole")});
+    if (figures.code == 1 && figures.err.find("SINKSCOPE_BUILD_GUI") != std::string::npos) {
+        return; // a build without Qt says so
+    }
+    ASSERT_EQ(figures.code, 0) << figures.err;
+    for (const char *name : {"layers-sink_1.svg", "layers-first_token_mass.svg", "layers-massive_top1.svg", "table.svg",
+                             "checkpoints-sink_1.svg", "grid-tiny-step1000-random.svg"}) {
+        EXPECT_GT(fs::exists(out.file(std::string("figures/") + name))
+                      ? fs::file_size(out.file(std::string("figures/") + name))
+                      : 0u,
+                  1000u)
+            << name;
+    }
 }
 
 TEST_F(CliProfile, CtrlCWritesAValidPartialProfile)
 {
     TempDir out;
-    // SIGINT after two seconds; the run would take minutes.
+    // SIGINT after five seconds (the tiny model loads in one and runs a sample in milliseconds, even on a
+    // busy machine); the run would take minutes.
     CliRun r = st::runCli({"profile", "--model", s_dir->file("tiny-step0.pt"), "--data", "random", "--samples",
                            "1000000", "--tokens", "16", "--no-figures", "--out", out.file("p")},
-                          "timeout --preserve-status -s INT 2");
+                          "timeout --preserve-status -s INT 5");
     EXPECT_EQ(r.code, 130) << r.err;
     EXPECT_NE(r.err.find("interrupted"), std::string::npos) << r.err;
     const nlohmann::json p = readJson(out.file("p/profile.json"));
