@@ -17,7 +17,8 @@ const std::vector<PaperTable> &paperTables()
          "300 passes of 64 tokens per model: SmolLM2-135M about 2 min, Gemma 3 270M about 3.5 min (2 cores, load 4-5)",
          "--samples N (100), --tokens T (64), --seed S, --model M...", runGuTable1, renderGuTable1},
         {"streamingllm-table1",
-         "3 x 1000 tokens decoded one by one at cache 128 per model: SmolLM2-135M 3.5 min of CPU, 10 min at load 5",
+         "3 x 1000 tokens decoded one by one at cache 128 per model: SmolLM2-135M 3.5 min of CPU (10 min at "
+         "load 5), Gemma 3 270M 7.7 min of CPU (15 min at load 5)",
          "--text FILE (GPL-3), --tokens N (1000), --cache C (128), --model M...", runStreamingTable1,
          renderStreamingTable1},
         {"sun-massive",
