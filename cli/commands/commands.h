@@ -30,5 +30,6 @@ Command addStreamPplCommand(CLI::App &cli);
 Command addProbeCommand(CLI::App &cli);
 Command addProfileCommand(CLI::App &cli);
 Command addMergeCommand(CLI::App &cli);
+Command addPaperCommand(CLI::App &cli);
 
 } // namespace sinkscope::cli

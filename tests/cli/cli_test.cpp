@@ -49,7 +49,7 @@ std::unique_ptr<TempDir> Cli::s_dir;
 TEST_F(Cli, HelpOnEverySubcommand)
 {
     for (const char *cmd : {"info", "convert", "run", "generate", "doctor", "analyze", "compare", "act-search",
-                            "stream-ppl", "probe", "mitigations", "profile", "merge"}) {
+                            "stream-ppl", "probe", "mitigations", "profile", "merge", "paper"}) {
         const CliRun r = cli({cmd, "--help"});
         EXPECT_EQ(r.code, 0) << cmd;
         EXPECT_NE(r.out.find("Usage: sinkscope-cli " + std::string(cmd)), std::string::npos) << cmd;

@@ -14,6 +14,8 @@ mv "$work/first" "$work/moved"
 p="$work/moved"
 
 for f in bin/sinkscope-cli bin/sinkscope share/sinkscope/probes/default.json \
+         share/sinkscope/papers/gu-table1.json share/sinkscope/papers/streamingllm-table1.json \
+         share/sinkscope/papers/sun-massive.json \
          share/sinkscope/models/SmolLM2-135M-Instruct.Q4_1.gguf \
          share/applications/io.github.sinkscope.SinkScope.desktop \
          share/metainfo/io.github.sinkscope.SinkScope.metainfo.xml \
@@ -40,6 +42,8 @@ echo "$out" | grep -q "SmolLM2" || fail "info does not describe the default mode
 [ -s "$home/.cache/sinkscope/models/SmolLM2-135M-Instruct.pt" ] || fail "the default model was not converted into \$XDG_CACHE_HOME/sinkscope/models"
 out="$(run "$p/bin/sinkscope-cli" probe --limit 2)" || fail "sinkscope-cli probe (default probe set) failed: $out"
 echo "$out" | grep -q -i "accuracy" || fail "probe printed no accuracy: $out"
+out="$(run "$p/bin/sinkscope-cli" paper LIST)" || fail "sinkscope-cli paper LIST failed from the moved prefix: $out"
+echo "$out" | grep -q "When Attention Sink Emerges" || fail "paper LIST did not read the installed tables: $out"
 run "$p/bin/sinkscope" --screenshots "$work/shots" --prompt "The capital of France is" >/dev/null 2>&1 ||
   fail "the window failed to start from the moved prefix"
 ls "$work/shots"/*.png >/dev/null 2>&1 || fail "the window wrote no screenshots"

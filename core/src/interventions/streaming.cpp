@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 namespace sinkscope {
 
@@ -16,15 +17,33 @@ namespace ck = control_keys;
 
 using detail::guardTorch;
 
+namespace {
+
+// " (ids 198,198,198,198)" for substituted sinks, else empty.
+std::string substitutedLabel(const std::vector<int64_t> &ids)
+{
+    if (ids.empty()) {
+        return {};
+    }
+    std::string text = " (ids ";
+    for (size_t i = 0; i < ids.size(); ++i) {
+        text += (i > 0 ? "," : "") + std::to_string(ids[i]);
+    }
+    return text + ")";
+}
+
+} // namespace
+
 std::string StreamingOptions::label() const
 {
     switch (mode) {
     case StreamingMode::Dense:
         return "dense";
     case StreamingMode::Cache:
-        return (sinks == 0 ? "window " : "sinks ") + std::to_string(sinks) + "+" + std::to_string(window);
+        return (sinks == 0 ? "window " : "sinks ") + std::to_string(sinks) + "+" + std::to_string(window) +
+               substitutedLabel(sinkTokens);
     case StreamingMode::Recompute:
-        return "recompute " + std::to_string(sinks) + "+" + std::to_string(window);
+        return "recompute " + std::to_string(sinks) + "+" + std::to_string(window) + substitutedLabel(sinkTokens);
     }
     return {};
 }
@@ -99,6 +118,29 @@ Result<StreamingResult> StreamingEvaluator::run(const std::vector<int64_t> &allT
         return makeError(ErrorCode::InvalidArgument,
                          "streaming evaluation: the window must be at least 1 and sinks at least 0");
     }
+    if (!options.sinkTokens.empty()) {
+        if (dense || static_cast<int64_t>(options.sinkTokens.size()) != options.sinks) {
+            return makeError(ErrorCode::InvalidArgument,
+                             "streaming evaluation: " + std::to_string(options.sinkTokens.size()) +
+                                 " substitute sink tokens for " +
+                                 (dense ? std::string("dense decoding") : std::to_string(options.sinks) + " sinks") +
+                                 " (one per sink, with a cache)");
+        }
+        if (n <= options.sinks) {
+            return makeError(ErrorCode::InvalidArgument, "streaming evaluation: the text has no token after the " +
+                                                             std::to_string(options.sinks) + " substituted sinks");
+        }
+        for (size_t i = 0; i < options.sinkTokens.size(); ++i) {
+            const int64_t id = options.sinkTokens[i];
+            if (id < 0 || id >= c.vocabSize) {
+                return makeError(ErrorCode::InvalidArgument,
+                                 "substitute sink token id " + std::to_string(id) + " is outside the vocabulary");
+            }
+            tokens[i] = id;
+        }
+    }
+    // Targets before this position are replaced sinks, not the text: their NLL is NaN.
+    const int64_t firstScored = static_cast<int64_t>(options.sinkTokens.size());
     const int64_t capacity = dense ? n : static_cast<int64_t>(options.sinks) + options.window;
     if (c.architecture == Architecture::Gpt2 && c.contextLength > 0 && std::min(capacity, n) > c.contextLength) {
         return makeError(ErrorCode::InvalidArgument,
@@ -166,14 +208,19 @@ Result<StreamingResult> StreamingEvaluator::run(const std::vector<int64_t> &allT
                     controls.insert_or_assign(ck::kCacheV + ls, v);
                 }
             }
-            result.nll.push_back(nllOf(logits, tokens[static_cast<size_t>(i + 1)]));
+            result.nll.push_back(i + 1 < firstScored ? std::numeric_limits<float>::quiet_NaN()
+                                                     : nllOf(logits, tokens[static_cast<size_t>(i + 1)]));
         }
         result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         double sum = 0;
+        int64_t scored = 0;
         for (float v : result.nll) {
-            sum += v;
+            if (!std::isnan(v)) { // a replaced sink; an infinite NLL still counts
+                sum += v;
+                ++scored;
+            }
         }
-        result.meanNll = sum / static_cast<double>(result.nll.size());
+        result.meanNll = sum / static_cast<double>(scored);
         result.perplexity = std::exp(result.meanNll);
         result.tokensPerSecond = result.seconds > 0 ? static_cast<double>(n - 1) / result.seconds : 0;
         if (progress) {

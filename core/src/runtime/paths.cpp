@@ -100,6 +100,14 @@ std::string defaultProbeSetPath()
     return (fs::path(dataDir()) / "probes" / "default.json").string();
 }
 
+std::string papersDir()
+{
+    if (std::string v = env("SINKSCOPE_PAPERS"); !v.empty()) {
+        return v;
+    }
+    return (fs::path(dataDir()) / "papers").string();
+}
+
 Result<std::string> ensureDefaultModel(const ProgressCallback &progress)
 {
     const std::string model = defaultModelPath();

@@ -10,6 +10,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 using namespace sinkscope;
 namespace st = sinkscope::testing;
 
@@ -148,6 +151,59 @@ TEST_F(Streaming, OptionsLabelsSweepAndErrors)
     auto cancelled = s_eval->run(text(10), {.mode = StreamingMode::Dense}, &cancel);
     ASSERT_FALSE(cancelled);
     EXPECT_EQ(cancelled.error().code, ErrorCode::Cancelled);
+}
+
+TEST_F(Streaming, SubstitutedSinksReplaceTheFirstTokensAndScoreTheRest)
+{
+    const auto tokens = text(30);
+    const std::vector<int64_t> newlines = {7, 7, 7};
+    StreamingOptions substituted{.mode = StreamingMode::Cache, .sinks = 3, .window = 6};
+    substituted.sinkTokens = newlines;
+    const StreamingResult r = run(tokens, substituted);
+    EXPECT_EQ(r.options.label(), "sinks 3+6 (ids 7,7,7)");
+    // The same decoding as a plain 3+6 cache over the text with its first three tokens replaced by hand.
+    auto replaced = tokens;
+    std::copy(newlines.begin(), newlines.end(), replaced.begin());
+    const StreamingResult byHand = run(replaced, {.mode = StreamingMode::Cache, .sinks = 3, .window = 6});
+    ASSERT_EQ(r.nll.size(), 29u);
+    EXPECT_TRUE(std::isnan(r.nll[0]) && std::isnan(r.nll[1])) << "targets 1 and 2 are replaced sinks";
+    double sum = 0;
+    for (size_t i = 2; i < r.nll.size(); ++i) {
+        EXPECT_EQ(r.nll[i], byHand.nll[i]) << i;
+        sum += r.nll[i];
+    }
+    EXPECT_NEAR(r.meanNll, sum / 27.0, 1e-9);
+    EXPECT_NEAR(r.perplexity, std::exp(sum / 27.0), 1e-6 * r.perplexity);
+    // The sinks the cache keeps are the substitutes, not the text's own first tokens.
+    const StreamingResult own = run(tokens, {.mode = StreamingMode::Cache, .sinks = 3, .window = 6});
+    EXPECT_NE(r.nll[20], own.nll[20]);
+    StreamingOptions recompute{.mode = StreamingMode::Recompute, .sinks = 3, .window = 6};
+    recompute.sinkTokens = newlines;
+    const StreamingResult rec = run(tokens, recompute);
+    const StreamingResult recByHand = run(replaced, {.mode = StreamingMode::Recompute, .sinks = 3, .window = 6});
+    EXPECT_EQ(rec.nll[25], recByHand.nll[25]);
+    EXPECT_EQ(rec.options.label(), "recompute 3+6 (ids 7,7,7)");
+}
+
+TEST_F(Streaming, SubstitutedSinksErrors)
+{
+    StreamingOptions wrongCount{.mode = StreamingMode::Cache, .sinks = 4, .window = 6};
+    wrongCount.sinkTokens = {7, 7};
+    auto a = s_eval->run(text(20), wrongCount);
+    ASSERT_FALSE(a);
+    EXPECT_EQ(a.error().code, ErrorCode::InvalidArgument);
+    EXPECT_NE(a.error().message.find("2 substitute sink tokens for 4 sinks"), std::string::npos) << a.error().message;
+    StreamingOptions dense{.mode = StreamingMode::Dense};
+    dense.sinkTokens = {7};
+    EXPECT_FALSE(s_eval->run(text(20), dense));
+    StreamingOptions outside{.mode = StreamingMode::Cache, .sinks = 1, .window = 6};
+    outside.sinkTokens = {301};
+    auto b = s_eval->run(text(20), outside);
+    ASSERT_FALSE(b);
+    EXPECT_NE(b.error().message.find("301"), std::string::npos);
+    StreamingOptions tooShort{.mode = StreamingMode::Cache, .sinks = 2, .window = 6};
+    tooShort.sinkTokens = {7, 7};
+    EXPECT_FALSE(s_eval->run(text(2), tooShort));
 }
 
 TEST(StreamingGpt2, RefusesPositionsPastTheTable)

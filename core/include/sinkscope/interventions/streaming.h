@@ -10,6 +10,10 @@
 //   Cache      S sinks + W recent tokens; S = 0 is plain window attention.
 //   Recompute  sliding window with re-computation: every step reruns the S + W context tokens from
 //              scratch (positions 0..), the quality reference; O(T * W^2).
+// Substituted sinks (Xiao et al. Table 1, 4 x "\n" + 1020): with sinkTokens set, the first S tokens of
+// the text are replaced by those ids before decoding, so the S tokens the cache keeps are them. The
+// predictions of the replaced tokens are not the text's: their NLL entries are NaN and the mean and
+// perplexity cover the text's own tokens only (positions S..N-1).
 #pragma once
 
 #include "sinkscope/model/model.h"
@@ -28,19 +32,23 @@ enum class StreamingMode {
 
 struct StreamingOptions {
     StreamingMode mode = StreamingMode::Cache;
-    int sinks = 4;             // S (Cache, Recompute)
-    int window = 252;          // W (Cache, Recompute)
-    int64_t maxTokens = 0;     // evaluate the first maxTokens tokens of the text; 0: all
-    std::string label() const; // "dense", "window 0+256", "sinks 4+252", "recompute 4+252"
+    int sinks = 4;         // S (Cache, Recompute)
+    int window = 252;      // W (Cache, Recompute)
+    int64_t maxTokens = 0; // evaluate the first maxTokens tokens of the text; 0: all
+    // Cache, Recompute: S ids that replace the text's first S tokens (empty: the text's own). Errors when
+    // its size is not S, an id is outside the vocabulary, or the text has no token after them.
+    std::vector<int64_t> sinkTokens;
+    // "dense", "window 0+256", "sinks 4+252", "recompute 4+252"; substituted: "sinks 4+252 (ids 198,...)"
+    std::string label() const;
 };
 
 struct StreamingResult {
     StreamingOptions options;
     int64_t tokens = 0;     // tokens decoded (N); nll has N - 1 entries
-    std::vector<float> nll; // nll[i] = -log p(token i+1 | cache after token i), nats
-    double meanNll = 0;
-    double perplexity = 0; // exp(meanNll)
-    double seconds = 0;    // wall time of the decoding loop
+    std::vector<float> nll; // nll[i] = -log p(token i+1 | cache after token i), nats; NaN: a replaced sink
+    double meanNll = 0;     // over the finite entries
+    double perplexity = 0;  // exp(meanNll)
+    double seconds = 0;     // wall time of the decoding loop
     double tokensPerSecond = 0;
 };
 

@@ -2,8 +2,9 @@
 // compiled in: data are found relative to the executable, so a build tree, an installed prefix and a
 // moved copy of it all work.
 //
-//   data folder   $SINKSCOPE_DATA_DIR, else <executable's folder>/../share/sinkscope: probe sets, and in
-//                 the build tree links to resources/ and to the default model's GGUF in .deps/
+//   data folder   $SINKSCOPE_DATA_DIR, else <executable's folder>/../share/sinkscope: probe sets, the
+//                 papers' published tables, and in the build tree links to resources/ and to the
+//                 default model's GGUF in .deps/
 //   cache folder  $SINKSCOPE_CACHE_DIR, else $XDG_CACHE_HOME/sinkscope, else ~/.cache/sinkscope:
 //                 converted model archives (models/), never the source tree
 //   user data     $XDG_DATA_HOME/sinkscope (~/.local/share/sinkscope): a GGUF placed in its models/
@@ -33,6 +34,9 @@ std::string defaultModelPath();
 std::string defaultGgufPath();
 // $SINKSCOPE_PROBES if set, else <data>/probes/default.json (docs/probes.md).
 std::string defaultProbeSetPath();
+// $SINKSCOPE_PAPERS if set, else <data>/papers: the published tables `sinkscope-cli paper` reproduces,
+// one <id>.json each (resources/papers/README.md).
+std::string papersDir();
 // Returns defaultModelPath(), converting defaultGgufPath() first when the archive is missing or stale.
 Result<std::string> ensureDefaultModel(const ProgressCallback &progress = {});
 
