@@ -31,5 +31,6 @@ Command addProbeCommand(CLI::App &cli);
 Command addProfileCommand(CLI::App &cli);
 Command addMergeCommand(CLI::App &cli);
 Command addPaperCommand(CLI::App &cli);
+Command addLessonCommand(CLI::App &cli);
 
 } // namespace sinkscope::cli

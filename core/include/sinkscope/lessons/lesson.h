@@ -26,7 +26,8 @@
 // A step's field block is the `key: value` lines right after its `##` title, up to the first blank line;
 // a line starting with two spaces continues the previous value; "\n" in a value is a newline. Every
 // other line up to the next `##` title is the caption. Steps are cumulative: a step sets the state it
-// names and keeps the rest from the step before (the first step starts from kDefault... below).
+// names and keeps the rest from the step before; the first step must set a prompt, and fields no step
+// has set yet keep the window's own defaults (model: default, bos: on, tab: overview).
 //
 // Parsing needs no model; validateLesson() then checks a lesson against one (layer/head ranges, metric
 // names, mitigation specs the model supports). Errors are one line: "<file>:<line>: <field>: <problem>".
@@ -36,6 +37,7 @@
 #include "sinkscope/model/model_config.h"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -87,7 +89,8 @@ struct LessonStep {
     std::string question; // empty: none
     std::string answer;   // hidden until Reveal
     std::string check;    // a check expression (lesson_live.h), empty: none
-    int checkLine = 0;
+    std::map<std::string, int> fieldLines; // file key -> line, for messages
+    int lineOf(const std::string &key) const; // the field's line, else the title's
 };
 
 struct Lesson {
@@ -115,7 +118,19 @@ std::string formatLesson(const Lesson &lesson);
 
 // The checks that need the model's shape: layer/head/zoom/select ranges, metric names (from
 // `headMetricNames`, the names SinkMetrics::headMetrics has on this model). Errors name file, line, field.
-Status validateLesson(const Lesson &lesson, const ModelConfig &config, const std::vector<std::string> &headMetricNames);
+// `steps`: only these step indices (a lesson whose steps use several models); null: all.
+Status validateLesson(const Lesson &lesson, const ModelConfig &config, const std::vector<std::string> &headMetricNames,
+                      const std::vector<size_t> *steps = nullptr);
+
+// The models a lesson names: "default" and "" are the default model, "smollm2" the same, "gemma3" the
+// installed Gemma 3 270M (empty when absent), anything else a path relative to the lesson file's folder.
+// resolveLessonModel returns the path to open ("" for the default model) or an error naming the line.
+Result<std::string> resolveLessonModel(const Lesson &lesson, size_t step);
+// Every step's model resolved; a missing file is an error naming file, line and path. A lesson that
+// needs gemma3 when it is not installed is not an error here (the runner says so).
+Status checkLessonModels(const Lesson &lesson);
+// The `needs:` features this installation lacks ("gemma3" when its GGUF is not installed), for notices.
+std::vector<std::string> missingFeatures(const Lesson &lesson);
 
 // The built-in course: <data>/lessons/*.md ($SINKSCOPE_LESSONS overrides the folder), sorted by file name.
 std::string lessonsDir();

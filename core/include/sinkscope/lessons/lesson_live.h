@@ -15,7 +15,7 @@
 //   first_layer(METRIC CMP X)       first layer whose head mean compares true (NaN: none)
 //   sink_fraction                   Sink_1^eps over all heads (eps = 0.3), 0..1
 //   activation_ratio(L)             top |h| / median |h| of layer L's residual stream
-//   massive_layer                   first layer with a massive activation (ratio > 100, |h| > 100)
+//   massive_layer                   first layer with a massive activation (Sun et al.: |h| > 100 and > 1000 x median)
 //   tokens, layers, heads           the prompt's length (BOS included) and the model's shape
 //   ppl(SPEC)                       prompt perplexity under teacher forcing with a mitigation ("none")
 //   kl(SPEC)                        KL(baseline || mitigated) of the next-token distribution, nats
