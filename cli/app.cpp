@@ -229,8 +229,7 @@ int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream
                                         addGenerateCommand(app),  addDoctorCommand(app),      addAnalyzeCommand(app),
                                         addCompareCommand(app),   addMitigationsCommand(app), addActSearchCommand(app),
                                         addStreamPplCommand(app), addProbeCommand(app),       addProfileCommand(app),
-                                        addMergeCommand(app),     addPaperCommand(app),
-                                        addLessonCommand(app)};
+                                        addMergeCommand(app),     addPaperCommand(app),       addLessonCommand(app)};
 
     if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
         out << app.help();

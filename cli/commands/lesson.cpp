@@ -255,7 +255,7 @@ int runLesson(const LessonOptions &o, std::ostream &out, std::ostream &err)
         }
         ++checks;
         const auto &c = results[i].check;
-        (c.status == lessons::CheckStatus::Confirmed       ? confirmed
+        (c.status == lessons::CheckStatus::Confirmed      ? confirmed
          : c.status == lessons::CheckStatus::NotConfirmed ? notConfirmed
                                                           : unavailable)++;
         if (c.status != lessons::CheckStatus::Confirmed && firstFailure.empty()) {
@@ -309,8 +309,8 @@ int runLesson(const LessonOptions &o, std::ostream &out, std::ostream &err)
                     << lessons::checkStatusName(results[i].check.status) << " (" << results[i].check.detail << ")\n";
             }
         }
-        out << checks << " check(s): " << confirmed << " confirmed, " << notConfirmed << " not confirmed, " << unavailable
-            << " unavailable";
+        out << checks << " check(s): " << confirmed << " confirmed, " << notConfirmed << " not confirmed, "
+            << unavailable << " unavailable";
         if (!o.handout.empty()) {
             out << "; handout " << o.handout;
         }

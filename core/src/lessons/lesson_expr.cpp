@@ -63,7 +63,8 @@ private:
         // Words must end there ("and" is not the start of "android").
         const bool word = std::isalpha(static_cast<unsigned char>(token.back()));
         const size_t end = m_pos + token.size();
-        if (word && end < m_text.size() && (std::isalnum(static_cast<unsigned char>(m_text[end])) || m_text[end] == '_')) {
+        if (word && end < m_text.size() &&
+            (std::isalnum(static_cast<unsigned char>(m_text[end])) || m_text[end] == '_')) {
             return false;
         }
         m_pos = end;
@@ -302,7 +303,8 @@ private:
             return;
         }
         if (!kMetricFunctions.count(node.name)) {
-            fail("unknown quantity '" + node.name + "' (see docs/lessons.md: share, mean, min, max, median, value, "
+            fail("unknown quantity '" + node.name +
+                 "' (see docs/lessons.md: share, mean, min, max, median, value, "
                  "first_layer, sink_fraction, activation_ratio, massive_layer, tokens, layers, heads, ppl, kl, "
                  "same_top1, stream_ppl, probe_accuracy, lookback, abs)");
         }
@@ -433,11 +435,12 @@ Result<std::vector<Placeholder>> findPlaceholders(const std::string &caption)
             inner = inner.substr(0, bar);
             p.format.erase(0, p.format.find_first_not_of(" \t"));
             p.format.erase(p.format.find_last_not_of(" \t") + 1);
-            const bool decimals = p.format.size() == 2 && p.format[0] == '.' && p.format[1] >= '0' && p.format[1] <= '6';
+            const bool decimals =
+                p.format.size() == 2 && p.format[0] == '.' && p.format[1] >= '0' && p.format[1] <= '6';
             if (p.format != "%" && !decimals) {
-                return makeError(ErrorCode::InvalidArgument, "live number '{{" + caption.substr(pos + 2, close - pos - 2) +
-                                                                 "}}': format '" + p.format +
-                                                                 "' is not % or .0 to .6");
+                return makeError(ErrorCode::InvalidArgument, "live number '{{" +
+                                                                 caption.substr(pos + 2, close - pos - 2) +
+                                                                 "}}': format '" + p.format + "' is not % or .0 to .6");
             }
         }
         inner.erase(0, inner.find_first_not_of(" \t"));

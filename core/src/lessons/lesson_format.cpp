@@ -20,7 +20,8 @@ namespace fs = std::filesystem;
 namespace sinkscope::lessons {
 namespace {
 
-const std::vector<std::string> kHeaderKeys = {"sinkscope-lesson", "id", "title", "audience", "duration", "needs", "sources"};
+const std::vector<std::string> kHeaderKeys = {"sinkscope-lesson", "id",    "title",  "audience",
+                                              "duration",         "needs", "sources"};
 const std::vector<std::string> kStepKeys = {"check", "question", "answer"};
 const std::vector<std::string> kColourMaps = {"viridis", "magma", "greys"};
 
@@ -93,7 +94,8 @@ std::optional<std::pair<std::string, std::string>> field(const std::string &line
         return std::nullopt;
     }
     const std::string key = line.substr(0, colon);
-    if (!std::all_of(key.begin(), key.end(), [](char c) { return std::islower(static_cast<unsigned char>(c)) || c == '_' || c == '-'; })) {
+    if (!std::all_of(key.begin(), key.end(),
+                     [](char c) { return std::islower(static_cast<unsigned char>(c)) || c == '_' || c == '-'; })) {
         return std::nullopt;
     }
     if (colon + 1 < line.size() && line[colon + 1] != ' ' && line[colon + 1] != '\t') {
@@ -185,7 +187,8 @@ private:
                 }
             } else if (key == "id") {
                 if (value.empty() || !std::all_of(value.begin(), value.end(), [](char c) {
-                        return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-';
+                        return std::islower(static_cast<unsigned char>(c)) ||
+                               std::isdigit(static_cast<unsigned char>(c)) || c == '-';
                     })) {
                     fail(line, key, "'" + value + "' is not an id (lower-case letters, digits and '-')");
                 }
@@ -198,7 +201,8 @@ private:
                 char *end = nullptr;
                 const long minutes = std::strtol(value.c_str(), &end, 10);
                 const std::string rest = trim(end ? end : "");
-                if (end == value.c_str() || minutes <= 0 || minutes > 600 || !(rest.empty() || rest == "min" || rest == "minutes")) {
+                if (end == value.c_str() || minutes <= 0 || minutes > 600 ||
+                    !(rest.empty() || rest == "min" || rest == "minutes")) {
                     fail(line, key, "'" + value + "' is not a duration in minutes (e.g. 15)");
                 }
                 lesson.durationMinutes = int(minutes);
@@ -209,7 +213,8 @@ private:
                     if (item.empty()) {
                         continue;
                     }
-                    if (std::find(std::begin(kLessonFeatures), std::end(kLessonFeatures), item) == std::end(kLessonFeatures)) {
+                    if (std::find(std::begin(kLessonFeatures), std::end(kLessonFeatures), item) ==
+                        std::end(kLessonFeatures)) {
                         std::vector<std::string> names(std::begin(kLessonFeatures), std::end(kLessonFeatures));
                         fail(line, key, "unknown feature '" + item + "' (features: " + joined(names) + ")");
                     }
@@ -302,7 +307,8 @@ private:
         }
         for (const Placeholder &p : placeholders.value()) {
             if (auto e = parseValue(p.expression); !e) {
-                const int line = firstLine + int(std::count(step.caption.begin(), step.caption.begin() + long(p.begin), '\n'));
+                const int line =
+                    firstLine + int(std::count(step.caption.begin(), step.caption.begin() + long(p.begin), '\n'));
                 fail(line, "caption", "live number " + e.error().message);
             }
         }
@@ -369,8 +375,9 @@ private:
             s.bos = flag();
         } else if (key == "tab") {
             if (std::find(std::begin(kLessonTabs), std::end(kLessonTabs), value) == std::end(kLessonTabs)) {
-                fail(line, key, "unknown tab '" + value + "' (tabs: " +
-                                    joined(std::vector<std::string>(std::begin(kLessonTabs), std::end(kLessonTabs))) + ")");
+                fail(line, key,
+                     "unknown tab '" + value + "' (tabs: " +
+                         joined(std::vector<std::string>(std::begin(kLessonTabs), std::end(kLessonTabs))) + ")");
             }
             s.tab = value;
         } else if (key == "layer") {
@@ -379,7 +386,8 @@ private:
             s.head = integer(value);
         } else if (key == "metric") {
             if (value.empty() || !std::all_of(value.begin(), value.end(), [](char c) {
-                    return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '_';
+                    return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+                           c == '_';
                 })) {
                 fail(line, key, "'" + value + "' is not a metric name (docs/metrics.md)");
             }
@@ -512,15 +520,16 @@ std::string lessonDirOf(const Lesson &lesson)
 
 const std::vector<std::string> &LessonState::keys()
 {
-    static const std::vector<std::string> k = {"model",   "prompt",       "bos",     "tab",        "layer", "head",
-                                               "metric",  "scale",        "clamp",   "without_sink", "colours",
-                                               "mitigation", "zoom",      "select",  "streaming",  "probes"};
+    static const std::vector<std::string> k = {"model",  "prompt", "bos",       "tab",          "layer",   "head",
+                                               "metric", "scale",  "clamp",     "without_sink", "colours", "mitigation",
+                                               "zoom",   "select", "streaming", "probes"};
     return k;
 }
 
 bool LessonState::empty() const
 {
-    return std::all_of(keys().begin(), keys().end(), [this](const std::string &k) { return stateValue(*this, k).empty(); });
+    return std::all_of(keys().begin(), keys().end(),
+                       [this](const std::string &k) { return stateValue(*this, k).empty(); });
 }
 
 LessonState LessonState::overlaid(const LessonState &later) const
@@ -627,7 +636,8 @@ Status validateLesson(const Lesson &lesson, const ModelConfig &config, const std
 {
     const std::string &origin = lesson.origin.empty() ? std::string("<lesson>") : lesson.origin;
     auto error = [&](int line, const std::string &what, const std::string &problem) -> Status {
-        return makeError(ErrorCode::InvalidArgument, origin + ":" + std::to_string(line) + ": " + what + ": " + problem);
+        return makeError(ErrorCode::InvalidArgument,
+                         origin + ":" + std::to_string(line) + ": " + what + ": " + problem);
     };
     const int64_t layers = config.layers, heads = config.heads;
     auto layerProblem = [&](int64_t layer) {
@@ -652,10 +662,12 @@ Status validateLesson(const Lesson &lesson, const ModelConfig &config, const std
                              " heads per layer (0.." + std::to_string(heads - 1) + ")");
         }
         if (s.metric && !headMetricNames.empty() && !knownMetric(*s.metric)) {
-            return error(step.lineOf("metric"), "metric", "unknown metric '" + *s.metric + "' (" + joined(headMetricNames) + ")");
+            return error(step.lineOf("metric"), "metric",
+                         "unknown metric '" + *s.metric + "' (" + joined(headMetricNames) + ")");
         }
         if (s.zoom && !s.zoom->empty() && config.contextLength > 0 && (*s.zoom)[3] >= config.contextLength) {
-            return error(step.lineOf("zoom"), "zoom", "key " + std::to_string((*s.zoom)[3]) + " is past the model's context");
+            return error(step.lineOf("zoom"), "zoom",
+                         "key " + std::to_string((*s.zoom)[3]) + " is past the model's context");
         }
         std::vector<std::pair<std::string, int>> expressions;
         if (!step.check.empty()) {
@@ -679,7 +691,8 @@ Status validateLesson(const Lesson &lesson, const ModelConfig &config, const std
             }
             for (int64_t layer : expressionLayers(*e.value())) {
                 if (layers > 0 && layer >= layers) {
-                    return error(line, text == step.check ? "check" : "caption", "layer " + layerProblem(layer) + " in '" + text + "'");
+                    return error(line, text == step.check ? "check" : "caption",
+                                 "layer " + layerProblem(layer) + " in '" + text + "'");
                 }
             }
         }
@@ -698,7 +711,8 @@ Result<std::string> resolveLessonModel(const Lesson &lesson, size_t step)
         }
     }
     const int line = lesson.steps.empty() ? 1 : lesson.steps[setter].lineOf("model");
-    const std::string where = (lesson.origin.empty() ? std::string("<lesson>") : lesson.origin) + ":" + std::to_string(line) + ": model: ";
+    const std::string where =
+        (lesson.origin.empty() ? std::string("<lesson>") : lesson.origin) + ":" + std::to_string(line) + ": model: ";
     if (model == "default" || model == "smollm2") {
         return std::string();
     }
@@ -761,7 +775,8 @@ Result<std::vector<LessonEntry>> builtinLessons()
     const fs::path dir(lessonsDir());
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) {
-        return makeError(ErrorCode::Io, dir.string() + ": the lessons folder is missing (reinstall, or set SINKSCOPE_LESSONS)");
+        return makeError(ErrorCode::Io,
+                         dir.string() + ": the lessons folder is missing (reinstall, or set SINKSCOPE_LESSONS)");
     }
     std::vector<fs::path> files;
     for (const auto &entry : fs::directory_iterator(dir, ec)) {
@@ -784,8 +799,8 @@ Result<std::vector<LessonEntry>> builtinLessons()
 Result<Lesson> findLesson(const std::string &idOrPath)
 {
     std::error_code ec;
-    if (idOrPath.find('/') != std::string::npos || (idOrPath.size() > 3 && idOrPath.substr(idOrPath.size() - 3) == ".md") ||
-        fs::is_regular_file(idOrPath, ec)) {
+    if (idOrPath.find('/') != std::string::npos ||
+        (idOrPath.size() > 3 && idOrPath.substr(idOrPath.size() - 3) == ".md") || fs::is_regular_file(idOrPath, ec)) {
         return loadLesson(idOrPath);
     }
     auto lessons = builtinLessons();

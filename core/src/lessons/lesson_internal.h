@@ -33,8 +33,8 @@ struct Expression {
     double threshold = 0;        // ... and its right-hand side
     std::optional<int64_t> from; // layers A..B (inclusive); unset: the first / last layer
     std::optional<int64_t> to;
-    std::vector<int64_t> ints;   // value: L, H; activation_ratio: L
-    std::string argument;        // ppl, kl, same_top1, probe_accuracy: a spec; stream_ppl: a mode; lookback
+    std::vector<int64_t> ints; // value: L, H; activation_ratio: L
+    std::string argument;      // ppl, kl, same_top1, probe_accuracy: a spec; stream_ppl: a mode; lookback
 };
 
 bool compareValues(double left, const std::string &op, double right);

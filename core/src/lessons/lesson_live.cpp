@@ -97,7 +97,8 @@ struct LiveEvaluator::Impl {
             EffectsOptions options;
             options.continuationTokens = 0;
             options.attentionMaps = false;
-            slot = std::make_shared<const MitigationEffects>(take(compareMitigation(*model, baseline(), s, options, cancel)));
+            slot = std::make_shared<const MitigationEffects>(
+                take(compareMitigation(*model, baseline(), s, options, cancel)));
         }
         return *slot;
     }
@@ -181,7 +182,8 @@ struct LiveEvaluator::Impl {
         }
         const int64_t from = e.from.value_or(0), to = std::min<int64_t>(e.to.value_or(m.layers - 1), m.layers - 1);
         if (from >= m.layers) {
-            throw Unavailable{"layer " + std::to_string(from) + " is past the model's " + std::to_string(m.layers) + " layers"};
+            throw Unavailable{"layer " + std::to_string(from) + " is past the model's " + std::to_string(m.layers) +
+                              " layers"};
         }
         std::vector<double> out;
         for (int64_t l = from; l <= to; ++l) {
@@ -245,8 +247,8 @@ struct LiveEvaluator::Impl {
             const SinkMetrics &m = analysis();
             if (e.ints[0] >= m.layers || e.ints[1] >= m.heads) {
                 throw Unavailable{"head " + std::to_string(e.ints[0]) + "." + std::to_string(e.ints[1]) +
-                                  " is outside the model's " + std::to_string(m.layers) + " x " + std::to_string(m.heads) +
-                                  " heads"};
+                                  " is outside the model's " + std::to_string(m.layers) + " x " +
+                                  std::to_string(m.heads) + " heads"};
             }
             const float v = m.head(e.metric, e.ints[0], e.ints[1]);
             if (!std::isfinite(v)) {
@@ -321,7 +323,8 @@ struct LiveEvaluator::Impl {
             double sum = 0;
             int64_t count = 0;
             for (const ProbeScore &s : run.scores) {
-                if ((e.argument == "correct" && !s.correct) || (e.argument == "wrong" && s.correct) || s.lookback.ratio.empty()) {
+                if ((e.argument == "correct" && !s.correct) || (e.argument == "wrong" && s.correct) ||
+                    s.lookback.ratio.empty()) {
                     continue;
                 }
                 double mean = 0;
@@ -416,7 +419,8 @@ Result<std::vector<int64_t>> lessonTokens(const Model &model, const std::string 
             const long long id = std::strtoll(item.c_str(), &end, 10);
             if (*end != '\0' || id < 0) {
                 return makeError(ErrorCode::InvalidArgument,
-                                 "this model has no tokenizer: the prompt must be token ids (e.g. 1 2 3), not '" + item + "'");
+                                 "this model has no tokenizer: the prompt must be token ids (e.g. 1 2 3), not '" +
+                                     item + "'");
             }
             ids.push_back(id);
         }
@@ -440,8 +444,8 @@ const Model &LiveEvaluator::model() const
     return *m_impl->model;
 }
 
-Result<double> LiveEvaluator::value(const Expression &expression, const LessonState &state, const std::string &lessonDir,
-                                    const CancelToken *cancel)
+Result<double> LiveEvaluator::value(const Expression &expression, const LessonState &state,
+                                    const std::string &lessonDir, const CancelToken *cancel)
 {
     auto tokens = lessonTokens(*m_impl->model, state.prompt.value_or(""), state.bos.value_or(true));
     if (!tokens) {
@@ -460,8 +464,9 @@ Result<double> LiveEvaluator::value(const Expression &expression, const LessonSt
     }
 }
 
-Result<StepNumbers> LiveEvaluator::evaluate(const LessonStep &step, const LessonState &state, const std::string &lessonDir,
-                                            const CancelToken *cancel, const ProgressCallback &progress)
+Result<StepNumbers> LiveEvaluator::evaluate(const LessonStep &step, const LessonState &state,
+                                            const std::string &lessonDir, const CancelToken *cancel,
+                                            const ProgressCallback &progress)
 {
     const auto start = std::chrono::steady_clock::now();
     StepNumbers out;

@@ -51,28 +51,28 @@ inline constexpr int kLessonVersion = 1;
 inline constexpr const char *kLessonFeatures[] = {"mitigations", "streaming", "probes", "compare", "gemma3"};
 
 // The tabs a step can show (the window's AnalysisView::viewId()s).
-inline constexpr const char *kLessonTabs[] = {"overview", "head",  "tokens",  "metrics",  "mitigations",
+inline constexpr const char *kLessonTabs[] = {"overview", "head",    "tokens",  "metrics",  "mitigations",
                                               "probes",   "outputs", "compare", "streaming"};
 
 // Window state a step sets. Unset fields keep the previous step's value. Field names are the file's keys.
 struct LessonState {
-    std::optional<std::string> model;       // "default", a catalog id ("smollm2", "gemma3") or a path
-    std::optional<std::string> prompt;      // the prompt text
-    std::optional<bool> bos;                // prepend BOS
-    std::optional<std::string> tab;         // kLessonTabs
-    std::optional<int64_t> layer;           // head view / tokens view layer (0-based)
-    std::optional<int64_t> head;            // head view head (0-based)
-    std::optional<std::string> metric;      // overview metric (a head metric of docs/metrics.md)
-    std::optional<std::string> scale;       // "linear" or "log" (head map colour scale)
-    std::optional<double> clamp;            // percentile clamp of the head map; 0 = off ("clamp: off")
-    std::optional<bool> withoutSink;        // "without_sink": renormalise rows without the sink
-    std::optional<std::string> colours;     // colour map key ("viridis", "magma", "greys", ...)
-    std::optional<std::string> mitigation;  // a mitigation spec ("none" = baseline), for the mitigations tab
+    std::optional<std::string> model;           // "default", a catalog id ("smollm2", "gemma3") or a path
+    std::optional<std::string> prompt;          // the prompt text
+    std::optional<bool> bos;                    // prepend BOS
+    std::optional<std::string> tab;             // kLessonTabs
+    std::optional<int64_t> layer;               // head view / tokens view layer (0-based)
+    std::optional<int64_t> head;                // head view head (0-based)
+    std::optional<std::string> metric;          // overview metric (a head metric of docs/metrics.md)
+    std::optional<std::string> scale;           // "linear" or "log" (head map colour scale)
+    std::optional<double> clamp;                // percentile clamp of the head map; 0 = off ("clamp: off")
+    std::optional<bool> withoutSink;            // "without_sink": renormalise rows without the sink
+    std::optional<std::string> colours;         // colour map key ("viridis", "magma", "greys", ...)
+    std::optional<std::string> mitigation;      // a mitigation spec ("none" = baseline), for the mitigations tab
     std::optional<std::vector<int64_t>> zoom;   // head map window: first query, last query, first key, last key
-                                                 // (empty vector: "zoom: off", the whole map)
+                                                // (empty vector: "zoom: off", the whole map)
     std::optional<std::vector<int64_t>> select; // selected token positions (chips and head map)
-    std::optional<int> streamingCache;      // "streaming: cache N": the streaming tab's total cache (tokens)
-    std::optional<std::string> probes;      // "probes: default" or a probe-set path [", category"]
+    std::optional<int> streamingCache;          // "streaming: cache N": the streaming tab's total cache (tokens)
+    std::optional<std::string> probes;          // "probes: default" or a probe-set path [", category"]
 
     // Keys in the order the writer uses; each is the file's key.
     static const std::vector<std::string> &keys();
@@ -85,17 +85,17 @@ struct LessonStep {
     int line = 0; // of the `##` title
     std::string title;
     LessonState state;
-    std::string caption;  // Markdown with $formulas$ and {{placeholders}}
-    std::string question; // empty: none
-    std::string answer;   // hidden until Reveal
-    std::string check;    // a check expression (lesson_live.h), empty: none
-    std::map<std::string, int> fieldLines; // file key -> line, for messages
+    std::string caption;                      // Markdown with $formulas$ and {{placeholders}}
+    std::string question;                     // empty: none
+    std::string answer;                       // hidden until Reveal
+    std::string check;                        // a check expression (lesson_live.h), empty: none
+    std::map<std::string, int> fieldLines;    // file key -> line, for messages
     int lineOf(const std::string &key) const; // the field's line, else the title's
 };
 
 struct Lesson {
     int version = kLessonVersion;
-    std::string id;       // [a-z0-9-]+
+    std::string id; // [a-z0-9-]+
     std::string title;
     std::string audience;
     int durationMinutes = 0;
