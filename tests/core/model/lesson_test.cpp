@@ -135,6 +135,28 @@ TEST(LessonFile, WritesWhatItReads)
     }
 }
 
+TEST(LessonFile, ARecordedLessonWithoutDurationOrCaptionsIsWrittenReadably)
+{
+    // What the window's Record step makes: state only, no caption, no duration yet.
+    Lesson l;
+    l.id = "my-lesson";
+    l.title = "Recorded";
+    l.audience = "a class";
+    for (int i = 0; i < 3; ++i) {
+        LessonStep step;
+        step.title = "Step " + std::to_string(i + 1);
+        step.state.prompt = "The cat sat " + std::to_string(i);
+        step.state.layer = i;
+        l.steps.push_back(step);
+    }
+    auto again = parseLesson(formatLesson(l), "recorded.md");
+    ASSERT_TRUE(again.ok()) << again.error().message;
+    EXPECT_EQ(again->durationMinutes, 15);
+    ASSERT_EQ(again->steps.size(), 3u);
+    EXPECT_EQ(again->steps[2].state.layer, 2);
+    EXPECT_TRUE(again->steps[2].caption.empty());
+}
+
 TEST(LessonFile, BadInputNamesFileLineAndField)
 {
     EXPECT_EQ(errorOf(withStep("colour: magma\n")),
