@@ -810,7 +810,8 @@ Result<Lesson> findLesson(const std::string &idOrPath)
     }
     auto lessons = builtinLessons();
     if (!lessons) {
-        return lessons.error();
+        return makeError(lessons.error().code,
+                         "'" + idOrPath + "' is no lesson file, and " + lessons.error().message);
     }
     std::string ids;
     for (const LessonEntry &e : lessons.value()) {
