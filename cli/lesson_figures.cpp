@@ -112,9 +112,11 @@ HandoutFigure lessonFigure(lessons::LiveEvaluator &evaluator, const lessons::Les
             return unavailable(analysis.error().message);
         }
         const std::shared_ptr<const SinkMetrics> metrics = analysis.value();
-        const int64_t layer = std::clamp<int64_t>(state.layer.value_or(0), 0, std::max<int64_t>(metrics->layers - 1, 0));
+        const int64_t layer =
+            std::clamp<int64_t>(state.layer.value_or(0), 0, std::max<int64_t>(metrics->layers - 1, 0));
         if (tab == "head") {
-            const int64_t head = std::clamp<int64_t>(state.head.value_or(0), 0, std::max<int64_t>(metrics->heads - 1, 0));
+            const int64_t head =
+                std::clamp<int64_t>(state.head.value_or(0), 0, std::max<int64_t>(metrics->heads - 1, 0));
             ForwardRequest request;
             request.tokens = metrics->tokens;
             request.capture.attentionLayers = {int(layer)};

@@ -84,9 +84,9 @@ void drawFigure(QCPPainter *painter, const QRect &rect, const HandoutFigure &f, 
         h.matrix = ui::headMatrix(f.attention, f.head);
         h.layer = f.layer;
         h.head = f.head;
-        h.labels = ui::tokenAxisLabels(f.metrics->tokenTexts.empty()
-                                           ? std::vector<std::string>(size_t(f.metrics->length))
-                                           : f.metrics->tokenTexts);
+        h.labels =
+            ui::tokenAxisLabels(f.metrics->tokenTexts.empty() ? std::vector<std::string>(size_t(f.metrics->length))
+                                                              : f.metrics->tokenTexts);
         h.scale.mapping = f.logScale ? ui::ScaleMapping::Log : ui::ScaleMapping::Linear;
         h.scale.transform = f.withoutSink ? ui::ScaleTransform::RenormaliseWithoutSink : ui::ScaleTransform::Raw;
         h.scale.clampPercentile = f.clampPercentile > 0;
@@ -106,9 +106,9 @@ void drawFigure(QCPPainter *painter, const QRect &rect, const HandoutFigure &f, 
         for (const DetectedSink &s : f.metrics->sinks) {
             sinks.push_back(s.position);
         }
-        const auto labels = ui::tokenAxisLabels(f.metrics->tokenTexts.empty()
-                                                    ? std::vector<std::string>(size_t(f.metrics->length))
-                                                    : f.metrics->tokenTexts);
+        const auto labels =
+            ui::tokenAxisLabels(f.metrics->tokenTexts.empty() ? std::vector<std::string>(size_t(f.metrics->length))
+                                                              : f.metrics->tokenTexts);
         ui::renderReceivedFigure(painter, size, ui::receivedPerToken(*f.metrics, f.layer), labels, false,
                                  f.layer < 0 ? QObject::tr("token (all layers)")
                                              : QObject::tr("token (layer %1)").arg(f.layer),
@@ -133,8 +133,8 @@ class HandoutPainter
 {
 public:
     HandoutPainter(QPdfWriter &writer, QCPPainter &painter, const Handout &handout)
-        : m_writer(writer), m_painter(painter), m_handout(handout),
-          m_page(painter.viewport().size()), m_style(ui::plotStyle(ui::Theme::Light, false))
+        : m_writer(writer), m_painter(painter), m_handout(handout), m_page(painter.viewport().size()),
+          m_style(ui::plotStyle(ui::Theme::Light, false))
     {
         m_style.font = font(7);
         m_style.titleFont = font(8);
@@ -205,10 +205,10 @@ public:
                 continue;
             }
             ++answers;
-            text += QStringLiteral("**%1. %2** %3\n\n*%4*\n\n")
-                        .arg(i + 1)
-                        .arg(q(s.title), q(s.question),
-                             s.answer.empty() ? QObject::tr("(no answer given)") : q(s.answer));
+            text +=
+                QStringLiteral("**%1. %2** %3\n\n*%4*\n\n")
+                    .arg(i + 1)
+                    .arg(q(s.title), q(s.question), s.answer.empty() ? QObject::tr("(no answer given)") : q(s.answer));
         }
         if (answers == 0) {
             text += QObject::tr("This lesson asks no questions.\n\n");

@@ -181,7 +181,8 @@ TEST_F(LessonCli, BadLessonFilesGetOneLineNamingFileLineAndField)
         {"bad-spec.md", "\n## A\nprompt: hi\nmitigation: mask-sink:strength=lots\n", "bad-spec.md:12: mitigation:"},
         {"missing-model.md", "\n## A\nmodel: nowhere.pt\nprompt: hi\n", "missing-model.md:11: model:"},
         {"layer-99.md", "\n## A\nmodel: tiny.pt\nprompt: 1 2 3\ntab: head\nlayer: 99\n", "layer-99.md:14: layer:"},
-        {"bad-check.md", "\n## A\nprompt: hi\ncheck: share(first_token_mass >, layers 2..)\n", "bad-check.md:12: check:"},
+        {"bad-check.md", "\n## A\nprompt: hi\ncheck: share(first_token_mass >, layers 2..)\n",
+         "bad-check.md:12: check:"},
     };
     for (const Case &c : cases) {
         const std::string path = write(c.name, lessonText("bad", c.steps));

@@ -601,9 +601,8 @@ std::string formatLesson(const Lesson &lesson)
     std::ostringstream out;
     // A lesson recorded in the window has no duration yet: five minutes a step is a first estimate the
     // teacher edits (the parser takes 1..600 minutes only).
-    const int minutes = lesson.durationMinutes > 0
-                            ? lesson.durationMinutes
-                            : std::clamp(5 * int(lesson.steps.size()), 5, 600);
+    const int minutes =
+        lesson.durationMinutes > 0 ? lesson.durationMinutes : std::clamp(5 * int(lesson.steps.size()), 5, 600);
     out << "---\nsinkscope-lesson: " << kLessonVersion << "\nid: " << lesson.id << "\ntitle: " << lesson.title
         << "\naudience: " << lesson.audience << "\nduration: " << minutes << "\n";
     if (!lesson.needs.empty()) {
@@ -810,8 +809,7 @@ Result<Lesson> findLesson(const std::string &idOrPath)
     }
     auto lessons = builtinLessons();
     if (!lessons) {
-        return makeError(lessons.error().code,
-                         "'" + idOrPath + "' is no lesson file, and " + lessons.error().message);
+        return makeError(lessons.error().code, "'" + idOrPath + "' is no lesson file, and " + lessons.error().message);
     }
     std::string ids;
     for (const LessonEntry &e : lessons.value()) {

@@ -502,9 +502,8 @@ Result<std::shared_ptr<const SinkMetrics>> LiveEvaluator::analysis(const LessonS
     });
 }
 
-Result<std::shared_ptr<const StreamingResult>> LiveEvaluator::streaming(const LessonState &state,
-                                                                       const std::string &label,
-                                                                       const CancelToken *cancel)
+Result<std::shared_ptr<const StreamingResult>>
+LiveEvaluator::streaming(const LessonState &state, const std::string &label, const CancelToken *cancel)
 {
     return withState<std::shared_ptr<const StreamingResult>>(*m_impl, state, cancel, [&] {
         m_impl->stream(label);
@@ -512,9 +511,8 @@ Result<std::shared_ptr<const StreamingResult>> LiveEvaluator::streaming(const Le
     });
 }
 
-Result<std::shared_ptr<const MitigationEffects>> LiveEvaluator::effects(const LessonState &state,
-                                                                       const std::string &spec,
-                                                                       const CancelToken *cancel)
+Result<std::shared_ptr<const MitigationEffects>>
+LiveEvaluator::effects(const LessonState &state, const std::string &spec, const CancelToken *cancel)
 {
     return withState<std::shared_ptr<const MitigationEffects>>(*m_impl, state, cancel, [&] {
         m_impl->effect(spec);

@@ -111,9 +111,9 @@ public:
     // "sinks S+W") and a mitigation's effects against the baseline.
     Result<std::shared_ptr<const SinkMetrics>> analysis(const LessonState &state, const CancelToken *cancel = nullptr);
     Result<std::shared_ptr<const StreamingResult>> streaming(const LessonState &state, const std::string &label,
-                                                            const CancelToken *cancel = nullptr);
+                                                             const CancelToken *cancel = nullptr);
     Result<std::shared_ptr<const MitigationEffects>> effects(const LessonState &state, const std::string &spec,
-                                                            const CancelToken *cancel = nullptr);
+                                                             const CancelToken *cancel = nullptr);
 
     struct Impl;
 
