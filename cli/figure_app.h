@@ -4,6 +4,11 @@
 #pragma once
 
 #include <QApplication>
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+
+#include <unistd.h>
 
 #include <memory>
 
@@ -19,6 +24,15 @@ public:
         }
         if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) {
             qputenv("QT_QPA_PLATFORM", "offscreen");
+        }
+        if (qEnvironmentVariableIsEmpty("XDG_RUNTIME_DIR")) {
+            // What Qt falls back to anyway, without its warning on every command (a bare ssh session, cron).
+            const QByteArray dir = QDir::tempPath().toUtf8() + "/runtime-sinkscope-" + QByteArray::number(getuid());
+            const QString path = QString::fromUtf8(dir);
+            if (QDir().mkpath(path) && QFileInfo(path).ownerId() == getuid() &&
+                QFile::setPermissions(path, QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner)) {
+                qputenv("XDG_RUNTIME_DIR", dir);
+            }
         }
         m_app = std::make_unique<QApplication>(m_argc, m_argv);
     }
