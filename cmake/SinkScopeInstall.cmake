@@ -13,6 +13,7 @@ set(SINKSCOPE_BUILD_DATA_DIR ${CMAKE_BINARY_DIR}/share/sinkscope)
 file(MAKE_DIRECTORY ${SINKSCOPE_BUILD_DATA_DIR})
 file(CREATE_LINK ${CMAKE_SOURCE_DIR}/resources/probes ${SINKSCOPE_BUILD_DATA_DIR}/probes SYMBOLIC)
 file(CREATE_LINK ${CMAKE_SOURCE_DIR}/resources/papers ${SINKSCOPE_BUILD_DATA_DIR}/papers SYMBOLIC)
+file(CREATE_LINK ${CMAKE_SOURCE_DIR}/resources/lessons ${SINKSCOPE_BUILD_DATA_DIR}/lessons SYMBOLIC)
 # models/: links to the installed models' files, present or not yet (tools/setup.sh may run later). A build
 # tree configured before Gemma 3 had models/ as a link to the SmolLM2 package folder: replaced.
 set(SINKSCOPE_GEMMA3_FILES ${CMAKE_SOURCE_DIR}/.deps/models/gemma-3-270m-q4_k_m.gguf
@@ -34,6 +35,7 @@ if(TARGET sinkscope)
 endif()
 install(DIRECTORY resources/probes DESTINATION ${CMAKE_INSTALL_DATADIR}/sinkscope)
 install(DIRECTORY resources/papers DESTINATION ${CMAKE_INSTALL_DATADIR}/sinkscope)
+install(DIRECTORY resources/lessons DESTINATION ${CMAKE_INSTALL_DATADIR}/sinkscope)
 if(SINKSCOPE_INSTALL_MODEL)
   # Checked at install time: the GGUF arrives with tools/setup.sh, possibly after configuring.
   install(CODE "if(NOT EXISTS \"${SINKSCOPE_DEFAULT_GGUF}\")

@@ -419,22 +419,21 @@ QColor seriesColour(int index, Theme theme)
     return c;
 }
 
-void renderLinePlot(QCPPainter *painter, const QSize &size, const LinePlot &spec, const PlotStyle &style)
+void fillLinePlot(QCustomPlot *figure, const LinePlot &spec, const PlotStyle &style)
 {
-    QCustomPlot figure;
-    figure.resize(size);
-    styleCustomPlot(&figure, style);
-    figure.xAxis->setLabel(spec.xLabel);
-    figure.yAxis->setLabel(spec.yLabel);
-    for (auto [axis, log] : {std::pair{figure.xAxis, spec.logX}, std::pair{figure.yAxis, spec.logY}}) {
+    figure->clearGraphs();
+    figure->clearItems();
+    styleCustomPlot(figure, style);
+    figure->xAxis->setLabel(spec.xLabel);
+    figure->yAxis->setLabel(spec.yLabel);
+    for (auto [axis, log] : {std::pair{figure->xAxis, spec.logX}, std::pair{figure->yAxis, spec.logY}}) {
         axis->setScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
-        if (log) {
-            axis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTickerLog));
-        }
+        axis->setTicker(log ? QSharedPointer<QCPAxisTicker>(new QCPAxisTickerLog)
+                            : QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
     }
     for (size_t i = 0; i < spec.series.size(); ++i) {
         const LineSeries &s = spec.series[i];
-        QCPGraph *graph = figure.addGraph();
+        QCPGraph *graph = figure->addGraph();
         graph->setName(s.name);
         graph->setPen(QPen(seriesColour(int(i), style.theme), std::max(1.0, style.lineWidth * 1.2)));
         QVector<double> x, y;
@@ -447,19 +446,43 @@ void renderLinePlot(QCPPainter *painter, const QSize &size, const LinePlot &spec
         }
         graph->setData(x, y, true);
     }
-    figure.rescaleAxes();
+    figure->rescaleAxes();
     if (!spec.logY) {
-        const QCPRange r = figure.yAxis->range();
-        figure.yAxis->setRange(std::min(0.0, r.lower), r.upper + 0.05 * std::max(1e-9, r.size()));
+        const QCPRange r = figure->yAxis->range();
+        figure->yAxis->setRange(std::min(0.0, r.lower), r.upper + 0.05 * std::max(1e-9, r.size()));
     }
-    figure.legend->setVisible(!spec.series.empty());
-    figure.legend->setFont(style.font);
-    figure.legend->setTextColor(style.foreground);
+    for (const LineMark &mark : spec.marks) {
+        auto *line = new QCPItemStraightLine(figure);
+        line->point1->setCoords(mark.x, 0);
+        line->point2->setCoords(mark.x, 1);
+        line->setPen(QPen(style.foreground, std::max(1.0, style.lineWidth), Qt::DashLine));
+        if (!mark.label.isEmpty()) {
+            auto *text = new QCPItemText(figure);
+            text->position->setTypeX(QCPItemPosition::ptPlotCoords);
+            text->position->setTypeY(QCPItemPosition::ptAxisRectRatio);
+            text->position->setCoords(mark.x, 0.02);
+            text->setPositionAlignment(Qt::AlignLeft | Qt::AlignTop);
+            text->setPadding(QMargins(4, 0, 0, 0));
+            text->setText(mark.label);
+            text->setFont(style.font);
+            text->setColor(style.foreground);
+        }
+    }
+    figure->legend->setVisible(!spec.series.empty());
+    figure->legend->setFont(style.font);
+    figure->legend->setTextColor(style.foreground);
     QColor back = style.background;
     back.setAlpha(220);
-    figure.legend->setBrush(back);
-    figure.legend->setBorderPen(QPen(style.grid));
-    figure.axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignRight | Qt::AlignTop);
+    figure->legend->setBrush(back);
+    figure->legend->setBorderPen(QPen(style.grid));
+    figure->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignRight | Qt::AlignTop);
+}
+
+void renderLinePlot(QCPPainter *painter, const QSize &size, const LinePlot &spec, const PlotStyle &style)
+{
+    QCustomPlot figure;
+    figure.resize(size);
+    fillLinePlot(&figure, spec, style);
     figure.toPainter(painter, size.width(), size.height());
 }
 

@@ -106,13 +106,21 @@ struct LineSeries {
     QString name;
     std::vector<double> x, y; // same length; NaN y values leave a gap
 };
+struct LineMark {
+    double x = 0;
+    QString label; // drawn at the top of the dashed vertical line
+};
 struct LinePlot {
     QString xLabel;
     QString yLabel;
     bool logX = false;
     bool logY = false;
     std::vector<LineSeries> series; // drawn in order, colours from a colour-blind-safe palette
+    std::vector<LineMark> marks;    // dashed vertical lines (e.g. where a KV cache fills)
 };
+// Fills `plot` (cleared first) with the series, axes, legend and marks: the live widget of a view and the
+// exported figure (renderLinePlot) are the same drawing.
+void fillLinePlot(QCustomPlot *plot, const LinePlot &spec, const PlotStyle &style);
 void renderLinePlot(QCPPainter *painter, const QSize &size, const LinePlot &plot, const PlotStyle &style);
 // Writes the plot with a title and caption (options) to a .png/.svg/.pdf path.
 bool writeLinePlot(const QString &path, const LinePlot &plot, const FigureOptions &options, QString *error);

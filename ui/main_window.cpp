@@ -7,6 +7,7 @@
 #include "model_catalog.h"
 #include "overview_view.h"
 #include "probes_panel.h"
+#include "streaming_view.h"
 #include "token_chips.h"
 #include "token_view.h"
 
@@ -178,6 +179,7 @@ void MainWindow::buildLayout()
     connect(m_compareView, &CompareView::comparisonShown, this, [this] {
         m_statusLabel->setText(tr("Comparison shown: %1 models").arg(m_compareView->result()->entries().size()));
     });
+    addView(new StreamingView(m_run->bridge(), [this] { return m_run->model(); }));
     m_views.append(m_outputs);
     lower->addWidget(m_tabs);
     lower->addWidget(m_outputs);

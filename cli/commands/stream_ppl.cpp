@@ -56,19 +56,6 @@ nlohmann::ordered_json streamJson(const StreamingResult &r, double pplAfter)
     return j;
 }
 
-// Perplexity over the tokens predicted once the cache has been full (where evictions can matter).
-double pplAfterCache(const StreamingResult &r)
-{
-    const int64_t from = r.options.mode == StreamingMode::Dense ? 0 : r.options.sinks + r.options.window;
-    double sum = 0;
-    int64_t count = 0;
-    for (size_t i = static_cast<size_t>(std::max<int64_t>(from - 1, 0)); i < r.nll.size(); ++i) {
-        sum += r.nll[i];
-        ++count;
-    }
-    return count > 0 ? std::exp(sum / static_cast<double>(count)) : std::nan("");
-}
-
 // --csv (per-token NLL, one column per method) and --plot (log PPL so far against position).
 void writeStreamOutputs(const StreamPplOptions &o, const std::vector<StreamingResult> &results,
                         const std::string &modelName, const std::string &textName, std::ostream &err)
@@ -102,40 +89,27 @@ void writeStreamOutputs(const StreamPplOptions &o, const std::vector<StreamingRe
         if (!figuresAvailable) {
             throw Failure{"--plot needs a build with SINKSCOPE_BUILD_GUI=ON (this one has no Qt)"};
         }
-        // NLL against position as a trailing mean over kSpan tokens (the local log perplexity), one line
-        // per method: per-token NLL is too noisy to compare by eye, and a running mean from the start
-        // would hide a late blow-up under the early tokens.
-        constexpr size_t kSpan = 128;
-        LineFigure figure;
-        figure.path = o.plot;
+        // The window's Streaming tab draws the same curves (trailingMeanNll, nllCurveSpan).
         size_t longest = 0;
         for (const auto &r : results) {
             longest = std::max(longest, r.nll.size());
         }
+        const size_t span = nllCurveSpan(longest);
+        LineFigure figure;
+        figure.path = o.plot;
         figure.title = "NLL against position (" + std::to_string(longest) + " tokens, mean over the last " +
-                       std::to_string(kSpan) + ")";
+                       std::to_string(span) + ")";
         figure.xLabel = "position (tokens decoded)";
-        figure.yLabel = "NLL, trailing mean over " + std::to_string(kSpan) + " tokens (nats)";
+        figure.yLabel = "NLL, trailing mean over " + std::to_string(span) + " tokens (nats)";
         figure.caption = "Model: " + modelName + ". Text: " + textName +
                          ". Per-token NLL of each cache policy (StreamingLLM evaluation, Xiao et al. 2024), averaged "
                          "over the previous " +
-                         std::to_string(kSpan) + " positions. sinkscope-cli stream-ppl.";
+                         std::to_string(span) + " positions. sinkscope-cli stream-ppl.";
         for (const auto &r : results) {
+            NllCurve curve = trailingMeanNll(r, span);
             figure.names.push_back(r.options.label());
-            std::vector<double> x, y;
-            double sum = 0;
-            for (size_t i = 0; i < r.nll.size(); ++i) {
-                sum += r.nll[i];
-                if (i >= kSpan) {
-                    sum -= r.nll[i - kSpan];
-                }
-                if (i + 1 >= std::min(kSpan, r.nll.size())) {
-                    x.push_back(static_cast<double>(i + 1));
-                    y.push_back(sum / static_cast<double>(std::min(i + 1, kSpan)));
-                }
-            }
-            figure.x.push_back(std::move(x));
-            figure.y.push_back(std::move(y));
+            figure.x.push_back(std::move(curve.position));
+            figure.y.push_back(std::move(curve.nll));
         }
         std::string error;
         if (!writeLineFigure(figure, &error)) {
@@ -264,7 +238,7 @@ int runStreamPpl(const StreamPplOptions &o, std::ostream &out, std::ostream &err
     writeStreamOutputs(o, results, model->config().name, std::filesystem::path(o.text).filename().string(), err);
     if (o.json) {
         if (!sweep) {
-            auto j = streamJson(results.front(), pplAfterCache(results.front()));
+            auto j = streamJson(results.front(), perplexityOnceFull(results.front()));
             j["model"] = model->config().name;
             j["text"] = o.text;
             out << j.dump(2) << "\n";
@@ -274,7 +248,7 @@ int runStreamPpl(const StreamPplOptions &o, std::ostream &out, std::ostream &err
             j["model"] = model->config().name;
             j["runs"] = nlohmann::ordered_json::array();
             for (const auto &r : results) {
-                j["runs"].push_back(streamJson(r, pplAfterCache(r)));
+                j["runs"].push_back(streamJson(r, perplexityOnceFull(r)));
             }
             out << j.dump(2) << "\n";
         }
@@ -286,7 +260,7 @@ int runStreamPpl(const StreamPplOptions &o, std::ostream &out, std::ostream &err
         std::string label = r.options.label();
         label.resize(std::max<size_t>(label.size(), 18), ' ');
         out << "  " << label << std::fixed << std::setprecision(2) << std::setw(8) << r.perplexity << std::setw(16)
-            << pplAfterCache(r) << std::setw(11) << std::setprecision(1) << r.tokensPerSecond << "\n";
+            << perplexityOnceFull(r) << std::setw(11) << std::setprecision(1) << r.tokensPerSecond << "\n";
     }
     return 0;
 }

@@ -15,7 +15,7 @@ p="$work/moved"
 
 for f in bin/sinkscope-cli bin/sinkscope share/sinkscope/probes/default.json \
          share/sinkscope/papers/gu-table1.json share/sinkscope/papers/streamingllm-table1.json \
-         share/sinkscope/papers/sun-massive.json \
+         share/sinkscope/papers/sun-massive.json share/sinkscope/lessons/01-what-is-a-sink.md \
          share/sinkscope/models/SmolLM2-135M-Instruct.Q4_1.gguf \
          share/applications/io.github.sinkscope.SinkScope.desktop \
          share/metainfo/io.github.sinkscope.SinkScope.metainfo.xml \
@@ -44,6 +44,8 @@ out="$(run "$p/bin/sinkscope-cli" probe --limit 2)" || fail "sinkscope-cli probe
 echo "$out" | grep -q -i "accuracy" || fail "probe printed no accuracy: $out"
 out="$(run "$p/bin/sinkscope-cli" paper LIST)" || fail "sinkscope-cli paper LIST failed from the moved prefix: $out"
 echo "$out" | grep -q "When Attention Sink Emerges" || fail "paper LIST did not read the installed tables: $out"
+out="$(run "$p/bin/sinkscope-cli" lesson --list)" || fail "sinkscope-cli lesson --list failed from the moved prefix: $out"
+echo "$out" | grep -q "what-is-a-sink" || fail "lesson --list did not read the installed course: $out"
 run "$p/bin/sinkscope" --screenshots "$work/shots" --prompt "The capital of France is" >/dev/null 2>&1 ||
   fail "the window failed to start from the moved prefix"
 ls "$work/shots"/*.png >/dev/null 2>&1 || fail "the window wrote no screenshots"

@@ -7,6 +7,7 @@
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -46,6 +47,52 @@ std::string StreamingOptions::label() const
         return "recompute " + std::to_string(sinks) + "+" + std::to_string(window) + substitutedLabel(sinkTokens);
     }
     return {};
+}
+
+double perplexityOnceFull(const StreamingResult &result)
+{
+    const StreamingOptions &o = result.options;
+    const int64_t from = o.mode == StreamingMode::Dense ? 0 : int64_t(o.sinks) + int64_t(o.window);
+    double sum = 0;
+    int64_t count = 0;
+    for (size_t i = static_cast<size_t>(std::max<int64_t>(from - 1, 0)); i < result.nll.size(); ++i) {
+        if (std::isfinite(result.nll[i])) {
+            sum += result.nll[i];
+            ++count;
+        }
+    }
+    return count > 0 ? std::exp(sum / static_cast<double>(count)) : std::numeric_limits<double>::quiet_NaN();
+}
+
+NllCurve trailingMeanNll(const StreamingResult &result, size_t span)
+{
+    NllCurve curve;
+    curve.span = std::max<size_t>(span, 1);
+    const std::vector<float> &nll = result.nll;
+    const size_t first = std::min(curve.span, nll.size());
+    double sum = 0;
+    size_t count = 0;
+    for (size_t i = 0; i < nll.size(); ++i) {
+        if (std::isfinite(nll[i])) {
+            sum += nll[i];
+            ++count;
+        }
+        if (i >= curve.span && std::isfinite(nll[i - curve.span])) {
+            sum -= nll[i - curve.span];
+            --count;
+        }
+        if (i + 1 >= first && count > 0) {
+            curve.position.push_back(static_cast<double>(i + 1));
+            curve.nll.push_back(sum / static_cast<double>(count));
+        }
+    }
+    return curve;
+}
+
+size_t nllCurveSpan(size_t predictions)
+{
+    constexpr size_t kLongSpan = 128, kShortest = 4;
+    return std::clamp(predictions / 8, kShortest, kLongSpan);
 }
 
 std::vector<StreamingOptions> standardStreamingSweep(int cache)

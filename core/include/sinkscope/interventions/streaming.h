@@ -52,6 +52,24 @@ struct StreamingResult {
     double tokensPerSecond = 0;
 };
 
+// Perplexity over the tokens predicted once the cache has been full (Dense: all of them), where
+// evictions can matter; NaN when the text is not longer than the cache.
+double perplexityOnceFull(const StreamingResult &result);
+
+// NLL against position as the figures draw it (sinkscope-cli stream-ppl --plot and the window's Streaming
+// tab): the trailing mean of the per-token NLL over the last `span` predictions (the local log perplexity;
+// per-token NLL is too noisy to compare by eye, and a running mean from the start would hide a late blow-up
+// under the early tokens). Points start once `span` predictions exist (all of them for shorter runs);
+// `position` is the number of tokens decoded (1-based), NaN entries (replaced sinks) are skipped.
+struct NllCurve {
+    size_t span = 0;
+    std::vector<double> position, nll;
+};
+NllCurve trailingMeanNll(const StreamingResult &result, size_t span);
+// The span for runs of at most `predictions` NLL entries: 128, or an eighth of a shorter run (at least 4),
+// so that a 120-token text still shows where the cache fills.
+size_t nllCurveSpan(size_t predictions);
+
 // The standard StreamingLLM set at a total cache of `cache` tokens: dense, window-only (0 + cache),
 // sinks S + (cache - S) for S = 1, 2, 4, 8, and sliding window with re-computation (0 + cache).
 std::vector<StreamingOptions> standardStreamingSweep(int cache);
