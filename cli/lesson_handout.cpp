@@ -177,7 +177,7 @@ public:
         const double bottom = m_page.height() - 24;
         const double figureTitle = 18;
         const double available = bottom - y - body->size().height() - figureTitle - 16;
-        const double figureHeight = std::clamp(available, 160.0, width * 0.62);
+        const double figureHeight = std::clamp(available, 160.0, width * 0.72);
         const HandoutFigure &figure = step.figure;
         m_painter.setFont(font(9, false, true));
         m_painter.drawText(QRectF(0, y, width, figureTitle), Qt::AlignLeft | Qt::AlignVCenter, q(figure.title));
