@@ -1,39 +1,12 @@
 #include "cli_figures.h"
 
+#include "figure_app.h"
 #include "figures.h"
 #include "profile_figures.h"
 
-#include <QApplication>
 #include <QDir>
 
 namespace sinkscope::cli {
-
-namespace {
-
-// A QApplication for one drawing job. Figures use QWidget-based plots (QCustomPlot), so a full
-// QApplication is needed; the offscreen platform draws without a display.
-class FigureApp
-{
-public:
-    FigureApp()
-    {
-        if (QCoreApplication::instance()) {
-            return;
-        }
-        if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) {
-            qputenv("QT_QPA_PLATFORM", "offscreen");
-        }
-        m_app = std::make_unique<QApplication>(m_argc, m_argv);
-    }
-
-private:
-    int m_argc = 1;
-    char m_name[16] = "sinkscope-cli";
-    char *m_argv[2] = {m_name, nullptr};
-    std::unique_ptr<QApplication> m_app;
-};
-
-} // namespace
 
 bool writeAnalyzeFigures(const AnalyzeFigures &request, std::vector<std::string> *written,
                          std::vector<std::string> *notes, std::string *error)

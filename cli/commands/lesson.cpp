@@ -9,9 +9,7 @@
 #include "sinkscope/lessons/lesson_live.h"
 #include "sinkscope/runtime/paths.h"
 
-#if defined(SINKSCOPE_LESSON_HANDOUT) && SINKSCOPE_LESSON_HANDOUT
 #include "lesson_handout.h"
-#endif
 
 #include <nlohmann/json.hpp>
 
@@ -205,6 +203,16 @@ int runLesson(const LessonOptions &o, std::ostream &out, std::ostream &err)
     if (!o.handout.empty() && fs::path(o.handout).extension() != ".pdf") {
         throw UsageError{"--handout must name a .pdf file, not '" + o.handout + "'"};
     }
+    if (!o.handout.empty()) {
+        // Said before the lesson runs, not after.
+        if (!handoutsAvailable) {
+            throw Failure{"handouts need a build with SINKSCOPE_BUILD_GUI=ON"};
+        }
+        const fs::path folder = fs::absolute(o.handout).parent_path();
+        if (!fs::is_directory(folder)) {
+            throw Failure{o.handout + ": the folder " + folder.string() + " does not exist"};
+        }
+    }
     const auto start = std::chrono::steady_clock::now();
     for (const std::string &missing : lessons::missingFeatures(lesson)) {
         err << "note: this lesson needs " << missing << ", which is not installed here; its steps are skipped\n";
@@ -212,10 +220,16 @@ int runLesson(const LessonOptions &o, std::ostream &out, std::ostream &err)
     std::vector<lessons::StepNumbers> results(lesson.steps.size());
     std::vector<std::string> skips(lesson.steps.size());
     std::vector<std::string> modelNames(lesson.steps.size());
+    Handout handout{o.handout, lesson, std::vector<HandoutStep>(lesson.steps.size())};
     const std::string lessonDir = fs::path(lesson.origin).parent_path().string();
     Models models(o, err);
     for (size_t i = 0; i < lesson.steps.size(); ++i) {
+        HandoutStep &page = handout.steps[i];
+        page.title = lesson.steps[i].title;
+        page.question = lesson.steps[i].question;
+        page.answer = lesson.steps[i].answer;
         if (skipped(lesson, i, o, &skips[i])) {
+            page.skipped = skips[i];
             continue;
         }
         LoadedModel &m = models.forStep(lesson, i);
@@ -230,21 +244,18 @@ int runLesson(const LessonOptions &o, std::ostream &out, std::ostream &err)
             throw Failure{lesson.origin + ":" + std::to_string(lesson.steps[i].line) + ": " + numbers.error().message};
         }
         results[i] = numbers.value();
+        page.model = m.name;
+        page.numbers = results[i];
+        if (!o.handout.empty()) {
+            // The figure comes from the same evaluator, so what the numbers computed is not computed again.
+            page.figure = lessonFigure(*m.evaluator, lesson, i);
+        }
     }
-#if defined(SINKSCOPE_LESSON_HANDOUT) && SINKSCOPE_LESSON_HANDOUT
     if (!o.handout.empty()) {
-        HandoutRequest request{lesson, o.model.model, o.handout, true};
-        std::vector<lessons::StepNumbers> handoutSteps;
-        std::string error;
-        if (!writeLessonHandout(request, &handoutSteps, &error)) {
+        if (std::string error; !writeLessonHandout(handout, &error)) {
             throw Failure{o.handout + ": " + error};
         }
     }
-#else
-    if (!o.handout.empty()) {
-        throw Failure{"handouts need a build with SINKSCOPE_BUILD_GUI=ON"};
-    }
-#endif
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
     int confirmed = 0, notConfirmed = 0, unavailable = 0, checks = 0;

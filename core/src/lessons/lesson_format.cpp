@@ -599,8 +599,12 @@ Result<Lesson> loadLesson(const std::string &path)
 std::string formatLesson(const Lesson &lesson)
 {
     std::ostringstream out;
+    // A lesson recorded in the window has no duration yet: five minutes a step is a first estimate the
+    // teacher edits (the parser takes 1..600 minutes only).
+    const int minutes =
+        lesson.durationMinutes > 0 ? lesson.durationMinutes : std::clamp(5 * int(lesson.steps.size()), 5, 600);
     out << "---\nsinkscope-lesson: " << kLessonVersion << "\nid: " << lesson.id << "\ntitle: " << lesson.title
-        << "\naudience: " << lesson.audience << "\nduration: " << lesson.durationMinutes << "\n";
+        << "\naudience: " << lesson.audience << "\nduration: " << minutes << "\n";
     if (!lesson.needs.empty()) {
         out << "needs: " << joined(lesson.needs) << "\n";
     }
@@ -805,7 +809,7 @@ Result<Lesson> findLesson(const std::string &idOrPath)
     }
     auto lessons = builtinLessons();
     if (!lessons) {
-        return lessons.error();
+        return makeError(lessons.error().code, "'" + idOrPath + "' is no lesson file, and " + lessons.error().message);
     }
     std::string ids;
     for (const LessonEntry &e : lessons.value()) {

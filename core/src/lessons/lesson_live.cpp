@@ -32,7 +32,7 @@ struct LiveEvaluator::Impl {
     std::map<std::vector<int64_t>, std::shared_ptr<const SinkMetrics>> analyses;
     std::map<std::vector<int64_t>, std::shared_ptr<const BaselineRun>> baselines;
     std::map<std::pair<std::vector<int64_t>, std::string>, std::shared_ptr<const MitigationEffects>> effects;
-    std::map<std::pair<std::vector<int64_t>, std::string>, double> streams;
+    std::map<std::pair<std::vector<int64_t>, std::string>, std::shared_ptr<const StreamingResult>> streams;
     std::map<std::string, std::shared_ptr<const ProbeRun>> probeRuns;
     std::unique_ptr<StreamingEvaluator> streaming;
 
@@ -115,7 +115,8 @@ struct LiveEvaluator::Impl {
         return effect(text).mitigatedPerplexity;
     }
 
-    double streamPerplexity(const std::string &label)
+    // "dense", "window N" or "sinks S+W" (the stream_ppl quantity's argument).
+    static StreamingOptions streamingOptions(const std::string &label)
     {
         StreamingOptions options;
         int s = 0, w = 0;
@@ -128,17 +129,23 @@ struct LiveEvaluator::Impl {
             options.sinks = s;
             options.window = w;
         }
-        auto key = std::make_pair(tokens, options.label());
-        if (auto it = streams.find(key); it != streams.end()) {
-            return it->second;
-        }
-        if (!streaming) {
-            streaming = take(StreamingEvaluator::create(model));
-        }
-        const StreamingResult r = take(streaming->run(tokens, options, cancel));
-        streams[key] = r.perplexity;
-        return r.perplexity;
+        return options;
     }
+
+    const StreamingResult &stream(const std::string &label)
+    {
+        const StreamingOptions options = streamingOptions(label);
+        auto &slot = streams[std::make_pair(tokens, options.label())];
+        if (!slot) {
+            if (!streaming) {
+                streaming = take(StreamingEvaluator::create(model));
+            }
+            slot = std::make_shared<const StreamingResult>(take(streaming->run(tokens, options, cancel)));
+        }
+        return *slot;
+    }
+
+    double streamPerplexity(const std::string &label) { return stream(label).perplexity; }
 
     const ProbeRun &probes(const std::string &specText)
     {
@@ -462,6 +469,55 @@ Result<double> LiveEvaluator::value(const Expression &expression, const LessonSt
     } catch (const Error &e) {
         return e;
     }
+}
+
+namespace {
+// Runs `get` on the evaluator's state for `state`'s prompt, turning quantities that cannot be computed
+// into errors.
+template <typename T, typename F>
+Result<T> withState(LiveEvaluator::Impl &impl, const LessonState &state, const CancelToken *cancel, F &&get)
+{
+    auto tokens = lessonTokens(*impl.model, state.prompt.value_or(""), state.bos.value_or(true));
+    if (!tokens) {
+        return tokens.error();
+    }
+    impl.tokens = tokens.value();
+    impl.state = state;
+    impl.cancel = cancel;
+    try {
+        return get();
+    } catch (const Unavailable &u) {
+        return makeError(ErrorCode::Unsupported, u.why);
+    } catch (const Error &e) {
+        return e;
+    }
+}
+} // namespace
+
+Result<std::shared_ptr<const SinkMetrics>> LiveEvaluator::analysis(const LessonState &state, const CancelToken *cancel)
+{
+    return withState<std::shared_ptr<const SinkMetrics>>(*m_impl, state, cancel, [&] {
+        m_impl->analysis();
+        return m_impl->analyses.at(m_impl->tokens);
+    });
+}
+
+Result<std::shared_ptr<const StreamingResult>>
+LiveEvaluator::streaming(const LessonState &state, const std::string &label, const CancelToken *cancel)
+{
+    return withState<std::shared_ptr<const StreamingResult>>(*m_impl, state, cancel, [&] {
+        m_impl->stream(label);
+        return m_impl->streams.at(std::make_pair(m_impl->tokens, Impl::streamingOptions(label).label()));
+    });
+}
+
+Result<std::shared_ptr<const MitigationEffects>>
+LiveEvaluator::effects(const LessonState &state, const std::string &spec, const CancelToken *cancel)
+{
+    return withState<std::shared_ptr<const MitigationEffects>>(*m_impl, state, cancel, [&] {
+        m_impl->effect(spec);
+        return m_impl->effects.at({m_impl->tokens, m_impl->spec(spec).toString()});
+    });
 }
 
 Result<StepNumbers> LiveEvaluator::evaluate(const LessonStep &step, const LessonState &state,

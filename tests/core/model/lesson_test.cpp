@@ -135,12 +135,35 @@ TEST(LessonFile, WritesWhatItReads)
     }
 }
 
+TEST(LessonFile, ARecordedLessonWithoutDurationOrCaptionsIsWrittenReadably)
+{
+    // What the window's Record step makes: state only, no caption, no duration yet.
+    Lesson l;
+    l.id = "my-lesson";
+    l.title = "Recorded";
+    l.audience = "a class";
+    for (int i = 0; i < 3; ++i) {
+        LessonStep step;
+        step.title = "Step " + std::to_string(i + 1);
+        step.state.prompt = "The cat sat " + std::to_string(i);
+        step.state.layer = i;
+        l.steps.push_back(step);
+    }
+    auto again = parseLesson(formatLesson(l), "recorded.md");
+    ASSERT_TRUE(again.ok()) << again.error().message;
+    EXPECT_EQ(again->durationMinutes, 15);
+    ASSERT_EQ(again->steps.size(), 3u);
+    EXPECT_EQ(again->steps[2].state.layer, 2);
+    EXPECT_TRUE(again->steps[2].caption.empty());
+}
+
 TEST(LessonFile, BadInputNamesFileLineAndField)
 {
     EXPECT_EQ(errorOf(withStep("colour: magma\n")),
               "bad.md:11: colour: unknown field (fields: model, prompt, bos, tab, layer, head, metric, scale, clamp, "
               "without_sink, colours, mitigation, zoom, select, streaming, probes, check, question, answer)");
-    EXPECT_EQ(errorOf(withStep("tab: heads\n")).rfind("bad.md:11: tab: unknown tab 'heads' (tabs: overview, head", 0), 0u);
+    EXPECT_EQ(errorOf(withStep("tab: heads\n")).rfind("bad.md:11: tab: unknown tab 'heads' (tabs: overview, head", 0),
+              0u);
     EXPECT_EQ(errorOf(withStep("mitigation: mask-sink:sinks=zero\n")).rfind("bad.md:11: mitigation: ", 0), 0u);
     EXPECT_EQ(errorOf(withStep("layer: -1\n")), "bad.md:11: layer: '-1' is not a non-negative whole number");
     EXPECT_EQ(errorOf(withStep("zoom: 5 1 0 3\n")),
@@ -148,32 +171,37 @@ TEST(LessonFile, BadInputNamesFileLineAndField)
     EXPECT_EQ(errorOf(withStep("answer: 42\n")), "bad.md:11: answer: an answer needs a question (question: ...)");
     EXPECT_EQ(errorOf(withStep("bos: maybe\n")), "bad.md:11: bos: 'maybe' is not on or off");
     EXPECT_EQ(errorOf(withStep("prompt: again\n")), "bad.md:11: prompt: given twice in this step");
-    EXPECT_EQ(errorOf(withStep("check: mean(first_token_mass)\n")).rfind("bad.md:11: check: 'mean(first_token_mass)': "
-                                                                        "expected a comparison",
-                                                                        0),
+    EXPECT_EQ(errorOf(withStep("check: mean(first_token_mass)\n"))
+                  .rfind("bad.md:11: check: 'mean(first_token_mass)': "
+                         "expected a comparison",
+                         0),
               0u);
-    EXPECT_EQ(errorOf(withStep("check: frobnicate > 1\n")).rfind("bad.md:11: check: 'frobnicate > 1': unknown quantity "
-                                                                "'frobnicate'",
-                                                                0),
+    EXPECT_EQ(errorOf(withStep("check: frobnicate > 1\n"))
+                  .rfind("bad.md:11: check: 'frobnicate > 1': unknown quantity "
+                         "'frobnicate'",
+                         0),
               0u);
     EXPECT_EQ(errorOf(withStep("\nA caption {{mean(first_token_mass) | pct}}\n")),
               "bad.md:12: caption: live number '{{mean(first_token_mass) | pct}}': format 'pct' is not % or .0 to .6");
-    EXPECT_EQ(errorOf(withStep("\nLine one\nA {{share(first_token_mass >)}}\n")).rfind("bad.md:13: caption: live number "
-                                                                                     "'share(first_token_mass >)': "
-                                                                                     "expected a number",
-                                                                                     0),
+    EXPECT_EQ(errorOf(withStep("\nLine one\nA {{share(first_token_mass >)}}\n"))
+                  .rfind("bad.md:13: caption: live number "
+                         "'share(first_token_mass >)': "
+                         "expected a number",
+                         0),
               0u);
     EXPECT_EQ(errorOf(withStep("Here the caption starts without a blank line.\n")),
               "bad.md:11: step: expected 'field: value' right after the step's title (leave a blank line before the "
               "caption)");
-    EXPECT_EQ(errorOf("## Step\nprompt: x\n"),
-              "bad.md:1: header: a lesson starts with a '---' header (sinkscope-lesson: 1, id, title, audience, duration)");
+    EXPECT_EQ(
+        errorOf("## Step\nprompt: x\n"),
+        "bad.md:1: header: a lesson starts with a '---' header (sinkscope-lesson: 1, id, title, audience, duration)");
     EXPECT_EQ(errorOf("---\nsinkscope-lesson: 2\n---\n"),
               "bad.md:2: sinkscope-lesson: version '2' is not supported (this build reads version 1)");
     EXPECT_EQ(errorOf("---\nsinkscope-lesson: 1\nid: x\ntitle: t\nduration: 5\n---\n## S\nprompt: p\n"),
               "bad.md:6: audience: missing from the header");
-    EXPECT_EQ(errorOf("---\nsinkscope-lesson: 1\nid: x\n"), "bad.md:3: header: the '---' header is not closed by a second "
-                                                            "'---' line");
+    EXPECT_EQ(errorOf("---\nsinkscope-lesson: 1\nid: x\n"),
+              "bad.md:3: header: the '---' header is not closed by a second "
+              "'---' line");
     EXPECT_EQ(errorOf("---\nsinkscope-lesson: 1\nid: x\ntitle: t\naudience: a\nduration: 5\n---\n"),
               "bad.md:7: steps: the lesson has no step (a step starts with a line '## Its title')");
     EXPECT_EQ(errorOf("---\nsinkscope-lesson: 1\nid: x\ntitle: t\naudience: a\nduration: 5\nneeds: gpu\n---\n## S\n"
@@ -202,7 +230,8 @@ TEST(LessonFile, ValidationAgainstTheModelNamesTheLine)
     ASSERT_FALSE(metric.ok());
     EXPECT_EQ(metric.error().message, "demo.md:11: metric: unknown metric 'sink_mass' (first_token_mass, row_entropy)");
 
-    auto check = validateLesson(parsed(withStep("check: mean(first_token_mass, layers 28..40) > 0\n")), config, metrics);
+    auto check =
+        validateLesson(parsed(withStep("check: mean(first_token_mass, layers 28..40) > 0\n")), config, metrics);
     ASSERT_FALSE(check.ok());
     EXPECT_EQ(check.error().message,
               "demo.md:11: check: layer 40 is out of range: the model has 30 layers (0..29) in 'mean(first_token_mass, "

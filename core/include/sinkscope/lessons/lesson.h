@@ -113,7 +113,8 @@ struct Lesson {
 Result<Lesson> parseLesson(const std::string &text, const std::string &origin);
 // Reads and parses a file (Io error naming the path when unreadable).
 Result<Lesson> loadLesson(const std::string &path);
-// The file text of a lesson (parseLesson(formatLesson(l)) gives l back).
+// The file text of a lesson (parseLesson(formatLesson(l)) gives l back). A lesson without a duration yet
+// (0, one just recorded) is written with five minutes a step.
 std::string formatLesson(const Lesson &lesson);
 
 // The checks that need the model's shape: layer/head/zoom/select ranges, metric names (from

@@ -37,6 +37,12 @@
 #include <string>
 #include <vector>
 
+namespace sinkscope {
+struct MitigationEffects;
+struct SinkMetrics;
+struct StreamingResult;
+} // namespace sinkscope
+
 namespace sinkscope::lessons {
 
 struct Expression; // parsed, immutable
@@ -99,6 +105,15 @@ public:
     // One value expression on the state (used by placeholders; NaN never: an Error says why).
     Result<double> value(const Expression &expression, const LessonState &state, const std::string &lessonDir = {},
                          const CancelToken *cancel = nullptr);
+
+    // The data behind a step's figure (handouts), from the same caches as the numbers: the analysis of
+    // the state's prompt (overview, head, tokens and metrics tabs), a streaming run ("dense", "window N",
+    // "sinks S+W") and a mitigation's effects against the baseline.
+    Result<std::shared_ptr<const SinkMetrics>> analysis(const LessonState &state, const CancelToken *cancel = nullptr);
+    Result<std::shared_ptr<const StreamingResult>> streaming(const LessonState &state, const std::string &label,
+                                                             const CancelToken *cancel = nullptr);
+    Result<std::shared_ptr<const MitigationEffects>> effects(const LessonState &state, const std::string &spec,
+                                                             const CancelToken *cancel = nullptr);
 
     struct Impl;
 
