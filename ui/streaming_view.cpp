@@ -23,6 +23,7 @@ namespace sinkscope::ui {
 namespace {
 
 constexpr int kMaxCache = 100000;
+constexpr int kMinCache = 2; // as a lesson's `streaming: cache N` allows; sinks + window then keeps fewer sinks
 
 QString number(double v, int digits)
 {
@@ -81,7 +82,7 @@ StreamingView::StreamingView(ComputeBridge *bridge, std::function<std::shared_pt
     auto *layout = new QVBoxLayout(this);
     auto *bar = new QHBoxLayout;
     m_cacheBox = new QSpinBox(this);
-    m_cacheBox->setRange(kSinks + 1, kMaxCache);
+    m_cacheBox->setRange(kMinCache, kMaxCache);
     m_cacheBox->setValue(kDefaultCache);
     m_cacheBox->setSuffix(tr(" tokens"));
     m_cacheBox->setToolTip(tr("Total KV cache: the token being decoded sees at most this many keys, itself included"));
@@ -94,7 +95,8 @@ StreamingView::StreamingView(ComputeBridge *bridge, std::function<std::shared_pt
     m_progress->setVisible(false);
     bar->addWidget(new QLabel(tr("KV cache"), this));
     bar->addWidget(m_cacheBox);
-    bar->addWidget(new QLabel(tr("(sinks + window keeps the first %1)").arg(kSinks), this));
+    m_sinksLabel = new QLabel(this);
+    bar->addWidget(m_sinksLabel);
     bar->addStretch(1);
     bar->addWidget(m_progress);
     bar->addWidget(m_computeButton);
@@ -111,13 +113,16 @@ StreamingView::StreamingView(ComputeBridge *bridge, std::function<std::shared_pt
     m_table = new QTableWidget(0, 5, this);
     m_table->setHorizontalHeaderLabels(
         {tr("policy"), tr("KV cache (sinks + recent)"), tr("perplexity"), tr("perplexity once full"), tr("tokens/s")});
+    m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_table->horizontalHeader()->setStretchLastSection(true);
     m_table->verticalHeader()->setVisible(false);
     m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_table->setSelectionMode(QAbstractItemView::NoSelection);
     m_table->setVerticalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     m_table->setSizeAdjustPolicy(QAbstractScrollArea::AdjustToContents);
+    m_table->setVisible(false);
     layout->addWidget(m_table);
+    layout->addStretch(0);
 
     // Typing a cache size must not start a decoding per keystroke.
     m_debounce = new QTimer(this);
@@ -128,7 +133,15 @@ StreamingView::StreamingView(ComputeBridge *bridge, std::function<std::shared_pt
             compute();
         }
     });
-    connect(m_cacheBox, &QSpinBox::valueChanged, this, [this] { schedule(); });
+    auto describeSinks = [this] {
+        m_sinksLabel->setText(
+            tr("(sinks + window keeps the first %1)").arg(streamingTabPolicies(cache()).back().sinks));
+    };
+    describeSinks();
+    connect(m_cacheBox, &QSpinBox::valueChanged, this, [this, describeSinks] {
+        describeSinks();
+        schedule();
+    });
     connect(m_computeButton, &QPushButton::clicked, this, &StreamingView::compute);
     connect(m_cancelButton, &QPushButton::clicked, this, &StreamingView::cancel);
     connect(m_bridge, &ComputeBridge::progress, this,
@@ -169,7 +182,7 @@ int StreamingView::cache() const
 
 void StreamingView::setCache(int tokens)
 {
-    m_cacheBox->setValue(std::clamp(tokens, kSinks + 1, kMaxCache));
+    m_cacheBox->setValue(std::clamp(tokens, kMinCache, kMaxCache));
 }
 
 void StreamingView::setSnapshot(std::shared_ptr<const RunSnapshot> snapshot)
@@ -303,6 +316,7 @@ void StreamingView::showOutcome(const std::shared_ptr<const StreamingOutcome> &o
     m_linePlot = streamingLinePlot(*outcome);
     fillLinePlot(m_plot, m_linePlot, m_style);
     m_plot->setVisible(true);
+    m_table->setVisible(true);
     m_plot->replot(QCustomPlot::rpQueuedReplot);
 
     m_table->setRowCount(int(outcome->runs.size()));
@@ -325,7 +339,6 @@ void StreamingView::showOutcome(const std::shared_ptr<const StreamingOutcome> &o
             m_table->setItem(row, c + 1, item);
         }
     }
-    m_table->resizeColumnsToContents();
     m_note->setText(noteText());
     emit resultShown();
 }

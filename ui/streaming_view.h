@@ -39,7 +39,8 @@ struct StreamingOutcome {
     std::vector<StreamingResult> runs; // streamingTabPolicies(cache) order
 };
 
-// The tab's policies at a total cache `cache` (> kSinks): dense, window 0+cache, sinks kSinks+(cache-kSinks).
+// The tab's policies at a total cache `cache` (>= 2): dense, window 0+cache, sinks S+(cache-S) with
+// S = min(kSinks, cache - 1).
 std::vector<StreamingOptions> streamingTabPolicies(int cache);
 // The NLL-against-position plot of an outcome (the curves of `stream-ppl --plot`, a mark where the cache
 // fills).
@@ -101,6 +102,7 @@ private:
     bool m_busy = false;
 
     QSpinBox *m_cacheBox = nullptr;
+    QLabel *m_sinksLabel = nullptr;
     QPushButton *m_computeButton = nullptr;
     QPushButton *m_cancelButton = nullptr;
     QProgressBar *m_progress = nullptr;

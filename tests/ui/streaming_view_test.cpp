@@ -2,6 +2,7 @@
 // tab in the window on the tiny Llama: it decodes the prompt on the compute thread when shown, its
 // perplexities are the core StreamingEvaluator's on the same tokens, a cache change reuses the dense run,
 // sessions keep {"cache": N}, Cancel drops the run, and the figure exports as PNG, SVG and PDF.
+#include "compute_bridge.h"
 #include "streaming_view.h"
 #include "tiny_window.h"
 
@@ -12,6 +13,7 @@
 #include <QFileInfo>
 #include <QSignalSpy>
 #include <QTableWidget>
+#include <QTest>
 
 #include <gtest/gtest.h>
 
@@ -42,6 +44,7 @@ TEST(StreamingTab, PoliciesAreDenseWindowAndSinksAtOneCache)
     EXPECT_EQ(policies[2].label(), "sinks 4+28");
     // The lesson language's stream_ppl(window 32) / stream_ppl(sinks 4+28) name the same runs.
     EXPECT_EQ(ui::streamingTabPolicies(5)[2].label(), "sinks 4+1");
+    EXPECT_EQ(ui::streamingTabPolicies(2)[2].label(), "sinks 1+1"); // a lesson's smallest `streaming: cache 2`
 }
 
 TEST(StreamingTab, CurvesAreTrailingMeansAndTheCacheIsMarked)
@@ -192,6 +195,14 @@ TEST_F(StreamingViewTest, CancelDropsTheRunAndComputeStartsAgain)
     ASSERT_TRUE(shown.wait(60000));
     EXPECT_TRUE(view->outcome());
     EXPECT_FALSE(view->isBusy());
+
+    // Esc (the window's Cancel: every job) also ends the tab's run.
+    view->setCache(kSmallCache + 1);
+    view->compute();
+    EXPECT_TRUE(view->isBusy());
+    w->bridge()->cancelAll();
+    QTRY_VERIFY_WITH_TIMEOUT(!view->isBusy(), 2000);
+    EXPECT_EQ(view->outcome()->cache, ui::StreamingView::kDefaultCache);
 }
 
 } // namespace
