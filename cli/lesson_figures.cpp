@@ -3,9 +3,9 @@
 #include "lesson_handout.h"
 
 #include "sinkscope/interventions/effects.h"
-#include "sinkscope/interventions/streaming.h"
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 namespace sinkscope::cli {
@@ -32,36 +32,26 @@ HandoutFigure headMetricFigure(std::shared_ptr<const SinkMetrics> metrics, const
 }
 
 // The streaming tab: NLL against position for dense attention, the window alone and sinks + window, at the
-// step's total cache (the tab's default 32 tokens, 4 of them sinks).
+// step's total cache (the tab's default of 32 tokens, up to 4 of them sinks: the tab's policies).
 HandoutFigure streamingFigure(lessons::LiveEvaluator &evaluator, const LessonState &state)
 {
     const int cache = state.streamingCache.value_or(32);
-    const int sinks = std::min(4, cache / 2);
-    const std::vector<std::pair<std::string, std::string>> runs = {
-        {"dense", "dense (whole cache)"},
-        {"window " + std::to_string(cache), "window only (0+" + std::to_string(cache) + ")"},
-        {"sinks " + std::to_string(sinks) + "+" + std::to_string(cache - sinks),
-         "sinks + window (" + std::to_string(sinks) + "+" + std::to_string(cache - sinks) + ")"}};
+    const int sinks = std::min(4, cache - 1);
     HandoutFigure f;
-    f.kind = HandoutFigure::Kind::Lines;
+    f.kind = HandoutFigure::Kind::Streaming;
+    f.cache = cache;
     f.title = "NLL against position, KV cache of " + std::to_string(cache) + " tokens";
-    f.xLabel = "position";
-    f.yLabel = "NLL (nats)";
-    for (const auto &[label, name] : runs) {
+    for (const std::string &label : {std::string("dense"), "window " + std::to_string(cache),
+                                     "sinks " + std::to_string(sinks) + "+" + std::to_string(cache - sinks)}) {
         auto r = evaluator.streaming(state, label);
         if (!r) {
             return unavailable(r.error().message);
         }
-        std::vector<double> x, y;
-        for (size_t i = 0; i < r.value()->nll.size(); ++i) {
-            x.push_back(double(i + 1));
-            y.push_back(double(r.value()->nll[i]));
-        }
-        char ppl[32];
-        std::snprintf(ppl, sizeof ppl, ", ppl %.2f", r.value()->perplexity);
-        f.names.push_back(name + ppl);
-        f.x.push_back(std::move(x));
-        f.y.push_back(std::move(y));
+        f.streams.push_back(r.value());
+        char ppl[64];
+        std::snprintf(ppl, sizeof ppl, "%s %s %.2f", f.streams.size() == 1 ? ": perplexity" : ",",
+                      r.value()->options.label().c_str(), r.value()->perplexity);
+        f.title += ppl;
     }
     return f;
 }

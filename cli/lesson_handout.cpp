@@ -6,6 +6,7 @@
 #include "figure_app.h"
 #include "figures.h"
 #include "palettes.h"
+#include "streaming_view.h"
 
 #include <QFileInfo>
 #include <QPageSize>
@@ -113,6 +114,15 @@ void drawFigure(QCPPainter *painter, const QRect &rect, const HandoutFigure &f, 
                                  f.layer < 0 ? QObject::tr("token (all layers)")
                                              : QObject::tr("token (layer %1)").arg(f.layer),
                                  style, sinks);
+        break;
+    }
+    case HandoutFigure::Kind::Streaming: {
+        ui::StreamingOutcome outcome;
+        outcome.cache = f.cache;
+        for (const auto &run : f.streams) {
+            outcome.runs.push_back(*run);
+        }
+        ui::renderLinePlot(painter, size, ui::streamingLinePlot(outcome), style);
         break;
     }
     case HandoutFigure::Kind::Lines: {
@@ -258,9 +268,9 @@ private:
     {
         m_painter.setPen(QColor(90, 90, 90));
         m_painter.setFont(font(8));
-        const QString text = QObject::tr("SinkScope lesson \u201c%1\u201d (%2), page %3 of %4")
+        const QString text = QObject::tr("SinkScope lesson \u201c%1\u201d (%2 min), page %3 of %4")
                                  .arg(q(m_handout.lesson.id))
-                                 .arg(QObject::tr("%n minute(s)", nullptr, m_handout.lesson.durationMinutes))
+                                 .arg(m_handout.lesson.durationMinutes)
                                  .arg(page)
                                  .arg(m_handout.lesson.steps.size() + 1);
         m_painter.drawText(QRectF(0, m_page.height() - 14, m_page.width(), 14), Qt::AlignHCenter, text);

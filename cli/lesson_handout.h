@@ -7,6 +7,7 @@
 
 #include "sinkscope/analysis/metrics.h"
 #include "sinkscope/common/array.h"
+#include "sinkscope/interventions/streaming.h"
 #include "sinkscope/lessons/lesson.h"
 #include "sinkscope/lessons/lesson_live.h"
 
@@ -18,7 +19,7 @@ namespace sinkscope::cli {
 
 // What a step's page shows above its caption.
 struct HandoutFigure {
-    enum class Kind { None, HeadMetric, HeadMap, Received, Lines };
+    enum class Kind { None, HeadMetric, HeadMap, Received, Lines, Streaming };
     Kind kind = Kind::None;
     std::string title;
     std::string colours; // the step's colour map key ("" = the window's default)
@@ -36,6 +37,10 @@ struct HandoutFigure {
     bool withoutSink = false;
     std::vector<int64_t> zoom; // first query, last query, first key, last key; empty: the whole map
     int64_t slidingWindow = 0;
+    // Streaming: the streaming tab's runs at a total cache (dense, window only, sinks + window), drawn as
+    // the tab draws them.
+    int cache = 0;
+    std::vector<std::shared_ptr<const StreamingResult>> streams;
     // Lines: one series per name, x and y of equal length (NaN leaves a gap).
     std::string xLabel, yLabel;
     std::vector<std::string> names;
