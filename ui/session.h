@@ -22,6 +22,7 @@ struct Session {
     QString colourMap;   // colourMapKey()
     QString theme;       // "light" / "dark"
     QJsonObject views;   // viewId -> AnalysisView::saveState()
+    QVector<qint64> selected; // selected token positions (chips and head map outline); "selected", optional
 
     QJsonObject toJson() const;
     // nullopt and *error set for a file that is not a SinkScope session or has a newer version.
