@@ -271,8 +271,16 @@ private:
                                                                   : QStringLiteral("\u20d7");
             return simple ? body + mark : QStringLiteral("(") + body + ")" + mark;
         }
+        if (name == QLatin1String("sum") || name == QLatin1String("prod") || name == QLatin1String("int")) {
+            // A big operator takes its limits, then stands apart from its operand.
+            QString out = QStringLiteral(" ") + symbols().value(name);
+            while (!atEnd() && (m_s[m_i] == QLatin1Char('_') || m_s[m_i] == QLatin1Char('^'))) {
+                out += atom();
+            }
+            return out + QStringLiteral(" ");
+        }
         if (isFunctionName(name)) {
-            return QStringLiteral("<span style=\"font-style:normal\">") + name + "</span>";
+            return QStringLiteral("<span style=\"font-style:normal\">") + name + "</span> ";
         }
         const auto it = symbols().find(name);
         if (it != symbols().end()) {
@@ -301,11 +309,17 @@ private:
                                          : QStringLiteral("<sub>") + body + "</sub>";
         }
         ++m_i;
+        if (c.isSpace()) {
+            return {}; // TeX ignores spaces in formulas: spacing comes from the operators and \, \;
+        }
         if (c.isLetter()) {
             return QStringLiteral("<i>") + c + "</i>";
         }
         if (c == QLatin1Char('=') || c == QLatin1Char('+') || c == QLatin1Char('<') || c == QLatin1Char('>')) {
             return QStringLiteral(" ") + escapeChar(c) + " ";
+        }
+        if (c == QLatin1Char(',') || c == QLatin1Char(';')) {
+            return QString(c) + QStringLiteral(" ");
         }
         if (c == QLatin1Char('-')) {
             return QStringLiteral(" \u2212 ");
@@ -328,6 +342,8 @@ QString tidySpaces(QString html)
     // Binary operators add spaces around themselves; a leading unary minus or doubled spaces look odd.
     static const QRegularExpression doubled(QStringLiteral(" {2,}"));
     html.replace(doubled, QStringLiteral(" "));
+    html.replace(QStringLiteral("( "), QStringLiteral("("));
+    html.replace(QStringLiteral(" )"), QStringLiteral(")"));
     return html.trimmed();
 }
 
