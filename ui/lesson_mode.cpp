@@ -70,7 +70,8 @@ LessonMode::LessonMode(MainWindow *window) : QObject(window), m_window(window)
                 if (!m_active || step != m_step) {
                     return;
                 }
-                m_panel->showNumbers(*numbers, !stepUsesLessonModel(step) && !m_window->runController()->modelSource().isEmpty());
+                m_panel->showNumbers(*numbers,
+                                     !stepUsesLessonModel(step) && !m_window->runController()->modelSource().isEmpty());
                 emit numbersShown(step);
             });
     connect(m_runner, &LessonRunner::failed, this, [this](int step, const QString &message) {
@@ -103,7 +104,8 @@ void LessonMode::rebuildBuiltins()
     m_builtinMenu->clear();
     auto entries = lessons::builtinLessons();
     if (!entries || entries.value().empty()) {
-        m_builtinMenu->addAction(entries ? tr("(none in %1)").arg(q(lessons::lessonsDir())) : q(entries.error().message))
+        m_builtinMenu
+            ->addAction(entries ? tr("(none in %1)").arg(q(lessons::lessonsDir())) : q(entries.error().message))
             ->setEnabled(false);
         return;
     }
@@ -354,8 +356,8 @@ bool LessonMode::save(const QString &path, QString *error)
 
 void LessonMode::openFileDialog()
 {
-    const QString path =
-        QFileDialog::getOpenFileName(m_window, tr("Open lesson"), QString(), tr("SinkScope lessons (*.md);;All files (*)"));
+    const QString path = QFileDialog::getOpenFileName(m_window, tr("Open lesson"), QString(),
+                                                      tr("SinkScope lessons (*.md);;All files (*)"));
     if (!path.isEmpty()) {
         open(path);
     }

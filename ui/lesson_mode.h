@@ -52,8 +52,8 @@ public:
     QDockWidget *dock() const { return m_dock; }
 
 signals:
-    void stepShown(int step);                // the step's session is applied (its numbers may follow)
-    void numbersShown(int step);             // the step's live numbers are in the panel
+    void stepShown(int step);    // the step's session is applied (its numbers may follow)
+    void numbersShown(int step); // the step's live numbers are in the panel
     void activeChanged(bool active);
 
 protected:

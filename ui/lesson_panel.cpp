@@ -79,7 +79,8 @@ LessonPanel::LessonPanel(QWidget *parent) : QWidget(parent)
     m_lessonTitleEdit = new QLineEdit(m_editors);
     m_titleEdit = new QLineEdit(m_editors);
     m_captionEdit = new QPlainTextEdit(m_editors);
-    m_captionEdit->setPlaceholderText(tr("Markdown; formulas between $...$; live numbers as {{mean(first_token_mass)}}"));
+    m_captionEdit->setPlaceholderText(
+        tr("Markdown; formulas between $...$; live numbers as {{mean(first_token_mass)}}"));
     m_questionEdit = new QLineEdit(m_editors);
     m_answerEdit = new QPlainTextEdit(m_editors);
     m_answerEdit->setMaximumHeight(90);
@@ -186,14 +187,16 @@ void LessonPanel::showStep(const QString &lessonTitle, int index, int count, con
     m_notice->setVisible(!notice.isEmpty());
     m_captionMarkdown = withEllipses(step.caption);
     renderCaption();
-    m_question->setText(step.question.empty() ? QString()
-                                              : QStringLiteral("<b>%1</b> %2").arg(tr("Question:"),
-                                                                                  inlineMarkdownToHtml(q(step.question), m_dark)));
+    m_question->setText(
+        step.question.empty()
+            ? QString()
+            : QStringLiteral("<b>%1</b> %2").arg(tr("Question:"), inlineMarkdownToHtml(q(step.question), m_dark)));
     m_question->setVisible(!step.question.empty());
     m_reveal->setVisible(!step.question.empty() && !step.answer.empty());
     m_answer->setText(QStringLiteral("<b>%1</b> %2").arg(tr("Answer:"), inlineMarkdownToHtml(q(step.answer), m_dark)));
     m_answer->hide();
-    m_check->setText(step.check.empty() ? QString() : tr("Check <code>%1</code>: \u2026").arg(q(step.check).toHtmlEscaped()));
+    m_check->setText(step.check.empty() ? QString()
+                                        : tr("Check <code>%1</code>: \u2026").arg(q(step.check).toHtmlEscaped()));
     m_check->setVisible(!step.check.empty());
     m_checkNotice->hide();
     m_status->clear();
@@ -228,8 +231,8 @@ void LessonPanel::showNumbers(const lessons::StepNumbers &numbers, bool userMode
 {
     m_captionMarkdown = q(numbers.caption);
     renderCaption();
-    m_status->setText(tr("Live numbers on %n token(s), %1 s", nullptr, int(numbers.tokens.size()))
-                          .arg(numbers.seconds, 0, 'f', 1));
+    m_status->setText(
+        tr("Live numbers on %n token(s), %1 s", nullptr, int(numbers.tokens.size())).arg(numbers.seconds, 0, 'f', 1));
     if (!numbers.hasCheck) {
         m_check->hide();
         m_checkNotice->hide();
@@ -295,7 +298,8 @@ QString LessonPanel::captionText() const
 QString LessonPanel::checkText() const
 {
     QTextDocument doc;
-    doc.setHtml(m_check->text() + QLatin1Char(' ') + (m_checkNotice->isVisibleTo(this) ? m_checkNotice->text() : QString()));
+    doc.setHtml(m_check->text() + QLatin1Char(' ') +
+                (m_checkNotice->isVisibleTo(this) ? m_checkNotice->text() : QString()));
     return doc.toPlainText();
 }
 

@@ -63,12 +63,12 @@ bool LessonRunner::evaluate(size_t step, std::shared_ptr<const Model> model)
     const QString cacheKey = key(step, model.get());
     const lessons::LessonStep content = m_lesson.steps[step];
     const lessons::LessonState state = m_lesson.stateAt(step);
-    const std::string dir =
-        m_lesson.origin.empty() ? std::string() : QFileInfo(QString::fromStdString(m_lesson.origin)).absolutePath().toStdString();
+    const std::string dir = m_lesson.origin.empty()
+                                ? std::string()
+                                : QFileInfo(QString::fromStdString(m_lesson.origin)).absolutePath().toStdString();
     m_bridge->submit<lessons::StepNumbers>(
         QString::fromLatin1(kTag), tr("Lesson: step %1's live numbers").arg(step + 1),
-        [evaluator = m_evaluator, content, state, dir](const CancelToken &cancel,
-                                                        const ProgressCallback &progress) {
+        [evaluator = m_evaluator, content, state, dir](const CancelToken &cancel, const ProgressCallback &progress) {
             return evaluator->evaluate(content, state, dir, &cancel, progress);
         },
         [this, step, cacheKey](std::shared_ptr<const lessons::StepNumbers> numbers) {

@@ -173,8 +173,8 @@ lessons::LessonState lessonStateFromSession(const Session &session)
         const QJsonArray w = head.value(kWindow).toArray();
         // Without token ids only the lesson's own "whole map" window reads as no zoom.
         const qint64 last = session.tokens.isEmpty() ? kWholeMap : qint64(session.tokens.size()) - 1;
-        if (w.size() == 4 && !(w[0].toInteger() == 0 && w[2].toInteger() == 0 && w[1].toInteger() >= last &&
-                               w[3].toInteger() >= last)) {
+        if (w.size() == 4 &&
+            !(w[0].toInteger() == 0 && w[2].toInteger() == 0 && w[1].toInteger() >= last && w[3].toInteger() >= last)) {
             s.zoom = std::vector<int64_t>{w[0].toInteger(), w[1].toInteger(), w[2].toInteger(), w[3].toInteger()};
         } else {
             s.zoom = std::vector<int64_t>{};

@@ -26,11 +26,10 @@ namespace sinkscope::ui {
 // the default model) when the lesson names one, else base's. Tokens are left empty when the prompt, BOS
 // or model differ from base (the window tokenizes the prompt); else base's tokens are kept. nullopt and
 // *error (one line naming file and line) when the lesson's model cannot be resolved.
-std::optional<Session> lessonSession(const lessons::Lesson &lesson, size_t step, const Session &base,
-                                     QString *error);
+std::optional<Session> lessonSession(const lessons::Lesson &lesson, size_t step, const Session &base, QString *error);
 // The same from a state (no model resolution: `modelPath` is used when state.model is set).
-Session sessionFromLessonState(const lessons::LessonState &state, const QString &modelPath,
-                               const QString &lessonDir, const Session &base);
+Session sessionFromLessonState(const lessons::LessonState &state, const QString &modelPath, const QString &lessonDir,
+                               const Session &base);
 
 // The lesson fields a session shows (model left unset: the caller names it).
 lessons::LessonState lessonStateFromSession(const Session &session);

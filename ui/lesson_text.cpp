@@ -121,7 +121,7 @@ const QHash<QString, QString> &symbols()
 // Commands shown as an upright word (function names).
 bool isFunctionName(const QString &name)
 {
-    static const QStringList names = {"log", "exp", "max", "min", "arg", "argmax", "argmin", "sin",  "cos",
+    static const QStringList names = {"log", "exp", "max", "min", "arg", "argmax", "argmin",  "sin",  "cos",
                                       "tan", "ln",  "det", "lim", "sup", "inf",    "softmax", "mean", "median"};
     return names.contains(name);
 }
@@ -500,8 +500,9 @@ QString inlineMarkdownToHtml(const QString &text, bool dark)
         }
         if (c == QLatin1Char('*') || c == QLatin1Char('_')) {
             // '_' only at word edges, so snake_case names stay as written.
-            const bool edge = c == QLatin1Char('*') || (italic ? (i + 1 >= text.size() || !text[i + 1].isLetterOrNumber())
-                                                               : (i == 0 || !text[i - 1].isLetterOrNumber()));
+            const bool edge =
+                c == QLatin1Char('*') || (italic ? (i + 1 >= text.size() || !text[i + 1].isLetterOrNumber())
+                                                 : (i == 0 || !text[i - 1].isLetterOrNumber()));
             const bool opens = !italic && i + 1 < text.size() && !text[i + 1].isSpace();
             if (edge && (italic || opens)) {
                 out += italic ? QStringLiteral("</i>") : QStringLiteral("<i>");
@@ -532,7 +533,9 @@ QString lessonTextToHtml(const QString &markdown, const LessonTextStyle &style)
             break;
         case Block::Heading:
             body += QStringLiteral("<p style=\"font-size:%1%\"><b>%2</b></p>")
-                        .arg(b.level <= 1 ? 140 : b.level == 2 ? 125 : 110)
+                        .arg(b.level <= 1   ? 140
+                             : b.level == 2 ? 125
+                                            : 110)
                         .arg(inlineMarkdownToHtml(b.lines.first(), style.dark));
             break;
         case Block::Display:
@@ -550,7 +553,8 @@ QString lessonTextToHtml(const QString &markdown, const LessonTextStyle &style)
         }
         }
     }
-    const QString size = style.pointSize > 0 ? QStringLiteral(" style=\"font-size:%1pt\"").arg(style.pointSize) : QString();
+    const QString size =
+        style.pointSize > 0 ? QStringLiteral(" style=\"font-size:%1pt\"").arg(style.pointSize) : QString();
     return QStringLiteral("<html><body%1>%2</body></html>").arg(size, body);
 }
 

@@ -1188,15 +1188,15 @@ bool MainWindow::applySession(const Session &session)
     // The run on screen may already be the session's: then only the views change (a lesson's step that
     // switches the tab or the head costs no model work).
     const auto snap = snapshot();
-    if (snap && !bridge()->isPending(QString::fromLatin1(ComputeBridge::kRunTag)) && m_prompt->toPlainText() == session.prompt &&
-        m_bosBox->isChecked() == session.prependBos) {
+    if (snap && !bridge()->isPending(QString::fromLatin1(ComputeBridge::kRunTag)) &&
+        m_prompt->toPlainText() == session.prompt && m_bosBox->isChecked() == session.prependBos) {
         std::vector<int64_t> ids(session.tokens.begin(), session.tokens.end());
         if (ids.empty()) {
             ids = m_run->tokens();
         }
-        const bool same = ids.size() == snap->tokens.size() &&
-                          std::equal(ids.begin(), ids.end(), snap->tokens.begin(),
-                                     [](int64_t id, const TokenInfo &t) { return id == t.id; });
+        const bool same =
+            ids.size() == snap->tokens.size() && std::equal(ids.begin(), ids.end(), snap->tokens.begin(),
+                                                            [](int64_t id, const TokenInfo &t) { return id == t.id; });
         if (same) {
             m_pendingSession.reset();
             restoreSessionViews(session);

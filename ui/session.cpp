@@ -18,16 +18,16 @@ QJsonObject Session::toJson() const
         chosen.append(position);
     }
     QJsonObject json{{QStringLiteral("format"), QStringLiteral("sinkscope-session")},
-            {QStringLiteral("version"), kVersion},
-            {QStringLiteral("model"),
-             QJsonObject{{QStringLiteral("path"), modelPath}, {QStringLiteral("sha256"), modelSha256}}},
-            {QStringLiteral("prompt"), QJsonObject{{QStringLiteral("text"), prompt},
-                                                   {QStringLiteral("prepend_bos"), prependBos},
-                                                   {QStringLiteral("tokens"), ids}}},
-            {QStringLiteral("current_view"), currentView},
-            {QStringLiteral("colour_map"), colourMap},
-            {QStringLiteral("theme"), theme},
-            {QStringLiteral("views"), views}};
+                     {QStringLiteral("version"), kVersion},
+                     {QStringLiteral("model"),
+                      QJsonObject{{QStringLiteral("path"), modelPath}, {QStringLiteral("sha256"), modelSha256}}},
+                     {QStringLiteral("prompt"), QJsonObject{{QStringLiteral("text"), prompt},
+                                                            {QStringLiteral("prepend_bos"), prependBos},
+                                                            {QStringLiteral("tokens"), ids}}},
+                     {QStringLiteral("current_view"), currentView},
+                     {QStringLiteral("colour_map"), colourMap},
+                     {QStringLiteral("theme"), theme},
+                     {QStringLiteral("views"), views}};
     if (!selected.isEmpty()) {
         json.insert(QStringLiteral("selected"), chosen);
     }

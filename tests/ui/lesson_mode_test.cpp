@@ -69,7 +69,10 @@ check: mean(first_token_mass) > 2
         return path;
     }
 
-    static QString tabOf(MainWindow *w) { return qobject_cast<AnalysisView *>(w->findChild<QTabWidget *>()->currentWidget())->viewId(); }
+    static QString tabOf(MainWindow *w)
+    {
+        return qobject_cast<AnalysisView *>(w->findChild<QTabWidget *>()->currentWidget())->viewId();
+    }
 
     // Waits until step `step`'s numbers are in the panel (reported after the spy's first `after` signals).
     static void waitNumbers(LessonMode *mode, QSignalSpy &spy, int step, int after = -1)
@@ -126,7 +129,8 @@ TEST_F(LessonModeTest, StepsApplyNumbersArriveKeysPageAndExitRestores)
     waitNumbers(mode, numbers, 2);
     EXPECT_EQ(window->promptEditor()->toPlainText(), QStringLiteral("the cat sat on the mat"));
     EXPECT_EQ(tabOf(window.get()), QStringLiteral("tokens"));
-    EXPECT_TRUE(panel->checkText().contains(QStringLiteral("\u2717 not confirmed"))) << panel->checkText().toStdString();
+    EXPECT_TRUE(panel->checkText().contains(QStringLiteral("\u2717 not confirmed")))
+        << panel->checkText().toStdString();
     EXPECT_FALSE(panel->nextButton()->isEnabled());
     QTest::keyClick(window.get(), Qt::Key_Right); // past the end: stays
     EXPECT_EQ(mode->currentStep(), 2);
@@ -173,7 +177,8 @@ TEST_F(LessonModeTest, RecordEditSaveAndReopen)
     mode->newLesson();
     EXPECT_TRUE(mode->isActive());
     EXPECT_FALSE(mode->save(file("empty.md"), &error));
-    EXPECT_TRUE(error.startsWith(file("empty.md") + QStringLiteral(": the lesson has no steps"))) << error.toStdString();
+    EXPECT_TRUE(error.startsWith(file("empty.md") + QStringLiteral(": the lesson has no steps")))
+        << error.toStdString();
 
     mode->recordStep();
     waitNumbers(mode, numbers, 0);
@@ -244,7 +249,8 @@ TEST_F(LessonModeTest, BadLessonFileIsOneLineNamingIt)
     const QString path = file("bad.md");
     QFile f(path);
     ASSERT_TRUE(f.open(QIODevice::WriteOnly));
-    f.write("---\nsinkscope-lesson: 1\nid: bad\ntitle: Bad\naudience: a\nduration: 5\n---\n\n## S\nprompt: x\ntab: nowhere\n");
+    f.write("---\nsinkscope-lesson: 1\nid: bad\ntitle: Bad\naudience: a\nduration: 5\n---\n\n## S\nprompt: x\ntab: "
+            "nowhere\n");
     f.close();
     EXPECT_FALSE(window->lessonMode()->open(path));
     EXPECT_FALSE(window->lessonMode()->isActive());
