@@ -2,6 +2,7 @@
 
 #include "lesson_session.h"
 #include "main_window.h"
+#include "token_view.h"
 
 #include "sinkscope/runtime/paths.h"
 
@@ -118,8 +119,21 @@ void LessonMode::rebuildBuiltins()
 
 void LessonMode::setStyle(bool presenter, bool dark)
 {
-    m_panel->setTextStyle(presenter ? 22 : 0, dark);
-    m_dock->setMinimumWidth(presenter ? 520 : 360);
+    // Presenter mode: large text, and a panel narrow enough that the views keep their room at 1600 pixels.
+    m_panel->setTextStyle(presenter ? 18 : 0, dark);
+    m_presenter = presenter;
+    m_dock->setMinimumWidth(presenter ? 400 : 320);
+    fitPanel();
+}
+
+void LessonMode::fitPanel()
+{
+    // At a projector's 1600 pixels the views and the panel do not both fit beside the outputs column: a
+    // presented lesson folds it away unless the step shows the outputs (leaving presenter mode or the
+    // lesson brings it back).
+    const bool outputsStep = m_active && m_step >= 0 && m_step < stepCount() &&
+                             lesson().stateAt(size_t(m_step)).tab == std::optional<std::string>("outputs");
+    m_window->outputsView()->setVisible(!(m_active && m_presenter) || outputsStep);
 }
 
 void LessonMode::updateActions()
@@ -154,6 +168,8 @@ bool LessonMode::start(lessons::Lesson lesson)
     m_runner->setLesson(std::move(lesson));
     m_panel->setEditing(false);
     m_dock->show();
+    fitPanel();
+    m_window->resizeDocks({m_dock}, {m_presenter ? 460 : 380}, Qt::Horizontal);
     updateActions();
     m_step = -1;
     if (stepCount() == 0) {
@@ -225,6 +241,7 @@ void LessonMode::goTo(int step)
         }
     }
     m_panel->showStep(q(l.title), step, stepCount(), l.steps[size_t(step)], notice);
+    fitPanel();
     const bool loading = m_window->applySession(*session);
     emit stepShown(step);
     if (loading) {
@@ -260,6 +277,7 @@ void LessonMode::exit()
     m_step = -1;
     m_panel->setEditing(false);
     m_dock->hide();
+    fitPanel();
     updateActions();
     if (m_saved) {
         m_window->applySession(*m_saved); // the user's own state comes back

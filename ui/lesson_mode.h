@@ -69,6 +69,7 @@ private:
     QString noticeFor(int step) const;
     bool stepUsesLessonModel(int step) const;
     void updateActions();
+    void fitPanel();
 
     MainWindow *m_window = nullptr;
     LessonRunner *m_runner = nullptr;
@@ -79,6 +80,7 @@ private:
     std::optional<Session> m_saved;   // the user's state before the lesson
     QMetaObject::Connection m_waitForModel;
     bool m_active = false;
+    bool m_presenter = false;
     int m_step = -1;
 };
 

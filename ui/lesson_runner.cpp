@@ -67,7 +67,7 @@ bool LessonRunner::evaluate(size_t step, std::shared_ptr<const Model> model)
                                 ? std::string()
                                 : QFileInfo(QString::fromStdString(m_lesson.origin)).absolutePath().toStdString();
     m_bridge->submit<lessons::StepNumbers>(
-        QString::fromLatin1(kTag), tr("Lesson: step %1's live numbers").arg(step + 1),
+        QString::fromLatin1(kTag), tr("Lesson step %1: live numbers").arg(step + 1),
         [evaluator = m_evaluator, content, state, dir](const CancelToken &cancel, const ProgressCallback &progress) {
             return evaluator->evaluate(content, state, dir, &cancel, progress);
         },
