@@ -2,7 +2,6 @@
 
 #include "lesson_session.h"
 #include "main_window.h"
-#include "token_view.h"
 
 #include "sinkscope/runtime/paths.h"
 
@@ -13,16 +12,22 @@
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QKeyEvent>
+#include <QLayout>
 #include <QLineEdit>
 #include <QMenu>
 #include <QPlainTextEdit>
 #include <QRegularExpression>
 #include <QSaveFile>
+#include <QScreen>
 #include <QTextEdit>
+#include <QTimer>
 
 namespace sinkscope::ui {
 
 namespace {
+
+// The widest page of the views but Compare, in presenter mode (the Mitigations tab's controls).
+constexpr int kPresenterTabsWidth = 740;
 
 QString q(const std::string &s)
 {
@@ -122,18 +127,16 @@ void LessonMode::setStyle(bool presenter, bool dark)
     // Presenter mode: large text, and a panel narrow enough that the views keep their room at 1600 pixels.
     m_panel->setTextStyle(presenter ? 18 : 0, dark);
     m_presenter = presenter;
-    m_dock->setMinimumWidth(presenter ? 400 : 320);
+    m_dock->setMinimumWidth(presenter ? 380 : 320);
     fitPanel();
 }
 
 void LessonMode::fitPanel()
 {
-    // At a projector's 1600 pixels the views and the panel do not both fit beside the outputs column: a
-    // presented lesson folds it away unless the step shows the outputs (leaving presenter mode or the
-    // lesson brings it back).
-    const bool outputsStep = m_active && m_step >= 0 && m_step < stepCount() &&
-                             lesson().stateAt(size_t(m_step)).tab == std::optional<std::string>("outputs");
-    m_window->outputsView()->setVisible(!(m_active && m_presenter) || outputsStep);
+    // At a projector's 1600 pixels the panel and the views fit side by side only when the tab area may
+    // be narrower than its widest page (the Compare tab's two grids): a presented lesson lets it be as
+    // narrow as the other pages need, and leaving presenter mode or the lesson gives the width back.
+    m_window->tabs()->setMinimumWidth(m_active && m_presenter ? kPresenterTabsWidth : 0);
 }
 
 void LessonMode::updateActions()
@@ -167,9 +170,18 @@ bool LessonMode::start(lessons::Lesson lesson)
     }
     m_runner->setLesson(std::move(lesson));
     m_panel->setEditing(false);
-    m_dock->show();
     fitPanel();
-    m_window->resizeDocks({m_dock}, {m_presenter ? 460 : 380}, Qt::Horizontal);
+    m_dock->show();
+    m_window->resizeDocks({m_dock}, {m_presenter ? 420 : 360}, Qt::Horizontal);
+    // The panel takes its width from the views, not from beyond the screen's edge (once the layouts have
+    // taken the narrower tab area into account).
+    QTimer::singleShot(150, m_window, [window = m_window] {
+        window->layout()->activate();
+        const QScreen *screen = window->screen();
+        if (screen && !window->isMaximized() && window->width() > screen->availableGeometry().width()) {
+            window->resize(screen->availableGeometry().width(), window->height());
+        }
+    });
     updateActions();
     m_step = -1;
     if (stepCount() == 0) {

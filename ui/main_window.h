@@ -123,6 +123,7 @@ public:
     QVector<qint64> selectedTokens() const;
     void setSelectedTokens(const QVector<qint64> &positions);
     QListView *chipView() const { return m_chipView; }
+    QTabWidget *tabs() const { return m_tabs; }
     LessonMode *lessonMode() const { return m_lessonMode; }
     bool exportCurrentView(const QString &path, const FigureOptions &options, QString *error);
     bool exportLayerGrid(const QString &path, const FigureOptions &options, QString *error);
