@@ -123,6 +123,9 @@ void applyAxisStyle(QCPAxis *axis, const PlotStyle &style)
 void HeatmapPlot::setStyle(const PlotStyle &style)
 {
     m_style = style;
+    if (!m_highlighted.empty()) {
+        drawHighlights();
+    }
     m_plot->setBackground(style.background);
     m_plot->axisRect()->setBackground(style.masked);
     for (QCPAxis *axis : {m_plot->xAxis, m_plot->yAxis, m_scale->axis()}) {
@@ -287,6 +290,43 @@ void HeatmapPlot::setExtent(int64_t xCount, int64_t yCount)
     m_xCount = xCount;
     m_yCount = yCount;
     resetView();
+    drawHighlights();
+}
+
+void HeatmapPlot::setHighlightedTokens(const std::vector<int64_t> &positions)
+{
+    m_highlighted = positions;
+    drawHighlights();
+}
+
+void HeatmapPlot::drawHighlights()
+{
+    for (QCPItemRect *item : m_highlightItems) {
+        m_plot->removeItem(item);
+    }
+    m_highlightItems.clear();
+    // Vermilion-free: the sink marks use vermilion; the outline is the style's foreground, dashed over
+    // the row (query) and solid over the column (key) of each token.
+    auto outline = [this](double x0, double y0, double x1, double y1, Qt::PenStyle pen) {
+        auto *rect = new QCPItemRect(m_plot);
+        rect->setClipToAxisRect(true);
+        rect->topLeft->setCoords(x0, y0);
+        rect->bottomRight->setCoords(x1, y1);
+        rect->setPen(QPen(m_style.foreground.isValid() ? m_style.foreground : QColor(Qt::white),
+                          std::max(1.5, m_style.lineWidth * 1.5), pen));
+        rect->setBrush(Qt::NoBrush);
+        rect->setSelectable(false);
+        m_highlightItems.push_back(rect);
+    };
+    for (int64_t p : m_highlighted) {
+        if (p >= 0 && p < m_xCount) {
+            outline(double(p) - 0.5, -0.5, double(p) + 0.5, double(m_yCount) - 0.5, Qt::SolidLine);
+        }
+        if (p >= 0 && p < m_yCount) {
+            outline(-0.5, double(p) - 0.5, double(m_xCount) - 0.5, double(p) + 0.5, Qt::DashLine);
+        }
+    }
+    m_plot->replot(QCustomPlot::rpQueuedReplot);
 }
 
 void HeatmapPlot::setColourBarVisible(bool visible)

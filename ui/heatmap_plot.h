@@ -84,6 +84,11 @@ public:
     TokenWindow visibleWindow() const;
     void setVisibleWindow(const TokenWindow &window);
     void resetView();
+    // Outlines the rows and columns of these token positions (a lesson's or the user's selected tokens);
+    // positions outside the extent are skipped, empty removes the outlines.
+    void setHighlightedTokens(const std::vector<int64_t> &positions);
+    const std::vector<int64_t> &highlightedTokens() const { return m_highlighted; }
+    int highlightItemCount() const { return int(m_highlightItems.size()); }
     // Cells the colour map may have across/down at the current size (one per device pixel).
     QSize pixelBudget() const;
     // Renders the plot (colour bar included) at the given logical size into a painter (export).
@@ -109,6 +114,7 @@ private:
     void clampRanges();
     void updateTickDensity();
     bool cellAt(const QPoint &pos, int64_t &x, int64_t &y) const;
+    void drawHighlights();
 
     QCustomPlot *m_plot = nullptr;
     QCPColorMap *m_map = nullptr;
@@ -126,6 +132,8 @@ private:
     bool m_clamping = false;
     QPoint m_pressPos;
     PlotStyle m_style;
+    std::vector<int64_t> m_highlighted;
+    std::vector<QCPItemRect *> m_highlightItems;
 };
 
 } // namespace sinkscope::ui

@@ -2,6 +2,8 @@
 
 #include "compare_view.h"
 #include "head_view.h"
+#include "heatmap_plot.h"
+#include "lesson_mode.h"
 #include "metrics_view.h"
 #include "mitigation_view.h"
 #include "model_catalog.h"
@@ -332,6 +334,11 @@ void MainWindow::start()
 
 void MainWindow::startLoading()
 {
+    if (!m_options.lesson.isEmpty()) {
+        connect(
+            this, &MainWindow::snapshotShown, this, [this] { m_lessonMode->open(m_options.lesson); },
+            Qt::SingleShotConnection);
+    }
     if (!m_options.sessionPath.isEmpty()) {
         openSession(m_options.sessionPath);
     } else {
@@ -486,14 +493,19 @@ QWidget *MainWindow::buildPromptPanel()
     m_chipView->setWrapping(true);
     m_chipView->setResizeMode(QListView::Adjust);
     m_chipView->setUniformItemSizes(false);
-    m_chipView->setSelectionMode(QAbstractItemView::NoSelection);
+    m_chipView->setSelectionMode(QAbstractItemView::MultiSelection);
     m_chipView->setMaximumHeight(84);
     m_chipView->setFrameShape(QFrame::NoFrame);
-    m_chipView->setToolTip(tr("Tokens as the model sees them; hover a chip for its id"));
+    m_chipView->setToolTip(
+        tr("Tokens as the model sees them; hover a chip for its id, click to select it (outlined on the head map)"));
     chipsRow->addWidget(m_tokenCount);
     chipsRow->addWidget(m_chipView, 1);
     layout->addLayout(chipsRow);
     connect(m_runButton, &QPushButton::clicked, this, &MainWindow::runPrompt);
+    connect(m_chipView->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] {
+        const QVector<qint64> chosen = selectedTokens();
+        m_headView->heatmap()->setHighlightedTokens({chosen.begin(), chosen.end()});
+    });
     return panel;
 }
 
@@ -590,6 +602,9 @@ void MainWindow::buildMenus()
     m_presenterAction = view->addAction(tr("&Presenter mode"), QKeySequence(Qt::Key_F5), this,
                                         [this](bool on) { setPresenterMode(on); });
     m_presenterAction->setCheckable(true);
+
+    m_lessonMode = new LessonMode(this);
+    m_lessonMode->buildMenu(menuBar()->addMenu(tr("&Lessons")));
 
     QMenu *help = menuBar()->addMenu(tr("&Help"));
     help->addAction(tr("&Keyboard shortcuts"), QKeySequence::HelpContents, this,
@@ -794,10 +809,14 @@ void MainWindow::onModelLoaded()
         const QSignalBlocker blockBos(m_bosBox);
         m_prompt->setPlainText(m_pendingSession->prompt);
         m_bosBox->setChecked(m_pendingSession->prependBos);
-        m_run->setTokens({m_pendingSession->tokens.begin(), m_pendingSession->tokens.end()});
-        m_chips->setTokens(describeTokens(model->tokenizer().get(), m_run->tokens()));
-        m_tokenCount->setText(tr("%n token(s)", nullptr, int(m_run->tokens().size())));
-        m_runFromSession = true;
+        if (m_pendingSession->tokens.isEmpty()) {
+            retokenize(); // a lesson step names the prompt, not its ids
+        } else {
+            m_run->setTokens({m_pendingSession->tokens.begin(), m_pendingSession->tokens.end()});
+            m_chips->setTokens(describeTokens(model->tokenizer().get(), m_run->tokens()));
+            m_tokenCount->setText(tr("%n token(s)", nullptr, int(m_run->tokens().size())));
+            m_runFromSession = true;
+        }
         runPrompt();
     } else {
         {
@@ -916,18 +935,9 @@ void MainWindow::onSnapshotReady()
     }
     updateSinkChips();
     if (m_pendingSession) {
-        const Session s = *m_pendingSession;
+        const Session pending = *m_pendingSession;
         m_pendingSession.reset();
-        if (!s.colourMap.isEmpty()) {
-            setColourMap(colourMapFromKey(s.colourMap));
-        }
-        if (!s.theme.isEmpty()) {
-            setTheme(s.theme == QLatin1String("dark") ? Theme::Dark : Theme::Light);
-        }
-        for (AnalysisView *v : m_views) {
-            v->restoreState(s.views.value(v->viewId()).toObject());
-        }
-        showView(s.currentView);
+        restoreSessionViews(pending);
     }
     if (m_messages->isError()) {
         m_messages->hide();
@@ -938,6 +948,46 @@ void MainWindow::onSnapshotReady()
                                .arg(snap->analysisSeconds * 1000, 0, 'f', 0));
     emit snapshotShown();
     startGenerate();
+}
+
+void MainWindow::restoreSessionViews(const Session &s)
+{
+    if (!s.colourMap.isEmpty()) {
+        setColourMap(colourMapFromKey(s.colourMap));
+    }
+    if (!s.theme.isEmpty()) {
+        setTheme(s.theme == QLatin1String("dark") ? Theme::Dark : Theme::Light);
+    }
+    for (AnalysisView *v : m_views) {
+        v->restoreState(s.views.value(v->viewId()).toObject());
+    }
+    showView(s.currentView);
+    setSelectedTokens(s.selected);
+    emit sessionApplied();
+}
+
+QVector<qint64> MainWindow::selectedTokens() const
+{
+    QVector<qint64> positions;
+    for (const QModelIndex &i : m_chipView->selectionModel()->selectedIndexes()) {
+        positions.push_back(i.row());
+    }
+    std::sort(positions.begin(), positions.end());
+    return positions;
+}
+
+void MainWindow::setSelectedTokens(const QVector<qint64> &positions)
+{
+    QItemSelection selection;
+    for (qint64 p : positions) {
+        if (p >= 0 && p < m_chips->rowCount()) {
+            const QModelIndex i = m_chips->index(int(p));
+            selection.select(i, i);
+        }
+    }
+    m_chipView->selectionModel()->select(selection, QItemSelectionModel::ClearAndSelect);
+    const QVector<qint64> chosen = selectedTokens();
+    m_headView->heatmap()->setHighlightedTokens({chosen.begin(), chosen.end()});
 }
 
 void MainWindow::startGenerate()
@@ -1046,6 +1096,7 @@ void MainWindow::applyStyle()
     }
     m_chipView->setMaximumHeight(m_presenter ? 130 : 84);
     m_prompt->setMaximumHeight(m_presenter ? 130 : 90);
+    m_lessonMode->setStyle(m_presenter, m_theme == Theme::Dark);
 }
 
 Session MainWindow::currentSession() const
@@ -1070,6 +1121,7 @@ Session MainWindow::currentSession() const
     }
     s.colourMap = colourMapKey(m_colourMap);
     s.theme = m_theme == Theme::Dark ? QStringLiteral("dark") : QStringLiteral("light");
+    s.selected = selectedTokens();
     for (AnalysisView *v : m_views) {
         s.views.insert(v->viewId(), v->saveState());
     }
@@ -1089,18 +1141,15 @@ void MainWindow::openSession(const QString &path)
         m_messages->showError(error);
         return;
     }
-    m_pendingSession = *session;
-    if (m_run->model() && QFileInfo(session->modelPath) == QFileInfo(m_run->modelPath())) {
+    const bool loading = applySession(*session);
+    if (!loading) {
         const QString hash = m_run->modelHash();
         if (!session->modelSha256.isEmpty() && !hash.isEmpty() && session->modelSha256 != hash) {
             m_messages->showError(tr("The model file %1 changed since the session was saved (content hash differs).")
                                       .arg(m_run->modelPath()));
         }
-        onModelLoaded(); // the loaded model, with the session's prompt
-    } else {
-        openModel(session->modelPath);
     }
-    if (!session->modelSha256.isEmpty()) {
+    if (loading && !session->modelSha256.isEmpty()) {
         // Checked when the hash of the (re)loaded file arrives.
         const QString expected = session->modelSha256;
         auto *connection = new QMetaObject::Connection;
@@ -1115,6 +1164,50 @@ void MainWindow::openSession(const QString &path)
                                   delete connection;
                               });
     }
+}
+
+bool MainWindow::isCurrentModel(const QString &path) const
+{
+    if (!m_run->model()) {
+        return false;
+    }
+    if (path.isEmpty()) {
+        return m_run->modelSource().isEmpty(); // the default model
+    }
+    const QFileInfo info(path);
+    return info == QFileInfo(m_run->modelPath()) ||
+           (!m_run->modelSource().isEmpty() && info == QFileInfo(m_run->modelSource()));
+}
+
+bool MainWindow::applySession(const Session &session)
+{
+    m_runTimer.stop();
+    if (!isCurrentModel(session.modelPath)) {
+        m_pendingSession = session;
+        openModel(session.modelPath);
+        return true;
+    }
+    // The run on screen may already be the session's: then only the views change (a lesson's step that
+    // switches the tab or the head costs no model work).
+    const auto snap = snapshot();
+    if (snap && !bridge()->isPending(QString::fromLatin1(ComputeBridge::kRunTag)) &&
+        m_prompt->toPlainText() == session.prompt && m_bosBox->isChecked() == session.prependBos) {
+        std::vector<int64_t> ids(session.tokens.begin(), session.tokens.end());
+        if (ids.empty()) {
+            ids = m_run->tokens();
+        }
+        const bool same =
+            ids.size() == snap->tokens.size() && std::equal(ids.begin(), ids.end(), snap->tokens.begin(),
+                                                            [](int64_t id, const TokenInfo &t) { return id == t.id; });
+        if (same) {
+            m_pendingSession.reset();
+            restoreSessionViews(session);
+            return false;
+        }
+    }
+    m_pendingSession = session;
+    onModelLoaded(); // the loaded model, with the session's prompt
+    return false;
 }
 
 FigureOptions MainWindow::defaultFigureOptions() const

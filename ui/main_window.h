@@ -40,6 +40,7 @@ namespace sinkscope::ui {
 
 class CompareView;
 class HeadView;
+class LessonMode;
 class MetricsView;
 class OverviewView;
 class OutputsView;
@@ -76,6 +77,7 @@ struct MainWindowOptions {
     // Asks the user to accept terms of use (the HTML file at the path); unset: the Accept/Cancel dialog.
     // Tests answer without a modal dialog.
     std::function<bool(const QString &termsPath)> askTerms;
+    QString lesson; // a built-in lesson's id or a lesson file, opened in lesson mode after the first run
 };
 
 class MainWindow : public QMainWindow
@@ -107,9 +109,22 @@ public:
     QString deviceId() const { return m_run->deviceId(); }
     QComboBox *deviceBox() const { return m_deviceBox; }
     void runPrompt();
+    // A session file: load + applySession (an error naming the file goes to the message bar).
     void openSession(const QString &path);
+    // Puts the window in a session's state: its model (loaded when it is not the one in use; "" is the
+    // default model), prompt and tokens (empty: the prompt is tokenized), views, colour map, theme and
+    // selected tokens. Runs the prompt unless the shown run already has those tokens; sessionApplied()
+    // when the views show it. Returns true when a model is being loaded first (modelReady() follows).
+    // Lesson steps go through here too (lesson_session.h).
+    bool applySession(const Session &session);
     bool saveSession(const QString &path, QString *error);
     Session currentSession() const;
+    // Token positions selected in the chips (outlined on the head map); saved in sessions.
+    QVector<qint64> selectedTokens() const;
+    void setSelectedTokens(const QVector<qint64> &positions);
+    QListView *chipView() const { return m_chipView; }
+    QTabWidget *tabs() const { return m_tabs; }
+    LessonMode *lessonMode() const { return m_lessonMode; }
     bool exportCurrentView(const QString &path, const FigureOptions &options, QString *error);
     bool exportLayerGrid(const QString &path, const FigureOptions &options, QString *error);
     bool exportCurrentData(const QString &path, QString *error);
@@ -140,6 +155,7 @@ public:
 signals:
     void modelReady();
     void snapshotShown();
+    void sessionApplied();
 
 protected:
     void dragEnterEvent(QDragEnterEvent *event) override;
@@ -179,10 +195,13 @@ private:
     void restoreSettings();
     AnalysisView *currentView() const;
     void startGenerate();
+    bool isCurrentModel(const QString &path) const;
+    void restoreSessionViews(const Session &session);
 
     MainWindowOptions m_options;
     RunController *m_run = nullptr;
     std::optional<Session> m_pendingSession; // applied when its run arrives
+    LessonMode *m_lessonMode = nullptr;
     bool m_runFromSession = false;
 
     MessageBar *m_messages = nullptr;

@@ -13,17 +13,25 @@ QJsonObject Session::toJson() const
     for (qint64 id : tokens) {
         ids.append(id);
     }
-    return {{QStringLiteral("format"), QStringLiteral("sinkscope-session")},
-            {QStringLiteral("version"), kVersion},
-            {QStringLiteral("model"),
-             QJsonObject{{QStringLiteral("path"), modelPath}, {QStringLiteral("sha256"), modelSha256}}},
-            {QStringLiteral("prompt"), QJsonObject{{QStringLiteral("text"), prompt},
-                                                   {QStringLiteral("prepend_bos"), prependBos},
-                                                   {QStringLiteral("tokens"), ids}}},
-            {QStringLiteral("current_view"), currentView},
-            {QStringLiteral("colour_map"), colourMap},
-            {QStringLiteral("theme"), theme},
-            {QStringLiteral("views"), views}};
+    QJsonArray chosen;
+    for (qint64 position : selected) {
+        chosen.append(position);
+    }
+    QJsonObject json{{QStringLiteral("format"), QStringLiteral("sinkscope-session")},
+                     {QStringLiteral("version"), kVersion},
+                     {QStringLiteral("model"),
+                      QJsonObject{{QStringLiteral("path"), modelPath}, {QStringLiteral("sha256"), modelSha256}}},
+                     {QStringLiteral("prompt"), QJsonObject{{QStringLiteral("text"), prompt},
+                                                            {QStringLiteral("prepend_bos"), prependBos},
+                                                            {QStringLiteral("tokens"), ids}}},
+                     {QStringLiteral("current_view"), currentView},
+                     {QStringLiteral("colour_map"), colourMap},
+                     {QStringLiteral("theme"), theme},
+                     {QStringLiteral("views"), views}};
+    if (!selected.isEmpty()) {
+        json.insert(QStringLiteral("selected"), chosen);
+    }
+    return json;
 }
 
 std::optional<Session> Session::fromJson(const QJsonObject &json, QString *error)
@@ -59,6 +67,12 @@ std::optional<Session> Session::fromJson(const QJsonObject &json, QString *error
     s.colourMap = json.value(QStringLiteral("colour_map")).toString();
     s.theme = json.value(QStringLiteral("theme")).toString();
     s.views = json.value(QStringLiteral("views")).toObject();
+    for (const QJsonValue &v : json.value(QStringLiteral("selected")).toArray()) {
+        if (!v.isDouble()) {
+            return fail(QObject::tr("selected must be token positions (integers)"));
+        }
+        s.selected.push_back(v.toInteger());
+    }
     return s;
 }
 

@@ -18,10 +18,11 @@ struct Session {
     QString prompt;
     bool prependBos = true;
     QVector<qint64> tokens;
-    QString currentView; // AnalysisView::viewId()
-    QString colourMap;   // colourMapKey()
-    QString theme;       // "light" / "dark"
-    QJsonObject views;   // viewId -> AnalysisView::saveState()
+    QString currentView;      // AnalysisView::viewId()
+    QString colourMap;        // colourMapKey()
+    QString theme;            // "light" / "dark"
+    QJsonObject views;        // viewId -> AnalysisView::saveState()
+    QVector<qint64> selected; // selected token positions (chips and head map outline); "selected", optional
 
     QJsonObject toJson() const;
     // nullopt and *error set for a file that is not a SinkScope session or has a newer version.

@@ -1,5 +1,5 @@
 // build/bin/sinkscope [MODEL.pt|MODEL.gguf|HF_FOLDER|SESSION.json] [--prompt TEXT] [--no-settings]
-//                     [--screenshots DIR]
+//                     [--screenshots DIR] [--lesson ID|FILE] [--presenter] [--dark]
 // --screenshots runs the prompt, saves the main views as PNG into DIR and quits (tools/screenshots.sh).
 #include "head_view.h"
 #include "main_window.h"
@@ -154,7 +154,12 @@ int main(int argc, char **argv)
                                   QStringLiteral("Neither read nor write saved settings"));
     QCommandLineOption screenshots(QStringLiteral("screenshots"), QStringLiteral("Save the main views as PNG and quit"),
                                    QStringLiteral("dir"));
-    parser.addOptions({promptOption, noSettings, screenshots});
+    QCommandLineOption lesson(QStringLiteral("lesson"),
+                              QStringLiteral("Open a lesson (a built-in lesson's id or a lesson file) in lesson mode"),
+                              QStringLiteral("ID|FILE"));
+    QCommandLineOption presenter(QStringLiteral("presenter"), QStringLiteral("Start in presenter mode (F5)"));
+    QCommandLineOption dark(QStringLiteral("dark"), QStringLiteral("Start with the dark palette (Ctrl+Shift+D)"));
+    parser.addOptions({promptOption, noSettings, screenshots, lesson, presenter, dark});
     parser.process(app);
 
     sinkscope::applyThreadSettings(sinkscope::defaultThreadSettings());
@@ -169,7 +174,15 @@ int main(int argc, char **argv)
     }
     options.prompt = parser.value(promptOption);
     options.useSettings = !parser.isSet(noSettings) && !parser.isSet(screenshots);
+    options.lesson = parser.value(lesson);
     sinkscope::ui::MainWindow window(options);
+    if (parser.isSet(dark)) {
+        window.setTheme(sinkscope::ui::Theme::Dark);
+    }
+    if (parser.isSet(presenter)) {
+        window.setPresenterMode(true);
+        window.resize(1600, 1000);
+    }
     if (parser.isSet(screenshots)) {
         window.resize(1400, 900);
     }
