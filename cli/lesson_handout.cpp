@@ -1,10 +1,11 @@
 // The lesson handout PDF: A4 pages drawn with the window's figure code (ui/figures.h) on the offscreen
-// platform; captions through QTextDocument's Markdown reader.
+// platform; captions through the lesson panel's Markdown and formula renderer (ui/lesson_text.h).
 #include "lesson_handout.h"
 
 #include "attention_math.h"
 #include "figure_app.h"
 #include "figures.h"
+#include "lesson_text.h"
 #include "palettes.h"
 #include "streaming_view.h"
 
@@ -37,17 +38,14 @@ QFont font(double points, bool bold = false, bool italic = false)
     return f;
 }
 
-// A block of Markdown laid out at `width`; `html` when the text is HTML already.
-std::unique_ptr<QTextDocument> textBlock(const QString &text, double points, double width, bool markdown = true)
+// A block of caption Markdown (formulas between dollars, as the lesson panel renders them) laid out at
+// `width`.
+std::unique_ptr<QTextDocument> textBlock(const QString &text, double points, double width)
 {
     auto doc = std::make_unique<QTextDocument>();
     doc->setDefaultFont(font(points));
     doc->setDocumentMargin(0);
-    if (markdown) {
-        doc->setMarkdown(text);
-    } else {
-        doc->setPlainText(text);
-    }
+    doc->setHtml(ui::lessonTextToHtml(text, ui::LessonTextStyle{points, false}));
     doc->setTextWidth(width);
     return doc;
 }
