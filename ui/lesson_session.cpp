@@ -131,7 +131,10 @@ Session sessionFromLessonState(const lessons::LessonState &state, const QString 
 
 std::optional<Session> lessonSession(const lessons::Lesson &lesson, size_t step, const Session &base, QString *error)
 {
-    const lessons::LessonState state = lesson.stateAt(step);
+    lessons::LessonState state = lesson.stateAt(step);
+    if (state.model && *state.model == "gemma3" && gemma3GgufPath().empty()) {
+        state.model.reset(); // not installed: the step stays on the current model and the panel says why
+    }
     QString modelPath;
     if (state.model) {
         auto resolved = lessons::resolveLessonModel(lesson, step);

@@ -27,7 +27,9 @@
 // a line starting with two spaces continues the previous value; "\n" in a value is a newline. Every
 // other line up to the next `##` title is the caption. Steps are cumulative: a step sets the state it
 // names and keeps the rest from the step before; the first step must set a prompt, and fields no step
-// has set yet keep the window's own defaults (model: default, bos: on, tab: overview).
+// has set yet keep what the window shows (in the window: the model the user has open, so a lesson
+// without `model:` runs on the user's own model; headless: the default model or --model; bos: on, tab:
+// overview).
 //
 // Parsing needs no model; validateLesson() then checks a lesson against one (layer/head ranges, metric
 // names, mitigation specs the model supports). Errors are one line: "<file>:<line>: <field>: <problem>".
