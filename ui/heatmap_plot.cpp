@@ -370,6 +370,8 @@ void HeatmapPlot::setGrid(const PooledGrid &grid, const ValueRange &range, Scale
     m_scale->axis()->setTicker(log ? QSharedPointer<QCPAxisTicker>(new QCPAxisTickerLog)
                                    : QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
     m_scale->axis()->setNumberFormat(log ? QStringLiteral("eb") : QStringLiteral("gb"));
+    // Powers of ten read as 10^-3, not 1.000000·10^-3.
+    m_scale->axis()->setNumberPrecision(log ? 0 : 6);
     m_map->setDataRange(QCPRange(range.lower, range.upper));
     m_plot->replot(QCustomPlot::rpQueuedReplot);
 }

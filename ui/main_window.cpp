@@ -254,6 +254,7 @@ void MainWindow::connectWork()
         }
         m_progress->setFormat(label.left(40));
         m_statusLabel->setText(label);
+        m_progressLabel = label;
     });
     connect(m_run, &RunController::modelHashed, this, [this] { updateModelBar(); });
     connect(m_run, &RunController::continuationChanged, this,
@@ -1023,6 +1024,10 @@ void MainWindow::updateBusy(bool busy)
         m_progressDelay.stop();
         m_progress->hide();
         m_cancelButton->hide();
+        // A job that ended without a result line of its own (a lesson's numbers) leaves no stale stage.
+        if (m_statusLabel->text() == m_progressLabel) {
+            m_statusLabel->clear();
+        }
     }
 }
 

@@ -231,6 +231,7 @@ private:
     QProgressBar *m_progress = nullptr;
     QPushButton *m_cancelButton = nullptr;
     QLabel *m_statusLabel = nullptr;
+    QString m_progressLabel; // the last progress stage shown in m_statusLabel
     QAction *m_darkAction = nullptr;
     QAction *m_presenterAction = nullptr;
     QList<QAction *> m_mapActions;
