@@ -8,11 +8,21 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QProgressBar>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 
 namespace sinkscope::ui {
+
+void showJobProgress(QProgressBar *bar, double fraction, const QString &label)
+{
+    bar->setVisible(true);
+    bar->setRange(0, fraction < 0 ? 0 : 1000);
+    bar->setValue(int(std::max(0.0, fraction) * 1000));
+    bar->setFormat(label);
+}
 
 namespace {
 

@@ -19,7 +19,13 @@
 #include <functional>
 #include <memory>
 
+class QProgressBar;
+
 namespace sinkscope::ui {
+
+// Shows a job's progress (ComputeBridge::progress) on a view's own bar: shown, a busy bar for a fraction
+// below zero, the stage as its text.
+void showJobProgress(QProgressBar *bar, double fraction, const QString &label);
 
 class ComputeBridge : public QObject
 {

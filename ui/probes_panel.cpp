@@ -260,10 +260,7 @@ ProbesView::ProbesView(ComputeBridge *bridge, std::function<std::shared_ptr<cons
                 if (tag != QLatin1String(kProbeTag)) {
                     return;
                 }
-                m_progress->setVisible(true);
-                m_progress->setRange(0, fraction < 0 ? 0 : 1000);
-                m_progress->setValue(int(std::max(0.0, fraction) * 1000));
-                m_progress->setFormat(label);
+                showJobProgress(m_progress, fraction, label);
             });
     connect(m_bridge, &ComputeBridge::failed, this, [this](const QString &tag, const QString &message) {
         if (tag != QLatin1String(kProbeTag)) {

@@ -149,10 +149,7 @@ StreamingView::StreamingView(ComputeBridge *bridge, std::function<std::shared_pt
                 if (tag != QLatin1String(kStreamingTag) || !m_busy) {
                     return;
                 }
-                m_progress->setVisible(true);
-                m_progress->setRange(0, fraction < 0 ? 0 : 1000);
-                m_progress->setValue(int(std::max(0.0, fraction) * 1000));
-                m_progress->setFormat(label);
+                showJobProgress(m_progress, fraction, label);
             });
     connect(m_bridge, &ComputeBridge::failed, this, [this](const QString &tag, const QString &message) {
         if (tag == QLatin1String(kStreamingTag)) {

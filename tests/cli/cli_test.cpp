@@ -34,8 +34,7 @@ protected:
     static void SetUpTestSuite()
     {
         s_dir = std::make_unique<TempDir>();
-        st::writeTinyLlamaGguf(s_dir->file("tiny.gguf"));
-        const CliRun r = cli({"convert", s_dir->file("tiny.gguf"), "-o", s_dir->file("tiny.pt")});
+        const CliRun r = st::convertTinyLlama(*s_dir);
         ASSERT_EQ(r.code, 0) << r.err;
     }
     static void TearDownTestSuite() { s_dir.reset(); }

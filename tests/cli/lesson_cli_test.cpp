@@ -126,8 +126,7 @@ protected:
     static void SetUpTestSuite()
     {
         s_dir = std::make_unique<st::TempDir>();
-        st::writeTinyLlamaGguf(s_dir->file("tiny.gguf"));
-        const st::CliRun r = cli({"convert", s_dir->file("tiny.gguf"), "-o", s_dir->file("tiny.pt")});
+        const st::CliRun r = st::convertTinyLlama(*s_dir);
         ASSERT_EQ(r.code, 0) << r.err;
     }
     static void TearDownTestSuite() { s_dir.reset(); }

@@ -26,8 +26,7 @@ protected:
     static void SetUpTestSuite()
     {
         s_dir = std::make_unique<st::TempDir>();
-        st::writeTinyLlamaGguf(s_dir->file("tiny.gguf"));
-        const StreamRun r = runCli({"convert", s_dir->file("tiny.gguf"), "-o", s_dir->file("tiny.pt")});
+        const StreamRun r = st::convertTinyLlama(*s_dir);
         ASSERT_EQ(r.code, 0) << r.err;
         // Our own words: the tiny vocabulary turns them into about 60 byte-level tokens.
         std::ofstream(s_dir->file("text.txt"))

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "support/test_paths.h"
+#include "support/tiny_models.h"
 
 #include <cstdlib>
 #include <fstream>
@@ -46,6 +47,13 @@ inline CliRun runCli(const std::vector<std::string> &args, const std::string &en
     r.out = slurp(dir.file("out"));
     r.err = slurp(dir.file("err"));
     return r;
+}
+
+// dir/tiny.pt: the tiny Llama written as dir/tiny.gguf and converted by the CLI, as a user does first.
+inline CliRun convertTinyLlama(const TempDir &dir)
+{
+    writeTinyLlamaGguf(dir.file("tiny.gguf"));
+    return runCli({"convert", dir.file("tiny.gguf"), "-o", dir.file("tiny.pt")}, "SINKSCOPE_TORCH_THREADS=1");
 }
 
 } // namespace sinkscope::testing
