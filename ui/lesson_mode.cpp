@@ -15,6 +15,7 @@
 #include <QLayout>
 #include <QLineEdit>
 #include <QMenu>
+#include <QMessageBox>
 #include <QPlainTextEdit>
 #include <QRegularExpression>
 #include <QSaveFile>
@@ -162,6 +163,10 @@ bool LessonMode::start(lessons::Lesson lesson)
         m_window->messageBar()->showError(q(ok.error().message));
         return false;
     }
+    if (m_active && !confirmDiscard()) {
+        return false;
+    }
+    m_unsaved = false;
     if (!m_active) {
         m_saved = m_window->currentSession();
         m_active = true;
@@ -277,11 +282,32 @@ void LessonMode::evaluateWhenReady(int step)
     }
 }
 
-void LessonMode::exit()
+bool LessonMode::confirmDiscard()
+{
+    if (!m_active || !m_unsaved) {
+        return true;
+    }
+    const auto answer = QMessageBox::question(
+        m_window, tr("Unsaved lesson"),
+        tr("The lesson \u201c%1\u201d has recorded steps or edits that are not saved. Save them first?")
+            .arg(q(lesson().title)),
+        QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel, QMessageBox::Save);
+    if (answer == QMessageBox::Save) {
+        saveDialog();
+        return !m_unsaved;
+    }
+    return answer == QMessageBox::Discard;
+}
+
+bool LessonMode::exit()
 {
     if (!m_active) {
-        return;
+        return true;
     }
+    if (!confirmDiscard()) {
+        return false;
+    }
+    m_unsaved = false;
     disconnect(m_waitForModel);
     m_runner->cancel();
     qApp->removeEventFilter(this);
@@ -296,6 +322,7 @@ void LessonMode::exit()
         m_saved.reset();
     }
     emit activeChanged(false);
+    return true;
 }
 
 void LessonMode::recordStep()
@@ -315,6 +342,7 @@ void LessonMode::recordStep()
     const size_t at = size_t(m_step + 1);
     l.steps.insert(l.steps.begin() + std::ptrdiff_t(at), step);
     m_runner->setLesson(std::move(l));
+    m_unsaved = true;
     m_panel->setEditing(false);
     goTo(int(at));
 }
@@ -344,6 +372,7 @@ void LessonMode::onEdited(const QString &lessonTitle, const QString &title, cons
     } else {
         m_runner->updateStep(size_t(m_step), content);
     }
+    m_unsaved = true;
     m_panel->showStep(q(lesson().title), m_step, stepCount(), lesson().steps[size_t(m_step)], noticeFor(m_step));
     evaluateWhenReady(m_step);
 }
@@ -381,6 +410,7 @@ bool LessonMode::save(const QString &path, QString *error)
     const int step = m_step;
     m_runner->setLesson(std::move(l));
     m_step = step;
+    m_unsaved = false;
     return true;
 }
 

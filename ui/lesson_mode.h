@@ -37,7 +37,13 @@ public:
     // Appends the window's state after the current step (only what differs from it), with an empty caption.
     void recordStep();
     bool save(const QString &path, QString *error);
-    void exit();
+    // Leaves the lesson (asks first when recorded steps or edits are not saved; false: the user kept it).
+    bool exit();
+
+    // Recorded steps or edited captions not saved yet.
+    bool hasUnsavedChanges() const { return m_unsaved; }
+    // True when there is nothing unsaved, or the user saved or discarded it; false when they cancelled.
+    bool confirmDiscard();
 
     bool isActive() const { return m_active; }
     int currentStep() const { return m_step; }
@@ -81,6 +87,7 @@ private:
     QMetaObject::Connection m_waitForModel;
     bool m_active = false;
     bool m_presenter = false;
+    bool m_unsaved = false; // recorded or edited since the lesson was opened or saved
     int m_step = -1;
 };
 

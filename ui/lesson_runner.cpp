@@ -36,7 +36,10 @@ void LessonRunner::updateStep(size_t step, const lessons::LessonStep &content)
 
 QString LessonRunner::key(size_t step, const Model *model) const
 {
-    return QStringLiteral("%1|%2").arg(quintptr(model)).arg(step);
+    // By the model's file and device, not its address: a model loaded later may reuse a freed one's.
+    return QStringLiteral("%1|%2|%3")
+        .arg(QString::fromStdString(model->info().path), QString::fromStdString(model->info().device))
+        .arg(step);
 }
 
 std::shared_ptr<const lessons::StepNumbers> LessonRunner::cached(size_t step, const Model *model) const

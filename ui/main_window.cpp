@@ -1405,6 +1405,10 @@ void MainWindow::dropEvent(QDropEvent *event)
 
 void MainWindow::closeEvent(QCloseEvent *event)
 {
+    if (m_lessonMode && !m_lessonMode->confirmDiscard()) {
+        event->ignore(); // a recorded lesson is not lost to a stray close
+        return;
+    }
     if (m_options.useSettings) {
         saveSettings();
     }

@@ -180,9 +180,11 @@ TEST_F(LessonModeTest, RecordEditSaveAndReopen)
     EXPECT_TRUE(error.startsWith(file("empty.md") + QStringLiteral(": the lesson has no steps")))
         << error.toStdString();
 
+    EXPECT_FALSE(mode->hasUnsavedChanges());
     mode->recordStep();
     waitNumbers(mode, numbers, 0);
     ASSERT_EQ(mode->stepCount(), 1);
+    EXPECT_TRUE(mode->hasUnsavedChanges()) << "leaving or closing now asks first";
     const lessons::LessonState first = mode->lesson().steps[0].state;
     EXPECT_EQ(first.prompt, std::optional<std::string>("hello world, hello"));
     EXPECT_EQ(first.model, std::optional<std::string>(s_model.toStdString()));
@@ -217,6 +219,7 @@ TEST_F(LessonModeTest, RecordEditSaveAndReopen)
 
     const QString path = file("recorded-lesson.md");
     ASSERT_TRUE(mode->save(path, &error)) << error.toStdString();
+    EXPECT_FALSE(mode->hasUnsavedChanges());
     auto reread = lessons::loadLesson(path.toStdString());
     ASSERT_TRUE(reread.ok()) << reread.error().message;
     const lessons::Lesson &l = reread.value();
