@@ -1,4 +1,5 @@
 #include "cli_probe.h"
+#include "common.h"
 
 #include <nlohmann/json.hpp>
 
@@ -59,15 +60,6 @@ std::string safe(const std::string &s)
         .get<std::string>();
 }
 
-std::string visible(const std::string &s)
-{
-    std::string out;
-    for (char c : s) {
-        out += c == '\n' ? std::string("\\n") : std::string(1, c);
-    }
-    return out;
-}
-
 std::string pad(std::string s, size_t width)
 {
     if (s.size() < width) {
@@ -81,15 +73,6 @@ std::string fixed(double v, int digits)
     std::ostringstream s;
     s << std::fixed << std::setprecision(digits) << v;
     return s.str();
-}
-
-void writeFile(const std::string &path, const std::string &text)
-{
-    std::ofstream f(path, std::ios::binary);
-    f << text;
-    if (!f) {
-        throw std::runtime_error(path + ": cannot write");
-    }
 }
 
 } // namespace
@@ -135,12 +118,12 @@ int runProbeCommand(const Model &model, const ProbeSet &set, const ProbeCommandO
         std::error_code ec;
         std::filesystem::create_directories(options.outDir, ec);
         for (size_t i = 0; i < runs.size(); ++i) {
-            writeFile(options.outDir + "/scores_" + std::to_string(i) + ".csv",
-                      probeScoresCsv(*runs[i], i > 0 ? runs.front().get() : nullptr));
+            writeOutputFile(options.outDir + "/scores_" + std::to_string(i) + ".csv",
+                            probeScoresCsv(*runs[i], i > 0 ? runs.front().get() : nullptr));
         }
         if (detector) {
-            writeFile(options.outDir + "/detector.json", detector->toJson() + "\n");
-            writeFile(options.outDir + "/detector_weights.csv", detector->weightsCsv());
+            writeOutputFile(options.outDir + "/detector.json", detector->toJson() + "\n");
+            writeOutputFile(options.outDir + "/detector_weights.csv", detector->weightsCsv());
         }
     }
 

@@ -1,6 +1,7 @@
 #include "common.h"
 #include "cli_figures.h"
 
+#include "sinkscope/common/atomic_file.h"
 #include "sinkscope/model/convert.h"
 
 #include "sinkscope/runtime/paths.h"
@@ -245,6 +246,13 @@ std::vector<std::string> splitSpecList(const std::string &text)
         throw UsageError{"--mitigation is empty"};
     }
     return specs;
+}
+
+void writeOutputFile(const std::string &path, const std::string &text)
+{
+    if (auto ok = writeFileAtomic(path, text); !ok) {
+        throw Failure{ok.error().message};
+    }
 }
 
 } // namespace sinkscope::cli

@@ -30,6 +30,9 @@ struct Failure {
     std::string message;
 };
 
+// Writes an output file whole or not at all (writeFileAtomic); Failure with the reason otherwise.
+void writeOutputFile(const std::string &path, const std::string &text);
+
 // An inclusive range check; the help shows "LO to HI", a bad value gives one line naming the range.
 template <typename T> CLI::Validator between(T lo, T hi)
 {

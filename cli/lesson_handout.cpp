@@ -9,6 +9,8 @@
 #include "palettes.h"
 #include "streaming_view.h"
 
+#include "sinkscope/common/atomic_file.h"
+
 #include <QFileInfo>
 #include <QPageSize>
 #include <QPdfWriter>
@@ -288,11 +290,17 @@ bool writeLessonHandout(const Handout &handout, std::string *error)
 {
     FigureApp app;
     if (handout.steps.size() != handout.lesson.steps.size()) {
-        *error = "internal: the handout has " + std::to_string(handout.steps.size()) + " steps for a lesson of " +
-                 std::to_string(handout.lesson.steps.size());
+        *error = handout.path + ": internal: the handout has " + std::to_string(handout.steps.size()) +
+                 " steps for a lesson of " + std::to_string(handout.lesson.steps.size());
         return false;
     }
-    const QString path = q(handout.path);
+    // Written beside the file and renamed over it: a failure leaves an older handout whole.
+    auto pending = PendingFile::create(handout.path);
+    if (!pending) {
+        *error = pending.error().message;
+        return false;
+    }
+    const QString path = q(pending->tempPath());
     QPdfWriter writer(path);
     writer.setResolution(96);
     writer.setTitle(q(handout.lesson.title));
@@ -301,7 +309,7 @@ bool writeLessonHandout(const Handout &handout, std::string *error)
     writer.setPageMargins(QMarginsF(16, 14, 16, 12), QPageLayout::Millimeter);
     QCPPainter painter;
     if (!painter.begin(&writer)) {
-        *error = "cannot write the PDF file";
+        *error = handout.path + ": the PDF writer cannot start";
         return false;
     }
     painter.setMode(QCPPainter::pmVectorized);
@@ -316,8 +324,8 @@ bool writeLessonHandout(const Handout &handout, std::string *error)
     pages.newPage();
     pages.answersPage();
     painter.end();
-    if (QFileInfo(path).size() == 0) {
-        *error = "nothing was written";
+    if (auto ok = pending->commit(); !ok) {
+        *error = ok.error().message;
         return false;
     }
     return true;

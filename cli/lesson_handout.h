@@ -69,7 +69,7 @@ HandoutFigure lessonFigure(lessons::LiveEvaluator &evaluator, const lessons::Les
 
 #if defined(SINKSCOPE_LESSON_HANDOUT) && SINKSCOPE_LESSON_HANDOUT
 inline constexpr bool handoutsAvailable = true;
-// Writes the PDF; false with *error (naming the problem; the caller names the file) on failure.
+// Writes the PDF (whole or not at all); false with *error (one line naming the file) on failure.
 bool writeLessonHandout(const Handout &handout, std::string *error);
 #else
 inline constexpr bool handoutsAvailable = false;

@@ -1,5 +1,6 @@
 #include "figure_export.h"
 
+#include "sinkscope/common/atomic_file.h"
 #include "sinkscope/common/csv.h"
 
 #include <qcustomplot.h>
@@ -73,8 +74,11 @@ bool figureFormatForPath(const QString &path, FigureFormat *format)
     return true;
 }
 
-bool exportFigure(const QString &path, FigureFormat format, const FigureOptions &options, const FigureContent &content,
-                  QString *error)
+namespace {
+
+// Draws the figure into `path` (the temporary exportFigure commits); messages name `target`.
+bool drawFigure(const QString &path, const QString &target, FigureFormat format, const FigureOptions &options,
+                const FigureContent &content, QString *error)
 {
     const int dpi = std::clamp(options.dpi, 36, 1200);
     const double scale = double(dpi) / kLogicalDpi;
@@ -82,7 +86,7 @@ bool exportFigure(const QString &path, FigureFormat format, const FigureOptions 
     const QSize logical(std::max(64, int(pixels.width() / scale)), std::max(64, int(pixels.height() / scale)));
     auto fail = [&](const QString &what) {
         if (error) {
-            *error = QObject::tr("Cannot write %1: %2").arg(path, what);
+            *error = QObject::tr("Cannot write %1: %2").arg(target, what);
         }
         return false;
     };
@@ -146,6 +150,31 @@ bool exportFigure(const QString &path, FigureFormat format, const FigureOptions 
     }
     }
     return fail(QObject::tr("unknown format"));
+}
+
+} // namespace
+
+bool exportFigure(const QString &path, FigureFormat format, const FigureOptions &options, const FigureContent &content,
+                  QString *error)
+{
+    // Drawn into a temporary beside the file and renamed over it: a failure leaves the old figure whole.
+    auto pending = PendingFile::create(path.toStdString());
+    if (!pending) {
+        if (error) {
+            *error = QObject::tr("Cannot write %1").arg(QString::fromStdString(pending.error().message));
+        }
+        return false;
+    }
+    if (!drawFigure(QString::fromStdString(pending->tempPath()), path, format, options, content, error)) {
+        return false;
+    }
+    if (auto ok = pending->commit(); !ok) {
+        if (error) {
+            *error = QObject::tr("Cannot write %1").arg(QString::fromStdString(ok.error().message));
+        }
+        return false;
+    }
+    return true;
 }
 
 QString ViewData::toCsv() const

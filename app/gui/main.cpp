@@ -15,6 +15,8 @@
 #include <QFileInfo>
 #include <QTimer>
 
+#include <csignal>
+
 namespace {
 
 // Saves the window in each main view and look, then quits. Steps are spaced so that queued replots and
@@ -140,6 +142,7 @@ void scheduleScreenshots(sinkscope::ui::MainWindow *window, const QString &dir)
 
 int main(int argc, char **argv)
 {
+    std::signal(SIGXFSZ, SIG_IGN); // a write past a file-size limit fails (EFBIG) and is reported
     QApplication app(argc, argv);
     QApplication::setApplicationName(QStringLiteral("SinkScope"));
     QApplication::setOrganizationName(QStringLiteral("SinkScope"));

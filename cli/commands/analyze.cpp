@@ -154,12 +154,7 @@ int runAnalyze(const AnalyzeOptions &o, std::ostream &out, std::ostream &err)
     const std::string json = (*metrics)->toJson();
     for (const auto &[name, text] :
          {std::pair{std::string("metrics.json"), json}, std::pair{std::string("heads.csv"), (*metrics)->headsCsv()}}) {
-        const auto path = (std::filesystem::path(o.dir) / name).string();
-        std::ofstream f(path, std::ios::binary);
-        f << text;
-        if (!f) {
-            throw Failure{path + ": cannot write"};
-        }
+        writeOutputFile((std::filesystem::path(o.dir) / name).string(), text);
     }
     if (o.json) {
         out << json << "\n";

@@ -253,7 +253,7 @@ int runLesson(const LessonOptions &o, std::ostream &out, std::ostream &err)
     }
     if (!o.handout.empty()) {
         if (std::string error; !writeLessonHandout(handout, &error)) {
-            throw Failure{o.handout + ": " + error};
+            throw Failure{error};
         }
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

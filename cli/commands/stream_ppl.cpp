@@ -61,7 +61,7 @@ void writeStreamOutputs(const StreamPplOptions &o, const std::vector<StreamingRe
                         const std::string &modelName, const std::string &textName, std::ostream &err)
 {
     if (!o.csv.empty()) {
-        std::ofstream f(o.csv);
+        std::ostringstream f;
         std::vector<std::string> header = {"position"};
         for (const auto &r : results) {
             header.push_back(r.options.label());
@@ -81,9 +81,7 @@ void writeStreamOutputs(const StreamPplOptions &o, const std::vector<StreamingRe
             }
             f << "\n";
         }
-        if (!f) {
-            throw Failure{o.csv + ": cannot write"};
-        }
+        writeOutputFile(o.csv, f.str());
     }
     if (!o.plot.empty()) {
         if (!figuresAvailable) {

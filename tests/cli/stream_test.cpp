@@ -92,6 +92,27 @@ TEST_F(StreamCli, SweepAndCsv)
     EXPECT_EQ(header, "position,dense,window 0+10,sinks 1+9,sinks 2+8,sinks 4+6,sinks 8+2,recompute 0+10");
 }
 
+TEST_F(StreamCli, AFullDiskLeavesTheOldCsvWhole)
+{
+    // A file-size limit of one block stands in for a full disk: the CSV (about 2 KB) cannot be written.
+    st::TempDir dir;
+    const std::string csv = dir.file("nll.csv");
+    std::ofstream(csv) << "the old table\n";
+    const StreamRun r = st::runCli({"stream-ppl", "--model", model(), "--text", textFile(), "--tokens", "30", "--sweep",
+                                    "--window", "10", "--csv", csv},
+                                   "ulimit -f 1 && SINKSCOPE_TORCH_THREADS=1");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("sinkscope-cli stream-ppl: error: " + csv +
+                         ": the file is larger than this process may write (file size limit)"),
+              std::string::npos)
+        << r.err;
+    std::ifstream in(csv);
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line, "the old table");
+    EXPECT_FALSE(st::siblingStartingWith(csv, ".partial")) << "the temporary is removed";
+}
+
 TEST_F(StreamCli, UsageErrors)
 {
     const StreamRun both = runCli({"stream-ppl", "--model", model(), "--text", textFile(), "--dense", "--window", "4"});

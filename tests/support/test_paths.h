@@ -27,8 +27,8 @@ inline std::string smollm2GgufPath()
     return fs::exists(p) ? fs::canonical(p).string() : std::string();
 }
 
-// True when a file next to `path` has a name that starts with path's file name followed by `suffix`
-// (e.g. the converter's temporaries "<out>.partial.<pid>").
+// True when a file next to `path` has a name that starts with path's file name followed by `suffix`, or
+// with a dot before that (the temporaries of atomic writes: ".<name>.partial.XXXXXX").
 inline bool siblingStartingWith(const std::string &path, const std::string &suffix)
 {
     namespace fs = std::filesystem;
@@ -36,7 +36,8 @@ inline bool siblingStartingWith(const std::string &path, const std::string &suff
     const std::string prefix = p.filename().string() + suffix;
     std::error_code ec;
     for (const auto &entry : fs::directory_iterator(p.parent_path(), ec)) {
-        if (entry.path().filename().string().rfind(prefix, 0) == 0) {
+        const std::string name = entry.path().filename().string();
+        if (name.rfind(prefix, 0) == 0 || name.rfind("." + prefix, 0) == 0) {
             return true;
         }
     }

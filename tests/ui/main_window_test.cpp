@@ -16,6 +16,7 @@
 
 #include <QCheckBox>
 #include <QComboBox>
+#include <QDir>
 #include <QFile>
 #include <QImage>
 #include <QJsonDocument>
@@ -28,7 +29,9 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <set>
+#include <sys/resource.h>
 
 using namespace sinkscope;
 using namespace sinkscope::ui;
@@ -433,6 +436,33 @@ TEST_F(MainWindowTest, ExportsFiguresAndData)
     ASSERT_TRUE(json.open(QIODevice::ReadOnly));
     const QJsonObject doc = QJsonDocument::fromJson(json.readAll()).object();
     EXPECT_EQ(doc.value(QStringLiteral("weights")).toArray().size(), T);
+
+    // A full disk (a file-size limit far below a figure) leaves the figure exported before whole, with
+    // one line naming the file; so does a folder in the way.
+    QFile old(file("head.png"));
+    ASSERT_TRUE(old.open(QIODevice::ReadOnly));
+    const QByteArray oldBytes = old.readAll();
+    old.close();
+    {
+        rlimit saved{};
+        ::getrlimit(RLIMIT_FSIZE, &saved);
+        const auto handler = std::signal(SIGXFSZ, SIG_IGN);
+        rlimit limit = saved;
+        limit.rlim_cur = 2048;
+        ::setrlimit(RLIMIT_FSIZE, &limit);
+        const bool ok = window->exportCurrentView(file("head.png"), options, &error);
+        ::setrlimit(RLIMIT_FSIZE, &saved);
+        std::signal(SIGXFSZ, handler);
+        EXPECT_FALSE(ok);
+    }
+    EXPECT_TRUE(error.startsWith(QStringLiteral("Cannot write %1").arg(file("head.png")))) << error.toStdString();
+    EXPECT_FALSE(error.contains(QLatin1Char('\n')));
+    QFile after(file("head.png"));
+    ASSERT_TRUE(after.open(QIODevice::ReadOnly));
+    EXPECT_EQ(after.readAll(), oldBytes);
+    QDir().mkpath(file("taken.pdf"));
+    EXPECT_FALSE(window->exportCurrentView(file("taken.pdf"), options, &error));
+    EXPECT_EQ(error, QStringLiteral("Cannot write %1: is a folder, not a file").arg(file("taken.pdf")));
 }
 
 TEST_F(MainWindowTest, SessionRestoresTheSameFigure)

@@ -1,5 +1,6 @@
 // Profile files: profile.json, samples/*.bin and the CSVs; reading them back; merging shards.
 #include "sinkscope/analysis/profile.h"
+#include "sinkscope/common/atomic_file.h"
 #include "sinkscope/common/csv.h"
 
 #include <nlohmann/json.hpp>
@@ -163,18 +164,12 @@ std::string stepText(const Profile &profile, const std::string &key)
 
 Status writeText(const fs::path &path, const std::string &text)
 {
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f << text;
-    f.close();
-    if (!f) {
-        return Error{ErrorCode::Io, path.string() + ": cannot write"};
-    }
-    return Ok{};
+    return writeFileAtomic(path.string(), text);
 }
 
 Status writeSamples(const fs::path &path, const ProfileCell &cell)
 {
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    std::ostringstream f(std::ios::binary);
     const uint64_t width = static_cast<uint64_t>(cell.layout.width());
     const uint64_t count = cell.samples.size();
     f.write(kSamplesMagic, sizeof kSamplesMagic);
@@ -184,11 +179,7 @@ Status writeSamples(const fs::path &path, const ProfileCell &cell)
         f.write(reinterpret_cast<const char *>(&s.index), sizeof s.index);
         f.write(reinterpret_cast<const char *>(s.values.data()), static_cast<std::streamsize>(width * sizeof(double)));
     }
-    f.close();
-    if (!f) {
-        return Error{ErrorCode::Io, path.string() + ": cannot write"};
-    }
-    return Ok{};
+    return writeFileAtomic(path.string(), f.str());
 }
 
 Status readSamples(const fs::path &path, ProfileCell &cell, size_t expected)

@@ -3,6 +3,7 @@
 #include "attention/attention_op.h"
 #include "model/convert_internal.h"
 #include "model/torchscript_source.h"
+#include "sinkscope/common/atomic_file.h"
 #include "sinkscope/format/gguf.h"
 #include "sinkscope/tokenizer/tokenizer.h"
 #include "torch_util.h"
@@ -550,24 +551,19 @@ Status writeArchive(const ModelConfig &c, const Tokenizer &tokenizer, TensorLoad
         std::error_code ec;
         fs::create_directories(out.parent_path(), ec);
     }
-    // One temporary per process: two processes converting the same source into the cache (two test
-    // programs, a window and a CLI) each write their own, and the last rename wins with a whole archive.
-    const std::string tmp = outPath + ".partial." + std::to_string(::getpid());
+    // A temporary of its own (PendingFile): two processes converting the same source into the cache (two
+    // test programs, a window and a CLI) each write their own, and the last rename wins with a whole archive.
+    auto pending = PendingFile::create(outPath);
+    if (!pending) {
+        return pending.error();
+    }
     try {
-        b.module.save(tmp, extra);
+        b.module.save(pending->tempPath(), extra);
     } catch (const c10::Error &e) {
-        std::error_code ec;
-        fs::remove(tmp, ec);
         return makeError(ErrorCode::Io, outPath + ": cannot write model archive (" +
                                             std::string(e.what_without_backtrace()).substr(0, 200) + ")");
     }
-    std::error_code ec;
-    fs::rename(tmp, outPath, ec);
-    if (ec) {
-        fs::remove(tmp, ec);
-        return makeError(ErrorCode::Io, outPath + ": cannot write model archive (" + ec.message() + ")");
-    }
-    return Ok{};
+    return pending->commit();
 }
 
 Status checkVocabulary(const Tokenizer &tokenizer, const ModelConfig &c, const std::string &path)
