@@ -39,7 +39,8 @@ Status checkTarget(const std::string &path)
     if (path.empty()) {
         return makeError(ErrorCode::InvalidArgument, "no file name given");
     }
-    struct stat st {};
+    struct stat st {
+    };
     if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
         return writeError(path, EISDIR);
     }
@@ -56,16 +57,18 @@ Status checkTarget(const std::string &path)
 // A new, empty temporary beside `path` (mkstemp: unique, mode 0600, never an existing file).
 Result<std::pair<int, std::string>> makeTemp(const std::string &path)
 {
-    std::string name = (fs::path(folderOf(path)) / ("." + fs::path(path).filename().string() + ".partial.XXXXXX")).string();
+    std::string name =
+        (fs::path(folderOf(path)) / ("." + fs::path(path).filename().string() + ".partial.XXXXXX")).string();
     const int fd = ::mkstemp(name.data());
     if (fd < 0) {
         return writeError(path, errno);
     }
-    ::fchmod(fd, 0644 & ~[] {
-        const mode_t mask = ::umask(0);
-        ::umask(mask);
-        return mask;
-    }());
+    ::fchmod(
+        fd, 0644 & ~[] {
+            const mode_t mask = ::umask(0);
+            ::umask(mask);
+            return mask;
+        }());
     return std::make_pair(fd, name);
 }
 
@@ -193,7 +196,8 @@ Status PendingFile::commit()
     if (fd < 0) {
         return writeError(m_path, errno);
     }
-    struct stat st {};
+    struct stat st {
+    };
     const bool empty = ::fstat(fd, &st) != 0 || st.st_size == 0;
     const int synced = ::fsync(fd);
     const int err = errno;

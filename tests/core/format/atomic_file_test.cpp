@@ -75,7 +75,8 @@ TEST(AtomicFile, WritesAndReplacesWholeFiles)
     ASSERT_TRUE(writeFileAtomic(path, "").ok()) << "an empty file is a file";
     EXPECT_EQ(contents(path), "");
     EXPECT_EQ(entries(dir.path()), 1u) << "no temporary left";
-    struct stat st {};
+    struct stat st {
+    };
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
     const mode_t mask = ::umask(0);
     ::umask(mask);
@@ -93,7 +94,8 @@ TEST(AtomicFile, AFolderInTheWayOrAMissingFolderIsOneLineNamingTheFile)
 
     r = writeFileAtomic(dir.file("no/such/out.csv"), "x");
     ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error().message, dir.file("no/such/out.csv") + ": the folder " + dir.file("no/such") + " does not exist");
+    EXPECT_EQ(r.error().message,
+              dir.file("no/such/out.csv") + ": the folder " + dir.file("no/such") + " does not exist");
     EXPECT_EQ(r.error().message.find('\n'), std::string::npos);
 }
 

@@ -28,8 +28,8 @@ public:
     PendingFile &operator=(const PendingFile &) = delete;
     ~PendingFile();
 
-    const std::string &path() const { return m_path; }         // the target
-    const std::string &tempPath() const { return m_temp; }     // where to write
+    const std::string &path() const { return m_path; }     // the target
+    const std::string &tempPath() const { return m_temp; } // where to write
     // Flushes the temporary to the disk and renames it over the target (an empty or missing temporary is
     // an error: the writer failed without saying so).
     Status commit();
