@@ -193,7 +193,7 @@ void StreamingView::setSnapshot(std::shared_ptr<const RunSnapshot> snapshot)
     } else {
         // A new model: nothing computed so far belongs to it.
         m_outcome.reset();
-        m_outcomeModel = nullptr;
+        m_outcomeModel.reset();
     }
     if (tokens == m_tokens && snapshot) {
         return;
@@ -223,7 +223,7 @@ void StreamingView::showEvent(QShowEvent *event)
 bool StreamingView::isCurrent() const
 {
     const auto model = m_model ? m_model() : nullptr;
-    return m_outcome && model && m_outcomeModel == model.get() && m_outcome->tokens == m_tokens &&
+    return m_outcome && model && m_outcomeModel.lock() == model && m_outcome->tokens == m_tokens &&
            m_outcome->cache == cache();
 }
 
@@ -242,7 +242,7 @@ void StreamingView::compute()
     const std::vector<int64_t> tokens = m_tokens;
     // The dense run depends on the tokens only: a cache change reuses it.
     std::optional<StreamingResult> dense;
-    if (m_outcome && m_outcomeModel == model.get() && m_outcome->tokens == tokens && !m_outcome->runs.empty()) {
+    if (m_outcome && m_outcomeModel.lock() == model && m_outcome->tokens == tokens && !m_outcome->runs.empty()) {
         dense = m_outcome->runs.front();
     }
     setBusy(true);
@@ -282,7 +282,7 @@ void StreamingView::compute()
             return out;
         },
         [this, model](std::shared_ptr<const StreamingOutcome> outcome) {
-            m_outcomeModel = model.get();
+            m_outcomeModel = model;
             showOutcome(outcome);
         });
 }

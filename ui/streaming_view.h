@@ -97,7 +97,9 @@ private:
     PlotStyle m_style;
     std::vector<int64_t> m_tokens;
     std::shared_ptr<const StreamingOutcome> m_outcome;
-    const Model *m_outcomeModel = nullptr; // the model m_outcome was computed on (a reused dense run)
+    // The model m_outcome was computed on (a reused dense run); weak, so that a model loaded later at a
+    // freed one's address never passes for it.
+    std::weak_ptr<const Model> m_outcomeModel;
     LinePlot m_linePlot;
     bool m_busy = false;
 
