@@ -480,6 +480,18 @@ QString inlineMarkdownToHtml(const QString &text, bool dark)
         if (c == QLatin1Char('[')) {
             static const QRegularExpression link(QStringLiteral("\\G\\[([^\\]]*)\\]\\(([^)\\s]*)\\)"));
             const auto m = link.match(text, i);
+            // Lesson files come from anyone: only web and mail links are clickable (a file: or custom scheme
+            // link would open whatever handles it); others stay text.
+            static const QRegularExpression safe(QStringLiteral("^(https?://|mailto:)"),
+                                                 QRegularExpression::CaseInsensitiveOption);
+            if (m.hasMatch() && !safe.match(m.captured(2)).hasMatch()) {
+                out += inlineMarkdownToHtml(m.captured(1), dark);
+                for (QChar k : QStringLiteral(" (%1)").arg(m.captured(2))) {
+                    out += escapeChar(k);
+                }
+                i += m.capturedLength(0);
+                continue;
+            }
             if (m.hasMatch()) {
                 QString href;
                 for (QChar k : m.captured(2)) {

@@ -40,6 +40,11 @@ TEST(LessonText, ParagraphsAndInlineMarkup)
         << h;
     // snake_case words are not italics.
     EXPECT_EQ(html(QStringLiteral("row_entropy_norm")).find("<i>"), std::string::npos);
+    // A lesson from anyone opens web and mail links only: a file or custom-scheme link stays text.
+    const std::string local = html(QStringLiteral("See [the notes](file:///etc/passwd) and [mail](mailto:a@b.c)."));
+    EXPECT_EQ(local.find("href=\"file:"), std::string::npos) << local;
+    EXPECT_NE(local.find("the notes (file:///etc/passwd)"), std::string::npos) << local;
+    EXPECT_NE(local.find("href=\"mailto:a@b.c\""), std::string::npos) << local;
 }
 
 TEST(LessonText, BulletAndNumberedLists)
