@@ -31,19 +31,17 @@ HandoutFigure headMetricFigure(std::shared_ptr<const SinkMetrics> metrics, const
     return f;
 }
 
-// The streaming tab: NLL against position for dense attention, the window alone and sinks + window, at the
-// step's total cache (the tab's default of 32 tokens, up to 4 of them sinks: the tab's policies).
+// The streaming tab: NLL against position for the tab's comparison (dense, window only, sinks + window) at
+// the step's total cache.
 HandoutFigure streamingFigure(lessons::LiveEvaluator &evaluator, const LessonState &state)
 {
-    const int cache = state.streamingCache.value_or(32);
-    const int sinks = std::min(4, cache - 1);
+    const int cache = state.streamingCache.value_or(kComparisonCache);
     HandoutFigure f;
     f.kind = HandoutFigure::Kind::Streaming;
     f.cache = cache;
     f.title = "NLL against position, KV cache of " + std::to_string(cache) + " tokens";
-    for (const std::string &label : {std::string("dense"), "window " + std::to_string(cache),
-                                     "sinks " + std::to_string(sinks) + "+" + std::to_string(cache - sinks)}) {
-        auto r = evaluator.streaming(state, label);
+    for (const StreamingOptions &options : cacheComparison(cache)) {
+        auto r = evaluator.streaming(state, options);
         if (!r) {
             return unavailable(r.error().message);
         }

@@ -46,14 +46,6 @@ QString methodText(const StreamingOptions &o)
 
 } // namespace
 
-std::vector<StreamingOptions> streamingTabPolicies(int cache)
-{
-    const int sinks = std::min(StreamingView::kSinks, cache - 1);
-    return {{.mode = StreamingMode::Dense, .sinks = 0, .window = 0},
-            {.mode = StreamingMode::Cache, .sinks = 0, .window = cache},
-            {.mode = StreamingMode::Cache, .sinks = sinks, .window = cache - sinks}};
-}
-
 LinePlot streamingLinePlot(const StreamingOutcome &outcome)
 {
     LinePlot plot;
@@ -134,8 +126,7 @@ StreamingView::StreamingView(ComputeBridge *bridge, std::function<std::shared_pt
         }
     });
     auto describeSinks = [this] {
-        m_sinksLabel->setText(
-            tr("(sinks + window keeps the first %1)").arg(streamingTabPolicies(cache()).back().sinks));
+        m_sinksLabel->setText(tr("(sinks + window keeps the first %1)").arg(cacheComparison(cache()).back().sinks));
     };
     describeSinks();
     connect(m_cacheBox, &QSpinBox::valueChanged, this, [this, describeSinks] {
@@ -264,7 +255,7 @@ void StreamingView::compute()
             StreamingOutcome out;
             out.tokens = tokens;
             out.cache = cacheSize;
-            const std::vector<StreamingOptions> policies = streamingTabPolicies(cacheSize);
+            const std::vector<StreamingOptions> policies = cacheComparison(cacheSize);
             for (size_t i = 0; i < policies.size(); ++i) {
                 if (i == 0 && dense) {
                     out.runs.push_back(*dense);

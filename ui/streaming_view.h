@@ -36,12 +36,9 @@ class ComputeBridge;
 struct StreamingOutcome {
     std::vector<int64_t> tokens;
     int cache = 0;
-    std::vector<StreamingResult> runs; // streamingTabPolicies(cache) order
+    std::vector<StreamingResult> runs; // cacheComparison(cache) order
 };
 
-// The tab's policies at a total cache `cache` (>= 2): dense, window 0+cache, sinks S+(cache-S) with
-// S = min(kSinks, cache - 1).
-std::vector<StreamingOptions> streamingTabPolicies(int cache);
 // The NLL-against-position plot of an outcome (the curves of `stream-ppl --plot`, a mark where the cache
 // fills).
 LinePlot streamingLinePlot(const StreamingOutcome &outcome);
@@ -51,8 +48,8 @@ class StreamingView : public AnalysisView
     Q_OBJECT
 public:
     static constexpr const char *kStreamingTag = "streaming";
-    static constexpr int kDefaultCache = 32;
-    static constexpr int kSinks = 4;
+    static constexpr int kDefaultCache = kComparisonCache;
+    static constexpr int kSinks = kComparisonSinks;
 
     // `model` is read when a computation starts.
     StreamingView(ComputeBridge *bridge, std::function<std::shared_ptr<const Model>()> model,

@@ -37,14 +37,14 @@ StreamingResult handRun(StreamingOptions options, std::vector<float> nll)
 
 TEST(StreamingTab, PoliciesAreDenseWindowAndSinksAtOneCache)
 {
-    const auto policies = ui::streamingTabPolicies(32);
+    const auto policies = cacheComparison(32);
     ASSERT_EQ(policies.size(), 3u);
     EXPECT_EQ(policies[0].label(), "dense");
     EXPECT_EQ(policies[1].label(), "window 0+32");
     EXPECT_EQ(policies[2].label(), "sinks 4+28");
     // The lesson language's stream_ppl(window 32) / stream_ppl(sinks 4+28) name the same runs.
-    EXPECT_EQ(ui::streamingTabPolicies(5)[2].label(), "sinks 4+1");
-    EXPECT_EQ(ui::streamingTabPolicies(2)[2].label(), "sinks 1+1"); // a lesson's smallest `streaming: cache 2`
+    EXPECT_EQ(cacheComparison(5)[2].label(), "sinks 4+1");
+    EXPECT_EQ(cacheComparison(2)[2].label(), "sinks 1+1"); // a lesson's smallest `streaming: cache 2`
 }
 
 TEST(StreamingTab, CurvesAreTrailingMeansAndTheCacheIsMarked)
@@ -124,7 +124,7 @@ TEST_F(StreamingViewTest, ComputesWhenShownAndMatchesTheCoreEvaluator)
     // The same numbers as the core evaluator on the same ids (what stream-ppl and the lessons' stream_ppl run).
     auto evaluator = StreamingEvaluator::create(w->model());
     ASSERT_TRUE(evaluator.ok()) << evaluator.error().message;
-    const auto policies = ui::streamingTabPolicies(kSmallCache);
+    const auto policies = cacheComparison(kSmallCache);
     for (size_t i = 0; i < policies.size(); ++i) {
         auto expected = (*evaluator)->run(tokens, policies[i]);
         ASSERT_TRUE(expected.ok()) << expected.error().message;

@@ -95,6 +95,14 @@ size_t nllCurveSpan(size_t predictions)
     return std::clamp(predictions / 8, kShortest, kLongSpan);
 }
 
+std::vector<StreamingOptions> cacheComparison(int cache)
+{
+    const int sinks = std::min(kComparisonSinks, cache - 1);
+    return {{.mode = StreamingMode::Dense, .sinks = 0, .window = 0},
+            {.mode = StreamingMode::Cache, .sinks = 0, .window = cache},
+            {.mode = StreamingMode::Cache, .sinks = sinks, .window = cache - sinks}};
+}
+
 std::vector<StreamingOptions> standardStreamingSweep(int cache)
 {
     std::vector<StreamingOptions> out;

@@ -132,9 +132,8 @@ struct LiveEvaluator::Impl {
         return options;
     }
 
-    const StreamingResult &stream(const std::string &label)
+    const StreamingResult &stream(const StreamingOptions &options)
     {
-        const StreamingOptions options = streamingOptions(label);
         auto &slot = streams[std::make_pair(tokens, options.label())];
         if (!slot) {
             if (!streaming) {
@@ -145,7 +144,7 @@ struct LiveEvaluator::Impl {
         return *slot;
     }
 
-    double streamPerplexity(const std::string &label) { return stream(label).perplexity; }
+    double streamPerplexity(const std::string &label) { return stream(streamingOptions(label)).perplexity; }
 
     const ProbeRun &probes(const std::string &specText)
     {
@@ -503,11 +502,11 @@ Result<std::shared_ptr<const SinkMetrics>> LiveEvaluator::analysis(const LessonS
 }
 
 Result<std::shared_ptr<const StreamingResult>>
-LiveEvaluator::streaming(const LessonState &state, const std::string &label, const CancelToken *cancel)
+LiveEvaluator::streaming(const LessonState &state, const StreamingOptions &options, const CancelToken *cancel)
 {
     return withState<std::shared_ptr<const StreamingResult>>(*m_impl, state, cancel, [&] {
-        m_impl->stream(label);
-        return m_impl->streams.at(std::make_pair(m_impl->tokens, Impl::streamingOptions(label).label()));
+        m_impl->stream(options);
+        return m_impl->streams.at(std::make_pair(m_impl->tokens, options.label()));
     });
 }
 

@@ -70,6 +70,13 @@ NllCurve trailingMeanNll(const StreamingResult &result, size_t span);
 // so that a 120-token text still shows where the cache fills.
 size_t nllCurveSpan(size_t predictions);
 
+// The comparison the window's Streaming tab shows and lesson handouts draw, at a total cache of `cache`
+// tokens (>= 2; the tab's default kComparisonCache): dense, window only (0 + cache) and sinks + window
+// with S = min(kComparisonSinks, cache - 1) sinks.
+inline constexpr int kComparisonCache = 32;
+inline constexpr int kComparisonSinks = 4;
+std::vector<StreamingOptions> cacheComparison(int cache);
+
 // The standard StreamingLLM set at a total cache of `cache` tokens: dense, window-only (0 + cache),
 // sinks S + (cache - S) for S = 1, 2, 4, 8, and sliding window with re-computation (0 + cache).
 std::vector<StreamingOptions> standardStreamingSweep(int cache);

@@ -40,6 +40,7 @@
 namespace sinkscope {
 struct MitigationEffects;
 struct SinkMetrics;
+struct StreamingOptions;
 struct StreamingResult;
 } // namespace sinkscope
 
@@ -107,10 +108,10 @@ public:
                          const CancelToken *cancel = nullptr);
 
     // The data behind a step's figure (handouts), from the same caches as the numbers: the analysis of
-    // the state's prompt (overview, head, tokens and metrics tabs), a streaming run ("dense", "window N",
-    // "sinks S+W") and a mitigation's effects against the baseline.
+    // the state's prompt (overview, head, tokens and metrics tabs), a streaming run (cached with the
+    // stream_ppl quantity's runs) and a mitigation's effects against the baseline.
     Result<std::shared_ptr<const SinkMetrics>> analysis(const LessonState &state, const CancelToken *cancel = nullptr);
-    Result<std::shared_ptr<const StreamingResult>> streaming(const LessonState &state, const std::string &label,
+    Result<std::shared_ptr<const StreamingResult>> streaming(const LessonState &state, const StreamingOptions &options,
                                                              const CancelToken *cancel = nullptr);
     Result<std::shared_ptr<const MitigationEffects>> effects(const LessonState &state, const std::string &spec,
                                                              const CancelToken *cancel = nullptr);
