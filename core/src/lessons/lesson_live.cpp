@@ -450,31 +450,12 @@ const Model &LiveEvaluator::model() const
     return *m_impl->model;
 }
 
-Result<double> LiveEvaluator::value(const Expression &expression, const LessonState &state,
-                                    const std::string &lessonDir, const CancelToken *cancel)
-{
-    auto tokens = lessonTokens(*m_impl->model, state.prompt.value_or(""), state.bos.value_or(true));
-    if (!tokens) {
-        return tokens.error();
-    }
-    m_impl->tokens = tokens.value();
-    m_impl->state = state;
-    m_impl->lessonDir = lessonDir;
-    m_impl->cancel = cancel;
-    try {
-        return m_impl->eval(expression);
-    } catch (const Unavailable &u) {
-        return makeError(ErrorCode::Unsupported, u.why);
-    } catch (const Error &e) {
-        return e;
-    }
-}
-
 namespace {
 // Runs `get` on the evaluator's state for `state`'s prompt, turning quantities that cannot be computed
 // into errors.
 template <typename T, typename F>
-Result<T> withState(LiveEvaluator::Impl &impl, const LessonState &state, const CancelToken *cancel, F &&get)
+Result<T> withState(LiveEvaluator::Impl &impl, const LessonState &state, const std::string &lessonDir,
+                    const CancelToken *cancel, F &&get)
 {
     auto tokens = lessonTokens(*impl.model, state.prompt.value_or(""), state.bos.value_or(true));
     if (!tokens) {
@@ -482,6 +463,7 @@ Result<T> withState(LiveEvaluator::Impl &impl, const LessonState &state, const C
     }
     impl.tokens = tokens.value();
     impl.state = state;
+    impl.lessonDir = lessonDir;
     impl.cancel = cancel;
     try {
         return get();
@@ -493,9 +475,15 @@ Result<T> withState(LiveEvaluator::Impl &impl, const LessonState &state, const C
 }
 } // namespace
 
+Result<double> LiveEvaluator::value(const Expression &expression, const LessonState &state,
+                                    const std::string &lessonDir, const CancelToken *cancel)
+{
+    return withState<double>(*m_impl, state, lessonDir, cancel, [&] { return m_impl->eval(expression); });
+}
+
 Result<std::shared_ptr<const SinkMetrics>> LiveEvaluator::analysis(const LessonState &state, const CancelToken *cancel)
 {
-    return withState<std::shared_ptr<const SinkMetrics>>(*m_impl, state, cancel, [&] {
+    return withState<std::shared_ptr<const SinkMetrics>>(*m_impl, state, {}, cancel, [&] {
         m_impl->analysis();
         return m_impl->analyses.at(m_impl->tokens);
     });
@@ -504,7 +492,7 @@ Result<std::shared_ptr<const SinkMetrics>> LiveEvaluator::analysis(const LessonS
 Result<std::shared_ptr<const StreamingResult>>
 LiveEvaluator::streaming(const LessonState &state, const StreamingOptions &options, const CancelToken *cancel)
 {
-    return withState<std::shared_ptr<const StreamingResult>>(*m_impl, state, cancel, [&] {
+    return withState<std::shared_ptr<const StreamingResult>>(*m_impl, state, {}, cancel, [&] {
         m_impl->stream(options);
         return m_impl->streams.at(std::make_pair(m_impl->tokens, options.label()));
     });
@@ -513,7 +501,7 @@ LiveEvaluator::streaming(const LessonState &state, const StreamingOptions &optio
 Result<std::shared_ptr<const MitigationEffects>>
 LiveEvaluator::effects(const LessonState &state, const std::string &spec, const CancelToken *cancel)
 {
-    return withState<std::shared_ptr<const MitigationEffects>>(*m_impl, state, cancel, [&] {
+    return withState<std::shared_ptr<const MitigationEffects>>(*m_impl, state, {}, cancel, [&] {
         m_impl->effect(spec);
         return m_impl->effects.at({m_impl->tokens, m_impl->spec(spec).toString()});
     });
