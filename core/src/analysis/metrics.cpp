@@ -2,6 +2,7 @@
 // hidden-state metrics (massive activations, secondary sinks) and the JSON / CSV writers.
 // Formulas: SINKS.md §2 (M1-M6, M9, M11); docs/metrics.md says where each comes from.
 #include "sinkscope/analysis/metrics.h"
+#include "sinkscope/runtime/memory.h"
 
 #include "sinkscope/common/csv.h"
 
@@ -772,6 +773,14 @@ Result<AnalysisRun> analyzeRun(const Model &model, const std::vector<int64_t> &t
         request.capture.qkLayers.clear(); // a generic module returns its maps whatever is asked
         request.capture.allAttention = true;
     }
+    // Maps that would not fit in the memory left (sinkscope/runtime/memory.h): the automatic path takes the
+    // streaming one instead, which gives the same metrics without them.
+    bool mapsWouldNotFit = false;
+    if (model.hasContract() && options.path == MetricsPath::Auto && request.capture.allAttention &&
+        !checkMemory(estimateForward(config, t, request.capture, model.hasAttentionEngine()), "", "")) {
+        request.capture = metricsCapture(t, config, 0);
+        mapsWouldNotFit = true;
+    }
     // The streaming path inside the forward pass: each layer's q/k are reduced as the layer finishes and
     // dropped, on the model's device, so no pass holds every layer's q/k (nor copies them off a GPU)
     // unless the caller keeps them.
@@ -811,6 +820,7 @@ Result<AnalysisRun> analyzeRun(const Model &model, const std::vector<int64_t> &t
     }
     AnalysisRun run;
     run.streamed = streamInPass;
+    run.mapsWouldNotFit = mapsWouldNotFit;
     // A generic TorchScript module may not state its shape: the attention it returned does.
     if (!model.hasContract()) {
         for (const FloatArray &a : forward->attention) {

@@ -1,4 +1,5 @@
 #include "sinkscope/interventions/streaming.h"
+#include "sinkscope/runtime/memory.h"
 
 #include "runtime/runtime_internal.h"
 #include "sinkscope/model/control_keys.h"
@@ -201,6 +202,17 @@ Result<StreamingResult> StreamingEvaluator::run(const std::vector<int64_t> &allT
         return makeError(ErrorCode::InvalidArgument,
                          "GPT-2 models have learned positions up to " + std::to_string(c.contextLength) +
                              "; a cache of " + std::to_string(std::min(capacity, n)) + " tokens goes past them");
+    }
+    // The recompute mode's longest pass, or a cache of `capacity` positions (sinkscope/runtime/memory.h).
+    const int64_t window = std::min(capacity, n);
+    if (auto fits = checkMemory(options.mode == StreamingMode::Recompute
+                                    ? estimateForward(c, window, CaptureOptions{.lastLogitsOnly = true},
+                                                      m_impl->model->hasAttentionEngine())
+                                    : estimateGenerate(c, 1, window, m_impl->model->hasAttentionEngine()),
+                                "streaming evaluation of " + std::to_string(n) + " tokens",
+                                "use a shorter text or a smaller cache");
+        !fits) {
+        return fits.error();
     }
     return guardTorch(m_impl->model->info().path, [&]() -> Result<StreamingResult> {
         c10::InferenceMode guard;

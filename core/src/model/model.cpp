@@ -4,6 +4,7 @@
 #include "model/layer_tensors.h"
 #include "runtime/runtime_internal.h"
 #include "sinkscope/model/control_keys.h"
+#include "sinkscope/runtime/memory.h"
 #include "torch_util.h"
 
 #include <caffe2/serialize/inline_container.h>
@@ -26,6 +27,12 @@ namespace fs = std::filesystem;
 using detail::fromFloatArray;
 using detail::guardTorch;
 using detail::toFloatArray;
+
+namespace {
+// What a request over the memory budget can do instead (the refusal's last clause).
+constexpr const char *kMemoryWayOut =
+    "use fewer tokens or fewer attention maps, the streaming path (sinkscope-cli stream-ppl), or a GPU";
+} // namespace
 
 struct Model::Impl {
     mutable torch::jit::Module module;
@@ -98,6 +105,12 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string &path, const 
         if (f.gcount() < 4 || magic[0] != 'P' || magic[1] != 'K') {
             return makeError(ErrorCode::NotAModel, path + ": not a TorchScript archive (no zip header)");
         }
+    }
+    const uintmax_t archiveBytes = fs::file_size(path, ec);
+    if (auto fits = checkMemory(estimateLoad(ec ? 0 : archiveBytes), path + ": loading",
+                                "close other programs or use a smaller model");
+        !fits) {
+        return fits.error();
     }
     if (options.progress && !options.progress(0.05, "reading archive")) {
         return makeError(ErrorCode::Cancelled, path + ": loading cancelled");
@@ -321,6 +334,11 @@ Result<ForwardResult> Model::forward(const ForwardRequest &request, const Cancel
     if (!hasContract() && !request.controls.empty()) {
         return makeError(ErrorCode::Unsupported, m_info.path + ": " + m_info.limitation);
     }
+    if (auto fits = checkMemory(estimateForward(c, t, request.capture, hasAttentionEngine()),
+                                "a forward pass of " + std::to_string(t) + " tokens", kMemoryWayOut);
+        !fits) {
+        return fits.error();
+    }
     return guardTorch(m_info.path, [&]() -> Result<ForwardResult> {
         c10::InferenceMode guard;
         const auto start = std::chrono::steady_clock::now();
@@ -483,6 +501,11 @@ Result<std::vector<int64_t>> Model::generate(const std::vector<int64_t> &prompt,
                                                          std::to_string(c.contextLength));
     }
     const int maxNew = static_cast<int>(std::min<int64_t>(options.maxNewTokens, budget));
+    if (auto fits = checkMemory(estimateGenerate(c, static_cast<int64_t>(prompt.size()), maxNew, hasAttentionEngine()),
+                                "continuing " + std::to_string(prompt.size()) + " tokens", kMemoryWayOut);
+        !fits) {
+        return fits.error();
+    }
     std::mt19937_64 rng(options.seed);
     auto pick = [&](const at::Tensor &row) -> int64_t {
         if (options.temperature <= 0) {

@@ -1,5 +1,7 @@
 #include "sinkscope/runtime/compute_thread.h"
 
+#include "torch_util.h"
+
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 
@@ -181,9 +183,9 @@ Error ComputeThread::currentExceptionError()
     try {
         throw;
     } catch (const c10::Error &e) {
-        return makeError(ErrorCode::Internal, std::string("LibTorch: ") + e.what_without_backtrace());
+        return detail::torchError(e, "LibTorch");
     } catch (const std::bad_alloc &) {
-        return makeError(ErrorCode::OutOfMemory, "out of memory");
+        return makeError(ErrorCode::OutOfMemory, "out of memory; use fewer tokens or fewer attention maps");
     } catch (const std::exception &e) {
         return makeError(ErrorCode::Internal, e.what());
     } catch (...) {

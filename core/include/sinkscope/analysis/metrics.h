@@ -216,7 +216,10 @@ struct AnalysisRun {
     std::optional<Error> metricsError;
     ForwardResult forward; // the last position's logits and what AnalysisKeep asked for (no hidden states)
     bool streamed = false; // above the threshold: no maps, the metrics came from the streaming path
-    int64_t layers = 0;    // as the run found them (a generic TorchScript module states them by its output)
+    // Streamed although within the threshold: the maps would not have fit in the memory left (the automatic
+    // path only; sinkscope/runtime/memory.h).
+    bool mapsWouldNotFit = false;
+    int64_t layers = 0; // as the run found them (a generic TorchScript module states them by its output)
     int64_t heads = 0;
 };
 
