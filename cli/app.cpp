@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <new>
 #include <set>
 #include <sstream>
 
@@ -265,8 +266,14 @@ int runCli(const std::vector<std::string> &args, std::ostream &out, std::ostream
     } catch (const Failure &f) {
         err << prefix << "error: " << f.message << "\n";
         return 1;
+    } catch (const std::bad_alloc &) {
+        // An allocation the memory guard did not foresee: one line, never a crash.
+        err << prefix << "error: out of memory; use fewer tokens or fewer attention maps, or a GPU\n";
+        return 1;
     } catch (const std::exception &e) {
-        err << prefix << "error: " << e.what() << "\n";
+        std::string what = e.what();
+        what = what.substr(0, what.find('\n'));
+        err << prefix << "error: " << what << "\n";
         return 1;
     }
 }

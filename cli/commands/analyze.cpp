@@ -78,10 +78,14 @@ void writeAnalyzeFiguresFor(const Model &model, const std::vector<int64_t> &toke
     if (!layers.empty() && tokens.size() <= kMaxMapTokens) {
         auto r = model.forward(
             ForwardRequest{.tokens = tokens, .capture = {.attentionLayers = layers, .lastLogitsOnly = true}});
-        if (!r) {
+        if (!r && r.error().code == ErrorCode::OutOfMemory) {
+            // The metrics and the other figures stand without the maps.
+            log << "note: no head maps: " << r.error().message << "\n";
+        } else if (!r) {
             throw Failure{r.error().message};
+        } else {
+            attention = std::move(r).value();
         }
-        attention = std::move(r).value();
         for (int layer : layers) {
             if (layer < static_cast<int>(attention.attention.size()) && !attention.attention[size_t(layer)].empty()) {
                 request.attention[layer] = &attention.attention[size_t(layer)];
