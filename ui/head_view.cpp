@@ -410,7 +410,9 @@ void HeadView::renderLayerGrid(QCPPainter *painter, const QSize &size)
         painter->setFont(m_style.font);
         painter->drawText(
             QRect(QPoint(0, 0), size), Qt::AlignCenter | Qt::TextWordWrap,
-            snap && snap->mapsOnDemand
+            snap && snap->mapsWouldNotFit
+                ? tr("This run's attention maps would not fit in the memory left: export one head at a time.")
+            : snap && snap->mapsOnDemand
                 ? tr("Runs over %1 tokens keep no attention maps: export one head at a time.").arg(snap->mapTokens)
                 : tr("No attention captured for this layer."));
         return;

@@ -150,6 +150,12 @@ void RunController::onRunFinished(std::shared_ptr<const RunSnapshot> snapshot)
     std::shared_ptr<const RunSnapshot> previous = std::move(m_snapshot);
     m_snapshot = std::move(snapshot);
     emit snapshotReady();
+    if (m_snapshot && m_snapshot->mapsWouldNotFit) {
+        emit notice(tr("The attention maps of these %1 tokens would not fit in the memory left, so this run keeps "
+                       "none: its metrics come from the streaming path and the head view computes one head at a "
+                       "time.")
+                        .arg(m_snapshot->tokenCount()));
+    }
     // The previous run's maps are a GiB at 1024 tokens: freeing them here stalled the UI for a
     // noticeable time, so the last reference goes to a pool thread (unless a view still holds one).
     if (previous) {
@@ -215,7 +221,15 @@ void RunController::onFailed(const QString &tag, const QString &message)
     if (tag == QLatin1String(ComputeBridge::kDevicesTag)) {
         setDevices({});
     }
-    emit failed(tag, what, message);
+    QString text = message;
+    if ((tag == QLatin1String(ComputeBridge::kRunTag) || tag == QLatin1String(ComputeBridge::kGenerateTag)) &&
+        m_model && m_model->info().device != "cpu") {
+        // A GPU that failed or went away (a driver reset, an eGPU unplugged): the way back is the CPU.
+        text += tr(" (The model runs on %1: if that GPU is gone, choose the CPU in the device picker; the prompt "
+                   "and views stay.)")
+                    .arg(QString::fromStdString(m_model->info().device));
+    }
+    emit failed(tag, what, text);
 }
 
 } // namespace sinkscope::ui

@@ -3,6 +3,7 @@
 #include "attention_math.h"
 
 #include "sinkscope/analysis/attention_tiles.h"
+#include "sinkscope/runtime/memory.h"
 #include "sinkscope/runtime/parallel.h"
 
 #include <algorithm>
@@ -120,6 +121,7 @@ Result<RunSnapshot> computeRunSnapshot(const Model &model, const RunRequest &req
     snap.layers = run->layers;
     snap.heads = run->heads;
     snap.mapsOnDemand = run->streamed;
+    snap.mapsWouldNotFit = run->mapsWouldNotFit;
     if (run->streamed) {
         snap.mapTokens = request.mapTokens;
         snap.attention.assign(size_t(snap.layers), FloatArray{});
@@ -177,6 +179,12 @@ Result<FloatArray> computeHeadMap(const RunSnapshot &snapshot, int64_t layer, in
         in.sinkLogit = sinkLogits.data();
     }
     in.window = snapshot.windowOf(layer);
+    if (auto fits = checkMemory(estimateHeadMap(in.heads, in.tokens, in.tokens, in.tokens),
+                                "the map of layer " + std::to_string(layer) + " head " + std::to_string(head),
+                                "use a shorter prompt or a GPU");
+        !fits) {
+        return fits.error();
+    }
     auto map = pooledAttentionMap(in, head, in.tokens, in.tokens, PoolMode::Max);
     if (!map) {
         return map.error();

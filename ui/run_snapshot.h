@@ -54,6 +54,9 @@ struct RunSnapshot {
     // 8192) so that the head view can compute the one head it shows (computeHeadMap).
     bool mapsOnDemand = false;
     int64_t mapTokens = kMapTokens; // the run's threshold (RunRequest::mapTokens)
+    // On demand although within the threshold: the maps would not have fit in the memory left
+    // (AnalysisRun::mapsWouldNotFit).
+    bool mapsWouldNotFit = false;
     std::shared_ptr<const std::map<int, FloatArray>> queries, keys;
     // Every sink metric of the run (sinkscope::analyzeRun, either path): per-head tables,
     // detected sinks, massive activations. Null for hand-built snapshots (tests) and failed metrics.
