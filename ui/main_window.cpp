@@ -28,8 +28,10 @@
 #include <QDialogButtonBox>
 #include <QDir>
 #include <QDragEnterEvent>
+#include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QFileSystemWatcher>
 #include <QFormLayout>
 #include <QHBoxLayout>
 #include <QJsonDocument>
@@ -804,6 +806,7 @@ void MainWindow::onModelLoaded()
         m_messages->hide();
     }
     m_statusLabel->setText(tr("Loaded %1").arg(path));
+    watchModelFiles();
     emit modelReady();
     if (m_pendingSession) {
         const QSignalBlocker blockPrompt(m_prompt);
@@ -1004,9 +1007,23 @@ void MainWindow::startGenerate()
 
 void MainWindow::onFailed(const QString &tag, const QString &what, const QString &message)
 {
-    if (tag == QLatin1String(ComputeBridge::kModelTag)) {
-        m_pendingSession.reset();
-    } else if (tag == QLatin1String(ComputeBridge::kDevicesTag)) {
+    if (tag == QLatin1String(ComputeBridge::kModelTag) && m_pendingSession) {
+        // A session naming a model that cannot be loaded: its prompt is kept on screen and the session
+        // stays pending, so that opening the model (or another) restores the rest.
+        {
+            const QSignalBlocker blockPrompt(m_prompt);
+            m_prompt->setPlainText(m_pendingSession->prompt);
+        }
+        if (m_run->model()) {
+            retokenize(); // the chips show the prompt with the model still loaded
+        }
+        m_messages->showError(tr("%1: %2. The session's prompt is kept; open its model (or another) to restore "
+                                 "its views.")
+                                  .arg(what, message));
+        m_statusLabel->setText(what);
+        return;
+    }
+    if (tag == QLatin1String(ComputeBridge::kDevicesTag)) {
         startLoading(); // on the CPU
     } else if (tag == QLatin1String(ComputeBridge::kGenerateTag)) {
         m_outputs->setContinuationBusy(false);
@@ -1171,6 +1188,47 @@ void MainWindow::openSession(const QString &path)
     }
 }
 
+void MainWindow::watchModelFiles()
+{
+    if (!m_modelWatcher) {
+        m_modelWatcher = new QFileSystemWatcher(this);
+        connect(m_modelWatcher, &QFileSystemWatcher::fileChanged, this, &MainWindow::onModelFileChanged);
+    }
+    if (const QStringList old = m_modelWatcher->files(); !old.isEmpty()) {
+        m_modelWatcher->removePaths(old);
+    }
+    for (const QString &file : {m_run->modelPath(), m_run->modelSource()}) {
+        if (!file.isEmpty() && QFileInfo(file).isFile()) {
+            m_modelWatcher->addPath(file);
+        }
+    }
+}
+
+void MainWindow::onModelFileChanged(const QString &path)
+{
+    if (path != m_run->modelPath() && path != m_run->modelSource()) {
+        return; // a model loaded since
+    }
+    const bool source = path == m_run->modelSource() && path != m_run->modelPath();
+    if (!QFileInfo::exists(path)) {
+        m_messages->showError(
+            tr("The model file %1 was deleted or moved. The model stays loaded; sessions saved now name a file that "
+               "is gone.")
+                .arg(path));
+        return;
+    }
+    // Replaced (a rename drops the watch) or rewritten: watch the new file, and say what is in use.
+    if (!m_modelWatcher->files().contains(path)) {
+        m_modelWatcher->addPath(path);
+    }
+    m_messages->showError(source ? tr("The model file %1 changed on disk. The model converted from the earlier "
+                                      "version stays loaded; open the file again to convert the new one.")
+                                       .arg(path)
+                                 : tr("The model file %1 changed on disk. The loaded copy stays in use; open the "
+                                      "file again to load the new one.")
+                                       .arg(path));
+}
+
 bool MainWindow::isCurrentModel(const QString &path) const
 {
     if (!m_run->model()) {
@@ -1254,7 +1312,10 @@ bool MainWindow::exportCurrentView(const QString &path, const FigureOptions &opt
 bool MainWindow::exportLayerGrid(const QString &path, const FigureOptions &options, QString *error)
 {
     if (const auto snap = snapshot(); snap && snap->mapsOnDemand) {
-        if (error) {
+        if (error && snap->mapsWouldNotFit) {
+            *error = tr("The attention maps of this run would not fit in the memory left, so there is no grid of "
+                        "every head; export the head view, one head at a time.");
+        } else if (error) {
             *error =
                 tr("This run has %1 tokens: runs over %2 tokens keep no attention maps, so there is no grid of every "
                    "head; export the head view, one head at a time.")
@@ -1437,6 +1498,21 @@ void MainWindow::saveSettings() const
 void MainWindow::restoreSettings()
 {
     QSettings settings;
+    if (const QSettings::Status status = settings.status(); status != QSettings::NoError) {
+        // A settings file that cannot be read (truncated, garbage, no permission) costs nothing but the
+        // settings: it is kept aside for the user, and the window starts from the defaults.
+        const QString file = settings.fileName();
+        const QString kept = file + QStringLiteral(".unreadable");
+        QFile::remove(kept);
+        const bool moved = QFile::rename(file, kept);
+        settings.clear();
+        m_messages->showError(
+            (status == QSettings::AccessError ? tr("The settings file %1 could not be read (access denied).")
+                                              : tr("The settings file %1 is corrupt."))
+                .arg(file) +
+            (moved ? tr(" It was kept as %1; the defaults are used.").arg(kept) : tr(" The defaults are used.")));
+        return;
+    }
     restoreGeometry(settings.value(QStringLiteral("geometry")).toByteArray());
     if (m_options.modelPath.isEmpty()) {
         const QString last = settings.value(QStringLiteral("lastModel")).toString();

@@ -25,6 +25,7 @@
 
 class QAction;
 class QCheckBox;
+class QFileSystemWatcher;
 class QComboBox;
 class QLabel;
 class QListView;
@@ -197,8 +198,13 @@ private:
     void startGenerate();
     bool isCurrentModel(const QString &path) const;
     void restoreSessionViews(const Session &session);
+    // The loaded archive and what it was converted from: a deletion or a change on disk is reported (the
+    // loaded copy stays in use).
+    void watchModelFiles();
+    void onModelFileChanged(const QString &path);
 
     MainWindowOptions m_options;
+    QFileSystemWatcher *m_modelWatcher = nullptr;
     RunController *m_run = nullptr;
     std::optional<Session> m_pendingSession; // applied when its run arrives
     LessonMode *m_lessonMode = nullptr;
