@@ -4,6 +4,7 @@
 #include "mitigation_internal.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -34,6 +35,14 @@ Result<HeadScope::Item> parseScopeItem(const std::string &s)
     std::smatch m;
     if (s.empty() || !std::regex_match(s, m, scopeItemPattern())) {
         return bad("'" + s + "' is not a head item (L2H3, L2, L2-5, L2-5H0-3 or H3)");
+    }
+    // Digits only (the pattern), but maybe more than an int holds.
+    for (int i = 1; i <= 4; ++i) {
+        int value = 0;
+        const std::string digits = m[i].str();
+        if (m[i].matched && std::from_chars(digits.data(), digits.data() + digits.size(), value).ec != std::errc{}) {
+            return bad("'" + s + "': " + digits + " is too large for a layer or head number");
+        }
     }
     auto num = [&](int i) { return m[i].matched ? std::stoi(m[i].str()) : -1; };
     HeadScope::Item item;
