@@ -55,7 +55,7 @@ CLI::Validator idList()
     return CLI::Validator(
         [](std::string &input) -> std::string {
             std::string bad;
-            return isIdList(input, &bad) ? std::string() : "'" + bad + "' is not an integer";
+            return isIdList(input, &bad) ? std::string() : "'" + bad + "' is not a 64-bit integer";
         },
         "");
 }

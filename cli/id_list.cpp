@@ -1,5 +1,6 @@
 #include "id_list.h"
 
+#include <cerrno>
 #include <cstdlib>
 #include <sstream>
 
@@ -10,8 +11,10 @@ bool isIdList(const std::string &text, std::string *bad)
     std::stringstream ss(text);
     for (std::string part; std::getline(ss, part, ',');) {
         char *end = nullptr;
+        errno = 0;
         std::strtoll(part.c_str(), &end, 10);
-        if (part.empty() || *end != '\0') {
+        // ERANGE: more digits than int64 holds, which parseIds would turn into its largest value.
+        if (part.empty() || *end != '\0' || errno == ERANGE) {
             *bad = part;
             return false;
         }
