@@ -29,21 +29,6 @@ DevicePlan chosenDevice(const std::string &id)
     return *plan;
 }
 
-// Whether `text` is a comma-separated list of integers; the bad piece in *bad.
-bool isIdList(const std::string &text, std::string *bad)
-{
-    std::stringstream ss(text);
-    for (std::string part; std::getline(ss, part, ',');) {
-        char *end = nullptr;
-        std::strtoll(part.c_str(), &end, 10);
-        if (part.empty() || *end != '\0') {
-            *bad = part;
-            return false;
-        }
-    }
-    return true;
-}
-
 } // namespace
 
 CLI::Validator oneOf(const std::vector<std::string> &choices)
@@ -70,19 +55,9 @@ CLI::Validator idList()
     return CLI::Validator(
         [](std::string &input) -> std::string {
             std::string bad;
-            return isIdList(input, &bad) ? std::string() : "'" + bad + "' is not an integer";
+            return isIdList(input, &bad) ? std::string() : "'" + bad + "' is not a 64-bit integer";
         },
         "");
-}
-
-std::vector<int64_t> parseIds(const std::string &text)
-{
-    std::vector<int64_t> ids;
-    std::stringstream ss(text);
-    for (std::string part; std::getline(ss, part, ',');) {
-        ids.push_back(std::strtoll(part.c_str(), nullptr, 10));
-    }
-    return ids;
 }
 
 void addModelOptions(CLI::App &command, ModelOptions &options)
@@ -227,25 +202,6 @@ std::string tokenString(const Model &model, int64_t id)
 std::string jsonSafe(const std::string &s)
 {
     return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-std::vector<std::string> splitSpecList(const std::string &text)
-{
-    std::vector<std::string> specs;
-    std::stringstream ss(text);
-    std::string piece;
-    while (std::getline(ss, piece, ',')) {
-        const auto eq = piece.find('='), colon = piece.find(':');
-        if (!specs.empty() && eq != std::string::npos && (colon == std::string::npos || eq < colon)) {
-            specs.back() += "," + piece;
-        } else {
-            specs.push_back(piece);
-        }
-    }
-    if (specs.empty()) {
-        throw UsageError{"--mitigation is empty"};
-    }
-    return specs;
 }
 
 void writeOutputFile(const std::string &path, const std::string &text)

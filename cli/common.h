@@ -3,6 +3,9 @@
 // (--prompt, --ids, --bos) and token display.
 #pragma once
 
+#include "cli_errors.h"
+#include "id_list.h"
+
 #include "sinkscope/model/model.h"
 #include "sinkscope/runtime/device.h"
 
@@ -18,17 +21,6 @@
 #include <vector>
 
 namespace sinkscope::cli {
-
-// A bad command line found after parsing (e.g. a value the model rejects as out of its range): exit
-// code 2, one line that points to the command's --help.
-struct UsageError {
-    std::string message;
-};
-
-// The command could not do its work (bad file, model error): exit code 1.
-struct Failure {
-    std::string message;
-};
 
 // Writes an output file whole or not at all (writeFileAtomic); Failure with the reason otherwise.
 void writeOutputFile(const std::string &path, const std::string &text);
@@ -60,9 +52,6 @@ CLI::Validator figureFormatList();
 
 // "1,2,3": comma-separated integers (token ids, positions).
 CLI::Validator idList();
-
-// "1,2,3" -> integers (checked by idList at parse time).
-std::vector<int64_t> parseIds(const std::string &text);
 
 // --model and --device, which every command that loads a model takes.
 struct ModelOptions {
@@ -98,8 +87,5 @@ std::string tokenString(const Model &model, int64_t id);
 
 // JSON strings must be valid UTF-8; a token may hold a partial sequence.
 std::string jsonSafe(const std::string &s);
-
-// Splits "a:x=1,y=2,b,c:z=3" into specs: a piece holding '=' before any ':' continues the spec before it.
-std::vector<std::string> splitSpecList(const std::string &text);
 
 } // namespace sinkscope::cli

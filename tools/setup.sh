@@ -27,7 +27,7 @@ packages=(
   qt6-base-dev qt6-svg-dev libqcustomplot-dev libqcustomplot2.1-qt6 libgl-dev
   libtorch-dev libopenblas0-pthread
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
-  clang-format clang-tidy
+  clang-format clang-tidy clang
   xvfb xauth xdotool imagemagick poppler-utils file
 )
 missing=()

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test: the format check, clang-tidy on the core, the dev build (all suites), the CUDA
 # kernels build (whenever nvcc is present; its *_CUDA tests skip without a GPU) and the ASan/UBSan
-# build (core and CLI suites). Usage: tools/test.sh [--no-asan] [--no-cuda]
+# build (core and CLI suites), and the parsers' fuzz targets for 30 s each (tools/fuzz.sh).
+# Usage: tools/test.sh [--no-asan] [--no-cuda] [--no-fuzz]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 asan=1
 cuda=1
+fuzz=1
 for arg in "$@"; do
   case "$arg" in
     --no-asan) asan=0 ;;
     --no-cuda) cuda=0 ;;
+    --no-fuzz) fuzz=0 ;;
     *) echo "test.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -24,6 +27,13 @@ stage "format: every C++ file follows .clang-format"
 
 stage "clang-tidy: the core's LibTorch-free sources (.clang-tidy)"
 "$repo/tools/tidy.sh" build
+
+# libFuzzer (clang, ASan + UBSan) on every parser of outside data, a bounded time each (about 6 minutes
+# for 12 targets); replays the inputs that once crashed first (docs/reliability.md, "Fuzzing").
+if [ "$fuzz" -eq 1 ]; then
+  stage "fuzz: every parser target for 30 s (tools/fuzz.sh)"
+  "$repo/tools/fuzz.sh" --seconds-per-target 30
+fi
 
 stage "dev build: all tests"
 export QT_QPA_PLATFORM=offscreen

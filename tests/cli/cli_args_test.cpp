@@ -118,6 +118,18 @@ TEST(CliArgs, UsageErrorsExitTwoWithOneLineNamingTheOption)
     }
 }
 
+// Found by fuzzing (tests/fuzz/regressions/cli_lists/id-past-int64): an id past int64 passed the check
+// and became 9223372036854775807. It is a usage error before any model loads.
+TEST(CliArgs, IdsPastInt64AreUsageErrors)
+{
+    for (const char *ids : {"99999999999999999999", "1,9223372036854775808", "-9223372036854775809,2"}) {
+        const Result r = cli({"run", "--ids", ids});
+        EXPECT_EQ(r.code, 2) << ids << ": " << r.err;
+        EXPECT_NE(r.err.find("--ids"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("is not a 64-bit integer"), std::string::npos) << r.err;
+    }
+}
+
 TEST(CliArgs, OutputIsAnAliasOfO)
 {
     sinkscope::testing::TempDir dir;

@@ -510,6 +510,9 @@ Status dequantize(GgmlType type, const void *src, int64_t count, float *dst)
                                                          " elements is not a multiple of the " + t->name +
                                                          " block size " + std::to_string(t->blockElements));
     }
+    if (count == 0) {
+        return Ok{}; // an empty tensor's buffers may be null, which memcpy must not get even for 0 bytes
+    }
     const auto *x = static_cast<const uint8_t *>(src);
     const int64_t nb = count / t->blockElements;
     switch (type) {

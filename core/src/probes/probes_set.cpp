@@ -157,6 +157,10 @@ Result<Located> parseLocated(const std::string &text, const std::string &origin)
         const size_t byte = e.byte > 0 ? e.byte - 1 : 0;
         return makeError(ErrorCode::Corrupt, origin + ":" + std::to_string(index.lineOf(std::min(byte, text.size()))) +
                                                  ": not valid JSON: " + what);
+    } catch (const json::out_of_range &) {
+        // A number past double's range (1e999): nlohmann reports it with no position; the lexer stopped there.
+        return makeError(ErrorCode::Corrupt,
+                         origin + ":" + std::to_string(currentLine()) + ": not valid JSON: a number is out of range");
     }
     return out;
 }

@@ -388,7 +388,7 @@ Result<std::shared_ptr<const Tokenizer>> Tokenizer::fromJson(const std::string &
     json j;
     try {
         j = json::parse(text);
-    } catch (const json::parse_error &e) {
+    } catch (const json::exception &e) { // parse_error, and out_of_range for a number past double (1e999)
         return bad(std::string("not valid JSON (") + e.what() + ")");
     }
     if (!j.is_object()) {

@@ -214,6 +214,15 @@ TEST(Dequant, CountMustBeWholeBlocks)
     EXPECT_NE(s.error().message.find("Q4_0"), std::string::npos) << s.error().message;
 }
 
+// Found by fuzzing (tests/fuzz/regressions/dequant/empty-f32): no elements (an empty tensor, whose
+// buffers are null) passed null to memcpy, undefined even for 0 bytes (UBSan stops the asan preset).
+TEST(Dequant, NoElementsWithNullBuffers)
+{
+    for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q6_K}) {
+        EXPECT_TRUE(dequantize(type, nullptr, 0, nullptr)) << ggmlTypeName(type);
+    }
+}
+
 TEST(GgmlTypes, GeometryMatchesGgml)
 {
     struct Row {

@@ -394,6 +394,9 @@ TEST(TokenizerJson, ErrorsNameOriginAndField)
 
     expectError("{not json", "not valid JSON");
     expectError("[1, 2]", "not a JSON object");
+    // Found by fuzzing (tests/fuzz/regressions/tokenizer_archive/number-past-double): nlohmann throws
+    // out_of_range, not parse_error, for a number past double, and it escaped fromJson.
+    expectError(R"({"version": 1e999})", "not valid JSON");
     auto j = good;
     j["merges"] = "a b";
     expectError(j.dump(), "model.pt:tokenizer.json: field 'merges' must be an array of strings");

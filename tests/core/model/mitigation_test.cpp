@@ -157,6 +157,23 @@ TEST(MitigationSpec, ErrorsNameTheBadPart)
     }
 }
 
+// Found by fuzzing (tests/fuzz/regressions/mitigation/head-number-past-int): a layer or head number
+// with more digits than an int holds threw std::out_of_range out of the parser.
+TEST(MitigationSpec, HeadNumbersTooLargeForAnIntAreErrors)
+{
+    for (const char *in : {"head-zero:heads=L3+L99999999999999999990-1+L3H2", "head-zero:heads=H2147483648",
+                           "head-zero:heads=L0-99999999999"}) {
+        auto spec = parseMitigation(in);
+        ASSERT_FALSE(spec) << in;
+        EXPECT_EQ(spec.error().code, ErrorCode::InvalidArgument);
+        EXPECT_NE(spec.error().message.find("is too large for a layer or head number"), std::string::npos)
+            << spec.error().message;
+    }
+    auto largest = parseMitigation("head-zero:heads=L2147483647H0");
+    ASSERT_TRUE(largest) << largest.error().message;
+    EXPECT_EQ(largest->steps[0].scope.items[0].firstLayer, 2147483647);
+}
+
 TEST_F(Mitigation, ValidateChecksHeadsAgainstTheModel)
 {
     auto spec = parseMitigation("head-zero:heads=L2H0");

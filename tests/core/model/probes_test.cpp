@@ -205,6 +205,17 @@ TEST(ProbeSetFile, ErrorsNameFileLineAndField)
     EXPECT_NE(missing.error().message.find("/nonexistent/set.json"), std::string::npos);
 }
 
+// Found by fuzzing (tests/fuzz/regressions/probe_set/number-past-double): a number past double's range
+// made nlohmann throw out_of_range, which escaped parseProbeSet.
+TEST(ProbeSetFile, NumberPastDoubleIsAnErrorWithItsLine)
+{
+    const auto set =
+        parseProbeSet("{\"format\": \"sinkscope-probes\",\n\"version\": 1,\n\"name\": 7E99999}", "set.json");
+    ASSERT_FALSE(set);
+    EXPECT_EQ(set.error().code, ErrorCode::Corrupt);
+    EXPECT_EQ(set.error().message, "set.json:3: not valid JSON: a number is out of range");
+}
+
 TEST(ProbeSetFile, DefaultSetIsValidAndLargeEnough)
 {
     auto set = loadProbeSet(defaultProbeSetPath());
