@@ -10,4 +10,10 @@ function(sinkscope_target_defaults target)
                                              -fno-sanitize-recover=undefined)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
+  # ThreadSanitizer instruments SinkScope's code only: LibTorch, OpenBLAS and Qt come from Debian
+  # uninstrumented, so what they do inside is invisible (docs/reliability.md, "ThreadSanitizer").
+  if(SINKSCOPE_SANITIZE_THREAD)
+    target_compile_options(${target} PRIVATE -fsanitize=thread -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=thread)
+  endif()
 endfunction()

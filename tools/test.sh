@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test: the format check, clang-tidy on the core, the dev build (all suites), the CUDA
-# kernels build (whenever nvcc is present; its *_CUDA tests skip without a GPU) and the ASan/UBSan
-# build (core and CLI suites), and the parsers' fuzz targets for 30 s each (tools/fuzz.sh).
-# Usage: tools/test.sh [--no-asan] [--no-cuda] [--no-fuzz]
+# kernels build (whenever nvcc is present; its *_CUDA tests skip without a GPU), the ASan/UBSan
+# build (core and CLI suites), the ThreadSanitizer build (the threaded core and UI tests) and the
+# parsers' fuzz targets for 30 s each (tools/fuzz.sh).
+# Usage: tools/test.sh [--no-asan] [--no-tsan] [--no-cuda] [--no-fuzz]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 asan=1
+tsan=1
 cuda=1
 fuzz=1
 for arg in "$@"; do
   case "$arg" in
     --no-asan) asan=0 ;;
+    --no-tsan) tsan=0 ;;
     --no-cuda) cuda=0 ;;
     --no-fuzz) fuzz=0 ;;
     *) echo "test.sh: unknown option $arg" >&2; exit 2 ;;
@@ -56,5 +59,14 @@ if [ "$asan" -eq 1 ]; then
   stage "asan build: core and CLI tests"
   "$repo/tools/setup.sh" --preset asan
   ctest --preset asan -j2 --label-exclude slow
+fi
+
+# ThreadSanitizer on the tests that run threads (the preset's filter, docs/reliability.md): the compute
+# thread, the bridge, cancellation, superseded runs, device switches, long-prompt head maps, the pool.
+# The preset sets TSAN_OPTIONS (halt_on_error, tools/tsan.supp); a report fails its test.
+if [ "$tsan" -eq 1 ]; then
+  stage "tsan build: the threaded core and UI tests"
+  "$repo/tools/setup.sh" --preset tsan
+  ctest --preset tsan -j2
 fi
 stage "all tests passed"

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <mutex>
+#include <utility>
 
 namespace sinkscope::ui {
 
@@ -41,6 +42,33 @@ ComputeBridge::~ComputeBridge()
     // QObject base) joins. Callbacks post to `this`, which therefore outlives every job; events still
     // queued for it are discarded by Qt when it goes.
     m_thread.cancelAll();
+}
+
+void ComputeBridge::postToUi(std::function<void()> call)
+{
+    bool wake = false;
+    {
+        std::lock_guard lock(m_postedMutex);
+        m_posted.push_back(std::move(call));
+        wake = !std::exchange(m_drainQueued, true);
+    }
+    if (wake) {
+        // By name: the queued event is then made and freed inside QtCore, and carries no data of ours.
+        QMetaObject::invokeMethod(this, "drainPosted", Qt::QueuedConnection);
+    }
+}
+
+void ComputeBridge::drainPosted()
+{
+    std::vector<std::function<void()>> calls;
+    {
+        std::lock_guard lock(m_postedMutex);
+        calls.swap(m_posted);
+        m_drainQueued = false;
+    }
+    for (auto &call : calls) {
+        call();
+    }
 }
 
 void ComputeBridge::begin(const QString &tag, uint64_t generation)
@@ -80,14 +108,11 @@ ProgressCallback ComputeBridge::progressPoster(ComputeBridge *self, const QStrin
         if (fraction >= 1.0 || now - *last > std::chrono::milliseconds(50)) {
             *last = now;
             const QString text = QString::fromStdString(label);
-            QMetaObject::invokeMethod(
-                self,
-                [self, tag, generation, fraction, text] {
-                    if (self->isCurrent(tag, *generation)) {
-                        emit self->progress(tag, fraction, text);
-                    }
-                },
-                Qt::QueuedConnection);
+            self->postToUi([self, tag, generation, fraction, text] {
+                if (self->isCurrent(tag, *generation)) {
+                    emit self->progress(tag, fraction, text);
+                }
+            });
         }
         return !cancel.isCancelled();
     };
@@ -106,16 +131,13 @@ void ComputeBridge::submitJob(const QString &tag, const std::shared_ptr<uint64_t
     const uint64_t gen = m_thread.submit<T>(
         tag.toStdString(), std::move(work),
         [self, tag, generation, done = std::move(done)](uint64_t, Result<std::shared_ptr<const T>> result) {
-            QMetaObject::invokeMethod(
-                self,
-                [self, tag, generation, done, result = std::move(result)] {
-                    if (!self->isCurrent(tag, *generation)) {
-                        return;
-                    }
-                    self->finish(tag, *generation);
-                    done(result);
-                },
-                Qt::QueuedConnection);
+            self->postToUi([self, tag, generation, done, result = std::move(result)] {
+                if (!self->isCurrent(tag, *generation)) {
+                    return;
+                }
+                self->finish(tag, *generation);
+                done(result);
+            });
         });
     *generation = gen;
     begin(tag, gen);
@@ -192,14 +214,11 @@ void ComputeBridge::generate(std::shared_ptr<const Model> model, std::vector<int
             return model->generate(
                 prompt, options,
                 [self, tag, generation](int64_t id) {
-                    QMetaObject::invokeMethod(
-                        self,
-                        [self, tag, generation, id] {
-                            if (self->isCurrent(tag, *generation)) {
-                                emit self->generatedToken(id);
-                            }
-                        },
-                        Qt::QueuedConnection);
+                    self->postToUi([self, tag, generation, id] {
+                        if (self->isCurrent(tag, *generation)) {
+                            emit self->generatedToken(id);
+                        }
+                    });
                 },
                 &cancel);
         },

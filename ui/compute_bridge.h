@@ -2,9 +2,9 @@
 // results on the UI thread as signals. Nothing in ui/ calls Model::load/forward/generate any other way.
 //
 // Threading: every public function is called on the UI thread and returns at once. Results, errors and
-// progress are posted back with QMetaObject::invokeMethod(this, ..., Qt::QueuedConnection) and dropped
-// there when a newer request with the same tag has been made since (so a result never lands on a
-// prompt the user already changed). Cancel goes straight to the job's atomic token.
+// progress are posted back to the UI thread (postToUi: a queue under a std::mutex, drained by one queued
+// call) and dropped there when a newer request with the same tag has been made since (so a result never
+// lands on a prompt the user already changed). Cancel goes straight to the job's atomic token.
 #pragma once
 
 #include "run_snapshot.h"
@@ -18,6 +18,8 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 class QProgressBar;
 
@@ -105,6 +107,13 @@ private:
         std::function<Result<std::shared_ptr<const void>>(const CancelToken &, const ProgressCallback &)>;
     void submitErased(const QString &tag, const QString &label, ErasedWork work,
                       std::function<void(std::shared_ptr<const void>)> done);
+    // Runs `call` on the UI thread, after the calls posted before it (any thread). The closures, and the
+    // results they carry, cross threads through m_posted under m_postedMutex; Qt only carries the wake-up
+    // (drainPosted). Qt's queue alone would do at run time, but its locks are futexes inside QtCore,
+    // which Debian builds without ThreadSanitizer: the tsan preset would see every result cross threads
+    // unsynchronised (docs/reliability.md, "ThreadSanitizer").
+    void postToUi(std::function<void()> call);
+    Q_INVOKABLE void drainPosted();
     void begin(const QString &tag, uint64_t generation);
     void finish(const QString &tag, uint64_t generation);
     bool isCurrent(const QString &tag, uint64_t generation) const;
@@ -118,6 +127,10 @@ private:
     void submitJob(const QString &tag, const std::shared_ptr<uint64_t> &generation,
                    std::function<Result<T>(const CancelToken &)> work, Done done);
 
+    // Declared before m_thread: the compute thread posts until ~ComputeThread has joined it.
+    std::mutex m_postedMutex;
+    std::vector<std::function<void()>> m_posted; // under m_postedMutex, in posting order
+    bool m_drainQueued = false;                  // under m_postedMutex: a drainPosted call is on its way
     ComputeThread m_thread;
     QHash<QString, uint64_t> m_pending; // tag -> generation awaited
 };
