@@ -16,8 +16,8 @@
 //   stream    the Streaming tab's computation, waited for or cancelled.
 // After each action the program waits until the compute thread is idle and samples VmRSS. After the
 // warm-up (--warmup, default 100 actions) it reports RSS at the end of the warm-up, at the end and its
-// maximum, the growth, and the RSS of the same reference state (a fixed 256-token run on the overview,
-// mitigations off) taken at the end of the warm-up and at the end. --csv writes one row per action.
+// maximum, the growth, and the RSS of the same reference state (a fixed 256-token run and its mitigation
+// baseline) taken at the end of the warm-up and at the end. --csv writes one row per action.
 // --trim calls malloc_trim(0) before every sample (to tell memory the allocator keeps from a leak).
 // A benchmark-style harness, not a test: it exits non-zero on a compute error, an error in the message
 // bar, a failed export, a Qt critical message or a wait that times out; a crash speaks for itself.
@@ -258,7 +258,7 @@ public:
         pause(uniform(0, 1500));
         m_cancel->trigger();
         settle();
-        m_cancelledShown += m_shown > before ? 0 : 1;
+        m_cancelledBeforeShown += m_shown > before ? 0 : 1;
     }
 
     void head()
@@ -495,18 +495,29 @@ public:
         QCoreApplication::processEvents();
     }
 
-    // The same state at the end of the warm-up and at the end: a fixed 256-token prompt shown on the
-    // overview, mitigations off, the default scale.
+    // The same state at the end of the warm-up and at the end: a fixed 256-token prompt shown, its
+    // baseline alone in the Mitigations tab (which drops the cached runs of earlier prompts), the default
+    // scale, the overview in front.
     double reference()
     {
-        m_window.showView(QStringLiteral("overview"));
-        m_mitigation->setMitigationEnabled(false);
         m_window.headView()->setScale(ColourScale{});
         std::mt19937 fixed(12345);
         std::swap(fixed, m_rng);
         const QString prompt = randomPrompt(256);
         std::swap(fixed, m_rng);
+        m_window.showView(QStringLiteral("overview"));
+        QCoreApplication::processEvents();
         runTo(prompt);
+        m_window.showView(QStringLiteral("mitigations"));
+        QCoreApplication::processEvents();
+        settle();
+        m_mitigation->setSpec(QStringLiteral("none"));
+        m_mitigation->setMitigationEnabled(true);
+        const int effects = m_effects;
+        m_mitigation->apply();
+        waitFor([&] { return m_effects > effects || !m_failures.empty(); }, m_options.timeoutMs);
+        m_window.showView(QStringLiteral("overview"));
+        QCoreApplication::processEvents();
         settle();
         if (m_options.trim) {
             malloc_trim(0);
@@ -517,7 +528,7 @@ public:
     void setIndex(int index) { m_index = index; }
     int64_t lastTokens() const { return m_tokens; }
     int headMaps() const { return m_headMaps; }
-    int cancelledBeforeShown() const { return m_cancelledShown; }
+    int cancelledBeforeShown() const { return m_cancelledBeforeShown; }
 
 private:
     MainWindow &m_window;
@@ -533,7 +544,7 @@ private:
     int m_mitigationIdle = 0;
     int m_streamed = 0;
     int m_headMaps = 0;
-    int m_cancelledShown = 0;
+    int m_cancelledBeforeShown = 0;
     int64_t m_tokens = 0;
     QString m_mitigationStatus;
 };
@@ -727,8 +738,8 @@ int main(int argc, char **argv)
                   << " MiB; min " << min << ", max " << max << " MiB; growth " << (end - start) / start * 100
                   << " %; trend " << slope * 100 << " MiB per 100 actions\n";
         if (referenceStart > 0 && referenceEnd > 0) {
-            std::cout << "reference state (256-token run, overview): " << referenceStart << " MiB after the warm-up, "
-                      << referenceEnd << " MiB at the end: growth "
+            std::cout << "reference state (a 256-token run and its baseline): " << referenceStart
+                      << " MiB after the warm-up, " << referenceEnd << " MiB at the end: growth "
                       << (referenceEnd - referenceStart) / referenceStart * 100 << " %\n";
         }
     }
