@@ -1,7 +1,8 @@
 // ui_soak: the window under a long random session (docs/reliability.md, "Soak"). The real MainWindow on
 // the default model (SmolLM2-135M-Instruct), offscreen, takes --actions (default 1000) random actions
 // from a fixed --seed:
-//   run       a new prompt of random words (1 to --max-tokens tokens, default 512), run to its views and
+//   run       a new prompt of random words (1 to --max-tokens tokens, default 512; mostly short, see
+//             randomLength), run to its views and
 //             greedy continuation;
 //   cancel    a new prompt, run, then Run > Cancel (Esc) after a random delay;
 //   head      another layer and head in the head view (stepped, picked, or clicked in the overview); on a
@@ -148,7 +149,11 @@ public:
     Soak(MainWindow &window, const Options &options) : m_window(window), m_options(options), m_rng(options.seed)
     {
         QObject::connect(window.bridge(), &ComputeBridge::failed, [this](const QString &tag, const QString &message) {
-            fail(QStringLiteral("compute error (%1): %2").arg(tag, message));
+            if (expected(message)) {
+                ++m_refusals;
+            } else {
+                fail(QStringLiteral("compute error (%1): %2").arg(tag, message));
+            }
         });
         QObject::connect(&window, &MainWindow::snapshotShown, [this] { ++m_shown; });
         m_mitigation = window.findChild<MitigationView *>();
@@ -167,6 +172,10 @@ public:
                          [this](const QString &message) { m_mitigationStatus = message; });
         QObject::connect(m_streaming, &StreamingView::resultShown, [this] { ++m_streamed; });
     }
+
+    // Answers about the input rather than faults: resid finds no massive activation to remove in a random
+    // prompt (the message says which thresholds to lower).
+    static bool expected(const QString &message) { return message.contains(QLatin1String("no massive activations")); }
 
     const std::vector<QString> &failures() const { return m_failures; }
     void fail(const QString &what) { m_failures.push_back(QStringLiteral("action %1: %2").arg(m_index).arg(what)); }
@@ -212,19 +221,19 @@ public:
         }
     }
 
-    // Mostly short prompts (quick actions), a fifth of 129-384 tokens, a tenth of 385 to --max-tokens (long
-    // runs when --map-tokens is below them: maps on demand).
+    // Mostly short prompts (quick actions: 7 in 10 have 1-96 tokens), 2 in 10 of 97-320 and 1 in 10 of
+    // 321 to --max-tokens (above --map-tokens: long runs, maps on demand).
     int randomLength()
     {
         const int p = uniform(0, 99);
         const int max = m_options.maxTokens;
-        if (p < 70 || max <= 128) {
-            return uniform(1, std::min(128, max));
+        if (p < 70 || max <= 96) {
+            return uniform(1, std::min(96, max));
         }
-        if (p < 90 || max <= 384) {
-            return uniform(129, std::min(384, max));
+        if (p < 90 || max <= 320) {
+            return uniform(97, std::min(320, max));
         }
-        return uniform(385, max);
+        return uniform(321, max);
     }
 
     int uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(m_rng); }
@@ -401,13 +410,14 @@ public:
         }
         const int effects = m_effects;
         const int idle = m_mitigationIdle;
+        const int refusals = m_refusals;
         m_mitigation->apply();
         if (!waitFor([&] { return m_effects > effects || m_mitigationIdle > idle || !m_failures.empty(); },
                      m_options.timeoutMs)) {
             fail(QStringLiteral("spec %1 was not shown (%2)").arg(spec, m_mitigationStatus));
         }
         settle();
-        if (m_mitigationIdle > idle && m_effects == effects) {
+        if (m_mitigationIdle > idle && m_effects == effects && m_refusals == refusals) {
             fail(QStringLiteral("spec %1 ended without a result (%2)").arg(spec, m_mitigationStatus));
         }
     }
@@ -482,10 +492,10 @@ public:
         m_window.showView(QStringLiteral("streaming"));
         QCoreApplication::processEvents();
         if (chance(50)) {
-            m_streaming->setCache(uniform(8, 128));
+            m_streaming->setCache(uniform(8, 64));
         }
         m_streaming->compute();
-        if (chance(40)) {
+        if (chance(60)) {
             pause(uniform(0, 1500));
             m_streaming->cancel();
         }
@@ -529,6 +539,7 @@ public:
     int64_t lastTokens() const { return m_tokens; }
     int headMaps() const { return m_headMaps; }
     int cancelledBeforeShown() const { return m_cancelledBeforeShown; }
+    int refusals() const { return m_refusals; }
 
 private:
     MainWindow &m_window;
@@ -545,6 +556,7 @@ private:
     int m_streamed = 0;
     int m_headMaps = 0;
     int m_cancelledBeforeShown = 0;
+    int m_refusals = 0;
     int64_t m_tokens = 0;
     QString m_mitigationStatus;
 };
@@ -632,16 +644,16 @@ int main(int argc, char **argv)
     };
     const QString exportDir = dir.path();
     const std::vector<Kind> kinds = {
-        {"run", 22, [&] { soak.run(); }},
-        {"cancel", 8, [&] { soak.cancel(); }},
-        {"head", 16, [&] { soak.head(); }},
-        {"scale", 12, [&] { soak.scale(); }},
-        {"look", 4, [&] { soak.look(); }},
-        {"mitigate", 12, [&] { soak.mitigate(); }},
-        {"figure", 10, [&] { soak.figure(exportDir); }},
-        {"data", 6, [&] { soak.data(exportDir); }},
-        {"tab", 6, [&] { soak.tab(); }},
-        {"stream", 4, [&] { soak.stream(); }},
+        {"run", 16, [&] { soak.run(); }},
+        {"cancel", 10, [&] { soak.cancel(); }},
+        {"head", 18, [&] { soak.head(); }},
+        {"scale", 14, [&] { soak.scale(); }},
+        {"look", 5, [&] { soak.look(); }},
+        {"mitigate", 6, [&] { soak.mitigate(); }},
+        {"figure", 12, [&] { soak.figure(exportDir); }},
+        {"data", 7, [&] { soak.data(exportDir); }},
+        {"tab", 10, [&] { soak.tab(); }},
+        {"stream", 2, [&] { soak.stream(); }},
     };
     std::vector<int> weights;
     for (const Kind &k : kinds) {
@@ -669,7 +681,8 @@ int main(int argc, char **argv)
         QElapsedTimer timer;
         timer.start();
         kind.act();
-        if (window.messageBar()->isError() && window.messageBar()->isVisible()) {
+        if (window.messageBar()->isError() && window.messageBar()->isVisible() &&
+            !Soak::expected(window.messageBar()->text())) {
             soak.fail(QStringLiteral("error in the message bar: %1").arg(window.messageBar()->text()));
         }
         if (s_criticals > 0) {
@@ -715,7 +728,8 @@ int main(int argc, char **argv)
                   << std::setw(7) << seconds[k.name] << " s\n";
     }
     std::cout << "  head maps computed on demand: " << soak.headMaps()
-              << "; cancels that came before the run was shown: " << soak.cancelledBeforeShown() << "\n";
+              << "; cancels that came before the run was shown: " << soak.cancelledBeforeShown()
+              << "; mitigations refused for the input (resid without massive activations): " << soak.refusals() << "\n";
     if (int(samples.size()) > options.warmup && options.warmup > 0) {
         const double start = samples[size_t(options.warmup - 1)].rss;
         const double end = samples.back().rss;
