@@ -495,7 +495,7 @@ public:
             m_streaming->setCache(uniform(8, 64));
         }
         m_streaming->compute();
-        if (chance(60)) {
+        if (chance(75)) {
             pause(uniform(0, 1500));
             m_streaming->cancel();
         }
@@ -612,7 +612,7 @@ int main(int argc, char **argv)
         }
     }
     options.warmup = std::min(options.warmup, options.actions - 1);
-    std::cout << "load average before: " << loadAverage() << "\n";
+    std::cout << "load average before: " << loadAverage() << std::endl;
 
     MainWindow window({.modelPath = {},
                        .prompt = QStringLiteral("Hello"),
@@ -644,16 +644,16 @@ int main(int argc, char **argv)
     };
     const QString exportDir = dir.path();
     const std::vector<Kind> kinds = {
-        {"run", 16, [&] { soak.run(); }},
+        {"run", 9, [&] { soak.run(); }},
         {"cancel", 10, [&] { soak.cancel(); }},
-        {"head", 18, [&] { soak.head(); }},
-        {"scale", 14, [&] { soak.scale(); }},
-        {"look", 5, [&] { soak.look(); }},
-        {"mitigate", 6, [&] { soak.mitigate(); }},
-        {"figure", 12, [&] { soak.figure(exportDir); }},
-        {"data", 7, [&] { soak.data(exportDir); }},
-        {"tab", 10, [&] { soak.tab(); }},
-        {"stream", 2, [&] { soak.stream(); }},
+        {"head", 20, [&] { soak.head(); }},
+        {"scale", 16, [&] { soak.scale(); }},
+        {"look", 6, [&] { soak.look(); }},
+        {"mitigate", 3, [&] { soak.mitigate(); }},
+        {"figure", 14, [&] { soak.figure(exportDir); }},
+        {"data", 8, [&] { soak.data(exportDir); }},
+        {"tab", 13, [&] { soak.tab(); }},
+        {"stream", 1, [&] { soak.stream(); }},
     };
     std::vector<int> weights;
     for (const Kind &k : kinds) {
@@ -673,6 +673,12 @@ int main(int argc, char **argv)
     std::map<std::string, int> counts;
     std::map<std::string, double> seconds;
     double referenceStart = 0;
+    // Written as the soak goes, so that a run cut short leaves its samples.
+    std::ofstream csv;
+    if (!options.csv.isEmpty()) {
+        csv.open(options.csv.toStdString());
+        csv << "action,kind,rss_mib,tokens,seconds" << std::endl;
+    }
     QElapsedTimer wall;
     wall.start();
     for (int i = 0; i < options.actions && soak.failures().empty(); ++i) {
@@ -694,6 +700,10 @@ int main(int argc, char **argv)
         }
         const int64_t tokens = window.snapshot() ? window.snapshot()->tokenCount() : 0;
         samples.push_back({i, kind.name, statusMiB("VmRSS:"), tokens, secs});
+        if (csv.is_open()) {
+            csv << i << "," << kind.name << "," << std::fixed << std::setprecision(1) << samples.back().rss << ","
+                << tokens << "," << std::setprecision(3) << secs << std::endl;
+        }
         ++counts[kind.name];
         seconds[kind.name] += secs;
         if ((i + 1) % 50 == 0) {
@@ -709,15 +719,6 @@ int main(int argc, char **argv)
     }
     const double referenceEnd = soak.failures().empty() ? soak.reference() : 0;
     const double elapsed = wall.elapsed() / 1000.0;
-
-    if (!options.csv.isEmpty()) {
-        std::ofstream csv(options.csv.toStdString());
-        csv << "action,kind,rss_mib,tokens,seconds\n";
-        for (const Sample &s : samples) {
-            csv << s.index << "," << s.kind << "," << std::fixed << std::setprecision(1) << s.rss << "," << s.tokens
-                << "," << std::setprecision(3) << s.seconds << "\n";
-        }
-    }
 
     std::cout << std::fixed << std::setprecision(1);
     std::cout << "\n"
