@@ -173,13 +173,13 @@ TEST_F(WindowFaults, CancelAtEveryStageKeepsTheStateAndTheWindowWorking)
     // Cancel each long operation at each stage it reports: the first report, and (where there is one) the
     // last; a cancelled job shows no error, and what was on screen stays.
     QStringList stages;
-    connect(window->bridge(), &ComputeBridge::progress, window.get(),
+    QObject::connect(window->bridge(), &ComputeBridge::progress, window.get(),
             [&](const QString &, double, const QString &label) { stages << label; });
 
     for (int at = 0; at < 3; ++at) {
         // A run: cancelled while queued, at its first report, or at a later one.
         stages.clear();
-        QMetaObject::Connection hook = connect(window->bridge(), &ComputeBridge::progress, window.get(),
+        QMetaObject::Connection hook = QObject::connect(window->bridge(), &ComputeBridge::progress, window.get(),
                                                [&, at](const QString &, double, const QString &) {
                                                    if (stages.size() >= at) {
                                                        window->bridge()->cancelAll();
@@ -191,7 +191,7 @@ TEST_F(WindowFaults, CancelAtEveryStageKeepsTheStateAndTheWindowWorking)
             window->bridge()->cancelAll();
         }
         ASSERT_TRUE(QTest::qWaitFor([&] { return !window->bridge()->isBusy(); }, 30000));
-        disconnect(hook);
+        QObject::disconnect(hook);
         QTest::qWait(50);
         EXPECT_FALSE(window->messageBar()->isError()) << window->messageBar()->text().toStdString();
         EXPECT_EQ(window->model(), model);
@@ -206,11 +206,11 @@ TEST_F(WindowFaults, CancelAtEveryStageKeepsTheStateAndTheWindowWorking)
     fs::copy_file(s_dir->file("tiny-llama.gguf"), s_dir->file("cancel-me.gguf"), fs::copy_options::overwrite_existing,
                   ec);
     QMetaObject::Connection hook =
-        connect(window->bridge(), &ComputeBridge::progress, window.get(),
+        QObject::connect(window->bridge(), &ComputeBridge::progress, window.get(),
                 [&](const QString &, double, const QString &) { window->bridge()->cancelAll(); });
     window->openModel(file("cancel-me.gguf"));
     ASSERT_TRUE(QTest::qWaitFor([&] { return !window->bridge()->isBusy(); }, 60000));
-    disconnect(hook);
+    QObject::disconnect(hook);
     EXPECT_FALSE(window->messageBar()->isError()) << window->messageBar()->text().toStdString();
     if (window->runController()->modelSource() != file("cancel-me.gguf")) {
         EXPECT_EQ(window->model(), model) << "a cancelled load keeps the model";
