@@ -806,6 +806,10 @@ void MainWindow::onModelLoaded()
         m_messages->hide();
     }
     m_statusLabel->setText(tr("Loaded %1").arg(path));
+    if (!m_settingsProblem.isEmpty()) {
+        m_messages->showInfo(m_settingsProblem); // a notice: a run does not clear it
+        m_settingsProblem.clear();
+    }
     watchModelFiles();
     emit modelReady();
     if (m_pendingSession) {
@@ -1167,8 +1171,8 @@ void MainWindow::openSession(const QString &path)
     if (!loading) {
         const QString hash = m_run->modelHash();
         if (!session->modelSha256.isEmpty() && !hash.isEmpty() && session->modelSha256 != hash) {
-            m_messages->showError(tr("The model file %1 changed since the session was saved (content hash differs).")
-                                      .arg(m_run->modelPath()));
+            m_messages->showInfo(tr("The model file %1 changed since the session was saved (content hash differs).")
+                                     .arg(m_run->modelPath()));
         }
     }
     if (loading && !session->modelSha256.isEmpty()) {
@@ -1178,9 +1182,9 @@ void MainWindow::openSession(const QString &path)
         *connection = connect(m_run, &RunController::modelHashed, this,
                               [this, expected, connection](const QString &, const QString &hash) {
                                   if (hash != expected) {
-                                      m_messages->showError(tr("The model file differs from the one the session was "
-                                                               "saved with (sha256 %1\u2026, expected %2\u2026).")
-                                                                .arg(hash.left(12), expected.left(12)));
+                                      m_messages->showInfo(tr("The model file differs from the one the session was "
+                                                              "saved with (sha256 %1\u2026, expected %2\u2026).")
+                                                               .arg(hash.left(12), expected.left(12)));
                                   }
                                   disconnect(*connection);
                                   delete connection;
@@ -1211,7 +1215,7 @@ void MainWindow::onModelFileChanged(const QString &path)
     }
     const bool source = path == m_run->modelSource() && path != m_run->modelPath();
     if (!QFileInfo::exists(path)) {
-        m_messages->showError(
+        m_messages->showInfo(
             tr("The model file %1 was deleted or moved. The model stays loaded; sessions saved now name a file that "
                "is gone.")
                 .arg(path));
@@ -1221,12 +1225,12 @@ void MainWindow::onModelFileChanged(const QString &path)
     if (!m_modelWatcher->files().contains(path)) {
         m_modelWatcher->addPath(path);
     }
-    m_messages->showError(source ? tr("The model file %1 changed on disk. The model converted from the earlier "
-                                      "version stays loaded; open the file again to convert the new one.")
-                                       .arg(path)
-                                 : tr("The model file %1 changed on disk. The loaded copy stays in use; open the "
-                                      "file again to load the new one.")
-                                       .arg(path));
+    m_messages->showInfo(source ? tr("The model file %1 changed on disk. The model converted from the earlier "
+                                     "version stays loaded; open the file again to convert the new one.")
+                                      .arg(path)
+                                : tr("The model file %1 changed on disk. The loaded copy stays in use; open the "
+                                     "file again to load the new one.")
+                                      .arg(path));
 }
 
 bool MainWindow::isCurrentModel(const QString &path) const
@@ -1506,11 +1510,12 @@ void MainWindow::restoreSettings()
         QFile::remove(kept);
         const bool moved = QFile::rename(file, kept);
         settings.clear();
-        m_messages->showError(
-            (status == QSettings::AccessError ? tr("The settings file %1 could not be read (access denied).")
-                                              : tr("The settings file %1 is corrupt."))
-                .arg(file) +
-            (moved ? tr(" It was kept as %1; the defaults are used.").arg(kept) : tr(" The defaults are used.")));
+        // Shown once the first model is in (loading hides earlier notices).
+        m_settingsProblem =
+            ((status == QSettings::AccessError ? tr("The settings file %1 could not be read (access denied).")
+                                               : tr("The settings file %1 is corrupt."))
+                 .arg(file) +
+             (moved ? tr(" It was kept as %1; the defaults are used.").arg(kept) : tr(" The defaults are used.")));
         return;
     }
     restoreGeometry(settings.value(QStringLiteral("geometry")).toByteArray());

@@ -205,6 +205,7 @@ private:
 
     MainWindowOptions m_options;
     QFileSystemWatcher *m_modelWatcher = nullptr;
+    QString m_settingsProblem; // an unreadable settings file, reported once the first model is in
     RunController *m_run = nullptr;
     std::optional<Session> m_pendingSession; // applied when its run arrives
     LessonMode *m_lessonMode = nullptr;

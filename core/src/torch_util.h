@@ -73,11 +73,10 @@ inline std::string lastLine(const std::string &text)
     return text;
 }
 
-// A LibTorch exception as one line: allocation failures as OutOfMemory ("LibTorch could not allocate
-// 2.1 GB"), TorchScript errors by their last line instead of the traceback, others by their first line.
-inline Error torchError(const c10::Error &e, const std::string &context)
+// A LibTorch error text as one line: allocation failures as OutOfMemory ("LibTorch could not allocate
+// 2.1 GB"), TorchScript interpreter errors by their last line instead of the traceback, others by their first.
+inline Error torchErrorText(const std::string &text, const std::string &context)
 {
-    const std::string text = e.what_without_backtrace();
     const std::string prefix = context.empty() ? std::string() : context + ": ";
     const bool interpreter =
         text.find("The following operation failed in the TorchScript interpreter") != std::string::npos;
@@ -91,7 +90,7 @@ inline Error torchError(const c10::Error &e, const std::string &context)
         if (const size_t at = text.find(tried); at != std::string::npos) {
             const std::string amount = text.substr(at + tried.size());
             const size_t digits = amount.find_first_not_of("0123456789");
-            if (digits > 0 && digits != std::string::npos && amount.compare(digits, 6, " bytes") == 0) {
+            if (digits > 0 && digits != std::string::npos && digits < 20 && amount.compare(digits, 6, " bytes") == 0) {
                 what += ": LibTorch could not allocate " + formatBytes(std::stoull(amount.substr(0, digits)));
             }
         }
@@ -101,6 +100,12 @@ inline Error torchError(const c10::Error &e, const std::string &context)
         return makeError(ErrorCode::OutOfMemory, prefix + what + "; use fewer tokens or fewer attention maps");
     }
     return makeError(ErrorCode::Internal, prefix + line);
+}
+
+// A LibTorch exception as one line (torchErrorText).
+inline Error torchError(const c10::Error &e, const std::string &context)
+{
+    return torchErrorText(e.what_without_backtrace(), context);
 }
 
 // Runs f(), turning LibTorch and allocation failures into one-line Errors that start with `context`.
@@ -113,7 +118,8 @@ template <typename F> auto guardTorch(const std::string &context, F &&f) -> decl
     } catch (const std::bad_alloc &) {
         return makeError(ErrorCode::OutOfMemory, context + ": out of memory; use fewer tokens or fewer attention maps");
     } catch (const std::exception &e) {
-        return makeError(ErrorCode::Internal, context + ": " + firstLine(e.what()));
+        // The TorchScript interpreter rethrows what failed inside it as a std::runtime_error.
+        return torchErrorText(e.what(), context);
     }
 }
 

@@ -187,7 +187,7 @@ Error ComputeThread::currentExceptionError()
     } catch (const std::bad_alloc &) {
         return makeError(ErrorCode::OutOfMemory, "out of memory; use fewer tokens or fewer attention maps");
     } catch (const std::exception &e) {
-        return makeError(ErrorCode::Internal, e.what());
+        return detail::torchErrorText(e.what(), "");
     } catch (...) {
         return makeError(ErrorCode::Internal, "unknown exception");
     }
