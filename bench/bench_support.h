@@ -2,16 +2,34 @@
 #pragma once
 
 #include "sinkscope/model/model.h"
+#include "sinkscope/runtime/memory.h"
 #include "sinkscope/runtime/paths.h"
 
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace sinkscope::bench {
 
 // The default model (converted on first use); exits with the error when it cannot be had.
+// The load average (1, 5, 15 minutes) as /proc/loadavg gives it: quoted beside every measurement.
+inline std::string loadAverage()
+{
+    std::ifstream in("/proc/loadavg");
+    std::string a, b, c;
+    in >> a >> b >> c;
+    return a + " " + b + " " + c;
+}
+
+// VmRSS, VmHWM, ... of this process in MiB.
+inline double statusMiB(const char *key)
+{
+    return static_cast<double>(processStatusBytes(key)) / (1024.0 * 1024.0);
+}
+
 inline std::shared_ptr<const Model> defaultModel()
 {
     static std::shared_ptr<const Model> model = [] {

@@ -10,6 +10,7 @@
 // A timing harness, not Google Benchmark: the work runs through Qt's event loop. Medians of --repeat
 // runs (default 5; 3 at 1024 tokens) with the load average before and after. Not a test.
 #include "analysis_view.h"
+#include "bench_support.h"
 #include "head_view.h"
 #include "heatmap_plot.h"
 #include "main_window.h"
@@ -36,6 +37,8 @@
 
 using namespace sinkscope;
 using namespace sinkscope::ui;
+using sinkscope::bench::loadAverage;
+using sinkscope::bench::statusMiB;
 
 namespace {
 
@@ -46,27 +49,6 @@ double median(std::vector<double> v)
     }
     std::sort(v.begin(), v.end());
     return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
-std::string loadAverage()
-{
-    std::ifstream in("/proc/loadavg");
-    std::string a, b, c;
-    in >> a >> b >> c;
-    return a + " " + b + " " + c;
-}
-
-// VmHWM / VmRSS of this process in MiB.
-double statusMiB(const char *key)
-{
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind(key, 0) == 0) {
-            return std::stod(line.substr(std::string(key).size())) / 1024.0;
-        }
-    }
-    return 0;
 }
 
 // A prompt of about `tokens` tokens of English text (the GPL, or a repeated sentence without it).
@@ -143,7 +125,7 @@ int main(int argc, char **argv)
     window.resize(1400, 900);
     window.show();
     QCoreApplication::processEvents();
-    std::cout << "model loaded; RSS " << statusMiB("VmRSS:") << " MiB\n";
+    std::cout << "model loaded; RSS " << statusMiB("VmRSS") << " MiB\n";
 
     QCustomPlot *overviewPlot = window.overviewView()->heatmap()->plot();
     QCustomPlot *headPlot = window.headView()->heatmap()->plot();
@@ -219,7 +201,7 @@ int main(int argc, char **argv)
                 switches.push_back(double(timer.nsecsElapsed()) / 1e6);
             }
             std::cout << "T=" << T << " maps on demand: the head switches below wait for the computed map; RSS "
-                      << statusMiB("VmRSS:") << " MiB, peak " << statusMiB("VmHWM:") << " MiB\n";
+                      << statusMiB("VmRSS") << " MiB, peak " << statusMiB("VmHWM") << " MiB\n";
         }
         for (int i = 0; i < 60 && !window.snapshot()->mapsOnDemand; ++i) {
             QElapsedTimer timer;
@@ -260,7 +242,7 @@ int main(int argc, char **argv)
                   << hovers.back() << " ms (200 moves)\n";
         std::cout << "T=" << T << " colour-scale change (shared/clamped toggles) + replot: median " << median(shared)
                   << " ms\n";
-        std::cout << "T=" << T << " peak RSS so far " << statusMiB("VmHWM:") << " MiB, RSS now " << statusMiB("VmRSS:")
+        std::cout << "T=" << T << " peak RSS so far " << statusMiB("VmHWM") << " MiB, RSS now " << statusMiB("VmRSS")
                   << " MiB\n";
     }
     // Responsiveness while a run is in flight: a 256-token run is shown (its maps in memory), then a long run

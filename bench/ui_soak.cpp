@@ -24,6 +24,7 @@
 // bar, a failed export, a Qt critical message or a wait that times out; a crash speaks for itself.
 //
 //   QT_QPA_PLATFORM=offscreen build/bin/ui_soak --actions 1000 --csv soak.csv
+#include "bench_support.h"
 #include "head_view.h"
 #include "heatmap_plot.h"
 #include "main_window.h"
@@ -61,29 +62,10 @@
 
 using namespace sinkscope;
 using namespace sinkscope::ui;
+using sinkscope::bench::loadAverage;
+using sinkscope::bench::statusMiB;
 
 namespace {
-
-std::string loadAverage()
-{
-    std::ifstream in("/proc/loadavg");
-    std::string a, b, c;
-    in >> a >> b >> c;
-    return a + " " + b + " " + c;
-}
-
-// VmRSS / VmHWM of this process in MiB.
-double statusMiB(const char *key)
-{
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind(key, 0) == 0) {
-            return std::stod(line.substr(std::string(key).size())) / 1024.0;
-        }
-    }
-    return 0;
-}
 
 // Runs the event loop until `done` (checked every 5 ms and after every event batch), blocking between
 // events so that the UI thread leaves the cores to the compute thread.
@@ -532,7 +514,7 @@ public:
         if (m_options.trim) {
             malloc_trim(0);
         }
-        return statusMiB("VmRSS:");
+        return statusMiB("VmRSS");
     }
 
     void setIndex(int index) { m_index = index; }
@@ -628,7 +610,7 @@ int main(int argc, char **argv)
     window.resize(1400, 900);
     window.show();
     QCoreApplication::processEvents();
-    std::cout << "model loaded; RSS " << statusMiB("VmRSS:") << " MiB\n";
+    std::cout << "model loaded; RSS " << statusMiB("VmRSS") << " MiB\n";
 
     QTemporaryDir dir;
     Soak soak(window, options);
@@ -699,7 +681,7 @@ int main(int argc, char **argv)
             malloc_trim(0);
         }
         const int64_t tokens = window.snapshot() ? window.snapshot()->tokenCount() : 0;
-        samples.push_back({i, kind.name, statusMiB("VmRSS:"), tokens, secs});
+        samples.push_back({i, kind.name, statusMiB("VmRSS"), tokens, secs});
         if (csv.is_open()) {
             csv << i << "," << kind.name << "," << std::fixed << std::setprecision(1) << samples.back().rss << ","
                 << tokens << "," << std::setprecision(3) << secs << std::endl;
@@ -758,7 +740,7 @@ int main(int argc, char **argv)
                       << (referenceEnd - referenceStart) / referenceStart * 100 << " %\n";
         }
     }
-    std::cout << "peak RSS " << statusMiB("VmHWM:") << " MiB; Qt warnings " << s_warnings << "\n";
+    std::cout << "peak RSS " << statusMiB("VmHWM") << " MiB; Qt warnings " << s_warnings << "\n";
     std::cout << "load average after: " << loadAverage() << "\n";
     if (!soak.failures().empty()) {
         for (const QString &f : soak.failures()) {

@@ -7,6 +7,7 @@
 #include "tiny_window.h"
 
 #include "sinkscope/model/convert.h"
+#include "sinkscope/runtime/memory.h"
 #include "sinkscope/runtime/paths.h"
 #include "support/test_paths.h"
 #include "support/tiny_models.h"
@@ -253,14 +254,7 @@ TEST_F(WindowFaults, AMemoryRefusalIsAMessageAndTheLastRunStays)
     auto window = openAndRun({.modelPath = s_model, .prompt = QStringLiteral("the run on screen")});
     const auto shown = window->snapshot();
     // Less than any pass needs (its slack alone is 48 MB): the next run is refused before it allocates.
-    std::ifstream status("/proc/self/status");
-    std::string line;
-    uint64_t rss = 0;
-    while (std::getline(status, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) {
-            rss = std::stoull(line.substr(6)) * 1024;
-        }
-    }
+    const uint64_t rss = processStatusBytes("VmRSS");
     ::setenv("SINKSCOPE_MEMORY_LIMIT", std::to_string(rss + (16u << 20)).c_str(), 1);
     QSignalSpy failed(window->bridge(), &ComputeBridge::failed);
     window->promptEditor()->setPlainText(QStringLiteral("a run that does not fit"));

@@ -125,6 +125,11 @@ void cgroupBudget(MemoryBudget &budget)
 
 } // namespace
 
+uint64_t processStatusBytes(const std::string &key)
+{
+    return readKb("/proc/self/status", key).value_or(0);
+}
+
 uint64_t parseByteSize(const std::string &text)
 {
     if (text.empty() || text.find_first_not_of("0123456789") == 0) {
@@ -165,13 +170,13 @@ MemoryBudget memoryBudget()
     cgroupBudget(budget);
     rlimit as{};
     if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) {
-        const uint64_t size = readKb("/proc/self/status", "VmSize").value_or(0);
+        const uint64_t size = processStatusBytes("VmSize");
         const uint64_t cap = as.rlim_cur;
         tighten(budget, cap > size ? cap - size : 0, cap, "the address-space limit (ulimit -v)");
     }
     if (const char *env = std::getenv("SINKSCOPE_MEMORY_LIMIT"); env && *env) {
         if (const uint64_t cap = parseByteSize(env); cap > 0) {
-            const uint64_t rss = readKb("/proc/self/status", "VmRSS").value_or(0);
+            const uint64_t rss = processStatusBytes("VmRSS");
             tighten(budget, cap > rss ? cap - rss : 0, cap, "SINKSCOPE_MEMORY_LIMIT");
         }
     }

@@ -22,18 +22,6 @@ namespace st = sinkscope::testing;
 
 namespace {
 
-uint64_t statusBytes(const std::string &key)
-{
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind(key + ":", 0) == 0) {
-            return std::stoull(line.substr(key.size() + 1)) * 1024;
-        }
-    }
-    return 0;
-}
-
 // Sets an environment variable for the scope.
 class ScopedEnv
 {
@@ -98,7 +86,7 @@ TEST(MemoryGuard, TheAddressSpaceLimitIsTheBudget)
 {
     rlimit old{};
     ASSERT_EQ(getrlimit(RLIMIT_AS, &old), 0);
-    const uint64_t size = statusBytes("VmSize");
+    const uint64_t size = processStatusBytes("VmSize");
     ASSERT_GT(size, 0u);
     rlimit tight = old;
     tight.rlim_cur = size + (256ull << 20);
@@ -117,7 +105,7 @@ TEST(MemoryGuard, TheAddressSpaceLimitIsTheBudget)
 
 TEST(MemoryGuard, AnOwnLimitCountsFromTheResidentSize)
 {
-    ScopedEnv limit("SINKSCOPE_MEMORY_LIMIT", std::to_string(statusBytes("VmRSS") + (100ull << 20)));
+    ScopedEnv limit("SINKSCOPE_MEMORY_LIMIT", std::to_string(processStatusBytes("VmRSS") + (100ull << 20)));
     const MemoryBudget budget = memoryBudget();
     EXPECT_EQ(budget.source, "SINKSCOPE_MEMORY_LIMIT");
     EXPECT_LE(budget.available, 100ull << 20);
@@ -241,12 +229,12 @@ TEST_F(MemoryGuardModel, EstimatesCoverTheRealPeak)
     for (const Case &c : cases) {
         malloc_trim(0);
         std::ofstream("/proc/self/clear_refs") << "5"; // VmHWM := VmRSS
-        const uint64_t before = statusBytes("VmRSS");
+        const uint64_t before = processStatusBytes("VmRSS");
         uint64_t peak = 0;
         {
             auto r = model().forward(ForwardRequest{.tokens = tokens(size_t(c.tokens)), .capture = c.capture});
             ASSERT_TRUE(r) << c.name << ": " << r.error().message;
-            peak = statusBytes("VmHWM");
+            peak = processStatusBytes("VmHWM");
         }
         const uint64_t used = peak > before ? peak - before : 0;
         const MemoryNeed need = estimateForward(model().config(), c.tokens, c.capture, model().hasAttentionEngine());
@@ -262,8 +250,8 @@ TEST_F(MemoryGuardModel, EstimatesCoverTheRealPeak)
 
 TEST_F(MemoryGuardModel, AForwardPassOverTheBudgetIsRefusedBeforeItAllocates)
 {
-    ScopedEnv limit("SINKSCOPE_MEMORY_LIMIT", std::to_string(statusBytes("VmRSS") + (400ull << 20)));
-    const uint64_t before = statusBytes("VmRSS");
+    ScopedEnv limit("SINKSCOPE_MEMORY_LIMIT", std::to_string(processStatusBytes("VmRSS") + (400ull << 20)));
+    const uint64_t before = processStatusBytes("VmRSS");
     auto refused = model().forward(ForwardRequest{.tokens = tokens(1024), .capture = {.allAttention = true}});
     ASSERT_FALSE(refused);
     EXPECT_EQ(refused.error().code, ErrorCode::OutOfMemory);
@@ -271,7 +259,7 @@ TEST_F(MemoryGuardModel, AForwardPassOverTheBudgetIsRefusedBeforeItAllocates)
     EXPECT_EQ(m.rfind("a forward pass of 1024 tokens needs about ", 0), 0u) << m;
     EXPECT_NE(m.find("is left under SINKSCOPE_MEMORY_LIMIT"), std::string::npos) << m;
     EXPECT_NE(m.find("the streaming path"), std::string::npos) << m;
-    EXPECT_LT(statusBytes("VmRSS"), before + (64ull << 20)) << "refused before allocating";
+    EXPECT_LT(processStatusBytes("VmRSS"), before + (64ull << 20)) << "refused before allocating";
     // What fits still runs under the same limit.
     auto small = model().forward(ForwardRequest{.tokens = tokens(64), .capture = {.allAttention = true}});
     EXPECT_TRUE(small) << small.error().message;
@@ -287,7 +275,7 @@ TEST_F(MemoryGuardModel, TheAutomaticAnalysisPathStreamsWhenTheMapsWouldNotFit)
 #if SINKSCOPE_SANITIZE
     GTEST_SKIP() << "two 600-token analyses take minutes under ASan; the dev build runs them";
 #endif
-    ScopedEnv limit("SINKSCOPE_MEMORY_LIMIT", std::to_string(statusBytes("VmRSS") + (400ull << 20)));
+    ScopedEnv limit("SINKSCOPE_MEMORY_LIMIT", std::to_string(processStatusBytes("VmRSS") + (400ull << 20)));
     const auto t = tokens(600); // every map: 30 x 9 x 600 x 600 floats = 370 MiB, twice
     auto run = analyzeRun(model(), t, MetricsOptions{}, AnalysisKeep{}, 1024);
     ASSERT_TRUE(run) << run.error().message;
@@ -310,7 +298,7 @@ TEST_F(MemoryGuardModel, AnAllocationFailureTheGuardLetThroughIsOneLine)
     rlimit old{};
     ASSERT_EQ(getrlimit(RLIMIT_AS, &old), 0);
     rlimit tight = old;
-    tight.rlim_cur = statusBytes("VmSize") + (300ull << 20);
+    tight.rlim_cur = processStatusBytes("VmSize") + (300ull << 20);
     if (old.rlim_max != RLIM_INFINITY && tight.rlim_cur > old.rlim_max) {
         GTEST_SKIP() << "the hard address-space limit is already below the test's";
     }

@@ -55,6 +55,9 @@ MemoryNeed estimateHeadMap(int64_t heads, int64_t tokens, int64_t rows, int64_t 
 Status checkMemory(const MemoryNeed &need, const std::string &what, const std::string &wayOut,
                    const MemoryBudget &budget = memoryBudget());
 
+// A "Key:  1234 kB" line of /proc/self/status in bytes ("VmRSS", "VmHWM", "VmSize"); 0 when absent.
+uint64_t processStatusBytes(const std::string &key);
+
 // "1.5 GB", "640 MB", "12 KB", "17 bytes" (powers of 1024).
 std::string formatBytes(uint64_t bytes);
 
