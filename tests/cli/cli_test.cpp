@@ -101,7 +101,7 @@ TEST_F(Cli, UsageErrorsExitTwoWithOneLine)
                                                                   {"convert", "a.gguf"}}) {
         const CliRun r = cli(args);
         EXPECT_EQ(r.code, 2) << args[0];
-        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+        EXPECT_EQ(r.errLines(), 1) << r.err;
     }
 }
 
@@ -171,7 +171,7 @@ TEST_F(Cli, DeviceOptionRunsOnTheCpuAndRefusesDevicesThatAreNotThere)
              {"generate", "--model", tinyModel(), "--prompt", "x", "--device", "cuda:x"}}) {
         const CliRun r = cli(args);
         EXPECT_EQ(r.code, 1) << args[0];
-        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+        EXPECT_EQ(r.errLines(), 1) << r.err;
         EXPECT_NE(r.err.find("device '" + args.back() + "'"), std::string::npos) << r.err;
         EXPECT_NE(r.err.find("devices here: cpu"), std::string::npos) << r.err;
     }
@@ -200,7 +200,7 @@ TEST_F(Cli, BadInputGivesOneLineNamingTheProblem)
         const CliRun r = cli(c.args);
         EXPECT_EQ(r.code, 1) << c.args[0] << " " << r.err;
         EXPECT_NE(r.err.find(c.needle), std::string::npos) << r.err;
-        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+        EXPECT_EQ(r.errLines(), 1) << r.err;
     }
     std::error_code ec;
     EXPECT_FALSE(std::filesystem::exists(dir.file("x.pt"), ec)) << "no half-written archive";

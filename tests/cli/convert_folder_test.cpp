@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -44,7 +43,7 @@ protected:
     {
         const st::CliRun r = st::runCli({"convert", folder(), "-o", output()});
         EXPECT_EQ(r.code, 1) << r.err;
-        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "not one line: " << r.err;
+        EXPECT_EQ(r.errLines(), 1) << "not one line: " << r.err;
         EXPECT_NE(r.err.find(fileAtFault), std::string::npos) << "file at fault not named: " << r.err;
         EXPECT_NE(r.err.find(problem), std::string::npos) << "'" << problem << "' not in: " << r.err;
         std::error_code ec;

@@ -136,7 +136,7 @@ TEST_F(PaperCli, BadTableIsAUsageErrorNamingTheValidOnes)
 {
     const st::CliRun r = cli({"paper", "gu-table2"});
     EXPECT_EQ(r.code, 2);
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.errLines(), 1) << r.err;
     EXPECT_NE(r.err.find("gu-table2"), std::string::npos) << r.err;
     for (const auto &id : kTables) {
         EXPECT_NE(r.err.find(id), std::string::npos) << r.err;
@@ -223,7 +223,7 @@ TEST_F(PaperCli, StreamingTable1RefusesACacheThatNeverFills)
         {"paper", "streamingllm-table1", "--model", model(), "--text", textFile(), "--tokens", "20", "--cache", "32"});
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("never fills"), std::string::npos) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.errLines(), 1) << r.err;
 }
 
 TEST_F(PaperCli, GuTable1IsSink1OfTheProfileSamplesNextToThePapersRows)

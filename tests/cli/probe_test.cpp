@@ -146,7 +146,7 @@ TEST_F(ProbeCli, BadSetFileNamesFileLineAndField)
     const st::CliRun r = cli({"probe", "--model", model(), "--set", bad});
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find(bad + ":7: probes[0].answers: must be a non-empty array"), std::string::npos) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.errLines(), 1) << r.err;
     const st::CliRun missing = cli({"probe", "--model", model(), "--set", s_dir->file("none.json")});
     EXPECT_EQ(missing.code, 1);
     EXPECT_NE(missing.err.find("none.json"), std::string::npos);

@@ -17,6 +17,18 @@ namespace sinkscope::testing {
 struct CliRun {
     int code = -1;
     std::string out, err;
+
+    // Lines on stderr (each ends in a newline), not counting the slow-BLAS warning: on a shared machine
+    // that is busy for a moment the CLI says so on a line of its own before any error.
+    [[nodiscard]] long errLines() const
+    {
+        static const std::string slowBlas = "warning: matrix multiply runs at ";
+        long lines = 0;
+        for (std::size_t start = 0, end = 0; (end = err.find('\n', start)) != std::string::npos; start = end + 1) {
+            lines += err.compare(start, slowBlas.size(), slowBlas) == 0 ? 0 : 1;
+        }
+        return lines;
+    }
 };
 
 inline std::string shellQuote(const std::string &s)
