@@ -2,6 +2,7 @@
 
 #include "model_source.h"
 
+#include "sinkscope/runtime/memory.h"
 #include "sinkscope/runtime/paths.h"
 
 #include <QCryptographicHash>
@@ -68,6 +69,14 @@ void ComputeBridge::drainPosted()
     }
     for (auto &call : calls) {
         call();
+    }
+    calls.clear(); // with them the results of superseded jobs
+    if (!isBusy()) {
+        // Every result is delivered and whatever it replaced released: the allocator's free memory goes
+        // back to the system, on the compute thread (a queued trim is replaced by a newer one).
+        m_thread.submitRaw(
+            kReclaimTag, [](const ComputeThread::Job &) { releaseFreeMemory(); }, {},
+            SubmitOptions{.cancelRunning = false});
     }
 }
 
@@ -204,7 +213,7 @@ void ComputeBridge::generate(std::shared_ptr<const Model> model, std::vector<int
     auto generation = std::make_shared<uint64_t>(0);
     submitJob<std::vector<int64_t>>(
         tag, generation,
-        [self, tag, generation, model, prompt = std::move(prompt),
+        [self, tag, generation, model = std::move(model), prompt = std::move(prompt),
          maxNewTokens](const CancelToken &cancel) -> Result<std::vector<int64_t>> {
             if (!model) {
                 return makeError(ErrorCode::InvalidArgument, "no model loaded");

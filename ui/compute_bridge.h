@@ -39,6 +39,8 @@ public:
     static constexpr const char *kGenerateTag = "generate";
     static constexpr const char *kHashTag = "hash";
     static constexpr const char *kDevicesTag = "devices";
+    // Not a request: the allocator's free memory returned to the system once the bridge falls idle.
+    static constexpr const char *kReclaimTag = "reclaim";
 
     explicit ComputeBridge(QObject *parent = nullptr);
     ~ComputeBridge() override;

@@ -4,6 +4,9 @@
 #include "sinkscope/model/model_config.h"
 
 #include <sys/resource.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -124,6 +127,13 @@ void cgroupBudget(MemoryBudget &budget)
 }
 
 } // namespace
+
+void releaseFreeMemory()
+{
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
 
 uint64_t processStatusBytes(const std::string &key)
 {

@@ -14,8 +14,10 @@
 #include <sys/resource.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <string>
+#include <vector>
 
 using namespace sinkscope;
 namespace st = sinkscope::testing;
@@ -134,6 +136,39 @@ TEST(MemoryGuard, TheRefusalIsOneLineWithTheNeedTheLimitAndTheWayOut)
         ScopedEnv off("SINKSCOPE_MEMORY_GUARD", "off");
         EXPECT_TRUE(checkMemory(need, "x", "y", budget)) << "the guard can be turned off";
     }
+}
+
+// The soak's finding in miniature (docs/reliability.md, "Soak"): after a long prompt's attention maps are
+// freed, blocks of a few megabytes come from the heap, and freed ones between blocks still in use stay
+// resident until releaseFreeMemory hands them back.
+TEST(MemoryGuard, FreedBlocksBetweenLiveOnesGoBackToTheSystem)
+{
+#if SINKSCOPE_SANITIZE || !defined(__GLIBC__)
+    GTEST_SKIP() << "glibc's own allocator only (ASan replaces it)";
+#else
+    constexpr size_t kMiB = size_t{1} << 20;
+    // A freed 16 MiB block (served by mmap) raises glibc's mmap threshold to 16 MiB, as a long prompt's
+    // freed maps do; the volatile pointer keeps the compiler from dropping the pair.
+    void *volatile raise = std::malloc(16 * kMiB);
+    std::free(raise);
+    std::vector<char *> big, live;
+    for (int i = 0; i < 48; ++i) {
+        big.push_back(static_cast<char *>(std::malloc(4 * kMiB)));
+        std::memset(big.back(), 1, 4 * kMiB);
+        live.push_back(static_cast<char *>(std::malloc(256)));
+    }
+    for (char *p : big) {
+        std::free(p);
+    }
+    const uint64_t held = processStatusBytes("VmRSS");
+    releaseFreeMemory();
+    const uint64_t released = processStatusBytes("VmRSS");
+    for (char *p : live) {
+        std::free(p);
+    }
+    EXPECT_GT(held, released + 128 * kMiB)
+        << "of 192 MiB freed, " << formatBytes(held - released) << " went back to the system";
+#endif
 }
 
 TEST(MemoryGuard, EstimatesFollowWhatIsKept)

@@ -55,6 +55,13 @@ MemoryNeed estimateHeadMap(int64_t heads, int64_t tokens, int64_t rows, int64_t 
 Status checkMemory(const MemoryNeed &need, const std::string &what, const std::string &wayOut,
                    const MemoryBudget &budget = memoryBudget());
 
+// Hands the memory the allocator keeps but no longer uses back to the system (glibc: malloc_trim(0), which
+// also releases free pages inside its heaps and the compute thread's arenas; elsewhere a no-op). Without
+// it a long session's resident size creeps up by steps: freed attention maps of a long prompt stay in the
+// heap, broken up by the smaller blocks allocated since (docs/reliability.md, "Soak"). Takes a few
+// milliseconds; the window calls it on the compute thread whenever it falls idle.
+void releaseFreeMemory();
+
 // A "Key:  1234 kB" line of /proc/self/status in bytes ("VmRSS", "VmHWM", "VmSize"); 0 when absent.
 uint64_t processStatusBytes(const std::string &key);
 
