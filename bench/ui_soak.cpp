@@ -163,10 +163,11 @@ public:
     void fail(const QString &what) { m_failures.push_back(QStringLiteral("action %1: %2").arg(m_index).arg(what)); }
 
     // Until the compute thread has been idle for a while (the Streaming tab starts its computation 400 ms
-    // after a new run is shown).
+    // after a new run is shown; the bridge returns free memory to the system on the compute thread when it
+    // falls idle, in a few milliseconds).
     bool settle()
     {
-        const int quiet = m_window.tabs()->currentWidget() == m_streaming ? 500 : 30;
+        const int quiet = m_window.tabs()->currentWidget() == m_streaming ? 500 : 100;
         for (;;) {
             if (!waitFor([&] { return !m_window.bridge()->isBusy(); }, m_options.timeoutMs)) {
                 fail(QStringLiteral("the compute thread did not become idle"));
