@@ -6,6 +6,7 @@
 #include <QVBoxLayout>
 
 #include <cmath>
+#include <vector>
 
 namespace sinkscope::ui {
 
@@ -432,7 +433,26 @@ void HeatmapPlot::render(QCPPainter *painter, const QSize &size)
     const int lineHeight = std::max(1, int(fm.height() * 1.15));
     m_yTicker->setMaxTicks(std::max(1, (size.height() - 140) / lineHeight));
     m_xTicker->setMaxTicks(std::max(1, (size.width() - 180) / lineHeight));
+    // A vector painter buffers each colour map in a pixmap the size of its axis rect. Where the figure
+    // leaves a map no room (a small panel of a three-panel figure), that pixmap is null and Qt warns
+    // on every export: lay out at the export size first and leave such maps out (none of it shows).
+    const QRect oldViewport = m_plot->viewport();
+    m_plot->setViewport(QRect(QPoint(0, 0), size));
+    for (const auto part : {QCPLayoutElement::upPreparation, QCPLayoutElement::upMargins, QCPLayoutElement::upLayout}) {
+        m_plot->plotLayout()->update(part);
+    }
+    std::vector<QCPColorMap *> hidden;
+    for (QCPColorMap *map : {m_map, m_sideColumn}) {
+        if (map && map->visible() && map->keyAxis()->axisRect()->rect().isEmpty()) {
+            map->setVisible(false);
+            hidden.push_back(map);
+        }
+    }
     m_plot->toPainter(painter, size.width(), size.height());
+    for (QCPColorMap *map : hidden) {
+        map->setVisible(true);
+    }
+    m_plot->setViewport(oldViewport);
     updateTickDensity();
 }
 

@@ -18,6 +18,7 @@
 #include <QComboBox>
 #include <QDir>
 #include <QFile>
+#include <QFileInfo>
 #include <QImage>
 #include <QJsonDocument>
 #include <QPlainTextEdit>
@@ -463,6 +464,39 @@ TEST_F(MainWindowTest, ExportsFiguresAndData)
     QDir().mkpath(file("taken.pdf"));
     EXPECT_FALSE(window->exportCurrentView(file("taken.pdf"), options, &error));
     EXPECT_EQ(error, QStringLiteral("Cannot write %1: is a folder, not a file").arg(file("taken.pdf")));
+}
+
+// A figure that leaves a colour map no room (a small panel; the soak met one with a panel exactly as
+// tall as its margins) exports without the map and without Qt's "paint device returned engine == 0"
+// and "Painter not active" warnings. The heights step through the one where the map gains room.
+TEST_F(MainWindowTest, AFigureTooSmallForItsMapsExportsWithoutPainterWarnings)
+{
+    auto window = openAndRun({.modelPath = s_model, .prompt = QStringLiteral("hello world")});
+    window->showView(QStringLiteral("head"));
+    static QStringList warnings;
+    warnings.clear();
+    const QtMessageHandler previous =
+        qInstallMessageHandler([](QtMsgType, const QMessageLogContext &, const QString &m) {
+            if (m.contains(QLatin1String("QPainter")) || m.contains(QLatin1String("Painter not active"))) {
+                warnings << m;
+            }
+        });
+    FigureOptions options = window->defaultFigureOptions();
+    options.caption.clear();
+    options.dpi = 96; // one logical pixel per pixel: every height is tried
+    QString error;
+    for (int height = 64; height <= 200; ++height) {
+        options.pixelSize = QSize(400, height);
+        const QString path = file("small.svg");
+        ASSERT_TRUE(window->exportCurrentView(path, options, &error)) << height << ": " << error.toStdString();
+        ASSERT_GT(QFileInfo(path).size(), 0) << height;
+    }
+    options.pixelSize = QSize(200, 150);
+    options.dpi = 300;
+    ASSERT_TRUE(window->exportCurrentView(file("small.pdf"), options, &error)) << error.toStdString();
+    ASSERT_TRUE(window->exportCurrentView(file("small.png"), options, &error)) << error.toStdString();
+    qInstallMessageHandler(previous);
+    EXPECT_TRUE(warnings.isEmpty()) << warnings.size() << " warnings, the first: " << warnings.value(0).toStdString();
 }
 
 TEST_F(MainWindowTest, SessionRestoresTheSameFigure)
