@@ -1176,11 +1176,16 @@ void MainWindow::openSession(const QString &path)
         }
     }
     if (loading && !session->modelSha256.isEmpty()) {
-        // Checked when the hash of the (re)loaded file arrives.
+        // Checked when the hash of the (re)loaded file arrives; a hash of the model loaded before (still
+        // queued on the compute thread) is not the one.
         const QString expected = session->modelSha256;
+        const QFileInfo sessionModel(session->modelPath);
         auto *connection = new QMetaObject::Connection;
         *connection = connect(m_run, &RunController::modelHashed, this,
-                              [this, expected, connection](const QString &, const QString &hash) {
+                              [this, expected, sessionModel, connection](const QString &path, const QString &hash) {
+                                  if (QFileInfo(path) != sessionModel) {
+                                      return;
+                                  }
                                   if (hash != expected) {
                                       m_messages->showInfo(tr("The model file differs from the one the session was "
                                                               "saved with (sha256 %1\u2026, expected %2\u2026).")

@@ -4,6 +4,7 @@
 // lost state. On the tiny Llama.
 #include "head_view.h"
 #include "main_window.h"
+#include "run_controller.h"
 #include "tiny_window.h"
 
 #include "sinkscope/model/convert.h"
@@ -119,6 +120,37 @@ TEST_F(WindowFaults, ASessionNamingAMissingModelKeepsItsPromptAndRestoresOnceThe
     EXPECT_EQ(window->headView()->model().layer(), 1);
     EXPECT_EQ(window->headView()->model().head(), 2);
     EXPECT_EQ(window->promptEditor()->toPlainText(), QStringLiteral("a prompt worth keeping"));
+}
+
+TEST_F(WindowFaults, ASessionNamingAChangedModelRestoresAndSaysTheFileDiffers)
+{
+    const QString model = copyOf(s_model, file("session-changed.pt"));
+    QString error;
+    {
+        auto window = openAndRun({.modelPath = model, .prompt = QStringLiteral("the weights move on")});
+        window->headView()->showHead(1, 3);
+        window->showView(QStringLiteral("head"));
+        // The hash is taken after the first run; a session saved before it carries none (and no check).
+        ASSERT_TRUE(QTest::qWaitFor([&] { return !window->runController()->modelHash().isEmpty(); }, 30000));
+        ASSERT_TRUE(window->saveSession(file("changed.json"), &error)) << error.toStdString();
+    }
+    // The file at the session's path is now a later checkpoint: same shape, other weights.
+    const std::string later = s_dir->file("later.gguf");
+    sinkscope::testing::writeTinyLlamaCheckpointGguf(later, 500);
+    const Status converted = convertGguf(later, model.toStdString());
+    ASSERT_TRUE(converted) << converted.error().message;
+
+    auto window = openAndRun({.modelPath = s_model, .prompt = QStringLiteral("what was on screen")});
+    QSignalSpy applied(window.get(), &MainWindow::sessionApplied);
+    window->openSession(file("changed.json"));
+    ASSERT_TRUE(applied.wait(60000)) << window->messageBar()->text().toStdString();
+    ASSERT_TRUE(waitForMessage(*window, QStringLiteral("differs from the one the session was saved with")))
+        << window->messageBar()->text().toStdString();
+    EXPECT_FALSE(window->messageBar()->isError()) << "a notice: the session is restored on the file there is";
+    EXPECT_EQ(window->headView()->model().layer(), 1);
+    EXPECT_EQ(window->headView()->model().head(), 3);
+    EXPECT_EQ(window->promptEditor()->toPlainText(), QStringLiteral("the weights move on"));
+    EXPECT_TRUE(runsAgain(*window, QStringLiteral("and the later checkpoint runs")));
 }
 
 TEST_F(WindowFaults, ACorruptSettingsFileIsKeptAsideAndTheDefaultsAreUsed)
