@@ -464,7 +464,7 @@ std::string stateValue(const LessonState &s, const std::string &key)
         return s.model ? *s.model : "";
     }
     if (key == "prompt") {
-        return s.prompt ? escape(*s.prompt) : "";
+        return s.prompt.value_or("");
     }
     if (key == "bos") {
         return s.bos ? (*s.bos ? "on" : "off") : "";
@@ -612,15 +612,17 @@ std::string formatLesson(const Lesson &lesson)
         out << "sources: " << lesson.sources << "\n";
     }
     out << "---\n";
+    // The parser reads `\n` as a newline in every field's value (a model path or probe set is no
+    // exception), so every value is written escaped: one that holds a newline stays one line.
     for (const LessonStep &step : lesson.steps) {
         out << "\n## " << step.title << "\n";
         for (const std::string &key : LessonState::keys()) {
             if (const std::string v = stateValue(step.state, key); !v.empty()) {
-                out << key << ": " << v << "\n";
+                out << key << ": " << escape(v) << "\n";
             }
         }
         if (!step.check.empty()) {
-            out << "check: " << step.check << "\n";
+            out << "check: " << escape(step.check) << "\n";
         }
         if (!step.question.empty()) {
             out << "question: " << escape(step.question) << "\n";

@@ -135,6 +135,30 @@ TEST(LessonFile, WritesWhatItReads)
     }
 }
 
+// `\n` is a newline in every field's value; the writer escapes them all. A model path or probe set
+// holding "\n## x" once came back as a second step (found by fuzz_lesson).
+TEST(LessonFile, ANewlineInAnyFieldIsWrittenOnOneLine)
+{
+    Lesson l;
+    l.id = "escapes";
+    l.title = "Escapes";
+    l.audience = "a fuzzer";
+    LessonStep step;
+    step.title = "Only";
+    step.state.prompt = "two\nlines \\ and a backslash";
+    step.state.model = "model\n## not a step";
+    step.state.probes = "probes.txt\nprompt: not a field";
+    l.steps.push_back(step);
+    const std::string text = formatLesson(l);
+    auto again = parseLesson(text, "escapes.md");
+    ASSERT_TRUE(again.ok()) << again.error().message << "\n" << text;
+    ASSERT_EQ(again->steps.size(), 1u) << text;
+    EXPECT_EQ(again->steps[0].state.prompt, step.state.prompt);
+    EXPECT_EQ(again->steps[0].state.model, step.state.model);
+    EXPECT_EQ(again->steps[0].state.probes, step.state.probes);
+    EXPECT_EQ(formatLesson(*again), text);
+}
+
 TEST(LessonFile, ARecordedLessonWithoutDurationOrCaptionsIsWrittenReadably)
 {
     // What the window's Record step makes: state only, no caption, no duration yet.
