@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cmath>
 #include <csignal>
+#include <ctime>
 #include <filesystem>
 #include <iomanip>
 #include <set>
@@ -63,7 +64,7 @@ random/repeated have no BOS, as in Gu et al.; --bos puts BOS first in every samp
 samples an unsharded run draws); 'sinkscope-cli merge' combines the N folders into exactly the unsharded
 result (tools/slurm/ runs the shards as a Slurm job array; docs/scale-out.md). Progress goes to stderr;
 Ctrl-C stops after the current sample and writes a valid partial profile (marked "complete": false, exit
-code 130); a second Ctrl-C ends the process at once.
+code 130); a second Ctrl-C (half a second or more later) ends the process at once.
 )";
 
 constexpr const char *kMergeProse =
@@ -74,11 +75,29 @@ merged profile.json equals that of a single run (docs/profiles.md).
 )";
 
 CancelToken g_interrupt;
+std::atomic<int64_t> g_firstInterruptNs{0}; // CLOCK_MONOTONIC of the first SIGINT; 0: none yet
 
+int64_t monotonicNs()
+{
+    timespec t{};
+    clock_gettime(CLOCK_MONOTONIC, &t); // async-signal-safe
+    return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
+// The first SIGINT cancels: the profile is written as it stands. A second one ends the process, but
+// only a deliberate one, half a second later or more: timeout(1) signals the process and then its
+// process group, and both arrive as two SIGINTs (a partial profile bounded with `timeout -s INT` was
+// killed unwritten when the second came after the first's handler had run).
 extern "C" void onInterrupt(int)
 {
-    g_interrupt.cancel();
-    std::signal(SIGINT, SIG_DFL); // a second Ctrl-C ends the process
+    const int64_t now = monotonicNs();
+    int64_t first = 0;
+    if (g_firstInterruptNs.compare_exchange_strong(first, now)) {
+        g_interrupt.cancel();
+    } else if (now - first >= 500000000) {
+        std::signal(SIGINT, SIG_DFL);
+        std::raise(SIGINT);
+    }
 }
 
 // Ctrl-C cancels the profile while this lives.
@@ -88,6 +107,7 @@ public:
     InterruptScope()
     {
         g_interrupt.cancelled.store(false);
+        g_firstInterruptNs.store(0);
         m_previous = std::signal(SIGINT, onInterrupt);
     }
     ~InterruptScope() { std::signal(SIGINT, m_previous == SIG_ERR ? SIG_DFL : m_previous); }
