@@ -32,7 +32,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using WindowFaults = sinkscope::testing::TinyWindowTest;
+class WindowFaults : public sinkscope::testing::TinyWindowTest
+{
+protected:
+    // Runs `prompt` on `model`, shows head (layer, head) and saves the session to `path` once the model's
+    // hash is known (the hash is taken after the first run; a session saved before it carries none).
+    static void saveSessionOn(const QString &model, const QString &prompt, int layer, int head, const QString &path)
+    {
+        auto window = openAndRun({.modelPath = model, .prompt = prompt});
+        window->headView()->showHead(layer, head);
+        window->showView(QStringLiteral("head"));
+        ASSERT_TRUE(QTest::qWaitFor([&] { return !window->runController()->modelHash().isEmpty(); }, 30000));
+        QString error;
+        ASSERT_TRUE(window->saveSession(path, &error)) << error.toStdString();
+    }
+};
 
 QString copyOf(const QString &from, const QString &to)
 {
@@ -92,13 +106,7 @@ TEST_F(WindowFaults, TheModelFileChangedWhileOpenIsReportedAndTheLoadedCopyStays
 TEST_F(WindowFaults, ASessionNamingAMissingModelKeepsItsPromptAndRestoresOnceTheModelIsBack)
 {
     const QString model = copyOf(s_model, file("session-model.pt"));
-    QString error;
-    {
-        auto window = openAndRun({.modelPath = model, .prompt = QStringLiteral("a prompt worth keeping")});
-        window->headView()->showHead(1, 2);
-        window->showView(QStringLiteral("head"));
-        ASSERT_TRUE(window->saveSession(file("missing.json"), &error)) << error.toStdString();
-    }
+    ASSERT_NO_FATAL_FAILURE(saveSessionOn(model, QStringLiteral("a prompt worth keeping"), 1, 2, file("missing.json")));
     ASSERT_TRUE(QFile::remove(model));
     auto window = openAndRun({.modelPath = s_model, .prompt = QStringLiteral("what was on screen")});
     const auto loaded = window->model();
@@ -125,15 +133,7 @@ TEST_F(WindowFaults, ASessionNamingAMissingModelKeepsItsPromptAndRestoresOnceThe
 TEST_F(WindowFaults, ASessionNamingAChangedModelRestoresAndSaysTheFileDiffers)
 {
     const QString model = copyOf(s_model, file("session-changed.pt"));
-    QString error;
-    {
-        auto window = openAndRun({.modelPath = model, .prompt = QStringLiteral("the weights move on")});
-        window->headView()->showHead(1, 3);
-        window->showView(QStringLiteral("head"));
-        // The hash is taken after the first run; a session saved before it carries none (and no check).
-        ASSERT_TRUE(QTest::qWaitFor([&] { return !window->runController()->modelHash().isEmpty(); }, 30000));
-        ASSERT_TRUE(window->saveSession(file("changed.json"), &error)) << error.toStdString();
-    }
+    ASSERT_NO_FATAL_FAILURE(saveSessionOn(model, QStringLiteral("the weights move on"), 1, 3, file("changed.json")));
     // The file at the session's path is now a later checkpoint: same shape, other weights.
     const std::string later = s_dir->file("later.gguf");
     sinkscope::testing::writeTinyLlamaCheckpointGguf(later, 500);
